@@ -1,0 +1,111 @@
+/*
+ * dtype.c - tensor_type names and sizes, shape formatting, name escaping.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+
+static const struct {
+	const char *name;  /* MindSpore spelling (written) */
+	const char *old;   /* older MindSpore spelling (read only) or NULL */
+	const char *numpy; /* numpy name (read only) or NULL */
+	size_t size;
+} dtypes[CKPT_DT_COUNT] = {
+	[CKPT_DT_BOOL] = {"Bool", NULL, "bool", 1},
+	[CKPT_DT_INT4] = {"Int4", NULL, "int4", 1},
+	[CKPT_DT_INT8] = {"Int8", NULL, "int8", 1},
+	[CKPT_DT_INT16] = {"Int16", NULL, "int16", 2},
+	[CKPT_DT_INT32] = {"Int32", NULL, "int32", 4},
+	[CKPT_DT_INT64] = {"Int64", NULL, "int64", 8},
+	[CKPT_DT_UINT8] = {"UInt8", "Uint8", "uint8", 1},
+	[CKPT_DT_UINT16] = {"UInt16", "Uint16", "uint16", 2},
+	[CKPT_DT_UINT32] = {"UInt32", "Uint32", "uint32", 4},
+	[CKPT_DT_UINT64] = {"UInt64", "Uint64", "uint64", 8},
+	[CKPT_DT_FLOAT16] = {"Float16", NULL, "float16", 2},
+	[CKPT_DT_FLOAT32] = {"Float32", NULL, "float32", 4},
+	[CKPT_DT_FLOAT64] = {"Float64", NULL, "float64", 8},
+	[CKPT_DT_BFLOAT16] = {"BFloat16", NULL, "bfloat16", 2},
+	[CKPT_DT_COMPLEX64] = {"Complex64", NULL, "complex64", 8},
+	[CKPT_DT_COMPLEX128] = {"Complex128", NULL, "complex128", 16},
+	[CKPT_DT_FLOAT8E4M3FN] = {"Float8E4M3FN", NULL, "float8_e4m3fn", 1},
+	[CKPT_DT_FLOAT8E5M2] = {"Float8E5M2", NULL, "float8_e5m2", 1},
+	[CKPT_DT_HIFLOAT8] = {"HiFloat8", NULL, NULL, 1},
+	[CKPT_DT_STR] = {"str", NULL, NULL, 4},
+};
+
+const char *const ckpt_map_names[CKPT_MAP_NTENSORS] = {"keys", "values",
+						       "status"};
+
+const char *ckpt_dtype_name(ckpt_dtype dt)
+{
+	return (unsigned)dt < CKPT_DT_COUNT ? dtypes[dt].name : "?";
+}
+
+size_t ckpt_dtype_size(ckpt_dtype dt)
+{
+	return (unsigned)dt < CKPT_DT_COUNT ? dtypes[dt].size : 0;
+}
+
+static bool same(const char *s, size_t len, const char *name)
+{
+	return name && strlen(name) == len && memcmp(s, name, len) == 0;
+}
+
+bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)
+{
+	for (int i = 0; i < CKPT_DT_COUNT; i++) {
+		if (same(s, len, dtypes[i].name) ||
+		    same(s, len, dtypes[i].old) ||
+		    same(s, len, dtypes[i].numpy)) {
+			*out = (ckpt_dtype)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
+		      size_t size)
+{
+	size_t n = 0;
+	int w;
+
+#define PUT(...)                                                        \
+	do {                                                            \
+		w = snprintf(buf + (n < size ? n : size),               \
+			     n < size ? size - n : 0, __VA_ARGS__);     \
+		n += (size_t)w;                                         \
+	} while (0)
+	PUT("[");
+	for (uint32_t i = 0; i < ndims; i++)
+		PUT(i ? ",%" PRId64 : "%" PRId64, dims[i]);
+	PUT("]");
+#undef PUT
+	return (int)n;
+}
+
+char *ckpt_name_escape(const char *name, size_t len)
+{
+	char *out, *o;
+	bool dots = (len == 1 || len == 2) && name[0] == '.' &&
+		    name[len - 1] == '.';
+
+	if (len == 0)
+		return strdup("%");
+	out = malloc(len * 3 + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '%' || c == '/' || c == '\0' || (dots && c == '.'))
+			o += sprintf(o, "%%%02X", c);
+		else
+			*o++ = (char)c;
+	}
+	*o = '\0';
+	return out;
+}

@@ -1,0 +1,55 @@
+/*
+ * error.c - error codes, messages, and the mapping to errno.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+const char *ckpt_strerror(ckpt_err code)
+{
+	switch (code) {
+	case CKPT_OK: return "success";
+	case CKPT_ERR_IO: return "I/O error";
+	case CKPT_ERR_NOMEM: return "out of memory";
+	case CKPT_ERR_CORRUPT: return "not a valid checkpoint";
+	case CKPT_ERR_CRC: return "CRC mismatch";
+	case CKPT_ERR_UNSUPPORTED: return "unsupported checkpoint feature";
+	case CKPT_ERR_NOTFOUND: return "no such parameter";
+	case CKPT_ERR_INVAL: return "invalid argument";
+	}
+	return "unknown error";
+}
+
+int ckpt_errno(const struct ckpt_error *err)
+{
+	switch (err->code) {
+	case CKPT_OK: return 0;
+	case CKPT_ERR_IO: return err->sys_errno ? err->sys_errno : EIO;
+	case CKPT_ERR_NOMEM: return ENOMEM;
+	case CKPT_ERR_CORRUPT: return EIO;
+	case CKPT_ERR_CRC: return EIO;
+	case CKPT_ERR_UNSUPPORTED: return ENOTSUP;
+	case CKPT_ERR_NOTFOUND: return ENOENT;
+	case CKPT_ERR_INVAL: return EINVAL;
+	}
+	return EIO;
+}
+
+ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
+		   const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	if (!err)
+		return code;
+	err->code = code;
+	err->sys_errno = code == CKPT_ERR_IO ? saved : 0;
+	err->offset = offset;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}

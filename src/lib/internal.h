@@ -1,0 +1,67 @@
+/*
+ * internal.h - definitions shared by the files of libckpt, not installed.
+ */
+#ifndef CKPT_INTERNAL_H
+#define CKPT_INTERNAL_H
+
+#include "ckpt.h"
+
+/* Fills err (if non-NULL) with code, offset and a printf-style message, and
+ * returns code.  sys_errno is taken from errno for CKPT_ERR_IO. */
+ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
+		   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Windowed pread reader used by the scanner: hands out pointers to byte
+ * ranges of the source without reading tensor content. */
+struct ckpt_reader {
+	int fd;
+	const char *label;
+	uint64_t size;     /* readable bytes (the stream, not the trailer) */
+	uint8_t *buf;
+	size_t cap;
+	uint64_t boff;     /* file offset of buf[0] */
+	size_t blen;       /* valid bytes in buf */
+};
+
+/* Makes [off, off+n) available and points *p at it.  The pointer stays
+ * valid until the next call.  Fails with CKPT_ERR_CORRUPT if the range
+ * passes the end, CKPT_ERR_IO if the read fails. */
+ckpt_err ckpt_reader_get(struct ckpt_reader *r, uint64_t off, size_t n,
+			 const uint8_t **p, struct ckpt_error *err);
+
+/* Decodes a varint at *pos (below limit), advancing *pos. */
+ckpt_err ckpt_reader_varint(struct ckpt_reader *r, uint64_t *pos,
+			    uint64_t limit, uint64_t *val,
+			    struct ckpt_error *err);
+
+/* Skips a field of wire type wt whose key ended at *pos. */
+ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
+			  uint64_t limit, unsigned wt, struct ckpt_error *err);
+
+/* pread that retries on EINTR and short reads; returns bytes read or -1. */
+ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
+struct ckpt_file {
+	int fd;
+	char *path;
+	struct ckpt_stats stats;
+	struct ckpt_param *params;
+	size_t nparams, cap;
+	size_t *hash;        /* open addressing: index+1, 0 = empty */
+	size_t hash_size;    /* power of two */
+};
+
+/* Adds (or, for a name seen before, replaces) a parameter; takes ownership
+ * of p's allocations.  Used by the scanner. */
+ckpt_err ckpt_index_put(struct ckpt_file *f, struct ckpt_param *p,
+			struct ckpt_error *err);
+
+/* Frees the allocations of one tensor / one parameter. */
+void ckpt_tensor_free(struct ckpt_tensor *t);
+void ckpt_param_free(struct ckpt_param *p);
+
+/* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
+ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
+
+#endif /* CKPT_INTERNAL_H */
