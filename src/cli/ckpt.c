@@ -5,17 +5,24 @@
  *   ckpt cat FILE NAME       raw bytes of one parameter to stdout
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
+ *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "ckpt_status.h"
 
 static const char usage[] =
 	"usage: ckpt COMMAND [OPTIONS] FILE [NAME]\n"
@@ -30,6 +37,10 @@ static const char usage[] =
 	"  cat FILE NAME      write the raw bytes of parameter NAME to stdout\n"
 	"  info FILE          summary: counts, bytes, dtypes, crc trailer\n"
 	"  verify FILE        check structure and crc; exit 0 only if valid\n"
+	"  umount MOUNTPOINT  commit the edits of a ckptfs mount, unmount it\n"
+	"                     and wait until the daemon has finished; if the\n"
+	"                     commit fails, nothing is unmounted and the\n"
+	"                     reason is printed\n"
 	"\n"
 	"options:\n"
 	"  -h, --help         show this help\n"
@@ -243,13 +254,87 @@ static int cmd_verify(int argc, char **argv)
 	return 0;
 }
 
+/* Runs fusermount3 -u MOUNTPOINT; returns its exit status. */
+static int fusermount_u(const char *mnt)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "--", mnt,
+		       (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+	char buf[1024], msg[1024];
+	const char *mnt;
+	ssize_t n;
+	int dfd, pidfd;
+	pid_t pid;
+
+	if (argc != 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	mnt = argv[1];
+	n = getxattr(mnt, CKPT_XATTR_PID, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "ckpt: %s is not a ckptfs mount point\n", mnt);
+		return 1;
+	}
+	buf[n] = '\0';
+	pid = (pid_t)atoi(buf);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		int e = errno;
+		n = getxattr(mnt, CKPT_XATTR_ERROR, msg, sizeof(msg) - 1);
+		msg[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "ckpt: commit of %s failed: %s\n", mnt,
+			n > 0 ? msg : strerror(e));
+		fprintf(stderr, "ckpt: nothing was unmounted; the edits are "
+			"still in the mount: fix the problem and run 'ckpt "
+			"umount %s' again\n", mnt);
+		if (dfd >= 0)
+			close(dfd);
+		if (pidfd >= 0)
+			close(pidfd);
+		return 1;
+	}
+	close(dfd);
+	if (fusermount_u(mnt) != 0) {
+		fprintf(stderr, "ckpt: fusermount3 -u %s failed; the edits "
+			"are committed\n", mnt);
+		if (pidfd >= 0)
+			close(pidfd);
+		return 1;
+	}
+	if (pidfd >= 0) { /* wait for the daemon's last commit */
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		close(pidfd);
+	}
+	if (ckpt_status_take(pid, msg, sizeof(msg))) {
+		fprintf(stderr, "ckpt: %s\n", msg);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {{"ls", cmd_ls}, {"cat", cmd_cat}, {"info", cmd_info},
-		    {"verify", cmd_verify}};
+		    {"verify", cmd_verify}, {"umount", cmd_umount}};
 
 	if (argc < 2) {
 		fputs(usage, stderr);

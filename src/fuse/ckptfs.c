@@ -1,24 +1,27 @@
 /*
  * ckptfs.c - mount a MindSpore checkpoint as a directory (low-level FUSE).
  *
- * Design.  All knowledge of the format lives in libckpt: ckpt_open scans the
- * file once and hands us an index of parameters, each with its dtype, shape
- * and the extents of the file that hold its bytes.  This file only maps that
- * index onto FUSE:
+ * Design.  Everything about the format and about editing lives in libckpt:
+ * ckpt_tree_open scans the checkpoint once into an editable tree whose
+ * entries (one per parameter) have stable ids.  This file only maps FUSE
+ * requests onto that tree:
  *
- *   - Inode numbers are computed, not allocated: the root is 1 and
- *     parameter i owns the block 2 + 4*i .. 5 + 4*i (the parameter itself,
- *     then the keys/values/status files when it is a map, shown as a
- *     directory).  The index does not change while mounted, so lookup
- *     counts need no bookkeeping and forget has nothing to release.
+ *   - Inode numbers are entry ids (the root is FUSE_ROOT_ID = 1, ids are
+ *     multiples of 4, a map parameter's keys/values/status are id+1..id+3).
+ *     Ids are never reused, so the kernel can never confuse two entries.
+ *     We count the kernel's lookups per root entry; when a deleted entry's
+ *     count drops to zero (forget), its staging data is released.
  *   - Reads never copy tensor data through this process when they can be
- *     avoided: the reply is a fuse_bufvec of (fd, offset) pieces, one per
- *     extent, which libfuse splices from the checkpoint into /dev/fuse.
- *     Only bfloat16 stored as float32 is converted in a buffer.
- *   - The content never changes, so the kernel may keep its page cache
- *     across opens (keep_cache), attributes are cached for long, and
- *     shared read-only mmap works.
- *   - Extended attributes user.dtype and user.shape describe each tensor.
+ *     avoided: the tree hands out (fd, offset) pieces, from the checkpoint
+ *     for untouched entries and from a staging file for edited ones, and
+ *     libfuse splices them into /dev/fuse.
+ *   - Writes, truncates, creates, unlinks, renames and setxattr of
+ *     user.dtype / user.shape change the tree; fsync of any file or
+ *     directory commits the whole tree as a new checkpoint, and so does
+ *     unmounting.  If that last commit fails, the tree is saved as a
+ *     recovery checkpoint beside the original instead of being lost.
+ *   - Content only changes through this mount, so the kernel keeps its page
+ *     cache across opens and shared mmap works, also for writing.
  */
 #define FUSE_USE_VERSION 312
 
@@ -26,30 +29,33 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
 #include <unistd.h>
 
-#include "ckpt.h"
+#include "ckpt_tree.h"
+#include "ckpt_status.h"
 
-#define ROOT_INO FUSE_ROOT_ID
-#define INO_PER_PARAM 4
-#define CACHE_TIMEOUT 86400.0 /* the index never changes while mounted */
+#define ATTR_TIMEOUT 1.0
+#define ENTRY_TIMEOUT 1.0
 
 struct ckptfs {
-	struct ckpt_file *ckpt;
-	struct stat src; /* stat of the checkpoint: times, owner */
+	struct ckpt_tree *tree;
 	uid_t uid;
 	gid_t gid;
-};
-
-/* What an inode number designates. */
-struct node {
-	const struct ckpt_param *param; /* NULL for the root */
-	const struct ckpt_tensor *tensor; /* NULL for directories */
+	bool foreground;
+	const char *source;
+	pthread_mutex_t lock; /* lookup counts and last_error */
+	uint64_t *nlookup;    /* by id / 4 */
+	size_t nlookup_cap;
+	char last_error[sizeof(((struct ckpt_error *)0)->msg)];
 };
 
 static struct ckptfs *fs_of(fuse_req_t req)
@@ -57,68 +63,119 @@ static struct ckptfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static fuse_ino_t param_ino(size_t i)
+/* Logs to stderr in the foreground and to syslog always. */
+static void logmsg(const struct ckptfs *fs, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void logmsg(const struct ckptfs *fs, int prio, const char *fmt, ...)
 {
-	return 2 + (fuse_ino_t)i * INO_PER_PARAM;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs->foreground) {
+		va_list aq;
+		va_copy(aq, ap);
+		fputs("ckptfs: ", stderr);
+		vfprintf(stderr, fmt, aq);
+		fputc('\n', stderr);
+		va_end(aq);
+	}
+	vsyslog(prio, fmt, ap);
+	va_end(ap);
 }
 
-/* Resolves ino; returns false if it designates nothing. */
-static bool resolve(const struct ckptfs *fs, fuse_ino_t ino, struct node *n)
+/* Replies with the errno of err and remembers failed commits. */
+static void reply_fail(fuse_req_t req, const struct ckpt_error *err)
 {
-	size_t i, k;
+	fuse_reply_err(req, ckpt_errno(err));
+}
 
-	n->param = NULL;
-	n->tensor = NULL;
-	if (ino == ROOT_INO)
-		return true;
-	if (ino < 2)
-		return false;
-	i = (ino - 2) / INO_PER_PARAM;
-	k = (ino - 2) % INO_PER_PARAM;
-	n->param = ckpt_param_at(fs->ckpt, i);
-	if (!n->param)
-		return false;
-	if (n->param->kind == CKPT_PARAM_TENSOR) {
-		n->tensor = &n->param->tensor;
-		return k == 0;
+static uint64_t dir_of(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? 0 : ino;
+}
+
+static void count_lookup(struct ckptfs *fs, uint64_t id, int64_t delta)
+{
+	size_t slot = id / 4;
+	bool release = false;
+
+	if (id % 4 || id == 0)
+		return; /* map tensors live as long as their map */
+	pthread_mutex_lock(&fs->lock);
+	if (slot >= fs->nlookup_cap && delta > 0) {
+		size_t n = slot * 2 + 64;
+		uint64_t *nl = realloc(fs->nlookup, n * sizeof(*nl));
+		if (nl) {
+			memset(nl + fs->nlookup_cap, 0,
+			       (n - fs->nlookup_cap) * sizeof(*nl));
+			fs->nlookup = nl;
+			fs->nlookup_cap = n;
+		}
 	}
-	if (k > 0)
-		n->tensor = &n->param->map[k - 1];
-	return true;
+	if (slot < fs->nlookup_cap) {
+		fs->nlookup[slot] += (uint64_t)delta;
+		release = fs->nlookup[slot] == 0;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (release)
+		ckpt_tree_forget(fs->tree, id);
 }
 
 static void fill_attr(const struct ckptfs *fs, fuse_ino_t ino,
-		      const struct node *n, struct stat *st)
+		      const struct ckpt_entry_info *info, struct stat *st)
 {
+	bool ro = ckpt_tree_read_only(fs->tree) != NULL;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_atim = fs->src.st_atim;
-	st->st_mtim = fs->src.st_mtim;
-	st->st_ctim = fs->src.st_ctim;
+	st->st_mtim.tv_sec = (time_t)(info->mtime_ns / 1000000000u);
+	st->st_mtim.tv_nsec = (long)(info->mtime_ns % 1000000000u);
+	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_blksize = 4096;
-	if (n->tensor) {
-		st->st_mode = S_IFREG | 0444;
+	if (info->kind == CKPT_ENTRY_FILE) {
+		st->st_mode = S_IFREG | (ro || ino % 4 ? 0444 : 0644);
 		st->st_nlink = 1;
-		st->st_size = (off_t)n->tensor->size;
-		st->st_blocks = (blkcnt_t)((n->tensor->size + 511) / 512);
+		st->st_size = (off_t)info->size;
+		st->st_blocks = (blkcnt_t)((info->size + 511) / 512);
 	} else {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | (ro || ino != FUSE_ROOT_ID ? 0555 : 0755);
 		st->st_nlink = 2;
 	}
 }
 
-static void reply_entry(fuse_req_t req, fuse_ino_t ino, const struct node *n)
+/* Stats ino into st; false if it does not exist. */
+static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 {
+	struct ckpt_entry_info info;
+
+	if (ino == FUSE_ROOT_ID) {
+		memset(&info, 0, sizeof(info));
+		info.kind = CKPT_ENTRY_DIR;
+	} else if (ckpt_tree_stat(fs->tree, ino, &info) != CKPT_OK) {
+		return false;
+	}
+	fill_attr(fs, ino, &info, st);
+	return true;
+}
+
+static void reply_entry(fuse_req_t req, uint64_t id)
+{
+	struct ckptfs *fs = fs_of(req);
 	struct fuse_entry_param e;
 
 	memset(&e, 0, sizeof(e));
-	e.ino = ino;
-	e.attr_timeout = CACHE_TIMEOUT;
-	e.entry_timeout = CACHE_TIMEOUT;
-	fill_attr(fs_of(req), ino, n, &e.attr);
-	fuse_reply_entry(req, &e);
+	if (!stat_ino(fs, id, &e.attr)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = id;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	count_lookup(fs, id, 1);
+	if (fuse_reply_entry(req, &e) != 0)
+		count_lookup(fs, id, -1);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -130,296 +187,524 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 }
 
+/* Commits pending changes; at unmount a failed commit saves a recovery
+ * checkpoint so that nothing is lost. */
+static void op_destroy(void *userdata)
+{
+	struct ckptfs *fs = userdata;
+	struct ckpt_error err;
+	char *saved;
+
+	if (ckpt_tree_read_only(fs->tree) || !ckpt_tree_dirty(fs->tree))
+		return;
+	if (ckpt_tree_commit(fs->tree, &err) == CKPT_OK) {
+		logmsg(fs, LOG_INFO, "committed %s at unmount",
+		       ckpt_tree_target(fs->tree));
+		return;
+	}
+	logmsg(fs, LOG_ERR, "commit at unmount failed: %s", err.msg);
+	if (ckpt_tree_save_recovery(fs->tree, &saved, &err) == CKPT_OK) {
+		logmsg(fs, LOG_ERR, "pending changes saved to %s", saved);
+		ckpt_status_write(getpid(), "commit at unmount failed; pending "
+				  "changes saved to %s", saved);
+		free(saved);
+	} else {
+		logmsg(fs, LOG_CRIT, "could not save pending changes: %s",
+		       err.msg);
+		ckpt_status_write(getpid(), "commit at unmount failed and the "
+				  "changes could not be saved: %s", err.msg);
+	}
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct ckptfs *fs = fs_of(req);
-	struct node dir, n;
-	ssize_t i;
+	uint64_t id;
 
-	if (!resolve(fs, parent, &dir) || dir.tensor) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	if (dir.param) { /* inside a map directory */
-		for (int k = 0; k < CKPT_MAP_NTENSORS; k++) {
-			if (strcmp(name, ckpt_map_names[k]) == 0) {
-				fuse_ino_t ino = parent + 1 + (fuse_ino_t)k;
-				resolve(fs, ino, &n);
-				reply_entry(req, ino, &n);
-				return;
-			}
-		}
+	if (ckpt_tree_lookup(fs_of(req)->tree, dir_of(parent), name, &id))
 		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	i = ckpt_find(fs->ckpt, name);
-	if (i < 0) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	resolve(fs, param_ino((size_t)i), &n);
-	reply_entry(req, param_ino((size_t)i), &n);
+	else
+		reply_entry(req, id);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	count_lookup(fs_of(req), ino, -(int64_t)nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		count_lookup(fs_of(req), forgets[i].ino,
+			     -(int64_t)forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct ckptfs *fs = fs_of(req);
 	struct stat st;
-	struct node n;
 
 	(void)fi;
-	if (!resolve(fs, ino, &n)) {
+	if (!stat_ino(fs_of(req), ino, &st))
 		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	fill_attr(fs, ino, &n, &st);
-	fuse_reply_attr(req, &st, CACHE_TIMEOUT);
+	else
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
-/* Adds one entry to a readdir reply; returns false when the buffer is full. */
-static bool add_dirent(fuse_req_t req, char *buf, size_t size, size_t *used,
-		       const char *name, fuse_ino_t ino, mode_t mode,
-		       off_t next)
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
 {
-	struct stat st = {.st_ino = ino, .st_mode = mode};
-	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	struct ckptfs *fs = fs_of(req);
+	struct ckpt_error err;
+	struct stat st;
 
-	if (*used + need > size)
+	(void)fi;
+	if ((to_set & FUSE_SET_ATTR_SIZE) &&
+	    ckpt_tree_truncate(fs->tree, ino, (uint64_t)attr->st_size, &err)) {
+		reply_fail(req, &err);
+		return;
+	}
+	/* mode, owner and times are accepted and not stored: a checkpoint
+	 * has no place for them (chmod and touch succeed) */
+	if (!stat_ino(fs, ino, &st))
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+struct dir_fill {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static bool add_dirent(void *ctx, const char *name, uint64_t id,
+		       enum ckpt_entry_kind kind, size_t next)
+{
+	struct dir_fill *d = ctx;
+	struct stat st = {.st_ino = id,
+			  .st_mode = kind == CKPT_ENTRY_DIR ? S_IFDIR
+							    : S_IFREG};
+	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+
+	if (d->used + need > d->size)
 		return false;
-	fuse_add_direntry(req, buf + *used, size - *used, name, &st, next);
-	*used += need;
+	fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name,
+			  &st, (off_t)next + 2);
+	d->used += need;
 	return true;
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct ckptfs *fs = fs_of(req);
-	size_t used = 0, count;
-	struct node dir;
-	char *buf;
+	struct dir_fill d = {.req = req, .size = size};
+	struct stat st;
 
 	(void)fi;
-	if (!resolve(fs, ino, &dir) || dir.tensor) {
+	if (!stat_ino(fs_of(req), ino, &st) || !S_ISDIR(st.st_mode)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	buf = malloc(size);
-	if (!buf) {
+	d.buf = malloc(size);
+	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* offsets: 0 ".", 1 "..", 2 + i entry i */
-	count = dir.param ? CKPT_MAP_NTENSORS : ckpt_count(fs->ckpt);
-	for (off_t o = off; o < (off_t)count + 2; o++) {
-		const char *name;
-		fuse_ino_t child;
-		mode_t mode = S_IFREG;
-
-		if (o < 2) {
-			name = o == 0 ? "." : "..";
-			child = o == 0 ? ino : ROOT_INO;
-			mode = S_IFDIR;
-		} else if (dir.param) {
-			name = ckpt_map_names[o - 2];
-			child = ino + 1 + (fuse_ino_t)(o - 2);
-		} else {
-			const struct ckpt_param *p =
-				ckpt_param_at(fs->ckpt, (size_t)(o - 2));
-			name = p->fname;
-			child = param_ino((size_t)(o - 2));
-			if (p->kind == CKPT_PARAM_MAP)
-				mode = S_IFDIR;
-		}
-		if (!add_dirent(req, buf, size, &used, name, child, mode,
-				o + 1))
-			break;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
+	/* offsets: 1 after ".", 2 after "..", 2 + i + 1 after entry i */
+	if (off == 0)
+		add_dirent(&d, ".", ino, CKPT_ENTRY_DIR, (size_t)-1);
+	if (off <= 1)
+		add_dirent(&d, "..", FUSE_ROOT_ID, CKPT_ENTRY_DIR, 0);
+	ckpt_tree_list(fs_of(req)->tree, dir_of(ino),
+		       off >= 2 ? (size_t)off - 2 : 0, add_dirent, &d);
+	fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node n;
+	struct ckptfs *fs = fs_of(req);
+	struct ckpt_error err;
+	struct stat st;
 
-	if (!resolve(fs_of(req), ino, &n) || !n.tensor) {
-		fuse_reply_err(req, n.param || ino == ROOT_INO ? EISDIR : ENOENT);
+	if (!stat_ino(fs, ino, &st)) {
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+	if (S_ISDIR(st.st_mode)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && ckpt_tree_read_only(fs->tree)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY &&
+	    ckpt_tree_truncate(fs->tree, ino, 0, &err)) {
+		reply_fail(req, &err);
 		return;
 	}
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 
-/* Replies with the stored bytes [off, off+size) as fd pieces to splice. */
-static void reply_extents(fuse_req_t req, const struct ckptfs *fs,
-			  const struct ckpt_tensor *t, size_t size, off_t off)
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
 {
-	uint32_t first = ckpt_tensor_extent_at(t, (uint64_t)off), n = 0;
-	struct fuse_bufvec *bv;
-	uint64_t pos = (uint64_t)off;
+	struct ckptfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct ckpt_error err;
+	uint64_t id;
 
-	for (uint32_t i = first; i < t->nextents &&
-	     t->extents[i].pos < (uint64_t)off + size; i++)
-		n++;
-	bv = calloc(1, sizeof(*bv) + n * sizeof(struct fuse_buf));
-	if (!bv) {
-		fuse_reply_err(req, ENOMEM);
+	(void)mode;
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (ckpt_tree_create(fs->tree, name, &id, &err)) {
+		reply_fail(req, &err);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	if (!stat_ino(fs, id, &e.attr)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = id;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fi->keep_cache = 1;
+	count_lookup(fs, id, 1);
+	if (fuse_reply_create(req, &e, fi) != 0)
+		count_lookup(fs, id, -1);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct ckpt_error err;
+	uint64_t id;
+
+	(void)rdev;
+	if (!S_ISREG(mode) || parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ckpt_tree_create(fs_of(req)->tree, name, &id, &err))
+		reply_fail(req, &err);
+	else
+		reply_entry(req, id);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	fuse_reply_err(req, EPERM); /* the parameter list is flat */
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+		    const char *name)
+{
+	(void)ino, (void)parent, (void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct ckpt_error err;
+
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ckpt_tree_unlink(fs_of(req)->tree, name, &err))
+		reply_fail(req, &err);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	fuse_reply_err(req, EPERM); /* map parameters are read-only */
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct ckpt_error err;
+
+	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (flags & ~RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (ckpt_tree_rename(fs_of(req)->tree, name, newname,
+			     flags & RENAME_NOREPLACE, &err))
+		reply_fail(req, &err);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static int reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
+{
+	fuse_req_t req = ctx;
+	struct fuse_bufvec *bv;
+
+	bv = calloc(1, sizeof(*bv) + n * sizeof(struct fuse_buf));
+	if (!bv)
+		return -ENOMEM;
 	bv->count = n;
 	for (uint32_t i = 0; i < n; i++) {
-		const struct ckpt_extent *x = &t->extents[first + i];
-		uint64_t in = pos - x->pos, len = x->len - in;
-		if (len > (uint64_t)off + size - pos)
-			len = (uint64_t)off + size - pos;
-		bv->buf[i] = (struct fuse_buf){
-			.size = (size_t)len,
-			.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
-			.fd = ckpt_fd(fs->ckpt),
-			.pos = (off_t)(x->src + in)};
-		pos += len;
+		if (p[i].fd >= 0)
+			bv->buf[i] = (struct fuse_buf){
+				.size = p[i].len,
+				.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+				.fd = p[i].fd,
+				.pos = (off_t)p[i].pos};
+		else
+			bv->buf[i] = (struct fuse_buf){
+				.size = p[i].len, .mem = (void *)p[i].mem};
 	}
-	fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	if (n == 0)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 	free(bv);
+	return 0;
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct ckptfs *fs = fs_of(req);
-	struct ckpt_error err;
-	struct node n;
-	ssize_t got;
-	char *buf;
+	int r;
 
 	(void)fi;
-	if (!resolve(fs, ino, &n) || !n.tensor) {
-		fuse_reply_err(req, EISDIR);
+	r = ckpt_tree_read_pieces(fs_of(req)->tree, ino, (uint64_t)off, size,
+				  reply_pieces, req);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct ckpt_error err;
+	ssize_t n;
+
+	(void)fi;
+	n = ckpt_tree_write(fs_of(req)->tree, ino, buf, size, (uint64_t)off,
+			    &err);
+	if (n < 0)
+		reply_fail(req, &err);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* fsync of anything commits everything. */
+static void commit(fuse_req_t req)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct ckpt_error err;
+
+	if (ckpt_tree_read_only(fs->tree)) {
+		fuse_reply_err(req, 0);
 		return;
 	}
-	if ((uint64_t)off >= n.tensor->size) {
-		fuse_reply_buf(req, NULL, 0);
+	if (ckpt_tree_commit(fs->tree, &err) == CKPT_OK) {
+		pthread_mutex_lock(&fs->lock);
+		fs->last_error[0] = '\0';
+		pthread_mutex_unlock(&fs->lock);
+		fuse_reply_err(req, 0);
 		return;
 	}
-	if (size > n.tensor->size - (uint64_t)off)
-		size = (size_t)(n.tensor->size - (uint64_t)off);
-	if (!n.tensor->bf16_from_f32) {
-		reply_extents(req, fs, n.tensor, size, off);
-		return;
-	}
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	got = ckpt_tensor_read(fs->ckpt, n.tensor, buf, size, (uint64_t)off,
-			       &err);
-	if (got < 0) {
-		fprintf(stderr, "ckptfs: %s\n", err.msg);
-		fuse_reply_err(req, ckpt_errno(&err));
-	} else {
-		fuse_reply_buf(req, buf, (size_t)got);
-	}
-	free(buf);
+	logmsg(fs, LOG_ERR, "commit failed: %s", err.msg);
+	pthread_mutex_lock(&fs->lock);
+	snprintf(fs->last_error, sizeof(fs->last_error), "%s", err.msg);
+	pthread_mutex_unlock(&fs->lock);
+	reply_fail(req, &err);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	commit(req);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	commit(req);
 }
 
 static const char xattr_list[] = "user.dtype\0user.shape";
 
-/* Formats xattr name of n into buf; returns its length or -errno. */
-static int xattr_value(const struct node *n, const char *name, char *buf,
-		       size_t size)
-{
-	const struct ckpt_tensor *t = n->tensor;
-	int len;
-
-	if (!t)
-		return -ENODATA;
-	if (strcmp(name, "user.dtype") == 0) {
-		/* map tensors keep their stored (numpy) spelling */
-		len = snprintf(buf, size, "%s",
-			       n->param->kind == CKPT_PARAM_MAP
-				       ? t->type_str
-				       : ckpt_dtype_name(t->dtype));
-	} else if (strcmp(name, "user.shape") == 0) {
-		len = ckpt_shape_format(t->dims, t->ndims, buf, size);
-	} else {
-		return -ENODATA;
-	}
-	return len < (int)size ? len : -ERANGE;
-}
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+static void reply_value(fuse_req_t req, const char *v, size_t len,
 			size_t size)
 {
-	char buf[1024];
-	struct node n;
-	int len;
-
-	if (!resolve(fs_of(req), ino, &n)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	len = xattr_value(&n, name, buf, sizeof(buf));
-	if (len < 0)
-		fuse_reply_err(req, -len);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else if ((size_t)len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	size_t len = sizeof(xattr_list);
-	struct node n;
-
-	if (!resolve(fs_of(req), ino, &n)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (!n.tensor)
-		len = 0;
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (len > size)
 		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, xattr_list, len);
+		fuse_reply_buf(req, v, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct ckpt_entry_info info;
+	char buf[sizeof(fs->last_error)];
+
+	if (ino == FUSE_ROOT_ID) { /* control values for 'ckpt umount' */
+		if (strcmp(name, CKPT_XATTR_PID) == 0) {
+			snprintf(buf, sizeof(buf), "%d", (int)getpid());
+		} else if (strcmp(name, CKPT_XATTR_ERROR) == 0) {
+			pthread_mutex_lock(&fs->lock);
+			snprintf(buf, sizeof(buf), "%s", fs->last_error);
+			pthread_mutex_unlock(&fs->lock);
+		} else {
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+		reply_value(req, buf, strlen(buf), size);
+		return;
+	}
+	if (ckpt_tree_stat(fs->tree, ino, &info)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (info.kind != CKPT_ENTRY_FILE)
+		fuse_reply_err(req, ENODATA);
+	else if (strcmp(name, "user.dtype") == 0)
+		reply_value(req, info.dtype, strlen(info.dtype), size);
+	else if (strcmp(name, "user.shape") == 0)
+		reply_value(req, info.shape, strlen(info.shape), size);
+	else
+		fuse_reply_err(req, ENODATA);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct ckpt_entry_info info;
+
+	if (ino == FUSE_ROOT_ID) {
+		reply_value(req, "", 0, size);
+		return;
+	}
+	if (ckpt_tree_stat(fs_of(req)->tree, ino, &info)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_value(req, xattr_list,
+		    info.kind == CKPT_ENTRY_FILE ? sizeof(xattr_list) : 0,
+		    size);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct ckptfs *fs = fs_of(req);
+	struct ckpt_error err;
+	ckpt_err r;
+
+	(void)flags; /* both attributes always exist */
+	if (strcmp(name, "user.dtype") == 0)
+		r = ckpt_tree_set_dtype(fs->tree, ino, value, size, &err);
+	else if (strcmp(name, "user.shape") == 0)
+		r = ckpt_tree_set_shape(fs->tree, ino, value, size, &err);
+	else {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (r) {
+		if (r == CKPT_ERR_INVAL)
+			logmsg(fs, LOG_NOTICE, "setxattr %s: %s", name,
+			       err.msg);
+		reply_fail(req, &err);
+	} else {
+		fuse_reply_err(req, 0);
+	}
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct ckpt_error err;
+
+	if (strcmp(name, "user.shape") == 0) { /* back to inferred (1-D) */
+		if (ckpt_tree_clear_shape(fs_of(req)->tree, ino, &err))
+			reply_fail(req, &err);
+		else
+			fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, strcmp(name, "user.dtype") == 0 ? EPERM : ENODATA);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct ckptfs *fs = fs_of(req);
-	const struct ckpt_stats *st = ckpt_stats(fs->ckpt);
 	struct statvfs sv;
+	char *dir = strdup(ckpt_tree_target(fs->tree)), *slash;
 
 	(void)ino;
 	memset(&sv, 0, sizeof(sv));
-	sv.f_bsize = 4096;
-	sv.f_frsize = 4096;
-	sv.f_blocks = (st->data_bytes + 4095) / 4096;
-	sv.f_files = ckpt_count(fs->ckpt) + 1;
+	if (dir && (slash = strrchr(dir, '/')))
+		*slash = '\0';
+	if (!dir || statvfs(slash ? dir : ".", &sv) != 0) {
+		memset(&sv, 0, sizeof(sv));
+		sv.f_bsize = sv.f_frsize = 4096;
+	}
+	free(dir);
+	sv.f_files = ckpt_tree_count(fs->tree) + 1;
 	sv.f_namemax = NAME_MAX;
 	fuse_reply_statfs(req, &sv);
 }
 
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
+	.setattr = op_setattr,
 	.readdir = op_readdir,
 	.open = op_open,
+	.create = op_create,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
 	.read = op_read,
+	.write = op_write,
+	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
 	.statfs = op_statfs,
 };
 
@@ -428,6 +713,21 @@ static const struct fuse_lowlevel_ops ops = {
 struct options {
 	char *checkpoint;
 	int nonopts;
+	char *output;
+	char *staging;
+	int create;
+	int crc;
+	int ro;
+};
+
+#define OPT(t, p) {t, offsetof(struct options, p), 1}
+static const struct fuse_opt option_spec[] = {
+	OPT("output=%s", output),
+	OPT("staging=%s", staging),
+	OPT("create", create),
+	OPT("crc", crc),
+	FUSE_OPT_KEY("ro", 1),
+	FUSE_OPT_END,
 };
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -436,6 +736,10 @@ static int opt_proc(void *data, const char *arg, int key,
 	struct options *o = data;
 
 	(void)outargs;
+	if (key == 1) { /* -o ro: ours, and the kernel's */
+		o->ro = 1;
+		return 1;
+	}
 	if (key == FUSE_OPT_KEY_NONOPT && o->nonopts++ == 0) {
 		o->checkpoint = strdup(arg);
 		return 0; /* consumed: the checkpoint */
@@ -453,8 +757,11 @@ static void usage(const char *prog)
 	       "attributes\n"
 	       "user.dtype and user.shape.  Names are shown as stored, with "
 	       "'/'\n"
-	       "written %%2F and '%%' written %%25.  The mount is read-only.\n"
-	       "Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+	       "written %%2F and '%%' written %%25.  Edits are written back as "
+	       "a new\n"
+	       "checkpoint on fsync and on unmount ('ckpt umount MOUNTPOINT' "
+	       "waits\n"
+	       "for that and reports failures).\n"
 	       "\n"
 	       "ckptfs options:\n"
 	       "    -h   --help            print help\n"
@@ -462,7 +769,15 @@ static void usage(const char *prog)
 	       "    -f                     stay in the foreground\n"
 	       "    -d   -o debug          debug output (implies -f)\n"
 	       "    -s                     single-threaded\n"
-	       "    -o ro                  read-only (always the case for now)\n"
+	       "    -o ro                  read-only\n"
+	       "    -o output=PATH         commit to PATH; CHECKPOINT is left "
+	       "untouched\n"
+	       "    -o staging=DIR         keep edited tensors in DIR until "
+	       "commit\n"
+	       "                           (default: beside the checkpoint)\n"
+	       "    -o create              CHECKPOINT may not exist: start "
+	       "empty\n"
+	       "    -o crc                 add a crc_num trailer on commit\n"
 	       "\n"
 	       "FUSE options:\n",
 	       prog);
@@ -470,23 +785,28 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
-/* Opens the checkpoint and fills fs; prints the reason on failure. */
-static int load(struct ckptfs *fs, const char *path)
+/* Opens the checkpoint; prints the reason on failure. */
+static int load(struct ckptfs *fs, const struct options *o)
 {
+	struct ckpt_tree_opts to = {.output = o->output,
+				    .staging_dir = o->staging,
+				    .create = o->create,
+				    .read_only = o->ro,
+				    .add_crc = o->crc};
 	struct ckpt_error err;
 
-	if (ckpt_open(path, NULL, &fs->ckpt, &err) != CKPT_OK) {
+	if (ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err)) {
 		fprintf(stderr, "ckptfs: %s\n", err.msg);
-		fprintf(stderr, "ckptfs: not mounted; run 'ckpt verify %s' for "
-			"details\n", path);
+		fprintf(stderr, "ckptfs: not mounted; 'ckpt verify %s' "
+			"checks the file\n", o->checkpoint);
 		return -1;
 	}
-	if (fstat(ckpt_fd(fs->ckpt), &fs->src) < 0) {
-		fprintf(stderr, "ckptfs: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
+	if (!o->ro && ckpt_tree_read_only(fs->tree))
+		fprintf(stderr, "ckptfs: mounting %s read-only: %s\n",
+			o->checkpoint, ckpt_tree_read_only(fs->tree));
 	fs->uid = getuid();
 	fs->gid = getgid();
+	fs->source = o->checkpoint;
 	return 0;
 }
 
@@ -497,10 +817,11 @@ int main(int argc, char *argv[])
 	struct options o = {0};
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
-	struct ckptfs fs = {0};
+	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char fsname[PATH_MAX + 16];
 	int ret = 1;
 
-	if (fuse_opt_parse(&args, &o, NULL, opt_proc) != 0 ||
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) != 0 ||
 	    fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
 	if (opts.show_help) {
@@ -520,11 +841,16 @@ int main(int argc, char *argv[])
 			argv[0]);
 		goto out;
 	}
-	if (load(&fs, o.checkpoint) != 0)
+	fs.foreground = opts.foreground;
+	openlog("ckptfs", LOG_PID, LOG_USER);
+	if (load(&fs, &o) != 0)
 		goto out;
-	if (fuse_opt_add_arg(&args, "-oro") ||
+	snprintf(fsname, sizeof(fsname), "-ofsname=ckptfs:%s", o.checkpoint);
+	if ((ckpt_tree_read_only(fs.tree) && !o.ro &&
+	     fuse_opt_add_arg(&args, "-oro")) ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions") ||
-	    fuse_opt_add_arg(&args, "-osubtype=ckptfs"))
+	    fuse_opt_add_arg(&args, "-osubtype=ckptfs") ||
+	    fuse_opt_add_arg(&args, fsname))
 		goto out;
 	se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
 	if (!se)
@@ -557,6 +883,9 @@ out:
 out_args:
 	fuse_opt_free_args(&args);
 	free(o.checkpoint);
-	ckpt_close(fs.ckpt);
+	free(o.output);
+	free(o.staging);
+	free(fs.nlookup);
+	ckpt_tree_close(fs.tree);
 	return ret;
 }

@@ -30,6 +30,9 @@ typedef enum ckpt_err {
 	CKPT_ERR_UNSUPPORTED, /* valid, but uses something we cannot handle */
 	CKPT_ERR_NOTFOUND,    /* no such parameter */
 	CKPT_ERR_INVAL,       /* bad argument (e.g. malformed dtype or shape) */
+	CKPT_ERR_READONLY,    /* the checkpoint was opened read-only */
+	CKPT_ERR_PERM,        /* operation not supported on this entry */
+	CKPT_ERR_EXISTS,      /* the name is taken */
 } ckpt_err;
 
 /* Details of the last failure.  msg is a complete sentence for the user. */
@@ -89,7 +92,19 @@ bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out);
 int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
 		      size_t size);
 
+/* Parses a shape ("6,1,5,5", "[6, 1, 5, 5]", "[]", "()") into dims (at most
+ * CKPT_MAX_DIMS).  Returns false if malformed. */
+bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims,
+		      uint32_t *ndims);
+
+/* Decodes a shown file name back to the parameter name; fails unless
+ * ckpt_name_escape would give fname back (so the mapping stays 1:1). */
+ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
+
 /* ---- names ------------------------------------------------------------- */
+
+/* Most dims a tensor may have (MindSpore uses at most 8). */
+#define CKPT_MAX_DIMS 64
 
 /* Maximum parameter name length accepted in a file (bytes). */
 #define CKPT_NAME_MAX 65536
@@ -140,6 +155,8 @@ struct ckpt_param {
 	char *fname;     /* ckpt_name_escape(name) */
 	enum ckpt_param_kind kind;
 	uint64_t rec_off;  /* offset of the first record of this parameter */
+	uint64_t rec_len;  /* bytes of its records if they are contiguous,
+			    * else 0 */
 	uint32_t nslices;  /* records the parameter is stored in */
 	struct ckpt_tensor tensor;                      /* kind TENSOR */
 	struct ckpt_tensor map[CKPT_MAP_NTENSORS];      /* kind MAP */

@@ -74,7 +74,6 @@ enum {
 #define CKPT_CRC_TRAILER_LEN 17
 
 /* Limits we impose on what we read (beyond them a file is refused). */
-#define CKPT_MAX_DIMS 64        /* rank; MindSpore uses at most 8 */
 #define CKPT_MAX_TYPE_LEN 64    /* tensor_type string */
 
 #endif /* CKPT_FORMAT_H */

@@ -109,3 +109,112 @@ char *ckpt_name_escape(const char *name, size_t len)
 	*o = '\0';
 	return out;
 }
+
+bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims,
+		      uint32_t *ndims)
+{
+	size_t i = 0;
+	uint32_t n = 0;
+	char close = 0;
+
+#define SKIP_SPACE() while (i < len && (s[i] == ' ' || s[i] == '\t')) i++
+	SKIP_SPACE();
+	if (i < len && (s[i] == '[' || s[i] == '(')) {
+		close = s[i] == '[' ? ']' : ')';
+		i++;
+	}
+	SKIP_SPACE();
+	if (i < len && s[i] == close) { /* "[]" or "()" */
+		i++;
+		goto tail;
+	}
+	for (;;) {
+		int64_t v = 0;
+		size_t start;
+
+		SKIP_SPACE();
+		start = i;
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			if (__builtin_mul_overflow(v, 10, &v) ||
+			    __builtin_add_overflow(v, s[i] - '0', &v))
+				return false;
+			i++;
+		}
+		if (i == start || n == CKPT_MAX_DIMS)
+			return false;
+		dims[n++] = v;
+		SKIP_SPACE();
+		if (i < len && s[i] == ',') {
+			i++;
+			SKIP_SPACE();
+			if (close && i < len && s[i] == close && n == 1) {
+				i++; /* "(5,)" */
+				goto tail;
+			}
+			continue;
+		}
+		break;
+	}
+	if (close) {
+		if (i >= len || s[i] != close)
+			return false;
+		i++;
+	}
+tail:
+	SKIP_SPACE();
+	while (i < len && (s[i] == '\n' || s[i] == '\0'))
+		i++;
+#undef SKIP_SPACE
+	if (i != len || (!close && n == 0))
+		return false;
+	*ndims = n;
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len)
+{
+	size_t n = strlen(fname), o = 0;
+	char *out, *check;
+
+	if (strcmp(fname, "%") == 0) {
+		*name = strdup("");
+		*len = 0;
+		return *name ? CKPT_OK : CKPT_ERR_NOMEM;
+	}
+	out = malloc(n + 1);
+	if (!out)
+		return CKPT_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (fname[i] == '%' && i + 2 < n &&
+		    (hi = hexval(fname[i + 1])) >= 0 &&
+		    (lo = hexval(fname[i + 2])) >= 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[o++] = fname[i];
+		}
+	}
+	out[o] = '\0';
+	check = ckpt_name_escape(out, o);
+	if (!check || strcmp(check, fname) != 0) {
+		free(check);
+		free(out);
+		return check ? CKPT_ERR_INVAL : CKPT_ERR_NOMEM;
+	}
+	free(check);
+	*name = out;
+	*len = o;
+	return CKPT_OK;
+}

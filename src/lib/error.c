@@ -18,6 +18,9 @@ const char *ckpt_strerror(ckpt_err code)
 	case CKPT_ERR_UNSUPPORTED: return "unsupported checkpoint feature";
 	case CKPT_ERR_NOTFOUND: return "no such parameter";
 	case CKPT_ERR_INVAL: return "invalid argument";
+	case CKPT_ERR_READONLY: return "read-only checkpoint";
+	case CKPT_ERR_PERM: return "operation not permitted";
+	case CKPT_ERR_EXISTS: return "name exists";
 	}
 	return "unknown error";
 }
@@ -33,6 +36,9 @@ int ckpt_errno(const struct ckpt_error *err)
 	case CKPT_ERR_UNSUPPORTED: return ENOTSUP;
 	case CKPT_ERR_NOTFOUND: return ENOENT;
 	case CKPT_ERR_INVAL: return EINVAL;
+	case CKPT_ERR_READONLY: return EROFS;
+	case CKPT_ERR_PERM: return EPERM;
+	case CKPT_ERR_EXISTS: return EEXIST;
 	}
 	return EIO;
 }

@@ -25,7 +25,7 @@ struct rec_tensor {
 
 /* One Value record. */
 struct rec_value {
-	uint64_t off;
+	uint64_t off, len; /* the whole record, key and length included */
 	char *name;
 	size_t name_len;
 	int kind; /* -1: neither tensor nor maptensor */
@@ -538,6 +538,10 @@ static ckpt_err take_value(struct scan *s, struct group *g,
 		v->name = NULL;
 	}
 	g->p.nslices++;
+	if (g->p.rec_len || g->p.nslices == 1)
+		g->p.rec_len = v->off == g->p.rec_off + g->p.rec_len
+				       ? v->off + v->len - g->p.rec_off
+				       : 0;
 	if (v->kind == CKPT_PARAM_MAP)
 		return group_add_map(s, g, v);
 	g->last[0] = v->t[0];
@@ -596,6 +600,7 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
 		}
 		memset(&v, 0, sizeof(v));
 		v.off = kpos;
+		v.len = pos + len - kpos;
 		v.kind = -1;
 		e = parse_value(&s, pos, pos + len, &v);
 		if (!e)

@@ -1,0 +1,159 @@
+/*
+ * ckpt_tree.h - the editable model of a checkpoint (libckpt).
+ *
+ * A tree is an ordered list of entries, one per parameter, on top of an
+ * open checkpoint.  Untouched entries refer to the checkpoint's extents;
+ * the first change to an entry's bytes copies it into a staging file
+ * (never into memory), so a 4 GiB tensor can be edited with little RAM.
+ * Deletions, renames, new entries and dtype/shape changes are recorded in
+ * the list.  ckpt_tree_commit writes the list as a new checkpoint beside the
+ * target, fsyncs it, renames it over the target and fsyncs the directory, so
+ * the path always holds the complete old or the complete new checkpoint;
+ * then the tree continues on the new file.  A failed commit changes nothing.
+ *
+ * Entries are named by ids that stay valid across renames and commits and
+ * are never reused while the tree is open.  A map parameter (MapTensorProto)
+ * is an entry of kind DIR whose three tensors have ids id+1..id+3; maps are
+ * read-only but always carried over.
+ *
+ * All functions are thread-safe: reads share a lock, changes and commits
+ * take it exclusively, so a commit writes a consistent snapshot.
+ */
+#ifndef CKPT_TREE_H
+#define CKPT_TREE_H
+
+#include "ckpt.h"
+
+struct ckpt_tree;
+
+struct ckpt_tree_opts {
+	const char *output;      /* commit to this path instead of the source */
+	const char *staging_dir; /* staging files; NULL: beside the output,
+				  * falling back to $TMPDIR or /tmp */
+	bool create;             /* the source may not exist: start empty */
+	bool read_only;          /* refuse every change */
+	bool add_crc;            /* write a crc_num trailer on commit */
+	struct ckpt_open_opts open;
+};
+
+enum ckpt_entry_kind { CKPT_ENTRY_FILE, CKPT_ENTRY_DIR };
+
+/* What stat and the xattrs of an entry show. */
+struct ckpt_entry_info {
+	enum ckpt_entry_kind kind;
+	uint64_t size;
+	char dtype[32];   /* MindSpore spelling (maps: as stored) */
+	char shape[256];  /* "[6,1,5,5]" */
+	bool shape_explicit;
+	uint64_t mtime_ns;
+};
+
+/* One run of bytes to send for a read: len bytes at pos of fd, or, when
+ * fd is -1, len bytes at mem. */
+struct ckpt_piece {
+	int fd;
+	const void *mem;
+	uint64_t pos;
+	size_t len;
+};
+
+/* Opens path as an editable tree (see struct ckpt_tree_opts). */
+ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
+			struct ckpt_tree **out, struct ckpt_error *err);
+
+/* Frees the tree without committing (pending changes are discarded). */
+void ckpt_tree_close(struct ckpt_tree *t);
+
+/* NULL if the tree accepts changes, else why not ("-o ro was given",
+ * "the checkpoint is not writable", ...). */
+const char *ckpt_tree_read_only(const struct ckpt_tree *t);
+
+/* Path commits are written to. */
+const char *ckpt_tree_target(const struct ckpt_tree *t);
+
+/* True if something changed since the last commit. */
+bool ckpt_tree_dirty(struct ckpt_tree *t);
+
+/* Number of root entries. */
+size_t ckpt_tree_count(struct ckpt_tree *t);
+
+/* Calls fn for the entries of directory dir (0 = root, in checkpoint order;
+ * or a map entry) from position start on, until fn returns false.  fn runs
+ * under the read lock and must not call into the tree. */
+void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
+		    bool (*fn)(void *ctx, const char *name, uint64_t id,
+			       enum ckpt_entry_kind kind, size_t next),
+		    void *ctx);
+
+/* Tells the tree that nobody refers to id any more (FUSE forget): a
+ * deleted entry's staging data is released. */
+void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id);
+
+/* Finds name (a shown file name, see ckpt_name_escape) in directory dir
+ * (0 = root, or the id of a map entry). */
+ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
+			  const char *name, uint64_t *id);
+
+/* Describes entry id.  CKPT_ERR_NOTFOUND if it was deleted. */
+ckpt_err ckpt_tree_stat(struct ckpt_tree *t, uint64_t id,
+			struct ckpt_entry_info *info);
+
+/* Calls fn with the pieces holding bytes [off, off+size) of id (clipped to
+ * the size), under the read lock: the descriptors stay valid during fn.
+ * Returns fn's result, or -errno. */
+int ckpt_tree_read_pieces(struct ckpt_tree *t, uint64_t id, uint64_t off,
+			  size_t size,
+			  int (*fn)(void *ctx, const struct ckpt_piece *p,
+				    uint32_t n),
+			  void *ctx);
+
+/* Copies bytes of id into buf; returns the count or -1 with err. */
+ssize_t ckpt_tree_read(struct ckpt_tree *t, uint64_t id, void *buf,
+		       size_t size, uint64_t off, struct ckpt_error *err);
+
+/* Writes size bytes at off, extending the entry if needed. */
+ssize_t ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
+			size_t size, uint64_t off, struct ckpt_error *err);
+
+/* Sets the byte size of id (truncate or zero-extend). */
+ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
+			    struct ckpt_error *err);
+
+/* Creates an empty entry (UInt8, shape inferred) at the end. */
+ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *name,
+			  uint64_t *id, struct ckpt_error *err);
+
+/* Removes the entry named name from the root. */
+ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *name,
+			  struct ckpt_error *err);
+
+/* Renames from to to, replacing an existing to like rename(2) unless
+ * noreplace.  The entry keeps its place in the order. */
+ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
+			  const char *to, bool noreplace,
+			  struct ckpt_error *err);
+
+/* Sets the dtype (MindSpore or numpy spelling) or the shape ("6,1,5,5",
+ * "[6, 1, 5, 5]", "[]") of id.  CKPT_ERR_INVAL if malformed. */
+ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
+			     const char *value, size_t len,
+			     struct ckpt_error *err);
+ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
+			     const char *value, size_t len,
+			     struct ckpt_error *err);
+/* Makes the shape inferred again (1-D, size / element size). */
+ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
+			       struct ckpt_error *err);
+
+/* Writes the tree as a new checkpoint at the target (see top of file).
+ * Does nothing if nothing changed.  On failure nothing is lost: the target
+ * and the tree are as before, and err says why. */
+ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err);
+
+/* Writes the pending tree to a new file beside the target (or in $TMPDIR)
+ * even if some shapes do not match their data (those entries are written
+ * as 1-D tensors), and stores its malloc'd path in *path. */
+ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
+				 struct ckpt_error *err);
+
+#endif /* CKPT_TREE_H */

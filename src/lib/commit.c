@@ -1,0 +1,473 @@
+/*
+ * commit.c - writing a tree as a new checkpoint, atomically.
+ *
+ * The new file is written beside the target as an unnamed O_TMPFILE (a
+ * crash leaves nothing behind), fsynced, linked under a temporary name,
+ * renamed over the target, and the directory is fsynced: at every instant
+ * the target holds the complete old or the complete new checkpoint.
+ *
+ * Output follows MindSpore >= 2.3 (format document, section 11): one
+ * Checkpoint message per parameter slice, fields in number order, dims
+ * unpacked, exact dtype spellings, slices of 512 MiB.  Parameters whose
+ * bytes, dtype, shape and name are unchanged are copied record for record,
+ * so their original encoding is kept.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt_format.h"
+#include "tree_internal.h"
+
+struct out {
+	int fd;
+	uint64_t off;
+	bool crc_on;
+	uint32_t crc;
+	const char *path; /* for messages */
+	struct ckpt_error *err;
+};
+
+static ckpt_err out_fail(struct out *o, const char *what)
+{
+	return ckpt_fail(o->err, CKPT_ERR_IO, o->off,
+			 "writing the new checkpoint %s failed (%s at offset "
+			 "%llu): %s; the original is untouched and all "
+			 "edits are kept", o->path, what,
+			 (unsigned long long)o->off, strerror(errno));
+}
+
+static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	if (o->crc_on)
+		o->crc = ckpt_crc32(o->crc, buf, n);
+	while (n) {
+		ssize_t w = pwrite(o->fd, p, n, (off_t)o->off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return out_fail(o, "write");
+		p += w;
+		n -= (size_t)w;
+		o->off += (uint64_t)w;
+	}
+	return CKPT_OK;
+}
+
+/* Appends len bytes of fd at pos: copy_file_range unless the CRC needs
+ * to see them. */
+static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
+{
+	char buf[1 << 16];
+
+	while (len && !o->crc_on) {
+		loff_t in = (loff_t)pos, outp = (loff_t)o->off;
+		ssize_t n = copy_file_range(fd, &in, o->fd, &outp,
+					    len > (1u << 30) ? (1u << 30) : len,
+					    0);
+		if (n > 0) {
+			pos += (uint64_t)n;
+			o->off += (uint64_t)n;
+			len -= (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;
+		if (n == 0 || (errno != EXDEV && errno != EINVAL &&
+			       errno != ENOSYS && errno != EOPNOTSUPP))
+			return out_fail(o, "copy_file_range");
+		break;
+	}
+	while (len) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = ckpt_pread_full(fd, buf, n, pos);
+		ckpt_err e;
+		if (r != (ssize_t)n) {
+			if (r >= 0)
+				errno = EIO;
+			return out_fail(o, "read of the source");
+		}
+		e = out_bytes(o, buf, n);
+		if (e)
+			return e;
+		pos += n;
+		len -= n;
+	}
+	return CKPT_OK;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v > 0x7f) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Writes the header of one record of a tensor slice: everything up to the
+ * content bytes, which the caller appends (clen of them). */
+static ckpt_err out_header(struct out *o, const struct entry *e,
+			   const int64_t *dims, uint32_t ndims,
+			   const char *type, uint64_t clen)
+{
+	size_t tlen = strlen(type), dlen = 0, n = 0;
+	uint64_t tensor_len, value_len;
+	uint8_t *h;
+	ckpt_err r;
+
+	for (uint32_t i = 0; i < ndims; i++)
+		dlen += 1 + varint_len((uint64_t)dims[i]);
+	tensor_len = dlen + 1 + varint_len(tlen) + tlen + 1 +
+		     varint_len(clen) + clen;
+	value_len = 1 + varint_len(e->name_len) + e->name_len + 1 +
+		    varint_len(tensor_len) + tensor_len;
+	h = malloc(e->name_len + dlen + tlen + 64);
+	if (!h)
+		return ckpt_fail(o->err, CKPT_ERR_NOMEM, 0, "out of memory");
+	h[n++] = 0x0A; /* Checkpoint.value */
+	n += put_varint(h + n, value_len);
+	h[n++] = 0x0A; /* Value.tag */
+	n += put_varint(h + n, e->name_len);
+	memcpy(h + n, e->name, e->name_len);
+	n += e->name_len;
+	h[n++] = 0x12; /* Value.tensor */
+	n += put_varint(h + n, tensor_len);
+	for (uint32_t i = 0; i < ndims; i++) {
+		h[n++] = 0x08; /* TensorProto.dims, unpacked */
+		n += put_varint(h + n, (uint64_t)dims[i]);
+	}
+	h[n++] = 0x12; /* TensorProto.tensor_type */
+	n += put_varint(h + n, tlen);
+	memcpy(h + n, type, tlen);
+	n += tlen;
+	h[n++] = 0x1A; /* TensorProto.tensor_content */
+	n += put_varint(h + n, clen);
+	r = out_bytes(o, h, n);
+	free(h);
+	return r;
+}
+
+/* Appends bytes [off, off+len) of file entry e. */
+static ckpt_err out_entry_bytes(struct out *o, struct ckpt_tree *t,
+				const struct entry *e, uint64_t off,
+				uint64_t len)
+{
+	while (len) {
+		size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		struct ckpt_piece *pc;
+		void *mem;
+		ckpt_err r = CKPT_OK;
+		int n = ckpt_entry_pieces(t, e, e->orig ? &e->orig->tensor
+							: NULL,
+					  off, want, &pc, &mem);
+		uint64_t got = 0;
+
+		if (n <= 0) {
+			errno = n < 0 ? -n : EIO;
+			return out_fail(o, "reading parameter data");
+		}
+		for (int k = 0; k < n && !r; k++) {
+			r = pc[k].fd >= 0
+				    ? out_copy(o, pc[k].fd, pc[k].pos, pc[k].len)
+				    : out_bytes(o, pc[k].mem, pc[k].len);
+			got += pc[k].len;
+		}
+		free(pc);
+		free(mem);
+		if (r)
+			return r;
+		off += got;
+		len -= got;
+	}
+	return CKPT_OK;
+}
+
+static ckpt_err out_entry(struct out *o, struct ckpt_tree *t,
+			  const struct entry *e, bool recovery)
+{
+	int64_t dims[CKPT_MAX_DIMS];
+	uint32_t ndims;
+	ckpt_dtype dt;
+	uint64_t off = 0;
+	ckpt_err r;
+
+	if (e->orig && e->orig->rec_len &&
+	    (e->kind == CKPT_ENTRY_DIR ||
+	     (!e->data_changed && !e->meta_changed && !e->renamed)))
+		return out_copy(o, ckpt_fd(t->base), e->orig->rec_off,
+				e->orig->rec_len);
+	if (e->kind == CKPT_ENTRY_DIR)
+		return ckpt_fail(o->err, CKPT_ERR_UNSUPPORTED, 0,
+				 "map parameter '%s' is stored in separated "
+				 "records, which cannot be rewritten yet",
+				 e->fname);
+	if (recovery && e->size == 0)
+		return CKPT_OK; /* nothing to keep */
+	if (!ckpt_entry_dims(e, dims, &ndims, &dt, recovery, o->err))
+		return CKPT_ERR_INVAL;
+	if (ndims == 0 && (dt == CKPT_DT_STR ||
+			   (e->zero_form && !e->meta_changed))) {
+		dims[0] = 0; /* the <= 2.2 scalar form, and always for str */
+		ndims = 1;
+	}
+	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
+		uint64_t n = e->size - off < CKPT_SLICE_SIZE
+				     ? e->size - off
+				     : CKPT_SLICE_SIZE;
+		r = out_header(o, e, dims, ndims, ckpt_dtype_name(dt), n);
+		if (!r)
+			r = out_entry_bytes(o, t, e, off, n);
+		if (r)
+			return r;
+		off += n;
+	} while (off < e->size);
+	return CKPT_OK;
+}
+
+/* Creates an unnamed file in dirfd, or a named temporary one when the
+ * filesystem has no O_TMPFILE (*tmpname is then set). */
+static int create_tmp(int dirfd, const char *base, char *tmpname,
+		      size_t size, mode_t mode)
+{
+	int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	for (int i = 0; i < 100; i++) {
+		snprintf(tmpname, size, ".%s.ckptfs-%d-%d", base, getpid(), i);
+		fd = openat(dirfd, tmpname, O_CREAT | O_EXCL | O_WRONLY |
+			    O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
+/* Gives the written file fd a temporary name in dirfd (if it has none). */
+static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
+		    size_t size)
+{
+	char proc[64];
+
+	if (*tmpname)
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	for (int i = 0; i < 100; i++) {
+		snprintf(tmpname, size, ".%s.ckptfs-%d-%d", base, getpid(), i);
+		if (linkat(AT_FDCWD, proc, dirfd, tmpname, AT_SYMLINK_FOLLOW) ==
+		    0)
+			return 0;
+		if (errno != EEXIST) {
+			*tmpname = '\0';
+			return -1;
+		}
+	}
+	*tmpname = '\0';
+	return -1;
+}
+
+/* Writes every live entry of t to a new file and renames it to path. */
+static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
+				 bool recovery, struct ckpt_error *err)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path), tmpname[512] = "";
+	struct out o = {.fd = -1, .path = path, .err = err};
+	const char *dir, *base;
+	int dirfd = -1;
+	mode_t mode = 0644;
+	struct stat st;
+	ckpt_err r;
+
+	if (!dcopy || !bcopy) {
+		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		goto out;
+	}
+	dir = dirname(dcopy);
+	base = basename(bcopy);
+	if (stat(path, &st) == 0)
+		mode = st.st_mode & 07777;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd >= 0)
+		o.fd = create_tmp(dirfd, base, tmpname, sizeof(tmpname), mode);
+	if (o.fd < 0) {
+		r = out_fail(&o, "creating a file in its directory");
+		goto out;
+	}
+	o.crc_on = !recovery &&
+		   (t->add_crc || (t->base && ckpt_stats(t->base)->has_crc));
+	for (size_t i = 0; i < t->norder; i++) {
+		r = out_entry(&o, t, t->order[i], recovery);
+		if (r)
+			goto out;
+	}
+	if (o.crc_on) {
+		uint8_t tr[CKPT_CRC_TRAILER_LEN] = CKPT_CRC_MARK;
+		for (int k = 0; k < 4; k++)
+			tr[CKPT_CRC_TRAILER_LEN - 1 - k] =
+				(uint8_t)(o.crc >> (8 * k));
+		o.crc_on = false;
+		r = out_bytes(&o, tr, sizeof(tr));
+		if (r)
+			goto out;
+	}
+	r = CKPT_ERR_IO;
+	if (fchmod(o.fd, mode) < 0) {
+		out_fail(&o, "fchmod");
+		goto out;
+	}
+	if (fsync(o.fd) < 0) {
+		out_fail(&o, "fsync");
+		goto out;
+	}
+	if (link_tmp(o.fd, dirfd, base, tmpname, sizeof(tmpname)) < 0) {
+		out_fail(&o, "link");
+		goto out;
+	}
+	if (renameat(dirfd, tmpname, dirfd, base) < 0) {
+		out_fail(&o, "rename");
+		goto out;
+	}
+	*tmpname = '\0';
+	if (fsync(dirfd) < 0) {
+		out_fail(&o, "fsync of the directory");
+		goto out;
+	}
+	r = CKPT_OK;
+out:
+	if (*tmpname)
+		unlinkat(dirfd, tmpname, 0);
+	if (o.fd >= 0)
+		close(o.fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(dcopy);
+	free(bcopy);
+	return r;
+}
+
+/* After a commit: the tree continues on the new file.  If it cannot be
+ * opened, the tree stays on the old one (still open) and stays dirty. */
+static void rebind(struct ckpt_tree *t)
+{
+	struct ckpt_open_opts oo = t->open_opts;
+	struct ckpt_file *nf;
+	struct stat st;
+
+	oo.skip_crc = true; /* we just computed it */
+	if (ckpt_open(t->target, &oo, &nf, NULL) != CKPT_OK ||
+	    ckpt_count(nf) != t->norder) {
+		ckpt_close(nf);
+		return;
+	}
+	for (size_t i = 0; i < t->nslots; i++) {
+		struct entry *e = t->slots[i];
+		if (!e->live && e->stage_fd < 0)
+			e->size = 0; /* its bytes were in the old file */
+		if (!e->live)
+			e->orig = NULL;
+	}
+	/* bind can only fail to copy the dims, which it then leaves as
+	 * they were: the same values, just written */
+	for (size_t i = 0; i < t->norder; i++)
+		(void)ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i));
+	ckpt_close(t->base);
+	t->base = nf;
+	if (fstat(ckpt_fd(nf), &st) == 0)
+		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+				   (uint64_t)st.st_mtim.tv_nsec;
+	t->dirty = false;
+}
+
+ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	int64_t dims[CKPT_MAX_DIMS];
+	uint32_t ndims;
+	ckpt_dtype dt;
+	ckpt_err r = CKPT_OK;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (!t->dirty)
+		goto out;
+	if (t->ro_reason) {
+		r = ckpt_fail(err, CKPT_ERR_READONLY, 0,
+			      "the checkpoint is read-only: %s", t->ro_reason);
+		goto out;
+	}
+	for (size_t i = 0; i < t->norder; i++) {
+		const struct entry *e = t->order[i];
+		if (e->kind == CKPT_ENTRY_FILE &&
+		    !ckpt_entry_dims(e, dims, &ndims, &dt, false, err)) {
+			r = CKPT_ERR_INVAL;
+			goto out;
+		}
+	}
+	r = write_checkpoint(t, t->target, false, err);
+	if (!r)
+		rebind(t);
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
+				 struct ckpt_error *err)
+{
+	char stamp[32], *p = NULL;
+	const char *tmp = getenv("TMPDIR");
+	char *bcopy = strdup(t->target);
+	time_t now = time(NULL);
+	struct tm tm;
+	ckpt_err r = CKPT_ERR_NOMEM;
+
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	pthread_rwlock_wrlock(&t->lock);
+	for (int attempt = 0; bcopy && attempt < 2; attempt++) {
+		size_t n = strlen(t->target) + strlen(tmp ? tmp : "/tmp") + 64;
+		free(p);
+		p = malloc(n);
+		if (!p)
+			break;
+		if (attempt == 0)
+			snprintf(p, n, "%s.recovery-%s.ckpt", t->target, stamp);
+		else
+			snprintf(p, n, "%s/%s.recovery-%s.ckpt",
+				 tmp && *tmp ? tmp : "/tmp", basename(bcopy),
+				 stamp);
+		r = write_checkpoint(t, p, true, err);
+		if (!r)
+			break;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	free(bcopy);
+	if (r) {
+		free(p);
+		return r;
+	}
+	*path = p;
+	return CKPT_OK;
+}

@@ -1,0 +1,977 @@
+/*
+ * tree.c - the editable model of a checkpoint: entries, names, edits.
+ * See ckpt_tree.h for the contract and tree_internal.h for the structures.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tree_internal.h"
+
+uint64_t ckpt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- names and the hash of live root entries --------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static struct entry **bucket(struct ckpt_tree *t, const char *fname)
+{
+	return &t->buckets[hash_str(fname) & (t->nbuckets - 1)];
+}
+
+static struct entry *find(struct ckpt_tree *t, const char *fname)
+{
+	if (!t->nbuckets)
+		return NULL;
+	for (struct entry *e = *bucket(t, fname); e; e = e->hnext)
+		if (strcmp(e->fname, fname) == 0)
+			return e;
+	return NULL;
+}
+
+static void hash_remove(struct ckpt_tree *t, struct entry *e)
+{
+	for (struct entry **p = bucket(t, e->fname); *p; p = &(*p)->hnext) {
+		if (*p == e) {
+			*p = e->hnext;
+			e->hnext = NULL;
+			return;
+		}
+	}
+}
+
+static ckpt_err hash_insert(struct ckpt_tree *t, struct entry *e,
+			    struct ckpt_error *err)
+{
+	struct entry **b;
+
+	if (t->norder + 1 > t->nbuckets / 2) {
+		size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
+		struct entry **nb = calloc(n, sizeof(*nb));
+		if (!nb)
+			return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		for (size_t i = 0; i < t->nbuckets; i++) {
+			for (struct entry *x = t->buckets[i], *next; x;
+			     x = next) {
+				next = x->hnext;
+				struct entry **d =
+					&nb[hash_str(x->fname) & (n - 1)];
+				x->hnext = *d;
+				*d = x;
+			}
+		}
+		free(t->buckets);
+		t->buckets = nb;
+		t->nbuckets = n;
+	}
+	b = bucket(t, e->fname);
+	e->hnext = *b;
+	*b = e;
+	return CKPT_OK;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static struct entry *by_id(struct ckpt_tree *t, uint64_t id)
+{
+	uint64_t slot = id / ID_STEP;
+
+	if (slot == 0 || slot > t->nslots)
+		return NULL;
+	return t->slots[slot - 1];
+}
+
+/* Resolves id to a root entry, or a map entry and the index of its tensor
+ * (*sub = -1 for the entry itself). */
+static struct entry *resolve(struct ckpt_tree *t, uint64_t id, int *sub)
+{
+	struct entry *e = by_id(t, id);
+
+	*sub = (int)(id % ID_STEP) - 1;
+	if (!e || (*sub >= 0 && e->kind != CKPT_ENTRY_DIR))
+		return NULL;
+	return e;
+}
+
+static void entry_free(struct entry *e)
+{
+	if (!e)
+		return;
+	if (e->stage_fd >= 0)
+		close(e->stage_fd);
+	free(e->name);
+	free(e->fname);
+	free(e->dims);
+	free(e);
+}
+
+static ckpt_err set_name(struct entry *e, const char *name, size_t len)
+{
+	char *n = malloc(len + 1), *f = ckpt_name_escape(name, len);
+
+	if (!n || !f) {
+		free(n);
+		free(f);
+		return CKPT_ERR_NOMEM;
+	}
+	memcpy(n, name, len);
+	n[len] = '\0';
+	free(e->name);
+	free(e->fname);
+	e->name = n;
+	e->name_len = len;
+	e->fname = f;
+	return CKPT_OK;
+}
+
+static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
+{
+	int64_t *d = malloc((n ? n : 1) * sizeof(*d));
+
+	if (!d)
+		return CKPT_ERR_NOMEM;
+	memcpy(d, dims, n * sizeof(*d));
+	free(e->dims);
+	e->dims = d;
+	e->ndims = n;
+	return CKPT_OK;
+}
+
+ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p)
+{
+	const struct ckpt_tensor *pt = &p->tensor;
+
+	e->orig = p;
+	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
+	e->data_changed = e->meta_changed = e->renamed = false;
+	if (e->stage_fd >= 0)
+		close(e->stage_fd);
+	e->stage_fd = -1;
+	e->shape_explicit = true;
+	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
+	e->dtype = pt->dtype;
+	e->zero_form = pt->dims_zero_form;
+	return set_dims(e, pt->dims, e->kind == CKPT_ENTRY_FILE ? pt->ndims : 0);
+}
+
+/* Allocates an entry with a fresh id. */
+static struct entry *entry_new(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	struct entry *e;
+
+	if (t->nslots == t->slots_cap) {
+		size_t n = t->slots_cap ? t->slots_cap * 2 : 64;
+		struct entry **ns = realloc(t->slots, n * sizeof(*ns));
+		if (!ns)
+			goto nomem;
+		t->slots = ns;
+		t->slots_cap = n;
+	}
+	if (t->norder == t->order_cap) {
+		size_t n = t->order_cap ? t->order_cap * 2 : 64;
+		struct entry **no = realloc(t->order, n * sizeof(*no));
+		if (!no)
+			goto nomem;
+		t->order = no;
+		t->order_cap = n;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		goto nomem;
+	e->stage_fd = -1;
+	t->slots[t->nslots++] = e;
+	e->id = (uint64_t)t->nslots * ID_STEP;
+	return e;
+nomem:
+	ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	return NULL;
+}
+
+/* Appends e to the order and the hash. */
+static ckpt_err entry_link(struct ckpt_tree *t, struct entry *e,
+			   struct ckpt_error *err)
+{
+	ckpt_err r = hash_insert(t, e, err);
+
+	if (r)
+		return r;
+	t->order[t->norder++] = e;
+	e->live = true;
+	return CKPT_OK;
+}
+
+static void entry_unlink(struct ckpt_tree *t, struct entry *e)
+{
+	for (size_t i = 0; i < t->norder; i++) {
+		if (t->order[i] == e) {
+			memmove(&t->order[i], &t->order[i + 1],
+				(t->norder - i - 1) * sizeof(*t->order));
+			t->norder--;
+			break;
+		}
+	}
+	hash_remove(t, e);
+	e->live = false;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static const char *check_writable(const char *target, bool *exists)
+{
+	char *copy = strdup(target);
+	const char *why = NULL;
+
+	*exists = access(target, F_OK) == 0;
+	if (!copy)
+		return "out of memory";
+	if (access(dirname(copy), W_OK) != 0)
+		why = "its directory is not writable";
+	else if (*exists && access(target, W_OK) != 0)
+		why = "the file is not writable (chmod u+w to edit it)";
+	free(copy);
+	return why;
+}
+
+static char *dir_of(const char *path)
+{
+	char *copy = strdup(path), *d;
+
+	if (!copy)
+		return NULL;
+	d = strdup(dirname(copy));
+	free(copy);
+	return d;
+}
+
+/* An absolute version of path (whose last component may not exist yet),
+ * so that commits work after the daemon changed directory. */
+static char *abs_path(const char *path)
+{
+	char *d = strdup(path), *b = strdup(path), *rd = NULL, *out = NULL;
+
+	out = realpath(path, NULL);
+	if (out || !d || !b)
+		goto done;
+	rd = realpath(dirname(d), NULL);
+	if (rd && asprintf(&out, "%s/%s", strcmp(rd, "/") ? rd : "",
+			   basename(b)) < 0)
+		out = NULL;
+done:
+	free(d);
+	free(b);
+	free(rd);
+	return out;
+}
+
+ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
+			struct ckpt_tree **out, struct ckpt_error *err)
+{
+	static const struct ckpt_tree_opts defaults;
+	struct ckpt_tree *t;
+	struct stat st;
+	bool exists;
+	ckpt_err e;
+
+	if (!opts)
+		opts = &defaults;
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	pthread_rwlock_init(&t->lock, NULL);
+	t->open_opts = opts->open;
+	t->add_crc = opts->add_crc;
+	t->path = abs_path(path);
+	t->target = abs_path(opts->output ? opts->output : path);
+	t->staging_fixed = opts->staging_dir != NULL;
+	t->staging_dir = opts->staging_dir ? abs_path(opts->staging_dir)
+			 : t->target ? dir_of(t->target) : NULL;
+	if (!t->path || !t->target || !t->staging_dir) {
+		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s",
+			      t->path ? (t->target ? opts->staging_dir
+						   : opts->output)
+				      : path, strerror(errno));
+		goto fail;
+	}
+	if (stat(path, &st) == 0 || !opts->create) {
+		e = ckpt_open(path, &opts->open, &t->base, err);
+		if (e)
+			goto fail;
+		fstat(ckpt_fd(t->base), &st);
+		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+				   (uint64_t)st.st_mtim.tv_nsec;
+	} else {
+		t->dirty = true; /* -o create: the empty file is written */
+		t->base_mtime_ns = ckpt_now_ns();
+	}
+	for (size_t i = 0; t->base && i < ckpt_count(t->base); i++) {
+		const struct ckpt_param *p = ckpt_param_at(t->base, i);
+		struct entry *en = entry_new(t, err);
+		if (!en) {
+			e = CKPT_ERR_NOMEM;
+			goto fail;
+		}
+		if (set_name(en, p->name, p->name_len) ||
+		    ckpt_entry_bind(en, p)) {
+			e = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+			goto fail;
+		}
+		en->mtime_ns = t->base_mtime_ns;
+		e = entry_link(t, en, err);
+		if (e)
+			goto fail;
+	}
+	if (opts->read_only)
+		t->ro_reason = "it was mounted read-only (-o ro)";
+	else
+		t->ro_reason = check_writable(t->target, &exists);
+	*out = t;
+	return CKPT_OK;
+fail:
+	ckpt_tree_close(t);
+	return e;
+}
+
+void ckpt_tree_close(struct ckpt_tree *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nslots; i++)
+		entry_free(t->slots[i]);
+	free(t->slots);
+	free(t->order);
+	free(t->buckets);
+	ckpt_close(t->base);
+	free(t->path);
+	free(t->target);
+	free(t->staging_dir);
+	pthread_rwlock_destroy(&t->lock);
+	free(t);
+}
+
+const char *ckpt_tree_read_only(const struct ckpt_tree *t)
+{
+	return t->ro_reason;
+}
+
+const char *ckpt_tree_target(const struct ckpt_tree *t)
+{
+	return t->target;
+}
+
+bool ckpt_tree_dirty(struct ckpt_tree *t)
+{
+	bool d;
+
+	pthread_rwlock_rdlock(&t->lock);
+	d = t->dirty;
+	pthread_rwlock_unlock(&t->lock);
+	return d;
+}
+
+size_t ckpt_tree_count(struct ckpt_tree *t)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&t->lock);
+	n = t->norder;
+	pthread_rwlock_unlock(&t->lock);
+	return n;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
+		    bool (*fn)(void *ctx, const char *name, uint64_t id,
+			       enum ckpt_entry_kind kind, size_t next),
+		    void *ctx)
+{
+	struct entry *d;
+	int sub;
+
+	pthread_rwlock_rdlock(&t->lock);
+	if (dir == 0) {
+		for (size_t i = start; i < t->norder; i++) {
+			struct entry *e = t->order[i];
+			if (!fn(ctx, e->fname, e->id, e->kind, i + 1))
+				break;
+		}
+	} else if ((d = resolve(t, dir, &sub)) && sub < 0 &&
+		   d->kind == CKPT_ENTRY_DIR) {
+		for (size_t k = start; k < CKPT_MAP_NTENSORS; k++)
+			if (!fn(ctx, ckpt_map_names[k], dir + 1 + k,
+				CKPT_ENTRY_FILE, k + 1))
+				break;
+	}
+	pthread_rwlock_unlock(&t->lock);
+}
+
+ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
+			  const char *name, uint64_t *id)
+{
+	ckpt_err r = CKPT_ERR_NOTFOUND;
+	struct entry *e;
+	int sub;
+
+	pthread_rwlock_rdlock(&t->lock);
+	if (dir == 0) {
+		e = find(t, name);
+		if (e) {
+			*id = e->id;
+			r = CKPT_OK;
+		}
+	} else if ((e = resolve(t, dir, &sub)) && sub < 0 &&
+		   e->kind == CKPT_ENTRY_DIR) {
+		for (int k = 0; k < CKPT_MAP_NTENSORS; k++) {
+			if (strcmp(name, ckpt_map_names[k]) == 0) {
+				*id = dir + 1 + (uint64_t)k;
+				r = CKPT_OK;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+/* The map tensor of e designated by sub, or NULL. */
+static const struct ckpt_tensor *map_tensor(const struct entry *e, int sub)
+{
+	if (sub < 0 || !e->orig || e->kind != CKPT_ENTRY_DIR)
+		return NULL;
+	return &e->orig->map[sub];
+}
+
+bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err)
+{
+	size_t esize = ckpt_dtype_size(e->dtype);
+	uint64_t need = esize;
+	char shape[128];
+
+	*dt = e->dtype;
+	if (e->dtype == CKPT_DT_STR) {
+		*ndims = 0;
+		if (e->size % 4 == 0)
+			return true;
+		if (!coerce) {
+			ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				  "parameter '%s': str data is %llu bytes, "
+				  "not a whole number of UTF-32 code points",
+				  e->fname, (unsigned long long)e->size);
+			return false;
+		}
+		goto as_bytes;
+	}
+	if (e->shape_explicit) {
+		bool fits = true;
+		for (uint32_t i = 0; i < e->ndims && fits; i++)
+			fits = !__builtin_mul_overflow(need, (uint64_t)e->dims[i],
+						       &need);
+		if (fits && need == e->size) {
+			memcpy(dims, e->dims, e->ndims * sizeof(*dims));
+			*ndims = e->ndims;
+			return true;
+		}
+		if (!coerce) {
+			ckpt_shape_format(e->dims, e->ndims, shape,
+					  sizeof(shape));
+			ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				  "parameter '%s': shape %s of %s needs %llu "
+				  "bytes but the data is %llu bytes; write "
+				  "the missing data, or fix it with setfattr "
+				  "-n user.shape / user.dtype",
+				  e->fname, shape, ckpt_dtype_name(e->dtype),
+				  (unsigned long long)need,
+				  (unsigned long long)e->size);
+			return false;
+		}
+	}
+	if (e->size && e->size % esize == 0) {
+		dims[0] = (int64_t)(e->size / esize);
+		*ndims = 1;
+		return true;
+	}
+	if (!coerce) {
+		ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			  e->size ? "parameter '%s': %llu bytes is not a "
+				    "whole number of %s elements"
+				  : "parameter '%s' is empty (%llu bytes): a "
+				    "checkpoint cannot hold an empty %s "
+				    "vector; write data into it or remove it",
+			  e->fname, (unsigned long long)e->size,
+			  ckpt_dtype_name(e->dtype));
+		return false;
+	}
+as_bytes:
+	*dt = CKPT_DT_UINT8;
+	dims[0] = (int64_t)e->size;
+	*ndims = 1;
+	return true;
+}
+
+static void fill_info(const struct entry *e, int sub,
+		      struct ckpt_entry_info *info)
+{
+	const struct ckpt_tensor *mt = map_tensor(e, sub);
+	int64_t dims[1];
+	uint32_t ndims = 0;
+
+	memset(info, 0, sizeof(*info));
+	info->mtime_ns = e->mtime_ns;
+	if (e->kind == CKPT_ENTRY_DIR && !mt) {
+		info->kind = CKPT_ENTRY_DIR;
+		return;
+	}
+	info->kind = CKPT_ENTRY_FILE;
+	if (mt) {
+		info->size = mt->size;
+		snprintf(info->dtype, sizeof(info->dtype), "%s", mt->type_str);
+		ckpt_shape_format(mt->dims, mt->ndims, info->shape,
+				  sizeof(info->shape));
+		info->shape_explicit = true;
+		return;
+	}
+	info->size = e->size;
+	info->shape_explicit = e->shape_explicit;
+	snprintf(info->dtype, sizeof(info->dtype), "%s",
+		 ckpt_dtype_name(e->dtype));
+	if (e->dtype == CKPT_DT_STR) {
+		ndims = 0;
+	} else if (e->shape_explicit) {
+		ckpt_shape_format(e->dims, e->ndims, info->shape,
+				  sizeof(info->shape));
+		return;
+	} else {
+		dims[0] = (int64_t)(e->size / ckpt_dtype_size(e->dtype));
+		ndims = 1;
+	}
+	ckpt_shape_format(dims, ndims, info->shape, sizeof(info->shape));
+}
+
+ckpt_err ckpt_tree_stat(struct ckpt_tree *t, uint64_t id,
+			struct ckpt_entry_info *info)
+{
+	struct entry *e;
+	int sub;
+
+	pthread_rwlock_rdlock(&t->lock);
+	e = resolve(t, id, &sub);
+	if (e)
+		fill_info(e, sub, info);
+	pthread_rwlock_unlock(&t->lock);
+	return e ? CKPT_OK : CKPT_ERR_NOTFOUND;
+}
+
+int ckpt_tree_read_pieces(struct ckpt_tree *t, uint64_t id, uint64_t off,
+			  size_t size,
+			  int (*fn)(void *ctx, const struct ckpt_piece *p,
+				    uint32_t n),
+			  void *ctx)
+{
+	struct ckpt_piece *pc = NULL;
+	void *mem = NULL;
+	struct entry *e;
+	int sub, n, r;
+
+	pthread_rwlock_rdlock(&t->lock);
+	e = resolve(t, id, &sub);
+	if (!e)
+		r = -ENOENT;
+	else if (e->kind == CKPT_ENTRY_DIR && sub < 0)
+		r = -EISDIR;
+	else if ((n = ckpt_entry_pieces(t, sub < 0 ? e : NULL,
+					sub < 0 ? (e->orig ? &e->orig->tensor
+							   : NULL)
+						: map_tensor(e, sub),
+					off, size, &pc, &mem)) < 0)
+		r = n;
+	else
+		r = fn(ctx, pc, (uint32_t)n);
+	pthread_rwlock_unlock(&t->lock);
+	free(pc);
+	free(mem);
+	return r;
+}
+
+struct copy_ctx {
+	char *buf;
+	ssize_t done;
+};
+
+static int copy_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
+{
+	struct copy_ctx *c = ctx;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (p[i].fd < 0) {
+			memcpy(c->buf + c->done, p[i].mem, p[i].len);
+		} else if (ckpt_pread_full(p[i].fd, c->buf + c->done, p[i].len,
+					   p[i].pos) != (ssize_t)p[i].len) {
+			return -EIO;
+		}
+		c->done += (ssize_t)p[i].len;
+	}
+	return 0;
+}
+
+ssize_t ckpt_tree_read(struct ckpt_tree *t, uint64_t id, void *buf,
+		       size_t size, uint64_t off, struct ckpt_error *err)
+{
+	struct copy_ctx c = {.buf = buf};
+	int r = ckpt_tree_read_pieces(t, id, off, size, copy_pieces, &c);
+
+	if (r < 0) {
+		errno = -r;
+		ckpt_fail(err, r == -ENOENT ? CKPT_ERR_NOTFOUND : CKPT_ERR_IO,
+			  off, "reading entry %llu: %s",
+			  (unsigned long long)id, strerror(-r));
+		return -1;
+	}
+	return c.done;
+}
+
+/* ---- edits -------------------------------------------------------------- */
+
+/* Takes the write lock and resolves id to a writable file entry.  The
+ * caller unlocks, also on failure. */
+static ckpt_err edit_begin(struct ckpt_tree *t, uint64_t id,
+			   struct entry **out, struct ckpt_error *err)
+{
+	struct entry *e;
+	int sub;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (t->ro_reason)
+		return ckpt_fail(err, CKPT_ERR_READONLY, 0,
+				 "the checkpoint is read-only: %s",
+				 t->ro_reason);
+	e = resolve(t, id, &sub);
+	if (!e)
+		return ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no such entry");
+	if (e->kind != CKPT_ENTRY_FILE)
+		return ckpt_fail(err, CKPT_ERR_PERM, 0,
+				 "'%s' is a map parameter, which is read-only",
+				 e->fname);
+	*out = e;
+	return CKPT_OK;
+}
+
+static void touch(struct ckpt_tree *t, struct entry *e)
+{
+	e->mtime_ns = ckpt_now_ns();
+	t->dirty = true;
+}
+
+ssize_t ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
+			size_t size, uint64_t off, struct ckpt_error *err)
+{
+	struct entry *e;
+	ssize_t r = -1;
+	size_t done = 0;
+
+	if (edit_begin(t, id, &e, err))
+		goto out;
+	if (ckpt_stage(t, e, !(off == 0 && size >= e->size), err))
+		goto out;
+	while (done < size) {
+		ssize_t w = pwrite(e->stage_fd, (const char *)buf + done,
+				   size - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			ckpt_fail(err, CKPT_ERR_IO, off,
+				  "writing '%s' to its staging file: %s",
+				  e->fname, strerror(errno));
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (off + size > e->size)
+		e->size = off + size;
+	e->data_changed = true;
+	touch(t, e);
+	r = (ssize_t)size;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
+			    struct ckpt_error *err)
+{
+	struct entry *e;
+	ckpt_err r = edit_begin(t, id, &e, err);
+
+	if (r || size == e->size)
+		goto out;
+	r = ckpt_stage(t, e, size > 0, err);
+	if (r)
+		goto out;
+	if (ftruncate(e->stage_fd, (off_t)size) < 0) {
+		r = ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s",
+			      e->fname, strerror(errno));
+		goto out;
+	}
+	e->size = size;
+	e->data_changed = true;
+	touch(t, e);
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+/* Checks that fname is a name we can store; returns the raw name. */
+static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
+			    struct ckpt_error *err)
+{
+	ckpt_err r = ckpt_name_unescape(fname, name, len);
+
+	if (r == CKPT_ERR_INVAL)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "'%s' is not a valid name: write '%%' as "
+				 "%%25 and '/' as %%2F", fname);
+	if (r)
+		return ckpt_fail(err, r, 0, "out of memory");
+	return CKPT_OK;
+}
+
+static ckpt_err write_lock(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	if (t->ro_reason)
+		return ckpt_fail(err, CKPT_ERR_READONLY, 0,
+				 "the checkpoint is read-only: %s",
+				 t->ro_reason);
+	return CKPT_OK;
+}
+
+ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
+			  uint64_t *id, struct ckpt_error *err)
+{
+	char *name = NULL;
+	struct entry *e;
+	size_t len;
+	ckpt_err r = write_lock(t, err);
+
+	if (r)
+		goto out;
+	r = parse_fname(fname, &name, &len, err);
+	if (r)
+		goto out;
+	if (find(t, fname)) {
+		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", fname);
+		goto out;
+	}
+	e = entry_new(t, err);
+	if (!e) {
+		r = CKPT_ERR_NOMEM;
+		goto out;
+	}
+	e->kind = CKPT_ENTRY_FILE;
+	e->dtype = CKPT_DT_UINT8;
+	if (set_name(e, name, len) || set_dims(e, NULL, 0)) {
+		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		goto out;
+	}
+	r = entry_link(t, e, err);
+	if (r)
+		goto out;
+	e->data_changed = true;
+	touch(t, e);
+	*id = e->id;
+out:
+	free(name);
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *fname,
+			  struct ckpt_error *err)
+{
+	ckpt_err r = write_lock(t, err);
+	struct entry *e;
+
+	if (r)
+		goto out;
+	e = find(t, fname);
+	if (!e)
+		r = ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no '%s'", fname);
+	else if (e->kind != CKPT_ENTRY_FILE)
+		r = ckpt_fail(err, CKPT_ERR_PERM, 0,
+			      "'%s' is a map parameter, which is read-only",
+			      fname);
+	if (r)
+		goto out;
+	entry_unlink(t, e);
+	t->dirty = true;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
+			  const char *to, bool noreplace,
+			  struct ckpt_error *err)
+{
+	struct entry *src, *dst;
+	char *name = NULL;
+	size_t len;
+	ckpt_err r = write_lock(t, err);
+
+	if (r)
+		goto out;
+	src = find(t, from);
+	if (!src) {
+		r = ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no '%s'", from);
+		goto out;
+	}
+	r = parse_fname(to, &name, &len, err);
+	if (r)
+		goto out;
+	dst = find(t, to);
+	if (dst == src)
+		goto out;
+	if (src->kind != CKPT_ENTRY_FILE ||
+	    (dst && dst->kind != CKPT_ENTRY_FILE)) {
+		r = ckpt_fail(err, CKPT_ERR_PERM, 0,
+			      "map parameters are read-only");
+		goto out;
+	}
+	if (dst && noreplace) {
+		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", to);
+		goto out;
+	}
+	if (dst)
+		entry_unlink(t, dst);
+	hash_remove(t, src);
+	if (set_name(src, name, len)) {
+		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		hash_insert(t, src, NULL); /* under its old name */
+		goto out;
+	}
+	hash_insert(t, src, NULL); /* cannot grow: one out, one in */
+	src->renamed = true;
+	t->dirty = true;
+out:
+	free(name);
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
+			     const char *value, size_t len,
+			     struct ckpt_error *err)
+{
+	struct entry *e;
+	ckpt_err r = edit_begin(t, id, &e, err);
+	ckpt_dtype dt;
+
+	while (len && (value[len - 1] == '\n' || value[len - 1] == '\0'))
+		len--;
+	if (r)
+		goto out;
+	if (!ckpt_dtype_parse(value, len, &dt)) {
+		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "unknown dtype '%.*s' (use a MindSpore name "
+			      "such as Float32 or a numpy name such as "
+			      "float32)", (int)(len > 64 ? 64 : len), value);
+		goto out;
+	}
+	if (dt != e->dtype) {
+		e->dtype = dt;
+		e->meta_changed = true;
+		touch(t, e);
+	}
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
+			     const char *value, size_t len,
+			     struct ckpt_error *err)
+{
+	struct entry *e;
+	ckpt_err r = edit_begin(t, id, &e, err);
+	int64_t dims[CKPT_MAX_DIMS];
+	uint32_t n;
+
+	if (r)
+		goto out;
+	if (!ckpt_shape_parse(value, len, dims, &n)) {
+		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "malformed shape '%.*s' (write it like "
+			      "[6,1,5,5], 6,1,5,5 or [] for a scalar)",
+			      (int)(len > 64 ? 64 : len), value);
+		goto out;
+	}
+	if (n == 1 && dims[0] == 0) {
+		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "shape [0] cannot be stored: MindSpore reads "
+			      "dims [0] as a scalar");
+		goto out;
+	}
+	if (!e->shape_explicit || n != e->ndims ||
+	    memcmp(dims, e->dims, n * sizeof(*dims)) != 0) {
+		if (set_dims(e, dims, n)) {
+			r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+			goto out;
+		}
+		e->shape_explicit = true;
+		e->meta_changed = true;
+		touch(t, e);
+	}
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
+			       struct ckpt_error *err)
+{
+	struct entry *e;
+	ckpt_err r = edit_begin(t, id, &e, err);
+
+	if (!r) {
+		if (e->shape_explicit) {
+			e->shape_explicit = false;
+			e->meta_changed = true;
+			touch(t, e);
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
+{
+	struct entry *e;
+	int sub;
+
+	pthread_rwlock_wrlock(&t->lock);
+	e = resolve(t, id, &sub);
+	if (e && sub < 0 && !e->live && e->stage_fd >= 0) {
+		close(e->stage_fd);
+		e->stage_fd = -1;
+		e->size = 0;
+	}
+	pthread_rwlock_unlock(&t->lock);
+}

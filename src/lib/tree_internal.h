@@ -1,0 +1,77 @@
+/*
+ * tree_internal.h - the editable tree's data structures, shared by tree.c
+ * (model and edits), stage.c (staging files) and commit.c (writing).
+ */
+#ifndef CKPT_TREE_INTERNAL_H
+#define CKPT_TREE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "ckpt_tree.h"
+#include "internal.h"
+
+#define ID_STEP 4 /* a map entry's tensors are id+1 .. id+3 */
+
+struct entry {
+	uint64_t id;
+	struct entry *hnext; /* hash chain of live root entries */
+	char *name;
+	size_t name_len;
+	char *fname;
+	bool live;
+	enum ckpt_entry_kind kind;
+	const struct ckpt_param *orig; /* in t->base; NULL for new entries */
+	int stage_fd;                  /* -1: the bytes are orig's */
+	bool data_changed, meta_changed, renamed;
+	uint64_t size;
+	ckpt_dtype dtype;
+	uint32_t ndims;
+	int64_t *dims;       /* explicit shape (ndims entries) */
+	bool shape_explicit; /* else 1-D: size / element size */
+	bool zero_form;      /* write a scalar as dims [0] */
+	uint64_t mtime_ns;
+};
+
+struct ckpt_tree {
+	pthread_rwlock_t lock;
+	char *path, *target, *staging_dir;
+	bool staging_fixed; /* given by the user: no fallback */
+	const char *ro_reason;
+	bool add_crc;
+	struct ckpt_file *base; /* NULL while the tree has no file yet */
+	struct ckpt_open_opts open_opts;
+	uint64_t base_mtime_ns;
+
+	struct entry **slots; /* by id / ID_STEP - 1; never reused */
+	size_t nslots, slots_cap;
+	struct entry **order; /* live root entries in checkpoint order */
+	size_t norder, order_cap;
+	struct entry **buckets;
+	size_t nbuckets;
+	bool dirty;
+};
+
+/* stage.c: makes e's bytes live in a staging file.  With copy, the current
+ * bytes are copied in first; the file is then sized to e->size. */
+ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
+		    struct ckpt_error *err);
+
+/* stage.c: the pieces holding [off, off+size) of a file entry or map
+ * tensor.  *mem receives a buffer the caller frees (converted bfloat16).
+ * Returns the number of pieces or -errno. */
+int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
+		      const struct ckpt_tensor *mt, uint64_t off, size_t size,
+		      struct ckpt_piece **pieces, void **mem);
+
+/* commit.c helpers used by tree.c */
+uint64_t ckpt_now_ns(void);
+
+/* tree.c: shown dtype/shape of e as dims; false if they do not fit its
+ * size (err explains).  With coerce, a misfit is made to fit instead. */
+bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err);
+
+/* tree.c: (re)initializes e from parameter p of the base. */
+ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p);
+
+#endif /* CKPT_TREE_INTERNAL_H */
