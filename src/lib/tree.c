@@ -234,17 +234,26 @@ static void entry_unlink(struct ckpt_tree *t, struct entry *e)
 
 /* ---- open / close ------------------------------------------------------- */
 
-static const char *check_writable(const char *target, bool *exists)
+/* Writable for us, and meant to be written: a file or directory without
+ * any write permission bit is treated as read-only even for root. */
+static bool writable(const char *path)
+{
+	struct stat st;
+
+	return access(path, W_OK) == 0 && stat(path, &st) == 0 &&
+	       (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH));
+}
+
+static const char *check_writable(const char *target)
 {
 	char *copy = strdup(target);
 	const char *why = NULL;
 
-	*exists = access(target, F_OK) == 0;
 	if (!copy)
 		return "out of memory";
-	if (access(dirname(copy), W_OK) != 0)
+	if (!writable(dirname(copy)))
 		why = "its directory is not writable";
-	else if (*exists && access(target, W_OK) != 0)
+	else if (access(target, F_OK) == 0 && !writable(target))
 		why = "the file is not writable (chmod u+w to edit it)";
 	free(copy);
 	return why;
@@ -287,7 +296,6 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	static const struct ckpt_tree_opts defaults;
 	struct ckpt_tree *t;
 	struct stat st;
-	bool exists;
 	ckpt_err e;
 
 	if (!opts)
@@ -342,7 +350,7 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	if (opts->read_only)
 		t->ro_reason = "it was mounted read-only (-o ro)";
 	else
-		t->ro_reason = check_writable(t->target, &exists);
+		t->ro_reason = check_writable(t->target);
 	*out = t;
 	return CKPT_OK;
 fail:
