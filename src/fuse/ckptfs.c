@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt_tree.h"
@@ -51,7 +52,7 @@ struct ckptfs {
 	uid_t uid;
 	gid_t gid;
 	bool foreground;
-	const char *source;
+	uint64_t mount_ns; /* mtime of the root directory */
 	pthread_mutex_t lock; /* lookup counts and last_error */
 	uint64_t *nlookup;    /* by id / 4 */
 	size_t nlookup_cap;
@@ -153,6 +154,7 @@ static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 	if (ino == FUSE_ROOT_ID) {
 		memset(&info, 0, sizeof(info));
 		info.kind = CKPT_ENTRY_DIR;
+		info.mtime_ns = fs->mount_ns;
 	} else if (ckpt_tree_stat(fs->tree, ino, &info) != CKPT_OK) {
 		return false;
 	}
@@ -794,6 +796,7 @@ static int load(struct ckptfs *fs, const struct options *o)
 				    .read_only = o->ro,
 				    .add_crc = o->crc};
 	struct ckpt_error err;
+	struct timespec now;
 
 	if (ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err)) {
 		fprintf(stderr, "ckptfs: %s\n", err.msg);
@@ -806,7 +809,9 @@ static int load(struct ckptfs *fs, const struct options *o)
 			o->checkpoint, ckpt_tree_read_only(fs->tree));
 	fs->uid = getuid();
 	fs->gid = getgid();
-	fs->source = o->checkpoint;
+	clock_gettime(CLOCK_REALTIME, &now);
+	fs->mount_ns = (uint64_t)now.tv_sec * 1000000000u +
+		       (uint64_t)now.tv_nsec;
 	return 0;
 }
 
