@@ -87,6 +87,10 @@ size_t ckpt_dtype_size(ckpt_dtype dt);
  * "bfloat16", ...).  Returns false if the name is unknown. */
 bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out);
 
+/* Like ckpt_dtype_parse, but only the spellings MindSpore writes as a
+ * tensor_type (and the old "Uint*"): what a plain tensor may carry. */
+bool ckpt_dtype_parse_stored(const char *s, size_t len, ckpt_dtype *out);
+
 /* Writes a shape as "[6,1,5,5]" ("[]" for ndims == 0) into buf.  Returns
  * the length the full string needs, like snprintf. */
 int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
@@ -162,6 +166,40 @@ struct ckpt_param {
 	struct ckpt_tensor map[CKPT_MAP_NTENSORS];      /* kind MAP */
 };
 
+/* ---- encryption (format document, section 6) ---------------------------- */
+
+enum ckpt_enc_mode {
+	CKPT_ENC_NONE,
+	CKPT_ENC_AES_GCM,
+	CKPT_ENC_AES_CBC,
+	CKPT_ENC_SM4_CBC,
+};
+
+/* A key as MindSpore's enc_key: raw bytes, no KDF.  Allocate with
+ * ckpt_key_new, which keeps it out of swap and core dumps where the system
+ * allows, and release with ckpt_key_free, which wipes it. */
+struct ckpt_key {
+	enum ckpt_enc_mode mode;
+	size_t len;
+	uint8_t bytes[64];
+};
+
+/* "AES-GCM", "AES-CBC", "SM4-CBC" (case-insensitive) -> mode. */
+bool ckpt_enc_mode_parse(const char *s, enum ckpt_enc_mode *mode);
+const char *ckpt_enc_mode_name(enum ckpt_enc_mode mode);
+
+/* Reads a key of mode from fd (all bytes up to EOF, at most 64) into a new
+ * locked key.  The length must suit the mode (AES: 16, 24 or 32; SM4: 16). */
+ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
+		       struct ckpt_error *err);
+
+/* Wipes and frees a key from ckpt_key_read.  NULL is a no-op. */
+void ckpt_key_free(struct ckpt_key *key);
+
+/* The encryption mode whose block magic the file at fd starts with, or
+ * CKPT_ENC_NONE for a plain checkpoint. */
+enum ckpt_enc_mode ckpt_detect_encryption(int fd);
+
 /* What ckpt_open found out besides the parameters. */
 struct ckpt_stats {
 	uint64_t file_size;
@@ -173,10 +211,14 @@ struct ckpt_stats {
 	bool has_crc;            /* file ends with a crc_num trailer */
 	bool crc_checked;        /* trailer was verified */
 	uint32_t crc_stored, crc_computed;
+	enum ckpt_enc_mode enc_mode; /* the file was encrypted with this */
+	bool enc_legacy;             /* MindSpore 1.3-1.6 layout */
+	uint64_t enc_blocks;
 };
 
 struct ckpt_open_opts {
-	bool skip_crc; /* do not verify the crc_num trailer (faster) */
+	bool skip_crc;               /* do not verify the crc_num trailer */
+	const struct ckpt_key *key;  /* decrypt with this key */
 };
 
 struct ckpt_file;

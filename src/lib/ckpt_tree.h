@@ -33,7 +33,12 @@ struct ckpt_tree_opts {
 	bool create;             /* the source may not exist: start empty */
 	bool read_only;          /* refuse every change */
 	bool add_crc;            /* write a crc_num trailer on commit */
-	struct ckpt_open_opts open;
+	struct ckpt_open_opts open; /* open.key: decrypt with this key */
+	/* Commits are encrypted with open.key, unless out_key_set, when they
+	 * are encrypted with out_key (NULL: written in plain).  Keys must
+	 * outlive the tree.  With any key, staging stays in memory. */
+	bool out_key_set;
+	const struct ckpt_key *out_key;
 };
 
 enum ckpt_entry_kind { CKPT_ENTRY_FILE, CKPT_ENTRY_DIR };

@@ -13,6 +13,7 @@
  * so their original encoding is kept.
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -23,13 +24,18 @@
 #include <unistd.h>
 
 #include "ckpt_format.h"
+#include "crypt_internal.h"
 #include "tree_internal.h"
 
 struct out {
 	int fd;
-	uint64_t off;
+	uint64_t off;  /* bytes of the file written so far */
+	uint64_t plain; /* plaintext bytes written so far (for messages) */
 	bool crc_on;
 	uint32_t crc;
+	const struct ckpt_key *key; /* encrypt in blocks with this key */
+	uint8_t *pbuf, *cbuf;       /* plaintext block, its ciphertext */
+	size_t plen;
 	const char *path; /* for messages */
 	struct ckpt_error *err;
 };
@@ -43,12 +49,10 @@ static ckpt_err out_fail(struct out *o, const char *what)
 			 (unsigned long long)o->off, strerror(errno));
 }
 
-static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
+static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 {
 	const char *p = buf;
 
-	if (o->crc_on)
-		o->crc = ckpt_crc32(o->crc, buf, n);
 	while (n) {
 		ssize_t w = pwrite(o->fd, p, n, (off_t)o->off);
 		if (w < 0 && errno == EINTR)
@@ -62,13 +66,52 @@ static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
 	return CKPT_OK;
 }
 
+/* Encrypts and writes the buffered plaintext block. */
+static ckpt_err out_flush_block(struct out *o)
+{
+	size_t clen;
+	ckpt_err e;
+
+	if (!o->plen)
+		return CKPT_OK;
+	e = ckpt_encrypt_block(o->key, o->pbuf, o->plen, o->cbuf, &clen,
+			       o->err);
+	OPENSSL_cleanse(o->pbuf, o->plen);
+	o->plen = 0;
+	return e ? e : out_raw(o, o->cbuf, clen);
+}
+
+static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	if (o->crc_on)
+		o->crc = ckpt_crc32(o->crc, buf, n);
+	o->plain += n;
+	if (!o->key)
+		return out_raw(o, buf, n);
+	while (n) {
+		size_t k = CKPT_ENC_BLOCK - o->plen;
+		ckpt_err e;
+		if (k > n)
+			k = n;
+		memcpy(o->pbuf + o->plen, p, k);
+		o->plen += k;
+		p += k;
+		n -= k;
+		if (o->plen == CKPT_ENC_BLOCK && (e = out_flush_block(o)))
+			return e;
+	}
+	return CKPT_OK;
+}
+
 /* Appends len bytes of fd at pos: copy_file_range unless the CRC needs
  * to see them. */
 static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 {
 	char buf[1 << 16];
 
-	while (len && !o->crc_on) {
+	while (len && !o->crc_on && !o->key) {
 		loff_t in = (loff_t)pos, outp = (loff_t)o->off;
 		ssize_t n = copy_file_range(fd, &in, o->fd, &outp,
 					    len > (1u << 30) ? (1u << 30) : len,
@@ -76,6 +119,7 @@ static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 		if (n > 0) {
 			pos += (uint64_t)n;
 			o->off += (uint64_t)n;
+			o->plain += (uint64_t)n;
 			len -= (uint64_t)n;
 			continue;
 		}
@@ -317,10 +361,24 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		r = out_fail(&o, "creating a file in its directory");
 		goto out;
 	}
-	o.crc_on = !recovery &&
+	o.crc_on = !recovery && !t->out_key &&
 		   (t->add_crc || (t->base && ckpt_stats(t->base)->has_crc));
+	o.key = t->out_key;
+	if (o.key) {
+		o.pbuf = malloc(CKPT_ENC_BLOCK);
+		o.cbuf = malloc(CKPT_ENC_BLOCK + CKPT_ENC_OVERHEAD);
+		if (!o.pbuf || !o.cbuf) {
+			r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < t->norder; i++) {
 		r = out_entry(&o, t, t->order[i], recovery);
+		if (r)
+			goto out;
+	}
+	if (o.key) {
+		r = out_flush_block(&o);
 		if (r)
 			goto out;
 	}
@@ -364,6 +422,10 @@ out:
 		close(o.fd);
 	if (dirfd >= 0)
 		close(dirfd);
+	if (o.pbuf)
+		OPENSSL_cleanse(o.pbuf, CKPT_ENC_BLOCK);
+	free(o.pbuf);
+	free(o.cbuf);
 	free(dcopy);
 	free(bcopy);
 	return r;

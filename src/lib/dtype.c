@@ -67,6 +67,18 @@ bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)
 	return false;
 }
 
+bool ckpt_dtype_parse_stored(const char *s, size_t len, ckpt_dtype *out)
+{
+	for (int i = 0; i < CKPT_DT_COUNT; i++) {
+		if (same(s, len, dtypes[i].name) ||
+		    same(s, len, dtypes[i].old)) {
+			*out = (ckpt_dtype)i;
+			return true;
+		}
+	}
+	return false;
+}
+
 int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
 		      size_t size)
 {

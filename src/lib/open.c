@@ -9,13 +9,14 @@
 #include <unistd.h>
 
 #include "ckpt_format.h"
-#include "internal.h"
+#include "crypt_internal.h"
 
 /* Detects the crc_num trailer and sets stream_size. */
 static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
 {
 	uint8_t t[CKPT_CRC_TRAILER_LEN];
 	uint64_t size = f->stats.file_size, crc = 0;
+	uint8_t high = 0;
 	ssize_t n;
 
 	f->stats.stream_size = size;
@@ -29,14 +30,17 @@ static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
 				 n < 0 ? strerror(errno) : "short read");
 	if (memcmp(t, CKPT_CRC_MARK, CKPT_CRC_MARK_LEN) != 0)
 		return CKPT_OK;
-	for (int i = CKPT_CRC_MARK_LEN; i < CKPT_CRC_TRAILER_LEN; i++)
+	/* a 10-byte big-endian number: only the last 4 bytes may be set */
+	for (int i = CKPT_CRC_MARK_LEN; i < CKPT_CRC_TRAILER_LEN - 4; i++)
+		high |= t[i];
+	for (int i = CKPT_CRC_TRAILER_LEN - 4; i < CKPT_CRC_TRAILER_LEN; i++)
 		crc = crc << 8 | t[i];
-	if (crc > UINT32_MAX)
+	if (high)
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, size - sizeof(t),
-				 "%s: offset %llu: crc_num trailer holds %llu, "
-				 "which is not a CRC-32", f->path,
-				 (unsigned long long)(size - sizeof(t)),
-				 (unsigned long long)crc);
+				 "%s: offset %llu: crc_num trailer holds a "
+				 "number wider than 32 bits, which is not a "
+				 "CRC-32", f->path,
+				 (unsigned long long)(size - sizeof(t)));
 	f->stats.has_crc = true;
 	f->stats.crc_stored = (uint32_t)crc;
 	f->stats.stream_size = size - CKPT_CRC_TRAILER_LEN;
@@ -78,9 +82,11 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_open_fd(int fd, const char *label,
-		      const struct ckpt_open_opts *opts,
-		      struct ckpt_file **out, struct ckpt_error *err)
+/* Indexes fd (owned from here on); enc carries what decryption found. */
+static ckpt_err open_scan(int fd, const char *label,
+			  const struct ckpt_open_opts *opts,
+			  const struct ckpt_stats *enc, struct ckpt_file **out,
+			  struct ckpt_error *err)
 {
 	struct ckpt_file *f;
 	struct stat st;
@@ -108,6 +114,11 @@ ckpt_err ckpt_open_fd(int fd, const char *label,
 			      "%s: not a regular file", label);
 		goto fail;
 	}
+	if (enc) {
+		f->stats.enc_mode = enc->enc_mode;
+		f->stats.enc_legacy = enc->enc_legacy;
+		f->stats.enc_blocks = enc->enc_blocks;
+	}
 	f->stats.file_size = (uint64_t)st.st_size;
 	e = find_trailer(f, err);
 	if (e)
@@ -127,16 +138,58 @@ fail:
 	return e;
 }
 
+ckpt_err ckpt_open_fd(int fd, const char *label,
+		      const struct ckpt_open_opts *opts,
+		      struct ckpt_file **out, struct ckpt_error *err)
+{
+	return open_scan(fd, label, opts, NULL, out, err);
+}
+
 ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
 		   struct ckpt_file **out, struct ckpt_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const struct ckpt_key *key = opts ? opts->key : NULL;
+	struct ckpt_stats enc = {0};
+	enum ckpt_enc_mode found;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), mfd;
+	ckpt_err e;
 
 	*out = NULL;
 	if (fd < 0)
 		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
 				 path, strerror(errno));
-	return ckpt_open_fd(fd, path, opts, out, err);
+	found = ckpt_detect_encryption(fd);
+	if (!key && found != CKPT_ENC_NONE) {
+		close(fd);
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "%s is encrypted (its first block is %s); "
+				 "give the key: enc_mode=%s with keyfile=PATH "
+				 "or keyfd=N", path,
+				 ckpt_enc_mode_name(found),
+				 ckpt_enc_mode_name(found));
+	}
+	if (!key)
+		return open_scan(fd, path, opts, NULL, out, err);
+	if (fstat(fd, &st) < 0) {
+		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
+			      strerror(errno));
+		close(fd);
+		return e;
+	}
+	if (found == CKPT_ENC_NONE && st.st_size > 0) {
+		close(fd);
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "%s is not encrypted, but a key was given",
+				 path);
+	}
+	enc.file_size = (uint64_t)st.st_size;
+	e = ckpt_decrypt_to_memfd(fd, path, key, &mfd, &enc, err);
+	close(fd);
+	if (e)
+		return e;
+	enc.enc_mode = key->mode;
+	return open_scan(mfd, path, opts, &enc, out, err);
 }
 
 void ckpt_close(struct ckpt_file *f)

@@ -21,6 +21,7 @@ struct rec_tensor {
 	uint32_t ndims;
 	char type[CKPT_MAX_TYPE_LEN + 1];
 	uint64_t content_off, content_len;
+	bool has_content; /* a required field */
 };
 
 /* One Value record. */
@@ -46,7 +47,9 @@ struct scan {
 	struct ckpt_file *f;
 	struct ckpt_reader r;
 	struct ckpt_error *err;
-	char where[200]; /* "FILE: offset N: parameter 'X'" for messages */
+	/* "FILE: offset N: parameter 'X'" for messages; as long as a message,
+	 * so that a long FILE does not push the offset out */
+	char where[sizeof(((struct ckpt_error *)0)->msg)];
 	uint64_t where_off;
 };
 
@@ -154,6 +157,10 @@ static ckpt_err parse_tensor(struct scan *s, uint64_t pos, uint64_t end,
 			size_t len;
 			e = read_string(s, &pos, end, CKPT_MAX_TYPE_LEN,
 					"tensor_type", &str, &len);
+			if (!e && memchr(str, '\0', len))
+				e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
+					      "%s: tensor_type contains a NUL "
+					      "byte", at(s, kpos, NULL, 0));
 			if (!e)
 				memcpy(t->type, str, len + 1);
 			free(str);
@@ -169,6 +176,7 @@ static ckpt_err parse_tensor(struct scan *s, uint64_t pos, uint64_t end,
 					      (unsigned long long)v,
 					      (unsigned long long)(end - pos));
 			if (!e) {
+				t->has_content = true;
 				t->content_off = pos;
 				t->content_len = v;
 				pos += v;
@@ -314,6 +322,12 @@ static ckpt_err parse_value(struct scan *s, uint64_t pos, uint64_t end,
 				 "%s: map value has %u tensors, expected 3 "
 				 "(keys, values, status)",
 				 at(s, v->off, v->name, v->name_len), v->nt);
+	for (uint32_t i = 0; i < v->nt; i++)
+		if (!v->t[i].has_content)
+			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
+					 "%s: tensor has no tensor_content "
+					 "(a required field)",
+					 at(s, v->off, v->name, v->name_len));
 	return CKPT_OK;
 }
 
@@ -354,11 +368,20 @@ static ckpt_err add_extent(struct scan *s, struct ckpt_tensor *t,
 	return CKPT_OK;
 }
 
+/* Parses the tensor_type of rt: MindSpore spellings for plain tensors,
+ * numpy ones too inside maps (what is "" for a plain tensor). */
+static bool parse_type(const struct rec_tensor *rt, const char *what,
+		       ckpt_dtype *dt)
+{
+	return *what ? ckpt_dtype_parse(rt->type, strlen(rt->type), dt)
+		     : ckpt_dtype_parse_stored(rt->type, strlen(rt->type), dt);
+}
+
 /* Sets dtype, type_str and dims of t from the record rt (the last slice). */
 static ckpt_err set_meta(struct scan *s, struct ckpt_tensor *t,
 			 const struct rec_tensor *rt, const char *what)
 {
-	if (!ckpt_dtype_parse(rt->type, strlen(rt->type), &t->dtype))
+	if (!parse_type(rt, what, &t->dtype))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 				 "%s%s: unknown tensor_type '%s'", s->where,
 				 what, rt->type);
@@ -405,10 +428,11 @@ static ckpt_err check_tensor(struct scan *s, struct ckpt_tensor *t)
 	if (t->dtype == CKPT_DT_STR) {
 		t->ndims = 0;
 		t->size = t->stored;
-		if (t->stored % 4)
+		if (t->stored % 4 || t->stored == 0)
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 					 "%s: str content is %llu bytes, not "
-					 "a whole number of UTF-32 code points",
+					 "a positive whole number of UTF-32 "
+					 "code points",
 					 s->where,
 					 (unsigned long long)t->stored);
 		return CKPT_OK;
@@ -457,8 +481,22 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 					      "%s/%s: map tensor has no dims",
 					      s->where, ckpt_map_names[i]);
 			if (!e) {
+				uint64_t need;
 				t->dims[0] = (int64_t)g->rows[i];
 				t->size = t->stored;
+				/* slices must agree on all but dims[0] */
+				if (!byte_count(t->dims, t->ndims,
+						ckpt_dtype_size(t->dtype), &need) ||
+				    need != t->stored)
+					e = ckpt_fail(s->err, CKPT_ERR_CORRUPT,
+						      s->where_off,
+						      "%s/%s: %llu bytes in "
+						      "slices that disagree on "
+						      "the type or the row "
+						      "shape", s->where,
+						      ckpt_map_names[i],
+						      (unsigned long long)
+							      t->stored);
 			}
 		}
 	}
@@ -487,7 +525,7 @@ static ckpt_err group_add_map(struct scan *s, struct group *g,
 		uint64_t need;
 		ckpt_err e;
 
-		if (!ckpt_dtype_parse(rt->type, strlen(rt->type), &dt))
+		if (!parse_type(rt, ckpt_map_names[i], &dt))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s/%s: unknown tensor_type '%s'",
 					 s->where, ckpt_map_names[i], rt->type);
@@ -516,6 +554,7 @@ static ckpt_err group_add_map(struct scan *s, struct group *g,
 static ckpt_err take_value(struct scan *s, struct group *g,
 			   struct rec_value *v)
 {
+	ckpt_dtype dt;
 	ckpt_err e;
 
 	if (g->active && g->p.name_len == v->name_len &&
@@ -544,6 +583,11 @@ static ckpt_err take_value(struct scan *s, struct group *g,
 				       : 0;
 	if (v->kind == CKPT_PARAM_MAP)
 		return group_add_map(s, g, v);
+	if (!parse_type(&v->t[0], "", &dt)) /* MindSpore checks every slice */
+		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
+				 "%s: unknown tensor_type '%s'",
+				 at(s, v->off, g->p.name, g->p.name_len),
+				 v->t[0].type);
 	g->last[0] = v->t[0];
 	return add_extent(s, &g->p.tensor, &g->ext_cap[0], &v->t[0]);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "tree_internal.h"
@@ -36,8 +37,18 @@ static int tmpfile_in(const char *dir)
 
 static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	int fd = tmpfile_in(t->staging_dir);
+	int fd;
 	const char *tmp;
+
+	if (t->memory_staging) { /* decrypted data never goes to a disk */
+		fd = memfd_create("ckptfs-stage", MFD_CLOEXEC);
+		if (fd < 0)
+			ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create a "
+				  "staging file in memory: %s",
+				  strerror(errno));
+		return fd;
+	}
+	fd = tmpfile_in(t->staging_dir);
 
 	if (fd >= 0 || t->staging_fixed)
 		goto out;

@@ -307,6 +307,14 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	pthread_rwlock_init(&t->lock, NULL);
 	t->open_opts = opts->open;
 	t->add_crc = opts->add_crc;
+	t->out_key = opts->out_key_set ? opts->out_key : opts->open.key;
+	t->memory_staging = opts->open.key || t->out_key;
+	if (t->add_crc && t->out_key) {
+		e = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "a CRC trailer and encryption cannot be "
+			      "combined: MindSpore cannot read such files");
+		goto fail;
+	}
 	t->path = abs_path(path);
 	t->target = abs_path(opts->output ? opts->output : path);
 	t->staging_fixed = opts->staging_dir != NULL;

@@ -38,6 +38,8 @@ struct ckpt_tree {
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
 	bool add_crc;
+	bool memory_staging;              /* encrypted: no plaintext on disk */
+	const struct ckpt_key *out_key;   /* commits are encrypted with it */
 	struct ckpt_file *base; /* NULL while the tree has no file yet */
 	struct ckpt_open_opts open_opts;
 	uint64_t base_mtime_ns;

@@ -19,8 +19,11 @@ MindSpore itself would crash, read garbage or accept a malformed message:
   with neither tensor nor maptensor, and deprecated protobuf groups (wire
   types 3/4, never written by MindSpore) anywhere in the message are errors.
   Other unknown fields are skipped (e.g. v0.5 top-level model_type = 2).
+  A top-level tag 0 or end-group tag, where the runtime stops early with
+  only a warning (MindSpore would silently ignore the rest), is an error.
 * Consecutive Values with the same tag are slices of one parameter: contents
-  are joined in order, dims and tensor_type come from the last slice.  A tag
+  are joined in order, dims and tensor_type come from the last slice (every
+  slice's tensor_type must still be known, as MindSpore looks each one up).  A tag
   that reappears later replaces the earlier data but keeps its position.
 * tensor_type must be one of MindSpore's names (old "Uint8".."Uint64" are
   accepted and shown as "UInt8".."UInt64").  Scalars: dims [] or [0] hold one
@@ -49,6 +52,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -227,10 +231,11 @@ def _tensor_group(name, slices):
     last_dims, last_type = slices[-1][0], slices[-1][1]
     data = slices[0][2] if len(slices) == 1 else b"".join(s[2] for s in slices)
     where = "parameter %r" % name
+    for s in slices:  # MindSpore looks every slice's type up
+        if OLD_SPELLING.get(s[1], s[1]) not in ITEMSIZE:
+            _fail("%s: unknown tensor_type %r" % (where, s[1]))
     type_str = last_type
     dtype = OLD_SPELLING.get(type_str, type_str)
-    if dtype not in ITEMSIZE:
-        _fail("%s: unknown tensor_type %r" % (where, type_str))
     isz = ITEMSIZE[dtype]
     shape = () if last_dims in ([], [0]) else tuple(last_dims)
     if dtype == "str":
@@ -257,12 +262,15 @@ def _map_group(name, slices):
     subs = []
     for i, sub_name in enumerate(MAP_NAMES):
         parts = [s[i] for s in slices]
+        for part in parts:
+            dt = OLD_SPELLING.get(part[1], part[1])
+            if dt == "str" or (dt not in ITEMSIZE and
+                               dt not in NUMPY_ITEMSIZE):
+                _fail("%s: %s: unknown tensor_type %r" % (where, sub_name,
+                                                         part[1]))
         type_str = parts[-1][1]
         dtype = OLD_SPELLING.get(type_str, type_str)
         isz = ITEMSIZE.get(dtype) or NUMPY_ITEMSIZE.get(dtype)
-        if isz is None or dtype == "str":
-            _fail("%s: %s: unknown tensor_type %r" % (where, sub_name,
-                                                     type_str))
         for dims, _, _ in parts:
             if len(dims) == 0:
                 _fail("%s: %s: a map tensor needs at least one dimension"
@@ -280,6 +288,28 @@ def _map_group(name, slices):
     return Param(name, None, (), b"", "map", subs, None, len(slices))
 
 
+class _quiet_stderr:
+    """Silences libprotobuf's C++ log lines (e.g. "String field ... contains
+    invalid UTF-8") on fd 2 while parsing; Python warnings are unaffected."""
+
+    def __enter__(self):
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+        return False
+
+
 def loads(buf, label="<bytes>"):
     """Parses checkpoint bytes; returns [Param] in file order."""
     if not isinstance(buf, (bytes, bytearray)):
@@ -295,11 +325,22 @@ def loads(buf, label="<bytes>"):
         buf = bytes(body)
         del body
     msg = pb.Checkpoint()
+    nbuf = len(buf)
     try:
-        msg.ParseFromString(buf)
+        with warnings.catch_warnings(record=True) as caught, _quiet_stderr():
+            warnings.simplefilter("always")
+            used = msg.ParseFromString(buf)
     except Exception as e:  # google.protobuf.message.DecodeError
         _fail("%s: protobuf parse failed: %s" % (label, e))
     del buf
+    # A top-level tag 0 or end-group makes the runtime stop early and only
+    # warn ("Not all data was converted"); MindSpore would silently drop the
+    # rest of the file.  The reference treats that as corruption.
+    for w in caught:
+        _fail("%s: protobuf parse stopped early: %s" % (label, w.message))
+    if used is not None and used != nbuf:
+        _fail("%s: protobuf parse consumed %d of %d bytes" % (label, used,
+                                                              nbuf))
     top = _unknown(msg)
     for f in top:
         if f.field_number == 1:
@@ -505,9 +546,13 @@ def main(argv):
         print("ckref: %s: %s" % (argv[2], e), file=sys.stderr)
         return 1
     if argv[1] == "dump":
-        out = sys.stdout
-        for line in _dump_lines(params):
-            out.buffer.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        out = sys.stdout.buffer
+        try:
+            for line in _dump_lines(params):
+                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            out.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

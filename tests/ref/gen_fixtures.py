@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_fixtures.py OUTDIR [--big]
+"""gen_fixtures.py OUTDIR [--big | --only-big]
 
 Writes generated (valid) checkpoints for the ckptfs tests into OUTDIR using
 the reference writer ckref.write, plus a few hand-built files for encodings
@@ -294,13 +294,14 @@ def big_expected_chunk(off, n):
 
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
-    big = "--big" in argv[1:]
-    if len(args) != 1:
+    opts = [a for a in argv[1:] if a.startswith("--")]
+    if len(args) != 1 or any(o not in ("--big", "--only-big") for o in opts):
         print(__doc__, file=sys.stderr)
         return 2
+    big = "--big" in opts or "--only-big" in opts
     out = args[0]
     os.makedirs(out, exist_ok=True)
-    written = gen_all(out)
+    written = [] if "--only-big" in opts else gen_all(out)
     if big:
         written.append(gen_big(out))
     for p in written:

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""The `ckpt` CLI against the reference reader, for every valid fixture.
+
+  ckpt ls FILE        one escaped name per line
+  ckpt ls -l FILE     dtype, shape, bytes, name per line
+  ckpt cat FILE NAME  raw bytes (NAME as shown by ls; maps: NAME/keys ...)
+  ckpt info FILE      exit 0 and mentions the parameter count
+  ckpt verify FILE    exit 0 for valid files
+
+Maps in ls / ls -l are accepted either as one line (the map name) or as
+three lines NAME/keys, NAME/values, NAME/status.
+"""
+
+import hashlib
+import os
+import random
+import re
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import escape_name, shape_str  # noqa: E402
+
+LS_L = re.compile(r"^(\S+)\s+(\[[0-9,]*\])\s+(\d+)\s+(.+)$")
+MAX_CATS = 60   # per file; files with more parameters are sampled
+
+
+def lines_of(res):
+    text = res.text
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text.split("\n") if text else []
+
+
+def fold_maps(names, params):
+    """Replaces NAME/keys, NAME/values, NAME/status lines by NAME."""
+    names = list(names)
+    for p in params:
+        if p.kind != "map":
+            continue
+        e = escape_name(p.name)
+        subs = [e + "/" + s for s in common.ckref.MAP_NAMES]
+        if all(s in names for s in subs):
+            for s in subs:
+                names.remove(s)
+            names.append(e)
+    return names
+
+
+class CliChecks(unittest.TestCase):
+    maxDiff = 4000
+
+    def setUp(self):
+        common.require_bin(self, common.CKPT_BIN)
+
+    def ok(self, res, what):
+        common.assert_not_signal(self, res, what)
+        if res.rc != 0:
+            self.fail("%s failed\n%s" % (what, res.describe()))
+
+    def check_cli(self, path):
+        params = common.ref(path)
+        base = os.path.basename(path)
+
+        # verify
+        self.ok(common.ckpt("verify", path), "ckpt verify " + base)
+
+        # ls
+        res = common.ckpt("ls", path)
+        self.ok(res, "ckpt ls " + base)
+        got = fold_maps(lines_of(res), params)
+        self.assertEqual(sorted(got), sorted(escape_name(p.name)
+                                             for p in params),
+                         "%s: ckpt ls" % base)
+
+        # ls -l
+        res = common.ckpt("ls", "-l", path)
+        self.ok(res, "ckpt ls -l " + base)
+        rows = {}
+        for line in lines_of(res):
+            m = LS_L.match(line)
+            self.assertIsNotNone(m, "%s: ckpt ls -l line %r does not match "
+                                 "'dtype shape bytes name'" % (base, line))
+            rows[m.group(4)] = (m.group(1), m.group(2), int(m.group(3)))
+        expect = {}
+        for p in params:
+            e = escape_name(p.name)
+            if p.kind == "map":
+                if e in rows:          # one line for the whole map
+                    expect[e] = rows[e]
+                else:
+                    for s in p.map:
+                        expect[e + "/" + s.name] = (
+                            s.dtype, shape_str(s.shape), len(s.data))
+            else:
+                expect[e] = (p.dtype, shape_str(p.shape), len(p.data))
+        self.assertEqual(rows, expect, "%s: ckpt ls -l" % base)
+
+        # cat
+        items = common.tensors_of(params)
+        if len(items) > MAX_CATS:
+            items = random.Random(base).sample(items, MAX_CATS)
+        for shown, t in items:
+            res = common.ckpt("cat", path, shown)
+            self.ok(res, "ckpt cat %s %s" % (base, shown))
+            if res.out != t.data:
+                self.fail("%s: ckpt cat %r: %d bytes, expected %d (content "
+                          "differs)" % (base, shown, len(res.out),
+                                        len(t.data)))
+
+        # cat of a missing name fails
+        res = common.ckpt("cat", path, "no such parameter")
+        common.assert_not_signal(self, res, "ckpt cat missing")
+        self.assertNotEqual(res.rc, 0, "ckpt cat of a missing name must fail")
+
+        # info
+        res = common.ckpt("info", path)
+        self.ok(res, "ckpt info " + base)
+        self.assertRegex(res.text, r"(?<![0-9.])%d(?![0-9.])" % len(params),
+                         "%s: ckpt info does not mention the parameter "
+                         "count %d" % (base, len(params)))
+
+
+def _add_tests(cls, files):
+    for path in files:
+        def t(self, path=path):
+            self.check_cli(path)
+        t.__doc__ = "ckpt CLI on %s" % os.path.basename(path)
+        setattr(cls, "test_" + common.test_id(path), t)
+
+
+class TestCliReal(CliChecks):
+    pass
+
+
+class TestCliGenerated(CliChecks):
+    pass
+
+
+_add_tests(TestCliReal, common.real_files())
+_add_tests(TestCliGenerated, common.generated_files())
+
+
+class TestCliMisc(CliChecks):
+    def test_missing_file(self):
+        res = common.ckpt("verify", "/nonexistent/dir/x.ckpt")
+        common.assert_not_signal(self, res, "ckpt verify missing file")
+        self.assertNotEqual(res.rc, 0)
+        self.assertTrue(res.err.strip(), "no message on stderr")
+
+    def test_no_arguments(self):
+        res = common.ckpt()
+        common.assert_not_signal(self, res, "ckpt without arguments")
+        self.assertNotEqual(res.rc, 0)
+
+
+@unittest.skipUnless(common.BIG, "CKPT_BIG=0")
+class TestCliBig(CliChecks):
+    def test_big_600MiB(self):
+        common.ensure_generated(big=True)
+        path = common.BIG_FILE
+        p = common.ref(path)[0]
+        self.ok(common.ckpt("verify", path), "ckpt verify big")
+        res = common.ckpt("ls", "-l", path)
+        self.ok(res, "ckpt ls -l big")
+        m = LS_L.match(lines_of(res)[0])
+        self.assertIsNotNone(m)
+        self.assertEqual((m.group(1), m.group(2), int(m.group(3)),
+                          m.group(4)),
+                         ("Float32", shape_str(p.shape), common.BIG_SIZE,
+                          escape_name(p.name)))
+        want = hashlib.sha256(p.data).hexdigest()
+        del p
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "cat.bin")
+            res = common.ckpt("cat", path,
+                              escape_name(common.gen_fixtures.BIG_PARAM),
+                              out_path=out)
+            self.ok(res, "ckpt cat big")
+            self.assertEqual(os.path.getsize(out), common.BIG_SIZE)
+            h = hashlib.sha256()
+            with open(out, "rb") as f:
+                for chunk in iter(lambda: f.read(64 << 20), b""):
+                    h.update(chunk)
+            self.assertEqual(h.hexdigest(), want, "ckpt cat big: content")
+
+
+def setUpModule():
+    common.snapshot_inputs()
+
+
+def tearDownModule():
+    common.check_inputs()
+
+
+if __name__ == "__main__":
+    unittest.main()
