@@ -6,6 +6,7 @@
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
  *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
+ *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage.
  */
@@ -23,11 +24,12 @@
 
 #include "ckpt.h"
 #include "ckpt_status.h"
+#include "ckpt_tree.h"
 
 static const char usage[] =
-	"usage: ckpt COMMAND [OPTIONS] FILE [NAME]\n"
+	"usage: ckpt COMMAND [OPTIONS] ARGS\n"
 	"\n"
-	"Inspect a MindSpore checkpoint (.ckpt) without mounting it.\n"
+	"Inspect and convert MindSpore checkpoints (.ckpt) without mounting.\n"
 	"\n"
 	"commands:\n"
 	"  ls [-l] FILE       list parameters, one per line, named as in the\n"
@@ -35,28 +37,96 @@ static const char usage[] =
 	"                     as NAME/keys, NAME/values, NAME/status);\n"
 	"                     -l adds dtype, shape and byte count\n"
 	"  cat FILE NAME      write the raw bytes of parameter NAME to stdout\n"
-	"  info FILE          summary: counts, bytes, dtypes, crc trailer\n"
-	"  verify FILE        check structure and crc; exit 0 only if valid\n"
+	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
+	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
+	"                     exit 0 only if valid\n"
 	"  umount MOUNTPOINT  commit the edits of a ckptfs mount, unmount it\n"
 	"                     and wait until the daemon has finished; if the\n"
 	"                     commit fails, nothing is unmounted and the\n"
 	"                     reason is printed\n"
+	"  convert IN OUT     write IN again as OUT, streaming: encrypt,\n"
+	"                     decrypt, re-key, change mode, add or drop the crc\n"
 	"\n"
-	"options:\n"
+	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
+	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
+	"  --keyfile PATH     the raw key bytes (MindSpore's enc_key); '-' reads\n"
+	"                     them from standard input\n"
+	"  --keyfd N          read the key from inherited descriptor N\n"
+	"  --ignore-crc       open a file whose crc_num trailer does not match\n"
+	"convert options (default: same encryption and crc as IN):\n"
+	"  --out-enc-mode MODE, --out-keyfile PATH, --out-keyfd N\n"
+	"                     encrypt OUT with this mode and key\n"
+	"  --decrypt          write OUT in plain\n"
+	"  --crc / --no-crc   add / drop the crc_num trailer\n"
+	"  -q, --quiet        no progress display\n"
+	"\n"
 	"  -h, --help         show this help\n"
 	"  -V, --version      show the version\n"
 	"\n"
-	"Exit status: 0 success, 1 invalid checkpoint or failed operation,\n"
-	"2 bad usage.\n";
+	"Keys are never accepted on the command line, where every user could\n"
+	"read them with ps.  Exit status: 0 success, 1 invalid checkpoint or\n"
+	"failed operation, 2 bad usage.\n";
 
-static int open_or_report(const char *path, struct ckpt_file **f)
+/* Options shared by the commands. */
+struct cli {
+	bool lng, quiet, ignore_crc, decrypt, crc, no_crc;
+	const char *mode, *keyfile, *out_mode, *out_keyfile;
+	int keyfd, out_keyfd;
+	struct ckpt_key *key, *out_key;
+};
+
+/* Loads a key given by mode and keyfile or keyfd; NULL mode: no key. */
+static int load_key(const char *mode, const char *keyfile, int keyfd,
+		    struct ckpt_key **out)
 {
+	enum ckpt_enc_mode m;
 	struct ckpt_error err;
+	int fd = keyfd;
 
-	if (ckpt_open(path, NULL, f, &err) != CKPT_OK) {
+	*out = NULL;
+	if (!mode && !keyfile && keyfd < 0)
+		return 0;
+	if (!mode || !ckpt_enc_mode_parse(mode, &m)) {
+		fprintf(stderr, "ckpt: give --enc-mode AES-GCM, AES-CBC or "
+			"SM4-CBC with a key\n");
+		return 2;
+	}
+	if (!keyfile && keyfd < 0) {
+		fprintf(stderr, "ckpt: --enc-mode needs --keyfile or "
+			"--keyfd\n");
+		return 2;
+	}
+	if (keyfile)
+		fd = strcmp(keyfile, "-") ? open(keyfile, O_RDONLY | O_CLOEXEC)
+					  : 0;
+	if (fd < 0) {
+		fprintf(stderr, "ckpt: %s: %s\n", keyfile, strerror(errno));
+		return 1;
+	}
+	if (ckpt_key_read(fd, m, out, &err)) {
 		fprintf(stderr, "ckpt: %s\n", err.msg);
 		return 1;
 	}
+	if (fd > 2)
+		close(fd);
+	return 0;
+}
+
+static int open_or_report(const struct cli *c, const char *path,
+			  struct ckpt_file **f)
+{
+	struct ckpt_open_opts oo = {.key = c->key,
+				    .skip_crc = c->ignore_crc};
+	struct ckpt_error err;
+
+	if (ckpt_open(path, &oo, f, &err) != CKPT_OK) {
+		fprintf(stderr, "ckpt: %s\n", err.msg);
+		return 1;
+	}
+	if (ckpt_stats(*f)->enc_legacy)
+		fprintf(stderr, "ckpt: warning: %s uses the MindSpore 1.3-1.6 "
+			"encryption layout, which is not authenticated\n",
+			path);
 	return 0;
 }
 
@@ -74,24 +144,14 @@ static void print_entry(const char *name, const char *sub,
 	printf("%s%s%s\n", name, sub ? "/" : "", sub ? sub : "");
 }
 
-static int cmd_ls(int argc, char **argv)
+static int cmd_ls(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_file *f;
-	bool lng = false;
-	int c;
+	bool lng = c->lng;
 
-	while ((c = getopt(argc, argv, "l")) != -1) {
-		if (c != 'l') {
-			fputs(usage, stderr);
-			return 2;
-		}
-		lng = true;
-	}
-	if (optind != argc - 1) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (open_or_report(argv[optind], &f))
+	if (argc != 1)
+		return -1;
+	if (open_or_report(c, argv[0], &f))
 		return 1;
 	for (size_t i = 0; i < ckpt_count(f); i++) {
 		const struct ckpt_param *p = ckpt_param_at(f, i);
@@ -134,7 +194,7 @@ static const struct ckpt_tensor *find_tensor(const struct ckpt_file *f,
 	return NULL;
 }
 
-static int cmd_cat(int argc, char **argv)
+static int cmd_cat(struct cli *cl, int argc, char **argv)
 {
 	enum { CHUNK = 1 << 20 };
 	const struct ckpt_tensor *t;
@@ -144,16 +204,14 @@ static int cmd_cat(int argc, char **argv)
 	char *buf = NULL;
 	int ret = 1;
 
-	if (argc != 3) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (open_or_report(argv[1], &f))
+	if (argc != 2)
+		return -1;
+	if (open_or_report(cl, argv[0], &f))
 		return 1;
-	t = find_tensor(f, argv[2]);
+	t = find_tensor(f, argv[1]);
 	if (!t) {
 		fprintf(stderr, "ckpt: %s: no parameter named '%s' (see "
-			"'ckpt ls %s')\n", argv[1], argv[2], argv[1]);
+			"'ckpt ls %s')\n", argv[0], argv[1], argv[0]);
 		goto out;
 	}
 	buf = malloc(CHUNK);
@@ -181,17 +239,15 @@ out:
 	return ret;
 }
 
-static int cmd_info(int argc, char **argv)
+static int cmd_info(struct cli *c, int argc, char **argv)
 {
 	uint64_t count[CKPT_DT_COUNT] = {0}, maps = 0, sliced = 0;
 	const struct ckpt_stats *st;
 	struct ckpt_file *f;
 
-	if (argc != 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (open_or_report(argv[1], &f))
+	if (argc != 1)
+		return -1;
+	if (open_or_report(c, argv[0], &f))
 		return 1;
 	st = ckpt_stats(f);
 	for (size_t i = 0; i < ckpt_count(f); i++) {
@@ -217,6 +273,14 @@ static int cmd_info(int argc, char **argv)
 			printf(" %s x%llu", ckpt_dtype_name((ckpt_dtype)d),
 			       (unsigned long long)count[d]);
 	printf("%s\n", st->data_bytes || ckpt_count(f) ? "" : " none");
+	if (st->enc_mode != CKPT_ENC_NONE)
+		printf("encryption:  %s, %llu block(s)%s\n",
+		       ckpt_enc_mode_name(st->enc_mode),
+		       (unsigned long long)st->enc_blocks,
+		       st->enc_legacy ? ", legacy 1.3-1.6 layout "
+					"(unauthenticated)" : "");
+	else
+		printf("encryption:  none\n");
 	if (st->has_crc)
 		printf("crc:         present, 0x%08x, %s\n", st->crc_stored,
 		       st->crc_checked ? "valid" : "not checked");
@@ -234,22 +298,27 @@ static int cmd_info(int argc, char **argv)
 	return fflush(stdout) ? 1 : 0;
 }
 
-static int cmd_verify(int argc, char **argv)
+static int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	const struct ckpt_stats *st;
 	struct ckpt_file *f;
 
-	if (argc != 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	if (open_or_report(argv[1], &f))
+	if (argc != 1)
+		return -1;
+	c->ignore_crc = false; /* verify always checks it */
+	if (open_or_report(c, argv[0], &f))
 		return 1;
 	st = ckpt_stats(f);
-	printf("%s: OK: %zu parameters, %llu data bytes, crc %s\n",
-	       ckpt_path(f), ckpt_count(f),
+	printf("%s: OK: %zu parameter%s, %llu data bytes, crc %s%s%s\n",
+	       ckpt_path(f), ckpt_count(f), ckpt_count(f) == 1 ? "" : "s",
 	       (unsigned long long)st->data_bytes,
-	       st->has_crc ? "valid" : "absent");
+	       st->has_crc ? "valid" : "absent",
+	       st->enc_mode == CKPT_ENC_NONE ? "" : ", decrypted with ",
+	       st->enc_mode == CKPT_ENC_NONE
+		       ? ""
+		       : st->enc_mode == CKPT_ENC_AES_GCM && !st->enc_legacy
+				 ? "AES-GCM, every block authenticated"
+				 : ckpt_enc_mode_name(st->enc_mode));
 	ckpt_close(f);
 	return 0;
 }
@@ -270,7 +339,7 @@ static int fusermount_u(const char *mnt)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int cmd_umount(int argc, char **argv)
+static int cmd_umount(struct cli *c, int argc, char **argv)
 {
 	char buf[1024], msg[1024];
 	const char *mnt;
@@ -278,11 +347,10 @@ static int cmd_umount(int argc, char **argv)
 	int dfd, pidfd;
 	pid_t pid;
 
-	if (argc != 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
-	mnt = argv[1];
+	(void)c;
+	if (argc != 1)
+		return -1;
+	mnt = argv[0];
 	n = getxattr(mnt, CKPT_XATTR_PID, buf, sizeof(buf) - 1);
 	if (n <= 0) {
 		fprintf(stderr, "ckpt: %s is not a ckptfs mount point\n", mnt);
@@ -328,30 +396,138 @@ static int cmd_umount(int argc, char **argv)
 	return 0;
 }
 
+static void show_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\r%llu / %llu MiB (%d%%)",
+		(unsigned long long)(done >> 20),
+		(unsigned long long)(total >> 20),
+		total ? (int)(done * 100 / total) : 100);
+}
+
+static int cmd_convert(struct cli *c, int argc, char **argv)
+{
+	struct ckpt_tree_opts to = {0};
+	struct ckpt_tree *t;
+	struct ckpt_error err;
+	int r;
+
+	if (argc != 2)
+		return -1;
+	if (c->decrypt && c->out_key) {
+		fprintf(stderr, "ckpt: --decrypt and --out-enc-mode exclude "
+			"each other\n");
+		return 2;
+	}
+	to.output = argv[1];
+	to.open.key = c->key;
+	to.open.skip_crc = c->ignore_crc;
+	to.add_crc = c->crc;
+	to.drop_crc = c->no_crc;
+	to.out_key_set = c->decrypt || c->out_key;
+	to.out_key = c->out_key;
+	if (!c->quiet && isatty(2))
+		to.progress = show_progress;
+	if (ckpt_tree_open(argv[0], &to, &t, &err)) {
+		fprintf(stderr, "ckpt: %s\n", err.msg);
+		return 1;
+	}
+	if (ckpt_tree_read_only(t)) {
+		fprintf(stderr, "ckpt: cannot write %s: %s\n", argv[1],
+			ckpt_tree_read_only(t));
+		ckpt_tree_close(t);
+		return 1;
+	}
+	ckpt_tree_mark_dirty(t);
+	r = ckpt_tree_commit(t, &err) ? 1 : 0;
+	if (to.progress)
+		fputc('\n', stderr);
+	if (r)
+		fprintf(stderr, "ckpt: %s\n", err.msg);
+	ckpt_tree_close(t);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {{"ls", cmd_ls}, {"cat", cmd_cat}, {"info", cmd_info},
-		    {"verify", cmd_verify}, {"umount", cmd_umount}};
+		int (*fn)(struct cli *, int, char **);
+	} cmds[] = {{"ls", cmd_ls},         {"cat", cmd_cat},
+		    {"info", cmd_info},     {"verify", cmd_verify},
+		    {"umount", cmd_umount}, {"convert", cmd_convert}};
+	enum { O_MODE = 256, O_KEYFILE, O_KEYFD, O_IGNORE_CRC, O_OUT_MODE,
+	       O_OUT_KEYFILE, O_OUT_KEYFD, O_DECRYPT, O_CRC, O_NO_CRC };
+	static const struct option longopts[] = {
+		{"enc-mode", required_argument, NULL, O_MODE},
+		{"keyfile", required_argument, NULL, O_KEYFILE},
+		{"keyfd", required_argument, NULL, O_KEYFD},
+		{"ignore-crc", no_argument, NULL, O_IGNORE_CRC},
+		{"out-enc-mode", required_argument, NULL, O_OUT_MODE},
+		{"out-keyfile", required_argument, NULL, O_OUT_KEYFILE},
+		{"out-keyfd", required_argument, NULL, O_OUT_KEYFD},
+		{"decrypt", no_argument, NULL, O_DECRYPT},
+		{"crc", no_argument, NULL, O_CRC},
+		{"no-crc", no_argument, NULL, O_NO_CRC},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	struct cli c = {.keyfd = -1, .out_keyfd = -1};
+	int opt, r = 2;
+	size_t i;
 
-	if (argc < 2) {
+	if (argc >= 2 && argv[1][0] != '-') { /* COMMAND first */
+		argv[0] = argv[1];
+		argv++;
+		argc--;
+	} else if (argc < 2 || (strcmp(argv[1], "-h") &&
+				strcmp(argv[1], "--help") &&
+				strcmp(argv[1], "-V") &&
+				strcmp(argv[1], "--version"))) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
-	    !strcmp(argv[1], "help")) {
-		fputs(usage, stdout);
-		return 0;
+	while ((opt = getopt_long(argc, argv, "lqhV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': c.lng = true; break;
+		case 'q': c.quiet = true; break;
+		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("ckpt %s\n", CKPT_VERSION); return 0;
+		case O_MODE: c.mode = optarg; break;
+		case O_KEYFILE: c.keyfile = optarg; break;
+		case O_KEYFD: c.keyfd = atoi(optarg); break;
+		case O_IGNORE_CRC: c.ignore_crc = true; break;
+		case O_OUT_MODE: c.out_mode = optarg; break;
+		case O_OUT_KEYFILE: c.out_keyfile = optarg; break;
+		case O_OUT_KEYFD: c.out_keyfd = atoi(optarg); break;
+		case O_DECRYPT: c.decrypt = true; break;
+		case O_CRC: c.crc = true; break;
+		case O_NO_CRC: c.no_crc = true; break;
+		default: fputs(usage, stderr); return 2;
+		}
 	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("ckpt %s\n", CKPT_VERSION);
-		return 0;
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[0], cmds[i].name))
+			break;
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		fprintf(stderr, "ckpt: unknown command '%s'\n%s", argv[0],
+			usage);
+		return 2;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "ckpt: unknown command '%s'\n%s", argv[1], usage);
-	return 2;
+	r = load_key(c.mode, c.keyfile, c.keyfd, &c.key);
+	if (!r)
+		r = load_key(c.out_mode, c.out_keyfile, c.out_keyfd,
+			     &c.out_key);
+	if (!r) {
+		r = cmds[i].fn(&c, argc - optind, argv + optind);
+		if (r < 0) {
+			fprintf(stderr, "ckpt: wrong arguments for '%s'\n%s",
+				cmds[i].name, usage);
+			r = 2;
+		}
+	}
+	ckpt_key_free(c.key);
+	ckpt_key_free(c.out_key);
+	return r;
 }

@@ -720,6 +720,10 @@ struct options {
 	int create;
 	int crc;
 	int ro;
+	int ignore_crc;
+	char *enc_mode;
+	char *keyfile;
+	int keyfd;
 };
 
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
@@ -728,6 +732,10 @@ static const struct fuse_opt option_spec[] = {
 	OPT("staging=%s", staging),
 	OPT("create", create),
 	OPT("crc", crc),
+	OPT("ignore_crc", ignore_crc),
+	OPT("enc_mode=%s", enc_mode),
+	OPT("keyfile=%s", keyfile),
+	{"keyfd=%d", offsetof(struct options, keyfd), 0},
 	FUSE_OPT_KEY("ro", 1),
 	FUSE_OPT_END,
 };
@@ -780,6 +788,18 @@ static void usage(const char *prog)
 	       "    -o create              CHECKPOINT may not exist: start "
 	       "empty\n"
 	       "    -o crc                 add a crc_num trailer on commit\n"
+	       "    -o ignore_crc          mount a file whose crc_num trailer "
+	       "does not\n"
+	       "                           match (read-only, with a warning)\n"
+	       "    -o enc_mode=MODE       the checkpoint is encrypted: "
+	       "AES-GCM, AES-CBC\n"
+	       "                           or SM4-CBC; commits re-encrypt it\n"
+	       "    -o keyfile=PATH        the raw key bytes (MindSpore's "
+	       "enc_key);\n"
+	       "                           keyfile=- reads them from standard "
+	       "input\n"
+	       "    -o keyfd=N             read the key from inherited "
+	       "descriptor N\n"
 	       "\n"
 	       "FUSE options:\n",
 	       prog);
@@ -787,19 +807,67 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
+/* Reads the key named by the options into *key (NULL: none). */
+static int load_key(const struct options *o, struct ckpt_key **key)
+{
+	enum ckpt_enc_mode mode;
+	struct ckpt_error err;
+	int fd = o->keyfd;
+
+	*key = NULL;
+	if (!o->enc_mode && !o->keyfile && o->keyfd < 0)
+		return 0;
+	if (!o->enc_mode || !ckpt_enc_mode_parse(o->enc_mode, &mode)) {
+		fprintf(stderr, "ckptfs: give -o enc_mode=AES-GCM, AES-CBC or "
+			"SM4-CBC together with the key\n");
+		return -1;
+	}
+	if (o->keyfile)
+		fd = strcmp(o->keyfile, "-") ? open(o->keyfile,
+						    O_RDONLY | O_CLOEXEC)
+					     : 0;
+	if (fd < 0) {
+		fprintf(stderr, "ckptfs: %s\n", o->keyfile
+			? strerror(errno) : "enc_mode needs keyfile= or keyfd=");
+		return -1;
+	}
+	if (ckpt_key_read(fd, mode, key, &err)) {
+		fprintf(stderr, "ckptfs: %s\n", err.msg);
+		return -1;
+	}
+	if (fd > 2)
+		close(fd);
+	return 0;
+}
+
 /* Opens the checkpoint; prints the reason on failure. */
-static int load(struct ckptfs *fs, const struct options *o)
+static int load(struct ckptfs *fs, const struct options *o,
+		const struct ckpt_key *key)
 {
 	struct ckpt_tree_opts to = {.output = o->output,
 				    .staging_dir = o->staging,
 				    .create = o->create,
 				    .read_only = o->ro,
-				    .add_crc = o->crc};
+				    .add_crc = o->crc,
+				    .open.key = key};
 	struct ckpt_error err;
 	struct timespec now;
+	ckpt_err e;
 
-	if (ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err)) {
+	e = ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err);
+	if (e == CKPT_ERR_CRC && o->ignore_crc) {
+		fprintf(stderr, "ckptfs: warning: %s\nckptfs: mounting it "
+			"read-only because of -o ignore_crc\n", err.msg);
+		to.open.skip_crc = true;
+		to.read_only = true;
+		e = ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err);
+	}
+	if (e == CKPT_ERR_CRC)
+		fprintf(stderr, "ckptfs: %s\nckptfs: -o ignore_crc mounts it "
+			"read-only anyway\n", err.msg);
+	else if (e)
 		fprintf(stderr, "ckptfs: %s\n", err.msg);
+	if (e) {
 		fprintf(stderr, "ckptfs: not mounted; 'ckpt verify %s' "
 			"checks the file\n", o->checkpoint);
 		return -1;
@@ -819,10 +887,11 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts;
-	struct options o = {0};
+	struct options o = {.keyfd = -1};
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ckpt_key *key = NULL;
 	char fsname[PATH_MAX + 16];
 	int ret = 1;
 
@@ -848,7 +917,7 @@ int main(int argc, char *argv[])
 	}
 	fs.foreground = opts.foreground;
 	openlog("ckptfs", LOG_PID, LOG_USER);
-	if (load(&fs, &o) != 0)
+	if (load_key(&o, &key) != 0 || load(&fs, &o, key) != 0)
 		goto out;
 	snprintf(fsname, sizeof(fsname), "-ofsname=ckptfs:%s", o.checkpoint);
 	if ((ckpt_tree_read_only(fs.tree) && !o.ro &&
@@ -890,7 +959,10 @@ out_args:
 	free(o.checkpoint);
 	free(o.output);
 	free(o.staging);
+	free(o.enc_mode);
+	free(o.keyfile);
 	free(fs.nlookup);
 	ckpt_tree_close(fs.tree);
+	ckpt_key_free(key);
 	return ret;
 }

@@ -33,12 +33,16 @@ struct ckpt_tree_opts {
 	bool create;             /* the source may not exist: start empty */
 	bool read_only;          /* refuse every change */
 	bool add_crc;            /* write a crc_num trailer on commit */
+	bool drop_crc;           /* write none, even if the source had one */
 	struct ckpt_open_opts open; /* open.key: decrypt with this key */
 	/* Commits are encrypted with open.key, unless out_key_set, when they
 	 * are encrypted with out_key (NULL: written in plain).  Keys must
 	 * outlive the tree.  With any key, staging stays in memory. */
 	bool out_key_set;
 	const struct ckpt_key *out_key;
+	/* Called now and then while a commit writes: bytes done of total. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 enum ckpt_entry_kind { CKPT_ENTRY_FILE, CKPT_ENTRY_DIR };
@@ -149,6 +153,9 @@ ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
 /* Makes the shape inferred again (1-D, size / element size). */
 ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
 			       struct ckpt_error *err);
+
+/* Makes the next commit write even if nothing changed (ckpt convert). */
+void ckpt_tree_mark_dirty(struct ckpt_tree *t);
 
 /* Writes the tree as a new checkpoint at the target (see top of file).
  * Does nothing if nothing changed.  On failure nothing is lost: the target

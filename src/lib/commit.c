@@ -38,7 +38,19 @@ struct out {
 	size_t plen;
 	const char *path; /* for messages */
 	struct ckpt_error *err;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+	uint64_t total, reported;
 };
+
+/* Reports progress every 16 MiB of plaintext. */
+static void out_progress(struct out *o)
+{
+	if (o->progress && o->plain - o->reported >= (16u << 20)) {
+		o->reported = o->plain;
+		o->progress(o->progress_ctx, o->plain, o->total);
+	}
+}
 
 static ckpt_err out_fail(struct out *o, const char *what)
 {
@@ -88,6 +100,7 @@ static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
 	if (o->crc_on)
 		o->crc = ckpt_crc32(o->crc, buf, n);
 	o->plain += n;
+	out_progress(o);
 	if (!o->key)
 		return out_raw(o, buf, n);
 	while (n) {
@@ -121,6 +134,7 @@ static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 			o->off += (uint64_t)n;
 			o->plain += (uint64_t)n;
 			len -= (uint64_t)n;
+			out_progress(o);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -361,8 +375,14 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		r = out_fail(&o, "creating a file in its directory");
 		goto out;
 	}
-	o.crc_on = !recovery && !t->out_key &&
+	o.crc_on = !recovery && !t->out_key && !t->drop_crc &&
 		   (t->add_crc || (t->base && ckpt_stats(t->base)->has_crc));
+	o.progress = t->progress;
+	o.progress_ctx = t->progress_ctx;
+	for (size_t i = 0; i < t->norder; i++)
+		o.total += t->order[i]->kind == CKPT_ENTRY_FILE
+				   ? t->order[i]->size
+				   : t->order[i]->orig->rec_len;
 	o.key = t->out_key;
 	if (o.key) {
 		o.pbuf = malloc(CKPT_ENC_BLOCK);
@@ -392,6 +412,8 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		if (r)
 			goto out;
 	}
+	if (o.progress)
+		o.progress(o.progress_ctx, o.plain, o.total);
 	r = CKPT_ERR_IO;
 	if (fchmod(o.fd, mode) < 0) {
 		out_fail(&o, "fchmod");

@@ -307,6 +307,9 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	pthread_rwlock_init(&t->lock, NULL);
 	t->open_opts = opts->open;
 	t->add_crc = opts->add_crc;
+	t->drop_crc = opts->drop_crc;
+	t->progress = opts->progress;
+	t->progress_ctx = opts->progress_ctx;
 	t->out_key = opts->out_key_set ? opts->out_key : opts->open.key;
 	t->memory_staging = opts->open.key || t->out_key;
 	if (t->add_crc && t->out_key) {
@@ -401,6 +404,13 @@ bool ckpt_tree_dirty(struct ckpt_tree *t)
 	d = t->dirty;
 	pthread_rwlock_unlock(&t->lock);
 	return d;
+}
+
+void ckpt_tree_mark_dirty(struct ckpt_tree *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	t->dirty = true;
+	pthread_rwlock_unlock(&t->lock);
 }
 
 size_t ckpt_tree_count(struct ckpt_tree *t)

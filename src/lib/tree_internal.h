@@ -37,7 +37,9 @@ struct ckpt_tree {
 	char *path, *target, *staging_dir;
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
-	bool add_crc;
+	bool add_crc, drop_crc;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 	bool memory_staging;              /* encrypted: no plaintext on disk */
 	const struct ckpt_key *out_key;   /* commits are encrypted with it */
 	struct ckpt_file *base; /* NULL while the tree has no file yet */
