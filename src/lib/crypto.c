@@ -340,7 +340,7 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 	}
 	while (off < size) {
 		struct block b;
-		size_t plen;
+		size_t plen = 0;
 
 		e = read_header(fd, label, off, size, key, &b, err);
 		if (e)
