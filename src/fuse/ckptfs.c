@@ -291,6 +291,8 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 							    : S_IFREG};
 	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
 
+	if (strlen(name) > NAME_MAX)
+		return true; /* the kernel cannot show it; 'ckpt ls' can */
 	if (d->used + need > d->size)
 		return false;
 	fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name,

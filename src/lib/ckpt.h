@@ -158,7 +158,8 @@ struct ckpt_param {
 	size_t name_len;
 	char *fname;     /* ckpt_name_escape(name) */
 	enum ckpt_param_kind kind;
-	uint64_t rec_off;  /* offset of the first record of this parameter */
+	uint64_t rec_off;  /* offset of the first record of this parameter
+			    * (of its last occurrence, if the name repeats) */
 	uint64_t rec_len;  /* bytes of its records if they are contiguous,
 			    * else 0 */
 	uint32_t nslices;  /* records the parameter is stored in */
