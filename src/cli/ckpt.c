@@ -261,7 +261,7 @@ static int cmd_info(struct cli *c, int argc, char **argv)
 	}
 	printf("file:        %s\n", ckpt_path(f));
 	printf("size:        %llu bytes\n",
-	       (unsigned long long)st->file_size);
+	       (unsigned long long)st->disk_size);
 	printf("parameters:  %zu (%llu map, %llu sliced)\n", ckpt_count(f),
 	       (unsigned long long)maps, (unsigned long long)sliced);
 	printf("records:     %llu\n", (unsigned long long)st->records);

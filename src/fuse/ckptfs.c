@@ -874,6 +874,11 @@ static int load(struct ckptfs *fs, const struct options *o,
 			"checks the file\n", o->checkpoint);
 		return -1;
 	}
+	if (ckpt_tree_source_stats(fs->tree) &&
+	    ckpt_tree_source_stats(fs->tree)->enc_legacy)
+		fprintf(stderr, "ckptfs: warning: %s uses the MindSpore 1.3-1.6 "
+			"encryption layout, which is not authenticated: "
+			"nothing vouches for its integrity\n", o->checkpoint);
 	if (!o->ro && ckpt_tree_read_only(fs->tree))
 		fprintf(stderr, "ckptfs: mounting %s read-only: %s\n",
 			o->checkpoint, ckpt_tree_read_only(fs->tree));

@@ -203,13 +203,15 @@ enum ckpt_enc_mode ckpt_detect_encryption(int fd);
 
 /* What ckpt_open found out besides the parameters. */
 struct ckpt_stats {
-	uint64_t file_size;
+	uint64_t disk_size;      /* bytes of the file on disk */
+	uint64_t file_size;      /* bytes of the (decrypted) file */
 	uint64_t stream_size;    /* protobuf bytes (file minus crc trailer) */
 	uint64_t records;        /* top-level Value records */
 	uint64_t unknown_fields; /* skipped top-level fields (v0.5 model_type) */
 	uint64_t duplicates;     /* names reappearing non-contiguously */
 	uint64_t data_bytes;     /* sum of shown tensor sizes */
 	bool has_crc;            /* file ends with a crc_num trailer */
+	bool crc_wide;           /* ... holding more than 32 bits: damaged */
 	bool crc_checked;        /* trailer was verified */
 	uint32_t crc_stored, crc_computed;
 	enum ckpt_enc_mode enc_mode; /* the file was encrypted with this */

@@ -77,6 +77,10 @@ void ckpt_tree_close(struct ckpt_tree *t);
  * "the checkpoint is not writable", ...). */
 const char *ckpt_tree_read_only(const struct ckpt_tree *t);
 
+/* What opening the source found (encryption, CRC, ...), or NULL for a
+ * tree that has no file yet.  Valid until the next commit. */
+const struct ckpt_stats *ckpt_tree_source_stats(const struct ckpt_tree *t);
+
 /* Path commits are written to. */
 const char *ckpt_tree_target(const struct ckpt_tree *t);
 

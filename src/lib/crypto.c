@@ -249,7 +249,8 @@ static ckpt_err read_header(int fd, const char *label, uint64_t off,
 				 (unsigned long long)off, block_size, iv_len,
 				 b->cipher_len);
 	if (b->cipher_len > (b->legacy ? CKPT_ENC_LEGACY_MAX
-				       : CKPT_ENC_BLOCK + 16))
+			     : m == CKPT_ENC_AES_GCM ? CKPT_ENC_BLOCK
+						     : CKPT_ENC_BLOCK + 16))
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: encrypted block claims %u "
 				 "bytes, more than a block may hold", label,

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,12 +36,7 @@ static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
 		high |= t[i];
 	for (int i = CKPT_CRC_TRAILER_LEN - 4; i < CKPT_CRC_TRAILER_LEN; i++)
 		crc = crc << 8 | t[i];
-	if (high)
-		return ckpt_fail(err, CKPT_ERR_CORRUPT, size - sizeof(t),
-				 "%s: offset %llu: crc_num trailer holds a "
-				 "number wider than 32 bits, which is not a "
-				 "CRC-32", f->path,
-				 (unsigned long long)(size - sizeof(t)));
+	f->stats.crc_wide = high != 0;
 	f->stats.has_crc = true;
 	f->stats.crc_stored = (uint32_t)crc;
 	f->stats.stream_size = size - CKPT_CRC_TRAILER_LEN;
@@ -56,6 +52,12 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 
 	if (!f->stats.has_crc)
 		return CKPT_OK;
+	if (f->stats.crc_wide)
+		return ckpt_fail(err, CKPT_ERR_CRC, end,
+				 "%s: offset %llu: the crc_num trailer holds a "
+				 "number wider than 32 bits, which is not a "
+				 "CRC-32; the file is damaged", f->path,
+				 (unsigned long long)end);
 	buf = malloc(CHUNK);
 	if (!buf)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
@@ -114,6 +116,7 @@ static ckpt_err open_scan(int fd, const char *label,
 			      "%s: not a regular file", label);
 		goto fail;
 	}
+	f->stats.disk_size = enc ? enc->file_size : (uint64_t)st.st_size;
 	if (enc) {
 		f->stats.enc_mode = enc->enc_mode;
 		f->stats.enc_legacy = enc->enc_legacy;
@@ -177,7 +180,7 @@ ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
 		close(fd);
 		return e;
 	}
-	if (found == CKPT_ENC_NONE && st.st_size > 0) {
+	if (found == CKPT_ENC_NONE && st.st_size >= 4) { /* < 4: truncated */
 		close(fd);
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "%s is not encrypted, but a key was given",
@@ -189,7 +192,15 @@ ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
 	if (e)
 		return e;
 	enc.enc_mode = key->mode;
-	return open_scan(mfd, path, opts, &enc, out, err);
+	e = open_scan(mfd, path, opts, &enc, out, err);
+	if (e == CKPT_ERR_CORRUPT && key->mode != CKPT_ENC_AES_GCM && err) {
+		size_t n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof(err->msg) - n,
+			 " (after decryption with %s, which cannot always "
+			 "tell a wrong key: check the key)",
+			 ckpt_enc_mode_name(key->mode));
+	}
+	return e;
 }
 
 void ckpt_close(struct ckpt_file *f)

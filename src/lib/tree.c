@@ -148,7 +148,8 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 
 	if (!d)
 		return CKPT_ERR_NOMEM;
-	memcpy(d, dims, n * sizeof(*d));
+	if (n)
+		memcpy(d, dims, n * sizeof(*d));
 	free(e->dims);
 	e->dims = d;
 	e->ndims = n;
@@ -389,6 +390,11 @@ void ckpt_tree_close(struct ckpt_tree *t)
 const char *ckpt_tree_read_only(const struct ckpt_tree *t)
 {
 	return t->ro_reason;
+}
+
+const struct ckpt_stats *ckpt_tree_source_stats(const struct ckpt_tree *t)
+{
+	return t->base ? ckpt_stats(t->base) : NULL;
 }
 
 const char *ckpt_tree_target(const struct ckpt_tree *t)
