@@ -1,12 +1,16 @@
 #!/bin/bash
-# Installs dependencies, builds ckptfs twice (plain, and with ASan+UBSan)
-# and runs the whole test suite (unit and integration) against both builds.
+# Installs dependencies, builds ckptfs twice (plain, and with ASan+UBSan),
+# runs each libFuzzer harness for a minute (CKPT_FUZZ_SECONDS), and runs the
+# whole test suite (unit and integration) against both builds.
 # Needs root and /dev/fuse: the integration tests mount for real.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 "$top/scripts/build.sh" build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 "$top/scripts/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DCKPT_SANITIZE=ON
+
+echo "== fuzzing, ${CKPT_FUZZ_SECONDS:=60}s per harness =="
+"$top/scripts/fuzz.sh" "$CKPT_FUZZ_SECONDS"
 
 echo "== tests, plain build =="
 ctest --test-dir "$top/build" --output-on-failure
