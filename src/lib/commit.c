@@ -230,17 +230,16 @@ static ckpt_err out_header(struct out *o, const struct entry *e,
 }
 
 /* Appends bytes [off, off+len) of file entry e. */
-static ckpt_err out_entry_bytes(struct out *o, struct ckpt_tree *t,
-				const struct entry *e, uint64_t off,
-				uint64_t len)
+static ckpt_err out_entry_bytes(struct out *o, const struct entry *e,
+				uint64_t off, uint64_t len)
 {
 	while (len) {
 		size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
 		struct ckpt_piece *pc;
 		void *mem;
 		ckpt_err r = CKPT_OK;
-		int n = ckpt_entry_pieces(t, e, e->orig ? &e->orig->tensor
-							: NULL,
+		int n = ckpt_entry_pieces(e, e->src,
+					  e->orig ? &e->orig->tensor : NULL,
 					  off, want, &pc, &mem);
 		uint64_t got = 0;
 
@@ -264,8 +263,8 @@ static ckpt_err out_entry_bytes(struct out *o, struct ckpt_tree *t,
 	return CKPT_OK;
 }
 
-static ckpt_err out_entry(struct out *o, struct ckpt_tree *t,
-			  const struct entry *e, bool recovery)
+static ckpt_err out_entry(struct out *o, const struct entry *e,
+			  bool recovery)
 {
 	int64_t dims[CKPT_MAX_DIMS];
 	uint32_t ndims;
@@ -276,7 +275,7 @@ static ckpt_err out_entry(struct out *o, struct ckpt_tree *t,
 	if (e->orig && e->orig->rec_len &&
 	    (e->kind == CKPT_ENTRY_DIR ||
 	     (!e->data_changed && !e->meta_changed && !e->renamed)))
-		return out_copy(o, ckpt_fd(t->base), e->orig->rec_off,
+		return out_copy(o, ckpt_fd(e->src), e->orig->rec_off,
 				e->orig->rec_len);
 	if (e->kind == CKPT_ENTRY_DIR)
 		return ckpt_fail(o->err, CKPT_ERR_UNSUPPORTED, 0,
@@ -287,9 +286,8 @@ static ckpt_err out_entry(struct out *o, struct ckpt_tree *t,
 		return CKPT_OK; /* nothing to keep */
 	if (!ckpt_entry_dims(e, dims, &ndims, &dt, recovery, o->err))
 		return CKPT_ERR_INVAL;
-	if (ndims == 0 && (dt == CKPT_DT_STR ||
-			   (e->zero_form && !e->meta_changed))) {
-		dims[0] = 0; /* the <= 2.2 scalar form, and always for str */
+	if (ndims == 0 && dt == CKPT_DT_STR) {
+		dims[0] = 0; /* str is always written with dims [0] */
 		ndims = 1;
 	}
 	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
@@ -298,7 +296,7 @@ static ckpt_err out_entry(struct out *o, struct ckpt_tree *t,
 				     : CKPT_SLICE_SIZE;
 		r = out_header(o, e, dims, ndims, ckpt_dtype_name(dt), n);
 		if (!r)
-			r = out_entry_bytes(o, t, e, off, n);
+			r = out_entry_bytes(o, e, off, n);
 		if (r)
 			return r;
 		off += n;
@@ -348,7 +346,8 @@ static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
 	return -1;
 }
 
-/* Writes every live entry of t to a new file and renames it to path. */
+/* Writes every live entry of t to a new file and renames it to path.  A
+ * recovery file never replaces anything: CKPT_ERR_EXISTS if path exists. */
 static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 				 bool recovery, struct ckpt_error *err)
 {
@@ -393,7 +392,7 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		}
 	}
 	for (size_t i = 0; i < t->norder; i++) {
-		r = out_entry(&o, t, t->order[i], recovery);
+		r = out_entry(&o, t->order[i], recovery);
 		if (r)
 			goto out;
 	}
@@ -427,8 +426,13 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		out_fail(&o, "link");
 		goto out;
 	}
-	if (renameat(dirfd, tmpname, dirfd, base) < 0) {
-		out_fail(&o, "rename");
+	if (renameat2(dirfd, tmpname, dirfd, base,
+		      recovery ? RENAME_NOREPLACE : 0) < 0) {
+		if (errno == EEXIST)
+			r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "%s exists",
+				      path);
+		else
+			out_fail(&o, "rename");
 		goto out;
 	}
 	*tmpname = '\0';
@@ -459,6 +463,7 @@ static void rebind(struct ckpt_tree *t)
 {
 	struct ckpt_open_opts oo = t->open_opts;
 	struct ckpt_file *nf;
+	bool keep_old = false;
 	struct stat st;
 
 	oo.skip_crc = true; /* we just computed it */
@@ -467,18 +472,28 @@ static void rebind(struct ckpt_tree *t)
 		ckpt_close(nf);
 		return;
 	}
-	for (size_t i = 0; i < t->nslots; i++) {
-		struct entry *e = t->slots[i];
-		if (!e->live && e->stage_fd < 0)
-			e->size = 0; /* its bytes were in the old file */
-		if (!e->live)
-			e->orig = NULL;
+	/* a deleted entry that is still open may read from the old file,
+	 * which then stays open until the tree is closed */
+	for (size_t i = 0; i < t->nslots && !keep_old; i++) {
+		const struct entry *e = t->slots[i];
+		keep_old = !e->live && e->stage_fd < 0 && e->orig;
+	}
+	if (keep_old) {
+		struct ckpt_file **r = realloc(
+			t->retired, (t->nretired + 1) * sizeof(*r));
+		if (!r) {
+			ckpt_close(nf);
+			return;
+		}
+		t->retired = r;
+		t->retired[t->nretired++] = t->base;
+	} else {
+		ckpt_close(t->base);
 	}
 	/* bind can only fail to copy the dims, which it then leaves as
 	 * they were: the same values, just written */
 	for (size_t i = 0; i < t->norder; i++)
-		(void)ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i));
-	ckpt_close(t->base);
+		(void)ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i), nf);
 	t->base = nf;
 	if (fstat(ckpt_fd(nf), &st) == 0)
 		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
@@ -530,20 +545,30 @@ ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	pthread_rwlock_wrlock(&t->lock);
-	for (int attempt = 0; bcopy && attempt < 2; attempt++) {
+	/* beside the target, else in $TMPDIR; -N when the name is taken */
+	for (int attempt = 0; bcopy && attempt < 200; attempt++) {
 		size_t n = strlen(t->target) + strlen(tmp ? tmp : "/tmp") + 64;
+		int where = attempt / 100, seq = attempt % 100;
+		char suffix[16] = "";
 		free(p);
 		p = malloc(n);
 		if (!p)
 			break;
-		if (attempt == 0)
-			snprintf(p, n, "%s.recovery-%s.ckpt", t->target, stamp);
+		if (seq)
+			snprintf(suffix, sizeof(suffix), "-%d", seq);
+		if (where == 0)
+			snprintf(p, n, "%s.recovery-%s%s.ckpt", t->target,
+				 stamp, suffix);
 		else
-			snprintf(p, n, "%s/%s.recovery-%s.ckpt",
+			snprintf(p, n, "%s/%s.recovery-%s%s.ckpt",
 				 tmp && *tmp ? tmp : "/tmp", basename(bcopy),
-				 stamp);
+				 stamp, suffix);
 		r = write_checkpoint(t, p, true, err);
 		if (!r)
+			break;
+		if (r != CKPT_ERR_EXISTS && where == 0)
+			attempt = 99; /* cannot write here: try $TMPDIR */
+		else if (r != CKPT_ERR_EXISTS)
 			break;
 	}
 	pthread_rwlock_unlock(&t->lock);

@@ -131,8 +131,8 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 			size_t want = e->size - done > (1u << 30)
 					      ? (1u << 30)
 					      : (size_t)(e->size - done);
-			int n = ckpt_entry_pieces(t, e, ot, done, want, &pc,
-						  &mem);
+			int n = ckpt_entry_pieces(e, e->src, ot, done, want,
+						  &pc, &mem);
 			if (n < 0) {
 				errno = -n;
 				goto fail;
@@ -168,12 +168,12 @@ fail:
 	return CKPT_ERR_IO;
 }
 
-int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
+int ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		      const struct ckpt_tensor *mt, uint64_t off, size_t size,
 		      struct ckpt_piece **pieces, void **mem)
 {
 	struct ckpt_piece *pc;
-	uint64_t total = e && e->kind == CKPT_ENTRY_FILE ? e->size : mt->size;
+	uint64_t total = e ? e->size : mt ? mt->size : 0;
 	uint32_t first, n = 0;
 
 	*pieces = NULL;
@@ -182,7 +182,7 @@ int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
 		return 0;
 	if (size > total - off)
 		size = (size_t)(total - off);
-	if (e && e->kind == CKPT_ENTRY_FILE && e->stage_fd >= 0) {
+	if (e && e->stage_fd >= 0) {
 		pc = malloc(sizeof(*pc));
 		if (!pc)
 			return -ENOMEM;
@@ -191,14 +191,14 @@ int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
 		*pieces = pc;
 		return 1;
 	}
-	if (!mt || !t->base)
+	if (!mt || !src)
 		return 0; /* a new, never written entry */
 	if (mt->bf16_from_f32) {
 		struct ckpt_error err;
 		void *buf = malloc(size);
 		pc = malloc(sizeof(*pc));
 		if (!buf || !pc ||
-		    ckpt_tensor_read(t->base, mt, buf, size, off, &err) !=
+		    ckpt_tensor_read(src, mt, buf, size, off, &err) !=
 			    (ssize_t)size) {
 			free(buf);
 			free(pc);
@@ -221,7 +221,7 @@ int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
 		uint64_t in = off - x->pos, len = x->len - in;
 		if (len > size)
 			len = size;
-		pc[i] = (struct ckpt_piece){.fd = ckpt_fd(t->base),
+		pc[i] = (struct ckpt_piece){.fd = ckpt_fd(src),
 					    .pos = x->src + in,
 					    .len = (size_t)len};
 		off += len;

@@ -156,11 +156,13 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p)
+ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+			 struct ckpt_file *src)
 {
 	const struct ckpt_tensor *pt = &p->tensor;
 
 	e->orig = p;
+	e->src = src;
 	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
 	e->data_changed = e->meta_changed = e->renamed = false;
 	if (e->stage_fd >= 0)
@@ -169,7 +171,6 @@ ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p)
 	e->shape_explicit = true;
 	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
 	e->dtype = pt->dtype;
-	e->zero_form = pt->dims_zero_form;
 	return set_dims(e, pt->dims, e->kind == CKPT_ENTRY_FILE ? pt->ndims : 0);
 }
 
@@ -350,7 +351,7 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 			goto fail;
 		}
 		if (set_name(en, p->name, p->name_len) ||
-		    ckpt_entry_bind(en, p)) {
+		    ckpt_entry_bind(en, p, t->base)) {
 			e = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 			goto fail;
 		}
@@ -380,6 +381,9 @@ void ckpt_tree_close(struct ckpt_tree *t)
 	free(t->order);
 	free(t->buckets);
 	ckpt_close(t->base);
+	for (size_t i = 0; i < t->nretired; i++)
+		ckpt_close(t->retired[i]);
+	free(t->retired);
 	free(t->path);
 	free(t->target);
 	free(t->staging_dir);
@@ -501,12 +505,13 @@ bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 	*dt = e->dtype;
 	if (e->dtype == CKPT_DT_STR) {
 		*ndims = 0;
-		if (e->size % 4 == 0)
+		if (e->size % 4 == 0 && e->size > 0)
 			return true;
 		if (!coerce) {
 			ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				  "parameter '%s': str data is %llu bytes, "
-				  "not a whole number of UTF-32 code points",
+				  "not a positive whole number of UTF-32 code "
+				  "points",
 				  e->fname, (unsigned long long)e->size);
 			return false;
 		}
@@ -629,7 +634,7 @@ int ckpt_tree_read_pieces(struct ckpt_tree *t, uint64_t id, uint64_t off,
 		r = -ENOENT;
 	else if (e->kind == CKPT_ENTRY_DIR && sub < 0)
 		r = -EISDIR;
-	else if ((n = ckpt_entry_pieces(t, sub < 0 ? e : NULL,
+	else if ((n = ckpt_entry_pieces(sub < 0 ? e : NULL, e->src,
 					sub < 0 ? (e->orig ? &e->orig->tensor
 							   : NULL)
 						: map_tensor(e, sub),
@@ -1000,10 +1005,13 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
 
 	pthread_rwlock_wrlock(&t->lock);
 	e = resolve(t, id, &sub);
-	if (e && sub < 0 && !e->live && e->stage_fd >= 0) {
-		close(e->stage_fd);
+	if (e && sub < 0 && !e->live) { /* nobody can reach it any more */
+		if (e->stage_fd >= 0)
+			close(e->stage_fd);
 		e->stage_fd = -1;
 		e->size = 0;
+		e->orig = NULL;
+		e->src = NULL;
 	}
 	pthread_rwlock_unlock(&t->lock);
 }

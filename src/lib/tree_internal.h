@@ -20,7 +20,8 @@ struct entry {
 	char *fname;
 	bool live;
 	enum ckpt_entry_kind kind;
-	const struct ckpt_param *orig; /* in t->base; NULL for new entries */
+	const struct ckpt_param *orig; /* in src; NULL for new entries */
+	struct ckpt_file *src;         /* t->base, or a retired one */
 	int stage_fd;                  /* -1: the bytes are orig's */
 	bool data_changed, meta_changed, renamed;
 	uint64_t size;
@@ -28,7 +29,6 @@ struct entry {
 	uint32_t ndims;
 	int64_t *dims;       /* explicit shape (ndims entries) */
 	bool shape_explicit; /* else 1-D: size / element size */
-	bool zero_form;      /* write a scalar as dims [0] */
 	uint64_t mtime_ns;
 };
 
@@ -43,6 +43,8 @@ struct ckpt_tree {
 	bool memory_staging;              /* encrypted: no plaintext on disk */
 	const struct ckpt_key *out_key;   /* commits are encrypted with it */
 	struct ckpt_file *base; /* NULL while the tree has no file yet */
+	struct ckpt_file **retired; /* earlier bases that deleted but open */
+	size_t nretired;            /* entries still read from */
 	struct ckpt_open_opts open_opts;
 	uint64_t base_mtime_ns;
 
@@ -60,10 +62,10 @@ struct ckpt_tree {
 ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 		    struct ckpt_error *err);
 
-/* stage.c: the pieces holding [off, off+size) of a file entry or map
- * tensor.  *mem receives a buffer the caller frees (converted bfloat16).
- * Returns the number of pieces or -errno. */
-int ckpt_entry_pieces(struct ckpt_tree *t, const struct entry *e,
+/* stage.c: the pieces holding [off, off+size) of a file entry e, or of
+ * the map tensor mt of src when e is NULL.  *mem receives a buffer the
+ * caller frees (converted bfloat16).  Returns the count or -errno. */
+int ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		      const struct ckpt_tensor *mt, uint64_t off, size_t size,
 		      struct ckpt_piece **pieces, void **mem);
 
@@ -75,7 +77,8 @@ uint64_t ckpt_now_ns(void);
 bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err);
 
-/* tree.c: (re)initializes e from parameter p of the base. */
-ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p);
+/* tree.c: (re)initializes e from parameter p of file src. */
+ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+			 struct ckpt_file *src);
 
 #endif /* CKPT_TREE_INTERNAL_H */

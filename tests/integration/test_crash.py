@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""Crash safety of commits: kill -9 the daemon in the middle of a commit.
+
+A checkpoint of 20 parameters x 2 MiB (Float32 [512, 1024]) is edited in one
+of three ways (big rewrite + delete + rename + add + dtype/shape change;
+small edits in every parameter, so everything is staged; delete only, so
+everything is copied from the old file).  A reference run of each variant
+measures how long the commit takes and checks its result against
+ckref.dumps of the expected parameters.  Then, for CKPT_CRASH_TRIALS
+(default 100) trials: restore the old file, mount, make the edits, start
+fsync(mount root) in a thread, kill -9 the daemon (pid from getxattr
+user.ckptfs.pid) after a random delay in [0, 1.1 x commit time], lazily
+unmount the dead mount and check that
+
+  * the checkpoint is exactly the complete old or the complete new file
+    (sha256), and the new one if fsync had returned success;
+  * the reference reader loads it;
+  * nothing is left in the directory except possibly `.NAME.ckptfs-*`
+    temporaries (counted and reported, then removed).
+"""
+
+import hashlib
+import os
+import random
+import re
+import sys
+import threading
+import time
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import wbutil as W  # noqa: E402
+import ckref  # noqa: E402
+
+TRIALS = int(os.environ.get("CKPT_CRASH_TRIALS", "100"))
+SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
+NPARAMS = 20
+SHAPE = (512, 1024)          # 2 MiB of Float32
+NAME = "crash.ckpt"
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def make_base():
+    rng = np.random.default_rng(7)
+    return [W.param("layer%02d.weight" % i, "Float32", SHAPE,
+                    rng.standard_normal(SHAPE).astype("<f4"))
+            for i in range(NPARAMS)]
+
+
+# Each variant: apply(mount) performs the edits; expected(base) gives the
+# parameters the commit must write.
+
+def _big_data():
+    return np.random.default_rng(11).standard_normal(SHAPE).astype("<f4") \
+        .tobytes()
+
+
+def _new_data():
+    return np.arange(256 * 1024, dtype="<f4").tobytes()  # 1 MiB
+
+
+def apply_mixed(m):
+    W.pwrite_file(m.p("layer03.weight"), _big_data(), 0)
+    os.unlink(m.p("layer07.weight"))
+    os.rename(m.p("layer10.weight"), m.p("renamed10.weight"))
+    W.write_file(m.p("added.weight"), _new_data())
+    W.set_meta(m.p("added.weight"), "Float32", "[512, 512]")
+    W.set_meta(m.p("layer12.weight"), "Float16", "1024,1024")
+
+
+def expected_mixed(base):
+    out = []
+    for p in base:
+        n = p["name"]
+        if n == "layer03.weight":
+            out.append(dict(p, data=_big_data()))
+        elif n == "layer07.weight":
+            continue
+        elif n == "layer10.weight":
+            out.append(dict(p, name="renamed10.weight"))
+        elif n == "layer12.weight":
+            out.append(dict(p, dtype="Float16", shape=(1024, 1024)))
+        else:
+            out.append(p)
+    out.append(W.param("added.weight", "Float32", (512, 512), _new_data()))
+    return out
+
+
+def _small_edits():
+    rng = random.Random(3)
+    return [(i, rng.randrange(0, 2 * 1024 * 1024 - 4096),
+             bytes(rng.getrandbits(8) for _ in range(64)) * 64)
+            for i in range(NPARAMS)]
+
+
+def apply_small(m):
+    for i, off, data in _small_edits():
+        W.pwrite_file(m.p("layer%02d.weight" % i), data, off)
+
+
+def expected_small(base):
+    out = [dict(p) for p in base]
+    for i, off, data in _small_edits():
+        b = bytearray(out[i]["data"])
+        b[off:off + len(data)] = data
+        out[i]["data"] = bytes(b)
+    return out
+
+
+def apply_delete(m):
+    os.unlink(m.p("layer00.weight"))
+
+
+def expected_delete(base):
+    return base[1:]
+
+
+VARIANTS = [("mixed", apply_mixed, expected_mixed),
+            ("small-edits", apply_small, expected_small),
+            ("delete-first", apply_delete, expected_delete)]
+
+TEMP_RE = re.compile(r"^\.%s\.ckptfs-" % re.escape(NAME))
+
+
+class TestCrash(unittest.TestCase):
+
+    def setUp(self):
+        common.require_bin(self, common.CKPTFS_BIN)
+        self.dir = W.tempdir(self, "ckptfs_crash_")
+        self.path = os.path.join(self.dir, NAME)
+        self.base = make_base()
+        self.old = ckref.dumps(self.base)
+        self.old_sha = sha(self.old)
+
+    def restore(self):
+        tmp = os.path.join(self.dir, "restore.tmp")
+        W.write_file(tmp, self.old)
+        os.replace(tmp, self.path)
+
+    def strays(self):
+        """Unexpected names in the directory; removes allowed temporaries
+        and returns (allowed, unexpected)."""
+        allowed, bad = [], []
+        for n in os.listdir(self.dir):
+            if n == NAME:
+                continue
+            if TEMP_RE.match(n):
+                allowed.append(n)
+                os.unlink(os.path.join(self.dir, n))
+            else:
+                bad.append(n)
+        return allowed, bad
+
+    def reference_run(self, apply, expected):
+        """Commits one variant without a crash; returns (seconds, sha)."""
+        times = []
+        for _ in range(2):
+            self.restore()
+            m = W.mount(self, self.path)
+            apply(m)
+            t0 = time.monotonic()
+            e = m.commit()
+            times.append(time.monotonic() - t0)
+            self.assertEqual(e, 0, "reference commit failed: %s"
+                             % m.error())
+            m.unmount()
+            want = expected(self.base)
+            W.check_ckpt(self, self.path, want)
+        new = W.read_bytes(self.path)
+        self.assertNotEqual(sha(new), self.old_sha)
+        allowed, bad = self.strays()
+        self.assertEqual(allowed + bad, [], "a clean commit left files")
+        return max(times), sha(new)
+
+    def test_kill_during_commit(self):
+        seed = int(SEED_ENV) if SEED_ENV else random.SystemRandom().randrange(
+            1 << 31)
+        rng = random.Random(seed)
+        t_start = time.monotonic()
+        refs = []
+        for name, apply, expected in VARIANTS:
+            secs, new_sha = self.reference_run(apply, expected)
+            refs.append((name, apply, secs, new_sha))
+        print("\ntest_crash: seed %d (CKPT_RANDOM_SEED), commit times: %s"
+              % (seed, ", ".join("%s %.0f ms" % (r[0], r[2] * 1000)
+                                 for r in refs)),
+              file=sys.stderr, flush=True)
+        counts = {"old": 0, "new": 0, "fsync_ok": 0, "temps_left": 0}
+        temps_seen = []
+        for trial in range(TRIALS):
+            name, apply, secs, new_sha = refs[trial % len(refs)]
+            label = "seed %d trial %d (%s)" % (seed, trial, name)
+            self.restore()
+            m = W.mount(self, self.path)
+            apply(m)
+            box = {}
+
+            def do_fsync():
+                box["rc"] = W.fsync_path(m.mnt)
+            th = threading.Thread(target=do_fsync, daemon=True)
+            delay = rng.uniform(0, secs * 1.1)
+            th.start()
+            time.sleep(delay)
+            m.kill()   # kill -9, wait for the exit, fusermount3 -uz
+            th.join(30)
+            self.assertFalse(th.is_alive(), "%s: fsync still blocked after "
+                             "the daemon died" % label)
+            self.assertFalse(m.mounted(), label)
+            data = W.read_bytes(self.path)
+            h = sha(data)
+            if h == self.old_sha:
+                counts["old"] += 1
+                state = "old"
+            elif h == new_sha:
+                counts["new"] += 1
+                state = "new"
+            else:
+                self.fail("%s: killed after %.1f ms: the checkpoint is "
+                          "neither the old nor the new file (%d bytes, old "
+                          "%d; first difference from the old at %d)" % (
+                              label, delay * 1000, len(data), len(self.old),
+                              W.first_diff(data, self.old)))
+            if box.get("rc") == 0:
+                counts["fsync_ok"] += 1
+                self.assertEqual(state, "new", "%s: fsync returned success "
+                                 "but the file is the old one" % label)
+            try:
+                ckref.loads(data, NAME)
+            except ckref.CheckpointError as e:
+                self.fail("%s: reference cannot load the file: %s"
+                          % (label, e))
+            allowed, bad = self.strays()
+            self.assertEqual(bad, [], "%s: unexpected files left in the "
+                             "directory" % label)
+            if allowed:
+                counts["temps_left"] += len(allowed)
+                temps_seen.extend(allowed)
+        total = time.monotonic() - t_start
+        print("test_crash: %d trials in %.1f s: %s%s" % (
+            TRIALS, total, counts,
+            ("; temporaries left behind: %s" % temps_seen[:5])
+            if temps_seen else ""), file=sys.stderr, flush=True)
+        # the delays must have covered both outcomes, or the test measured
+        # nothing
+        self.assertGreater(counts["old"] + counts["new"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,744 @@
+#!/usr/bin/python3
+"""Model-based random test of a ckptfs mount, in the spirit of fsx.
+
+An in-memory model (ordered: name -> data, dtype, explicit shape or None
+for inferred) is driven in lockstep with a mount of a fresh LeNet copy by
+thousands of random operations: pwrite at random offsets (also past the
+end), truncate, create (O_EXCL), unlink, rename (also over an existing
+parameter), setxattr user.dtype (MindSpore and numpy spellings; some
+unknown names -> EINVAL), setxattr user.shape (fitting, non-fitting but
+well-formed, malformed -> EINVAL), removexattr user.shape, read-and-compare
+(data, size, xattrs), listing order, operations through descriptors kept
+open across other operations (pwrite, pread, ftruncate, fsync on an fd
+whose parameter was renamed or committed meanwhile), commit by fsync of a
+random file, an open descriptor or the directory, and unmount + remount
+(by 'ckpt umount' or fusermount3 -u).
+
+A commit must fail with EINVAL exactly when the model says a parameter's
+explicit shape does not fit its bytes, an inferred (1-D) parameter is
+empty or not a whole number of elements, or a str parameter is not a
+positive multiple of 4 bytes; the file must then be unchanged.  The test
+then fixes those parameters (random strategy) and commits again.  After
+every successful commit the file is checked with ckref.load against the
+model (names, order, dtypes, shapes, data) and byte for byte against
+ckref.dumps of the model (what MindSpore >= 2.3 writes).  Occasionally an
+unmount happens while the model is invalid: the original must stay intact
+and a loadable recovery checkpoint must appear beside it.
+
+Environment: CKPT_RANDOM_OPS (default 3000), CKPT_RANDOM_SEED (default:
+random; printed, and shown in every failure message).
+"""
+
+import errno
+import glob
+import os
+import random
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import wbutil as W  # noqa: E402
+import ckref  # noqa: E402
+
+NOPS = int(os.environ.get("CKPT_RANDOM_OPS", "3000"))
+SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
+
+MS_DTYPES = sorted(ckref.ITEMSIZE)           # every name MindSpore writes
+ALIASES = dict(W.NUMPY_ALIAS)
+BAD_DTYPES = ["Float33", "float", "", "Str", "uint", "int128", "Float32 ",
+              "bfloat", "FLOAT16", "Int 8", "complex", "f8"]
+BAD_SHAPES = ["1,,2", "[1,2", "x", "-3", "[0]", "0", "", "1 2", "[[1]]",
+              "1.0", "[1,2]]", ",", "[,]", "1,2,"]
+EXTRA_NAMES = ["x/y", "pct%", "a.b", "%lead", "dir/sub/leaf", "sp ace"]
+MAX_ENTRIES = 40
+MAX_SIZE = 256 * 1024
+
+
+def isz(dtype):
+    return ckref.ITEMSIZE[dtype]
+
+
+def prod(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class Ent:
+    __slots__ = ("data", "dtype", "shape")
+
+    def __init__(self, data, dtype, shape):
+        self.data = bytearray(data)
+        self.dtype = dtype
+        self.shape = None if shape is None else tuple(shape)
+
+    def shown_shape(self):
+        if self.dtype == "str":
+            return ()
+        if self.shape is not None:
+            return self.shape
+        return (len(self.data) // isz(self.dtype),)
+
+    def problem(self):
+        """None if this parameter can be committed, else why not."""
+        n = len(self.data)
+        if self.dtype == "str":
+            if n == 0 or n % 4:
+                return "str of %d bytes" % n
+            return None
+        if self.shape is not None:
+            if prod(self.shape) * isz(self.dtype) != n:
+                return "shape %s of %s needs %d bytes, has %d" % (
+                    W.shape_str(self.shape), self.dtype,
+                    prod(self.shape) * isz(self.dtype), n)
+            return None
+        if n == 0:
+            return "empty"
+        if n % isz(self.dtype):
+            return "%d bytes is not a whole number of %s" % (n, self.dtype)
+        return None
+
+
+class Model:
+    def __init__(self):
+        self.order = []   # names
+        self.ents = {}
+
+    def copy(self):
+        m = Model()
+        m.order = list(self.order)
+        m.ents = {k: Ent(bytes(e.data), e.dtype, e.shape)
+                  for k, e in self.ents.items()}
+        return m
+
+    def add(self, name, ent):
+        assert name not in self.ents
+        self.order.append(name)
+        self.ents[name] = ent
+
+    def remove(self, name):
+        self.order.remove(name)
+        return self.ents.pop(name)
+
+    def rename(self, src, dst):
+        if src == dst:
+            return None
+        gone = self.remove(dst) if dst in self.ents else None
+        i = self.order.index(src)
+        self.order[i] = dst
+        self.ents[dst] = self.ents.pop(src)
+        return gone
+
+    def problems(self):
+        return [(n, self.ents[n].problem()) for n in self.order
+                if self.ents[n].problem()]
+
+    def expected(self):
+        return [W.param(n, self.ents[n].dtype, self.ents[n].shown_shape(),
+                        bytes(self.ents[n].data)) for n in self.order]
+
+    def committed(self):
+        """After a commit every shape is the stored (explicit) one."""
+        for e in self.ents.values():
+            e.shape = e.shown_shape()
+
+
+def factor_shape(rng, n):
+    """A random shape with prod == n (n >= 1)."""
+    if n == 1:
+        return rng.choice([(), (1,), (1, 1)])
+    dims = []
+    rest = n
+    for _ in range(rng.randrange(0, 3)):
+        divs = [d for d in range(2, min(rest, 64) + 1) if rest % d == 0]
+        if not divs or rest == 1:
+            break
+        d = rng.choice(divs)
+        dims.append(d)
+        rest //= d
+    dims.append(rest)
+    rng.shuffle(dims)
+    return tuple(dims)
+
+
+def shape_text(rng, shape):
+    if not shape:
+        return "[]"
+    style = rng.randrange(3)
+    if style == 0:
+        return ",".join(str(d) for d in shape)
+    if style == 1:
+        return "[" + ", ".join(str(d) for d in shape) + "]"
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+class Runner:
+    def __init__(self, tc, seed):
+        self.tc = tc
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.dir = W.tempdir(tc, "ckptfs_rand_")
+        self.src = W.make_lenet(os.path.join(self.dir, "lenet.ckpt"))
+        self.model = Model()
+        for p in W.lenet_params():
+            self.model.add(p["name"], Ent(p["data"], p["dtype"],
+                                          p["shape"]))
+        self.committed_model = self.model.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
+        self.log = []
+        self.stats = dict(ops=0, commits=0, failed_commits=0, remounts=0,
+                          recoveries=0, einval=0)
+        self.m = W.mount(tc, self.src)
+        self.counter = 0
+        self.fds = {}   # open descriptor -> the Ent it refers to
+
+    # -- reporting ---------------------------------------------------------
+
+    def fail(self, msg):
+        tail = "\n  ".join(self.log[-40:])
+        self.tc.fail("seed %s, op %d: %s\nlast operations:\n  %s" % (
+            self.seed, self.stats["ops"], msg, tail))
+
+    def note(self, s):
+        self.log.append("%d: %s" % (self.stats["ops"], s))
+
+    def expect_errno(self, want, fn, *args):
+        """Runs fn; checks it raises OSError(want) (want=0: no error)."""
+        try:
+            fn(*args)
+            got = 0
+        except OSError as e:
+            got = e.errno
+        if got != want:
+            self.fail("%s%r: expected %s, got %s" % (
+                getattr(fn, "__name__", fn), args, W.errno_name(want),
+                W.errno_name(got)))
+        return got
+
+    # -- helpers -----------------------------------------------------------
+
+    def path(self, name):
+        return self.m.p(name)
+
+    def pick(self):
+        return self.rng.choice(self.model.order) if self.model.order \
+            else None
+
+    def new_name(self):
+        if self.rng.random() < 0.2:
+            cands = [n for n in EXTRA_NAMES if n not in self.model.ents]
+            if cands:
+                return self.rng.choice(cands)
+        self.counter += 1
+        return "r%d.%s" % (self.counter, self.rng.choice(
+            ["weight", "bias", "moments", "step"]))
+
+    def rand_bytes(self, n):
+        return bytes(self.rng.getrandbits(8) for _ in range(n)) if n < 64 \
+            else os.urandom(n)
+
+    # -- operations --------------------------------------------------------
+
+    def op_write(self):
+        name = self.pick()
+        if name is None:
+            return self.op_create()
+        e = self.model.ents[name]
+        size = len(e.data)
+        off = self.rng.randrange(0, size + 65)
+        n = self.rng.choice([1, 2, 4, 8, self.rng.randrange(1, 513)])
+        if self.rng.random() < 0.03:
+            n = self.rng.randrange(1, 128 * 1024)
+        if off + n > MAX_SIZE:
+            return
+        data = self.rand_bytes(n)
+        self.note("write %r off=%d len=%d" % (name, off, n))
+        W.pwrite_file(self.path(name), data, off)
+        if off > size:
+            e.data.extend(bytes(off - size))
+        e.data[off:off + n] = data
+        self.maybe_dirty = True
+
+    def op_truncate(self, name=None, size=None):
+        name = name or self.pick()
+        if name is None:
+            return
+        e = self.model.ents[name]
+        if size is None:
+            cur = len(e.data)
+            size = self.rng.choice([0, max(0, cur - 4), cur + 4,
+                                    self.rng.randrange(0, 2 * cur + 65)])
+            size = min(size, MAX_SIZE)
+        self.note("truncate %r %d -> %d" % (name, len(e.data), size))
+        os.truncate(self.path(name), size)
+        if size < len(e.data):
+            del e.data[size:]
+        else:
+            e.data.extend(bytes(size - len(e.data)))
+        self.maybe_dirty = True
+
+    def op_create(self):
+        if len(self.model.order) >= MAX_ENTRIES:
+            return self.op_unlink()
+        if self.rng.random() < 0.05:
+            # an existing name: EEXIST; an invalid escape: EINVAL
+            name = self.pick()
+            if name is not None:
+                self.note("create existing %r" % name)
+                self.expect_errno(errno.EEXIST, os.open, self.path(name),
+                                  os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            bad = os.path.join(self.m.mnt, "bad%zz" + str(self.counter))
+            self.note("create %r" % os.path.basename(bad))
+            self.expect_errno(errno.EINVAL, os.open, bad,
+                              os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            return
+        name = self.new_name()
+        n = self.rng.choice([0, 1, 4, 8, 12, self.rng.randrange(0, 300)])
+        data = self.rand_bytes(n)
+        self.note("create %r with %d bytes" % (name, n))
+        fd = os.open(self.path(name), os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                     0o644)
+        try:
+            if data:
+                os.write(fd, data)
+        finally:
+            os.close(fd)
+        self.model.add(name, Ent(data, "UInt8", None))
+        self.maybe_dirty = True
+        if self.rng.random() < 0.5:
+            self.check_one(name)
+
+    def op_unlink(self, name=None):
+        name = name or self.pick()
+        if name is None:
+            return
+        self.note("unlink %r" % name)
+        self.close_fds_of(self.model.ents[name])
+        os.unlink(self.path(name))
+        self.model.remove(name)
+        self.maybe_dirty = True
+        if self.rng.random() < 0.2:
+            self.expect_errno(errno.ENOENT, os.stat, self.path(name))
+
+    def op_rename(self):
+        src = self.pick()
+        if src is None:
+            return
+        r = self.rng.random()
+        if r < 0.45:
+            dst = self.new_name()
+        elif r < 0.95:
+            dst = self.pick()
+        else:
+            self.note("rename missing")
+            self.expect_errno(errno.ENOENT, os.rename,
+                              os.path.join(self.m.mnt, "no-such-entry"),
+                              self.path("whatever"))
+            return
+        self.note("rename %r -> %r" % (src, dst))
+        if dst != src and dst in self.model.ents:
+            self.close_fds_of(self.model.ents[dst])
+        os.rename(self.path(src), self.path(dst))
+        self.model.rename(src, dst)
+        self.maybe_dirty = True
+
+    def op_set_dtype(self):
+        name = self.pick()
+        if name is None:
+            return
+        e = self.model.ents[name]
+        r = self.rng.random()
+        if r < 0.12:
+            bad = self.rng.choice(BAD_DTYPES)
+            self.note("set dtype %r %r (bad)" % (name, bad))
+            self.expect_errno(errno.EINVAL, W.setx, self.path(name),
+                              "user.dtype", bad)
+            self.stats["einval"] += 1
+            return
+        if r < 0.35:
+            spelled = self.rng.choice(sorted(ALIASES))
+            dtype = ALIASES[spelled]
+        else:
+            dtype = self.rng.choice(MS_DTYPES)
+            if dtype == "str" and self.rng.random() < 0.6:
+                dtype = "Float32"
+            spelled = dtype
+        # mostly pick a dtype the bytes fit
+        if e.shape is None and dtype != "str" and \
+                len(e.data) % isz(dtype) and self.rng.random() < 0.7:
+            return
+        self.note("set dtype %r %r (%s)" % (name, spelled, dtype))
+        W.setx(self.path(name), "user.dtype", spelled)
+        e.dtype = dtype
+        self.maybe_dirty = True
+
+    def op_set_shape(self):
+        name = self.pick()
+        if name is None:
+            return
+        e = self.model.ents[name]
+        r = self.rng.random()
+        if r < 0.15:
+            bad = self.rng.choice(BAD_SHAPES)
+            self.note("set shape %r %r (bad)" % (name, bad))
+            self.expect_errno(errno.EINVAL, W.setx, self.path(name),
+                              "user.shape", bad)
+            self.stats["einval"] += 1
+            return
+        n = len(e.data)
+        sz = isz(e.dtype)
+        if r < 0.8 and n and n % sz == 0:
+            shape = factor_shape(self.rng, n // sz)
+        elif r < 0.85 and n == 0:
+            shape = (0, self.rng.randrange(1, 5))       # empty, storable
+        else:
+            shape = tuple(self.rng.randrange(1, 7)
+                          for _ in range(self.rng.randrange(0, 4)))
+        text = shape_text(self.rng, shape)
+        self.note("set shape %r %r" % (name, text))
+        W.setx(self.path(name), "user.shape", text)
+        e.shape = shape
+        self.maybe_dirty = True
+
+    def op_remove_shape(self):
+        name = self.pick()
+        if name is None:
+            return
+        self.note("removexattr user.shape %r" % name)
+        os.removexattr(self.path(name), "user.shape")
+        self.model.ents[name].shape = None
+        self.maybe_dirty = True
+
+    def check_one(self, name):
+        e = self.model.ents[name]
+        fp = self.path(name)
+        self.note("check %r" % name)
+        st = os.stat(fp)
+        if st.st_size != len(e.data):
+            self.fail("%r: st_size %d, model %d" % (name, st.st_size,
+                                                     len(e.data)))
+        got = W.read_bytes(fp)
+        if got != bytes(e.data):
+            self.fail("%r: data differs at %d (%d bytes read, model %d)" % (
+                name, W.first_diff(got, e.data), len(got), len(e.data)))
+        dt = W.getx(fp, "user.dtype")
+        sh = W.getx(fp, "user.shape")
+        if dt != e.dtype or sh != W.shape_str(e.shown_shape()):
+            self.fail("%r: xattrs dtype=%s shape=%s, model %s %s" % (
+                name, dt, sh, e.dtype, W.shape_str(e.shown_shape())))
+        if self.rng.random() < 0.3 and e.data:
+            off = self.rng.randrange(0, len(e.data))
+            k = self.rng.randrange(1, 300)
+            fd = os.open(fp, os.O_RDONLY)
+            try:
+                part = os.pread(fd, k, off)
+            finally:
+                os.close(fd)
+            if part != bytes(e.data[off:off + k]):
+                self.fail("%r: pread(%d, %d) differs" % (name, k, off))
+
+    def op_read(self):
+        name = self.pick()
+        if name is not None:
+            self.check_one(name)
+
+    def op_list(self):
+        self.note("list")
+        got = os.listdir(self.m.mnt)
+        want = [W.escape_name(n) for n in self.model.order]
+        if got != want:
+            self.fail("listing %r, model %r" % (got, want))
+
+    # -- open descriptors --------------------------------------------------
+
+    def close_fds_of(self, ent):
+        for fd in [fd for fd, e in self.fds.items() if e is ent]:
+            self.note("close fd %d" % fd)
+            os.close(fd)
+            del self.fds[fd]
+
+    def close_all_fds(self):
+        for fd in list(self.fds):
+            os.close(fd)
+        self.fds.clear()
+
+    def name_of(self, ent):
+        for n in self.model.order:
+            if self.model.ents[n] is ent:
+                return n
+        self.fail("open descriptor refers to no live parameter")
+
+    def pick_fd(self):
+        if not self.fds:
+            return None, None
+        fd = self.rng.choice(sorted(self.fds))
+        return fd, self.fds[fd]
+
+    def op_fd_open(self):
+        if len(self.fds) >= 8:
+            return self.op_fd_close()
+        name = self.pick()
+        if name is None:
+            return
+        fd = os.open(self.path(name), os.O_RDWR)
+        self.note("open %r -> fd %d" % (name, fd))
+        self.fds[fd] = self.model.ents[name]
+
+    def op_fd_close(self):
+        fd, ent = self.pick_fd()
+        if fd is None:
+            return self.op_fd_open()
+        self.note("close fd %d" % fd)
+        os.close(fd)
+        del self.fds[fd]
+
+    def op_fd_io(self):
+        fd, ent = self.pick_fd()
+        if fd is None:
+            return self.op_fd_open()
+        name = self.name_of(ent)
+        r = self.rng.random()
+        size = len(ent.data)
+        if r < 0.45:
+            off = self.rng.randrange(0, size + 33)
+            n = self.rng.randrange(1, 300)
+            if off + n > MAX_SIZE:
+                return
+            data = self.rand_bytes(n)
+            self.note("pwrite fd %d (%r) off=%d len=%d" % (fd, name, off,
+                                                          n))
+            if os.pwrite(fd, data, off) != n:
+                self.fail("short pwrite")
+            if off > size:
+                ent.data.extend(bytes(off - size))
+            ent.data[off:off + n] = data
+            self.maybe_dirty = True
+        elif r < 0.85:
+            self.note("pread fd %d (%r)" % (fd, name))
+            got = os.pread(fd, size + 100, 0)
+            if got != bytes(ent.data):
+                self.fail("pread of fd %d (%r): %d bytes, model %d, first "
+                          "difference at %d" % (fd, name, len(got), size,
+                                                W.first_diff(got,
+                                                             ent.data)))
+            if os.fstat(fd).st_size != size:
+                self.fail("fstat of fd %d (%r): size %d, model %d" % (
+                    fd, name, os.fstat(fd).st_size, size))
+        else:
+            n = self.rng.randrange(0, 2 * size + 9)
+            self.note("ftruncate fd %d (%r) %d -> %d" % (fd, name, size, n))
+            os.ftruncate(fd, n)
+            if n < size:
+                del ent.data[n:]
+            else:
+                ent.data.extend(bytes(n - size))
+            self.maybe_dirty = True
+
+    # -- commits -----------------------------------------------------------
+
+    def commit_target(self):
+        """(function doing the fsync, label)."""
+        name = self.pick()
+        r = self.rng.random()
+        if self.fds and r < 0.25:
+            fd, ent = self.pick_fd()
+
+            def by_fd():
+                try:
+                    os.fsync(fd)
+                    return 0
+                except OSError as e:
+                    return e.errno
+            return by_fd, "fd %d (%r)" % (fd, self.name_of(ent))
+        if name is None or r < 0.55:
+            return (lambda: self.m.commit()), "dir"
+        path = self.path(name)
+        return (lambda: self.m.commit(path)), name
+
+    def verify_file(self, what):
+        W.check_ckpt(self.tc, self.src, self.model.expected(),
+                     label="seed %s op %d %s" % (self.seed,
+                                                 self.stats["ops"], what))
+
+    def op_commit(self):
+        problems = self.model.problems()
+        fsync, label = self.commit_target()
+        ino = os.stat(self.src).st_ino
+        self.note("fsync %s (model: %s)" % (label, problems or "valid"))
+        e = W.guarded(fsync, W.TIMEOUT, lambda: W.kill9(self.m.pid),
+                      "fsync " + label)
+        if problems:
+            if e != errno.EINVAL:
+                self.fail("commit with %s: expected EINVAL, got %s" % (
+                    problems, W.errno_name(e)))
+            self.stats["failed_commits"] += 1
+            if W.read_bytes(self.src) != self.committed_bytes:
+                self.fail("a failed commit changed the checkpoint")
+            msg = self.m.error()
+            if not any(W.escape_name(n) in msg for n, _ in problems):
+                self.fail("commit error %r names none of %s" % (msg,
+                                                                problems))
+            self.fix_all()
+            return self.op_commit()
+        if e:
+            self.fail("commit of a valid model failed with %s: %s" % (
+                W.errno_name(e), self.m.error()))
+        self.stats["commits"] += 1
+        if not self.maybe_dirty and os.stat(self.src).st_ino != ino:
+            self.fail("a commit without any change rewrote the file")
+        self.verify_file("after commit")
+        self.model.committed()
+        self.committed_model = self.model.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
+
+    def fix_all(self):
+        for name, why in self.model.problems():
+            e = self.model.ents[name]
+            n = len(e.data)
+            sz = isz(e.dtype)
+            choices = ["unlink"]
+            if e.dtype == "str":
+                choices += ["pad"]
+            else:
+                if n and n % sz == 0:
+                    choices += ["shape", "unshape"] if e.shape is not None \
+                        else ["shape"]
+                if e.shape is not None and \
+                        prod(e.shape) * sz <= MAX_SIZE and \
+                        (prod(e.shape) or e.shape):
+                    choices += ["resize"]
+                choices += ["pad"]
+            how = self.rng.choice(choices)
+            self.note("fix %r (%s) by %s" % (name, why, how))
+            if how == "unlink":
+                self.op_unlink(name)
+            elif how == "shape":
+                shape = factor_shape(self.rng, n // sz)
+                W.setx(self.path(name), "user.shape",
+                       shape_text(self.rng, shape))
+                e.shape = shape
+            elif how == "unshape":
+                os.removexattr(self.path(name), "user.shape")
+                e.shape = None
+            elif how == "resize":
+                self.op_truncate(name, prod(e.shape) * sz)
+            else:  # pad: up to whole elements, at least one
+                step = 4 if e.dtype == "str" else sz
+                target = max(step, (n + step - 1) // step * step)
+                self.op_truncate(name, target)
+                if e.dtype != "str" and e.shape is not None:
+                    os.removexattr(self.path(name), "user.shape")
+                    e.shape = None
+            self.maybe_dirty = True
+        if self.model.problems():
+            self.fail("fixing left problems: %s" % self.model.problems())
+
+    # -- unmount / remount -------------------------------------------------
+
+    def op_remount(self):
+        self.stats["remounts"] += 1
+        self.close_all_fds()
+        problems = self.model.problems()
+        if problems and self.rng.random() < 0.25:
+            return self.remount_with_recovery(problems)
+        if problems:
+            self.fix_all()
+        self.note("remount")
+        before = W.file_state(self.src)
+        if self.rng.random() < 0.5:
+            r = self.m.ckpt_umount()
+            if r.rc != 0:
+                self.fail("ckpt umount: " + r.describe())
+            if self.m.mounted():
+                self.fail("still mounted after ckpt umount")
+        else:
+            self.m.unmount()
+        if not self.maybe_dirty and W.file_state(self.src) != before:
+            self.fail("an unmount without any change rewrote the file")
+        self.verify_file("after unmount")
+        self.model.committed()
+        self.committed_model = self.model.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
+        self.m = W.mount(self.tc, self.src)
+        self.op_list()
+
+    def remount_with_recovery(self, problems):
+        self.note("unmount with problems %s" % problems)
+        pid = self.m.pid
+        self.m.unmount()
+        self.stats["recoveries"] += 1
+        if W.read_bytes(self.src) != self.committed_bytes:
+            self.fail("an unmount whose commit failed changed the file")
+        rec = glob.glob(glob.escape(self.src) + ".recovery-*.ckpt")
+        if len(rec) != 1:
+            self.fail("expected one recovery checkpoint, found %s" % rec)
+        try:
+            got = ckref.load(rec[0])
+        except ckref.CheckpointError as e:
+            self.fail("recovery checkpoint not loadable: %s" % e)
+        # every non-empty pending parameter is in it with its bytes
+        gotd = {p.name: p for p in got}
+        for name in self.model.order:
+            data = bytes(self.model.ents[name].data)
+            if not data:
+                continue
+            if name not in gotd or gotd[name].data != data:
+                self.fail("recovery checkpoint lacks the data of %r" % name)
+        os.unlink(rec[0])
+        W.take_status(pid)
+        # the edits are gone: back to the last commit
+        self.model = self.committed_model.copy()
+        self.maybe_dirty = False
+        self.m = W.mount(self.tc, self.src)
+        self.op_list()
+
+    # -- driver ------------------------------------------------------------
+
+    OPS = [("write", 22), ("read", 12), ("truncate", 6), ("create", 7),
+           ("unlink", 4), ("rename", 6), ("set_dtype", 8), ("set_shape", 8),
+           ("remove_shape", 3), ("list", 3), ("commit", 4), ("remount", 0.4),
+           ("fd_open", 3), ("fd_close", 2), ("fd_io", 10)]
+
+    def run(self, nops):
+        names = [n for n, _ in self.OPS]
+        weights = [w for _, w in self.OPS]
+        t0 = time.monotonic()
+        for _ in range(nops):
+            self.stats["ops"] += 1
+            op = self.rng.choices(names, weights)[0]
+            try:
+                getattr(self, "op_" + op)()
+            except OSError as e:
+                self.fail("%s raised %s" % (op, e))
+        # final commit and unmount
+        if self.model.problems():
+            self.fix_all()
+        self.op_commit()
+        self.close_all_fds()
+        self.m.unmount()
+        self.verify_file("at the end")
+        self.stats["seconds"] = round(time.monotonic() - t0, 1)
+        return self.stats
+
+
+class TestRandomOps(unittest.TestCase):
+    def test_random_ops(self):
+        common.require_bin(self, common.CKPTFS_BIN)
+        common.require_bin(self, common.CKPT_BIN)
+        seed = int(SEED_ENV) if SEED_ENV else random.SystemRandom().randrange(
+            1 << 31)
+        print("\ntest_random_ops: seed %d (CKPT_RANDOM_SEED=%d to repeat), "
+              "%d ops" % (seed, seed, NOPS), file=sys.stderr, flush=True)
+        stats = Runner(self, seed).run(NOPS)
+        print("test_random_ops: seed %d: %s" % (seed, stats),
+              file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
