@@ -75,40 +75,25 @@ struct cli {
 	struct ckpt_key *key, *out_key;
 };
 
-/* Loads a key given by mode and keyfile or keyfd; NULL mode: no key. */
+/* Loads a key given by mode and keyfile or keyfd; none given: no key. */
 static int load_key(const char *mode, const char *keyfile, int keyfd,
 		    struct ckpt_key **out)
 {
+	bool given = mode || keyfile || keyfd >= 0;
 	enum ckpt_enc_mode m;
 	struct ckpt_error err;
-	int fd = keyfd;
 
 	*out = NULL;
-	if (!mode && !keyfile && keyfd < 0)
-		return 0;
-	if (!mode || !ckpt_enc_mode_parse(mode, &m)) {
-		fprintf(stderr, "ckpt: give --enc-mode AES-GCM, AES-CBC or "
-			"SM4-CBC with a key\n");
+	if (given && (!mode || !ckpt_enc_mode_parse(mode, &m) ||
+		      (!keyfile && keyfd < 0))) {
+		fprintf(stderr, "ckpt: a key needs --enc-mode (AES-GCM, "
+			"AES-CBC or SM4-CBC) and --keyfile or --keyfd\n");
 		return 2;
 	}
-	if (!keyfile && keyfd < 0) {
-		fprintf(stderr, "ckpt: --enc-mode needs --keyfile or "
-			"--keyfd\n");
-		return 2;
-	}
-	if (keyfile)
-		fd = strcmp(keyfile, "-") ? open(keyfile, O_RDONLY | O_CLOEXEC)
-					  : 0;
-	if (fd < 0) {
-		fprintf(stderr, "ckpt: %s: %s\n", keyfile, strerror(errno));
-		return 1;
-	}
-	if (ckpt_key_read(fd, m, out, &err)) {
+	if (ckpt_key_load(mode, keyfile, keyfd, out, &err)) {
 		fprintf(stderr, "ckpt: %s\n", err.msg);
 		return 1;
 	}
-	if (fd > 2)
-		close(fd);
 	return 0;
 }
 

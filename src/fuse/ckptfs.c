@@ -162,22 +162,31 @@ static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 	return true;
 }
 
-static void reply_entry(fuse_req_t req, uint64_t id)
+/* Fills e for id and counts the lookup the reply will give the kernel;
+ * false (and ENOENT replied) if id is gone. */
+static bool make_entry(fuse_req_t req, uint64_t id,
+		       struct fuse_entry_param *e)
 {
 	struct ckptfs *fs = fs_of(req);
+
+	memset(e, 0, sizeof(*e));
+	if (!stat_ino(fs, id, &e->attr)) {
+		fuse_reply_err(req, ENOENT);
+		return false;
+	}
+	e->ino = id;
+	e->attr_timeout = ATTR_TIMEOUT;
+	e->entry_timeout = ENTRY_TIMEOUT;
+	count_lookup(fs, id, 1);
+	return true;
+}
+
+static void reply_entry(fuse_req_t req, uint64_t id)
+{
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	if (!stat_ino(fs, id, &e.attr)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	e.ino = id;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
-	count_lookup(fs, id, 1);
-	if (fuse_reply_entry(req, &e) != 0)
-		count_lookup(fs, id, -1);
+	if (make_entry(req, id, &e) && fuse_reply_entry(req, &e) != 0)
+		count_lookup(fs_of(req), id, -1);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -372,17 +381,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_fail(req, &err);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
-	if (!stat_ino(fs, id, &e.attr)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	e.ino = id;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
 	fi->keep_cache = 1;
-	count_lookup(fs, id, 1);
-	if (fuse_reply_create(req, &e, fi) != 0)
+	if (make_entry(req, id, &e) && fuse_reply_create(req, &e, fi) != 0)
 		count_lookup(fs, id, -1);
 }
 
@@ -812,33 +812,12 @@ static void usage(const char *prog)
 /* Reads the key named by the options into *key (NULL: none). */
 static int load_key(const struct options *o, struct ckpt_key **key)
 {
-	enum ckpt_enc_mode mode;
 	struct ckpt_error err;
-	int fd = o->keyfd;
 
-	*key = NULL;
-	if (!o->enc_mode && !o->keyfile && o->keyfd < 0)
-		return 0;
-	if (!o->enc_mode || !ckpt_enc_mode_parse(o->enc_mode, &mode)) {
-		fprintf(stderr, "ckptfs: give -o enc_mode=AES-GCM, AES-CBC or "
-			"SM4-CBC together with the key\n");
-		return -1;
-	}
-	if (o->keyfile)
-		fd = strcmp(o->keyfile, "-") ? open(o->keyfile,
-						    O_RDONLY | O_CLOEXEC)
-					     : 0;
-	if (fd < 0) {
-		fprintf(stderr, "ckptfs: %s\n", o->keyfile
-			? strerror(errno) : "enc_mode needs keyfile= or keyfd=");
-		return -1;
-	}
-	if (ckpt_key_read(fd, mode, key, &err)) {
+	if (ckpt_key_load(o->enc_mode, o->keyfile, o->keyfd, key, &err)) {
 		fprintf(stderr, "ckptfs: %s\n", err.msg);
 		return -1;
 	}
-	if (fd > 2)
-		close(fd);
 	return 0;
 }
 

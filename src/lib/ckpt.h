@@ -194,6 +194,12 @@ const char *ckpt_enc_mode_name(enum ckpt_enc_mode mode);
 ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
 		       struct ckpt_error *err);
 
+/* The key as the command lines give it: mode name ("AES-GCM", ...) and
+ * either keyfile (a path, "-" for standard input) or keyfd >= 0.  All of
+ * them absent (NULL, NULL, -1): *out = NULL and CKPT_OK. */
+ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
+		       struct ckpt_key **out, struct ckpt_error *err);
+
 /* Wipes and frees a key from ckpt_key_read.  NULL is a no-op. */
 void ckpt_key_free(struct ckpt_key *key);
 

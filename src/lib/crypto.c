@@ -144,6 +144,36 @@ out:
 	return CKPT_OK;
 }
 
+ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
+		       struct ckpt_key **out, struct ckpt_error *err)
+{
+	enum ckpt_enc_mode m;
+	int fd = keyfd;
+	ckpt_err e;
+
+	*out = NULL;
+	if (!mode && !keyfile && keyfd < 0)
+		return CKPT_OK;
+	if (!mode || !ckpt_enc_mode_parse(mode, &m))
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "give the encryption mode (AES-GCM, AES-CBC "
+				 "or SM4-CBC) together with the key");
+	if (!keyfile && keyfd < 0)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "%s needs a key: a key file or a descriptor",
+				 mode);
+	if (keyfile)
+		fd = strcmp(keyfile, "-") ? open(keyfile, O_RDONLY | O_CLOEXEC)
+					  : 0;
+	if (fd < 0)
+		return ckpt_fail(err, CKPT_ERR_IO, 0, "key file %s: %s",
+				 keyfile, strerror(errno));
+	e = ckpt_key_read(fd, m, out, err);
+	if (fd > 2)
+		close(fd);
+	return e;
+}
+
 void ckpt_key_free(struct ckpt_key *key)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
