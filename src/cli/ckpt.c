@@ -308,15 +308,15 @@ static int cmd_verify(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-/* Runs fusermount3 -u MOUNTPOINT; returns its exit status. */
-static int fusermount_u(const char *mnt)
+/* Runs fusermount3 -u (lazy: -uz) MOUNTPOINT; returns its exit status. */
+static int fusermount_u(const char *mnt, bool lazy)
 {
 	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "--", mnt,
-		       (char *)NULL);
+		execlp("fusermount3", "fusermount3", lazy ? "-uz" : "-u", "--",
+		       mnt, (char *)NULL);
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
@@ -337,6 +337,16 @@ static int cmd_umount(struct cli *c, int argc, char **argv)
 		return -1;
 	mnt = argv[0];
 	n = getxattr(mnt, CKPT_XATTR_PID, buf, sizeof(buf) - 1);
+	if (n < 0 && errno == ENOTCONN) {
+		fprintf(stderr, "ckpt: the ckptfs daemon of %s is gone (it "
+			"crashed or was killed): the checkpoint holds what the "
+			"last successful commit (fsync) wrote, and later edits "
+			"are lost; removing the stale mount point\n", mnt);
+		if (fusermount_u(mnt, true) != 0)
+			fprintf(stderr, "ckpt: fusermount3 -uz %s failed\n",
+				mnt);
+		return 1;
+	}
 	if (n <= 0) {
 		fprintf(stderr, "ckpt: %s is not a ckptfs mount point\n", mnt);
 		return 1;
@@ -361,7 +371,7 @@ static int cmd_umount(struct cli *c, int argc, char **argv)
 		return 1;
 	}
 	close(dfd);
-	if (fusermount_u(mnt) != 0) {
+	if (fusermount_u(mnt, false) != 0) {
 		fprintf(stderr, "ckpt: fusermount3 -u %s failed; the edits "
 			"are committed\n", mnt);
 		if (pidfd >= 0)
