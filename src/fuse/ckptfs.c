@@ -214,6 +214,10 @@ static void op_destroy(void *userdata)
 		return;
 	}
 	logmsg(fs, LOG_ERR, "commit at unmount failed: %s", err.msg);
+	if (!ckpt_tree_dirty(fs->tree)) { /* in place, directory unsynced */
+		ckpt_status_write(getpid(), "commit at unmount: %s", err.msg);
+		return;
+	}
 	if (ckpt_tree_save_recovery(fs->tree, &saved, &err) == CKPT_OK) {
 		logmsg(fs, LOG_ERR, "pending changes saved to %s", saved);
 		ckpt_status_write(getpid(), "commit at unmount failed; pending "

@@ -163,7 +163,10 @@ void ckpt_tree_mark_dirty(struct ckpt_tree *t);
 
 /* Writes the tree as a new checkpoint at the target (see top of file).
  * Does nothing if nothing changed.  On failure nothing is lost: the target
- * and the tree are as before, and err says why. */
+ * and the tree are as before, and err says why.  One exception: if only
+ * the final fsync of the directory fails, the new checkpoint is complete
+ * and in place, the tree continues on it (not dirty), the error says so,
+ * and the next commit retries that fsync. */
 ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err);
 
 /* Writes the pending tree to a new file beside the target (or in $TMPDIR)

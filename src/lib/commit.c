@@ -63,18 +63,9 @@ static ckpt_err out_fail(struct out *o, const char *what)
 
 static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 {
-	const char *p = buf;
-
-	while (n) {
-		ssize_t w = pwrite(o->fd, p, n, (off_t)o->off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return out_fail(o, "write");
-		p += w;
-		n -= (size_t)w;
-		o->off += (uint64_t)w;
-	}
+	if (ckpt_pwrite_full(o->fd, buf, n, o->off) < 0)
+		return out_fail(o, "write");
+	o->off += n;
 	return CKPT_OK;
 }
 
@@ -347,9 +338,12 @@ static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
 }
 
 /* Writes every live entry of t to a new file and renames it to path.  A
- * recovery file never replaces anything: CKPT_ERR_EXISTS if path exists. */
+ * recovery file never replaces anything: CKPT_ERR_EXISTS if path exists.
+ * *in_place is set when the file was renamed into place but the fsync of
+ * its directory failed (then the error says so). */
 static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
-				 bool recovery, struct ckpt_error *err)
+				 bool recovery, bool *in_place,
+				 struct ckpt_error *err)
 {
 	char *dcopy = strdup(path), *bcopy = strdup(path), tmpname[512] = "";
 	struct out o = {.fd = -1, .path = path, .err = err};
@@ -437,7 +431,13 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 	}
 	*tmpname = '\0';
 	if (fsync(dirfd) < 0) {
-		out_fail(&o, "fsync of the directory");
+		/* the rename is done and cannot be undone: say so */
+		r = ckpt_fail(err, CKPT_ERR_IO, 0,
+			      "the new checkpoint %s is complete and in place, "
+			      "but its directory could not be synced (%s): it "
+			      "may not survive a power failure; commit again",
+			      path, strerror(errno));
+		*in_place = true;
 		goto out;
 	}
 	r = CKPT_OK;
@@ -448,12 +448,31 @@ out:
 		close(o.fd);
 	if (dirfd >= 0)
 		close(dirfd);
-	if (o.pbuf)
-		OPENSSL_cleanse(o.pbuf, CKPT_ENC_BLOCK);
+	if (o.pbuf) /* flushed blocks were wiped already */
+		OPENSSL_cleanse(o.pbuf, o.plen);
 	free(o.pbuf);
 	free(o.cbuf);
 	free(dcopy);
 	free(bcopy);
+	return r;
+}
+
+/* fsyncs the directory holding path. */
+static ckpt_err sync_dir_of(const char *path, struct ckpt_error *err)
+{
+	char *copy = strdup(path);
+	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY |
+			     O_CLOEXEC) : -1;
+	ckpt_err r = CKPT_OK;
+
+	if (fd < 0 || fsync(fd) < 0)
+		r = ckpt_fail(err, CKPT_ERR_IO, 0,
+			      "the directory of %s could not be synced (%s): "
+			      "the last commit may not survive a power "
+			      "failure", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(copy);
 	return r;
 }
 
@@ -473,10 +492,11 @@ static void rebind(struct ckpt_tree *t)
 		return;
 	}
 	/* a deleted entry that is still open may read from the old file,
-	 * which then stays open until the tree is closed */
+	 * which then stays open while such an entry refers to it */
 	for (size_t i = 0; i < t->nslots && !keep_old; i++) {
 		const struct entry *e = t->slots[i];
-		keep_old = !e->live && e->stage_fd < 0 && e->orig;
+		keep_old = !e->live && e->stage_fd < 0 && e->orig &&
+			   e->src == t->base;
 	}
 	if (keep_old) {
 		struct ckpt_file **r = realloc(
@@ -488,6 +508,13 @@ static void rebind(struct ckpt_tree *t)
 		t->retired = r;
 		t->retired[t->nretired++] = t->base;
 	} else {
+		for (size_t i = 0; i < t->nslots; i++) {
+			struct entry *e = t->slots[i];
+			if (!e->live && e->src == t->base) { /* staged ones */
+				e->orig = NULL;
+				e->src = NULL;
+			}
+		}
 		ckpt_close(t->base);
 	}
 	/* bind can only fail to copy the dims, which it then leaves as
@@ -495,6 +522,7 @@ static void rebind(struct ckpt_tree *t)
 	for (size_t i = 0; i < t->norder; i++)
 		(void)ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i), nf);
 	t->base = nf;
+	ckpt_tree_release_retired(t);
 	if (fstat(ckpt_fd(nf), &st) == 0)
 		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
 				   (uint64_t)st.st_mtim.tv_nsec;
@@ -507,8 +535,13 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 	uint32_t ndims;
 	ckpt_dtype dt;
 	ckpt_err r = CKPT_OK;
+	bool in_place = false;
 
 	pthread_rwlock_wrlock(&t->lock);
+	if (!t->dirty && t->dir_unsynced) { /* the last commit's last step */
+		r = sync_dir_of(t->target, err);
+		t->dir_unsynced = r != CKPT_OK;
+	}
 	if (!t->dirty)
 		goto out;
 	if (t->ro_reason) {
@@ -524,9 +557,10 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 			goto out;
 		}
 	}
-	r = write_checkpoint(t, t->target, false, err);
-	if (!r)
-		rebind(t);
+	r = write_checkpoint(t, t->target, false, &in_place, err);
+	if (!r || in_place)
+		rebind(t); /* the target is the new checkpoint */
+	t->dir_unsynced = in_place;
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return r;
@@ -563,7 +597,10 @@ ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
 			snprintf(p, n, "%s/%s.recovery-%s%s.ckpt",
 				 tmp && *tmp ? tmp : "/tmp", basename(bcopy),
 				 stamp, suffix);
-		r = write_checkpoint(t, p, true, err);
+		bool in_place = false;
+		r = write_checkpoint(t, p, true, &in_place, err);
+		if (in_place)
+			r = CKPT_OK; /* it is there: say where */
 		if (!r)
 			break;
 		if (r != CKPT_ERR_EXISTS && where == 0)

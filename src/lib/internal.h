@@ -42,6 +42,9 @@ ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
 /* pread that retries on EINTR and short reads; returns bytes read or -1. */
 ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
+/* pwrite of all n bytes, retrying on EINTR and short writes; 0 or -1. */
+int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+
 struct ckpt_file {
 	int fd;
 	char *path;

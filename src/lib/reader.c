@@ -33,6 +33,23 @@ ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off)
 	return (ssize_t)done;
 }
 
+int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 ckpt_err ckpt_reader_get(struct ckpt_reader *r, uint64_t off, size_t n,
 			 const uint8_t **p, struct ckpt_error *err)
 {

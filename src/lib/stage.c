@@ -96,15 +96,8 @@ static int copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 				errno = EIO;
 			return -1;
 		}
-		for (size_t done = 0; done < n;) {
-			ssize_t w = pwrite(out_fd, buf + done, n - done,
-					   o + (off_t)done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -1;
-			done += (size_t)w;
-		}
+		if (ckpt_pwrite_full(out_fd, buf, n, (uint64_t)o) < 0)
+			return -1;
 		i += (loff_t)n;
 		o += (loff_t)n;
 		len -= n;
@@ -141,10 +134,9 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 				int r = pc[k].fd >= 0
 						? copy_range(pc[k].fd, pc[k].pos,
 							     fd, done, pc[k].len)
-						: (pwrite(fd, pc[k].mem,
-							  pc[k].len,
-							  (off_t)done) ==
-						   (ssize_t)pc[k].len ? 0 : -1);
+						: ckpt_pwrite_full(fd, pc[k].mem,
+								   pc[k].len,
+								   done);
 				if (r < 0) {
 					free(pc);
 					free(mem);

@@ -717,29 +717,42 @@ static void touch(struct ckpt_tree *t, struct entry *e)
 	t->dirty = true;
 }
 
+/* Drops a staging file that the failed operation itself created, so the
+ * entry reads as before the operation. */
+static void unstage_fresh(struct entry *e, bool fresh)
+{
+	if (fresh && e->stage_fd >= 0) {
+		close(e->stage_fd);
+		e->stage_fd = -1;
+	}
+}
+
 ssize_t ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 			size_t size, uint64_t off, struct ckpt_error *err)
 {
 	struct entry *e;
 	ssize_t r = -1;
-	size_t done = 0;
+	bool fresh;
 
 	if (edit_begin(t, id, &e, err))
 		goto out;
+	fresh = e->stage_fd < 0;
 	if (ckpt_stage(t, e, !(off == 0 && size >= e->size), err))
 		goto out;
-	while (done < size) {
-		ssize_t w = pwrite(e->stage_fd, (const char *)buf + done,
-				   size - done, (off_t)(off + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			ckpt_fail(err, CKPT_ERR_IO, off,
-				  "writing '%s' to its staging file: %s",
-				  e->fname, strerror(errno));
-			goto out;
+	if (ckpt_pwrite_full(e->stage_fd, buf, size, off) < 0) {
+		ckpt_fail(err, CKPT_ERR_IO, off,
+			  "writing '%s' to its staging file: %s", e->fname,
+			  strerror(errno));
+		if (fresh) {
+			unstage_fresh(e, fresh);
+		} else { /* some bytes may have landed: it changed */
+			struct stat st;
+			if (fstat(e->stage_fd, &st) == 0)
+				e->size = (uint64_t)st.st_size;
+			e->data_changed = true;
+			touch(t, e);
 		}
-		done += (size_t)w;
+		goto out;
 	}
 	if (off + size > e->size)
 		e->size = off + size;
@@ -756,15 +769,18 @@ ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 {
 	struct entry *e;
 	ckpt_err r = edit_begin(t, id, &e, err);
+	bool fresh;
 
 	if (r || size == e->size)
 		goto out;
+	fresh = e->stage_fd < 0;
 	r = ckpt_stage(t, e, size > 0, err);
 	if (r)
 		goto out;
 	if (ftruncate(e->stage_fd, (off_t)size) < 0) {
 		r = ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s",
 			      e->fname, strerror(errno));
+		unstage_fresh(e, fresh);
 		goto out;
 	}
 	e->size = size;
@@ -998,6 +1014,22 @@ ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
 	return r;
 }
 
+void ckpt_tree_release_retired(struct ckpt_tree *t)
+{
+	size_t k = 0;
+
+	for (size_t r = 0; r < t->nretired; r++) {
+		bool used = false;
+		for (size_t i = 0; i < t->nslots && !used; i++)
+			used = t->slots[i]->src == t->retired[r];
+		if (used)
+			t->retired[k++] = t->retired[r];
+		else
+			ckpt_close(t->retired[r]);
+	}
+	t->nretired = k;
+}
+
 void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
 {
 	struct entry *e;
@@ -1012,6 +1044,7 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
 		e->size = 0;
 		e->orig = NULL;
 		e->src = NULL;
+		ckpt_tree_release_retired(t);
 	}
 	pthread_rwlock_unlock(&t->lock);
 }

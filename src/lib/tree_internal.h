@@ -55,6 +55,7 @@ struct ckpt_tree {
 	struct entry **buckets;
 	size_t nbuckets;
 	bool dirty;
+	bool dir_unsynced; /* the last commit's directory fsync failed */
 };
 
 /* stage.c: makes e's bytes live in a staging file.  With copy, the current
@@ -76,6 +77,9 @@ uint64_t ckpt_now_ns(void);
  * size (err explains).  With coerce, a misfit is made to fit instead. */
 bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err);
+
+/* tree.c: closes the retired files no entry refers to any more. */
+void ckpt_tree_release_retired(struct ckpt_tree *t);
 
 /* tree.c: (re)initializes e from parameter p of file src. */
 ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
