@@ -53,6 +53,7 @@ struct ckptfs {
 	gid_t gid;
 	bool foreground;
 	uint64_t mount_ns; /* mtime of the root directory */
+	unsigned max_read; /* -o max_read=N, 0 if not given */
 	pthread_mutex_t lock; /* lookup counts and last_error */
 	uint64_t *nlookup;    /* by id / 4 */
 	size_t nlookup_cap;
@@ -191,7 +192,10 @@ static void reply_entry(fuse_req_t req, uint64_t id)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct ckptfs *fs = userdata;
+
+	if (fs->max_read) /* -o max_read: libfuse wants it here too */
+		conn->max_read = fs->max_read;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
@@ -291,37 +295,54 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 struct dir_fill {
 	fuse_req_t req;
+	struct ckptfs *fs;
+	bool plus; /* readdirplus: entries carry attributes and a lookup */
 	char *buf;
 	size_t size, used;
 };
 
 static bool add_dirent(void *ctx, const char *name, uint64_t id,
-		       enum ckpt_entry_kind kind, size_t next)
+		       const struct ckpt_entry_info *info, size_t next)
 {
 	struct dir_fill *d = ctx;
-	struct stat st = {.st_ino = id,
-			  .st_mode = kind == CKPT_ENTRY_DIR ? S_IFDIR
-							    : S_IFREG};
-	size_t need = fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
+	struct fuse_entry_param e;
+	size_t need;
+	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 
 	if (strlen(name) > NAME_MAX)
 		return true; /* the kernel cannot show it; 'ckpt ls' can */
+	memset(&e, 0, sizeof(e));
+	fill_attr(d->fs, id, info, &e.attr);
+	need = d->plus ? fuse_add_direntry_plus(d->req, NULL, 0, name, NULL, 0)
+		       : fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
 	if (d->used + need > d->size)
 		return false;
-	fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name,
-			  &st, (off_t)next + 2);
+	if (d->plus) {
+		e.ino = dot ? 0 : id; /* no lookup is counted for . and .. */
+		e.attr_timeout = ATTR_TIMEOUT;
+		e.entry_timeout = ENTRY_TIMEOUT;
+		fuse_add_direntry_plus(d->req, d->buf + d->used,
+				       d->size - d->used, name, &e,
+				       (off_t)next + 2);
+		if (!dot)
+			count_lookup(d->fs, id, 1);
+	} else {
+		fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
+				  name, &e.attr, (off_t)next + 2);
+	}
 	d->used += need;
 	return true;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     bool plus)
 {
-	struct dir_fill d = {.req = req, .size = size};
+	struct dir_fill d = {.req = req, .fs = fs_of(req), .plus = plus,
+			     .size = size};
+	struct ckpt_entry_info dir = {.kind = CKPT_ENTRY_DIR};
 	struct stat st;
 
-	(void)fi;
-	if (!stat_ino(fs_of(req), ino, &st) || !S_ISDIR(st.st_mode)) {
+	if (!stat_ino(d.fs, ino, &st) || !S_ISDIR(st.st_mode)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -332,13 +353,27 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	/* offsets: 1 after ".", 2 after "..", 2 + i + 1 after entry i */
 	if (off == 0)
-		add_dirent(&d, ".", ino, CKPT_ENTRY_DIR, (size_t)-1);
+		add_dirent(&d, ".", ino, &dir, (size_t)-1);
 	if (off <= 1)
-		add_dirent(&d, "..", FUSE_ROOT_ID, CKPT_ENTRY_DIR, 0);
-	ckpt_tree_list(fs_of(req)->tree, dir_of(ino),
-		       off >= 2 ? (size_t)off - 2 : 0, add_dirent, &d);
+		add_dirent(&d, "..", FUSE_ROOT_ID, &dir, 0);
+	ckpt_tree_list(d.fs->tree, dir_of(ino), off >= 2 ? (size_t)off - 2 : 0,
+		       add_dirent, &d);
 	fuse_reply_buf(req, d.buf, d.used);
 	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	list_dir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	list_dir(req, ino, size, off, true);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -596,6 +631,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		reply_value(req, buf, strlen(buf), size);
 		return;
 	}
+	if (strncmp(name, "user.", 5) != 0) {
+		/* no security.*, system.* (ACLs), trusted.*: saying so stops
+		 * ls -l from asking again for every file */
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (ckpt_tree_stat(fs->tree, ino, &info)) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -696,6 +737,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.open = op_open,
 	.create = op_create,
 	.mknod = op_mknod,
@@ -730,6 +772,7 @@ struct options {
 	char *enc_mode;
 	char *keyfile;
 	int keyfd;
+	unsigned max_read;
 };
 
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
@@ -756,6 +799,9 @@ static int opt_proc(void *data, const char *arg, int key,
 		o->ro = 1;
 		return 1;
 	}
+	if (key == FUSE_OPT_KEY_OPT &&
+	    sscanf(arg, "max_read=%u", &o->max_read) == 1)
+		return 1; /* the kernel's too: init must agree */
 	if (key == FUSE_OPT_KEY_NONOPT && o->nonopts++ == 0) {
 		o->checkpoint = strdup(arg);
 		return 0; /* consumed: the checkpoint */
@@ -906,6 +952,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs.foreground = opts.foreground;
+	fs.max_read = o.max_read;
 	openlog("ckptfs", LOG_PID, LOG_USER);
 	if (load_key(&o, &key) != 0 || load(&fs, &o, key) != 0)
 		goto out;

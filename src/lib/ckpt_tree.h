@@ -90,12 +90,14 @@ bool ckpt_tree_dirty(struct ckpt_tree *t);
 /* Number of root entries. */
 size_t ckpt_tree_count(struct ckpt_tree *t);
 
-/* Calls fn for the entries of directory dir (0 = root, in checkpoint order;
- * or a map entry) from position start on, until fn returns false.  fn runs
- * under the read lock and must not call into the tree. */
+/* Calls fn with the name, id and description of the entries of directory
+ * dir (0 = root, in checkpoint order; or a map entry) from position start
+ * on, until fn returns false; next is the position after the entry.  fn
+ * runs under the read lock and must not call into the tree. */
 void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
-			       enum ckpt_entry_kind kind, size_t next),
+			       const struct ckpt_entry_info *info,
+			       size_t next),
 		    void *ctx);
 
 /* Tells the tree that nobody refers to id any more (FUSE forget): a

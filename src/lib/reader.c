@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #define WINDOW (64 * 1024)
+#define PAGE 4096
 
 ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
@@ -66,7 +67,11 @@ ckpt_err ckpt_reader_get(struct ckpt_reader *r, uint64_t off, size_t n,
 		*p = r->buf + (off - r->boff);
 		return CKPT_OK;
 	}
-	want = n > WINDOW ? n : WINDOW;
+	/* near the last window: records are small and close together, read
+	 * ahead; far from it (after a big tensor): read just a page */
+	want = off > r->boff + r->blen + WINDOW ? PAGE : WINDOW;
+	if (want < n)
+		want = n;
 	if (want > r->size - off)
 		want = (size_t)(r->size - off);
 	if (want > r->cap) {

@@ -177,7 +177,7 @@ ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 /* Allocates an entry with a fresh id. */
 static struct entry *entry_new(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 
 	if (t->nslots == t->slots_cap) {
 		size_t n = t->slots_cap ? t->slots_cap * 2 : 64;
@@ -435,11 +435,16 @@ size_t ckpt_tree_count(struct ckpt_tree *t)
 
 /* ---- queries ------------------------------------------------------------ */
 
+static void fill_info(const struct entry *e, int sub,
+		      struct ckpt_entry_info *info);
+
 void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
-			       enum ckpt_entry_kind kind, size_t next),
+			       const struct ckpt_entry_info *info,
+			       size_t next),
 		    void *ctx)
 {
+	struct ckpt_entry_info info;
 	struct entry *d;
 	int sub;
 
@@ -447,15 +452,18 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 	if (dir == 0) {
 		for (size_t i = start; i < t->norder; i++) {
 			struct entry *e = t->order[i];
-			if (!fn(ctx, e->fname, e->id, e->kind, i + 1))
+			fill_info(e, -1, &info);
+			if (!fn(ctx, e->fname, e->id, &info, i + 1))
 				break;
 		}
 	} else if ((d = resolve(t, dir, &sub)) && sub < 0 &&
 		   d->kind == CKPT_ENTRY_DIR) {
-		for (size_t k = start; k < CKPT_MAP_NTENSORS; k++)
-			if (!fn(ctx, ckpt_map_names[k], dir + 1 + k,
-				CKPT_ENTRY_FILE, k + 1))
+		for (size_t k = start; k < CKPT_MAP_NTENSORS; k++) {
+			fill_info(d, (int)k, &info);
+			if (!fn(ctx, ckpt_map_names[k], dir + 1 + k, &info,
+				k + 1))
 				break;
+		}
 	}
 	pthread_rwlock_unlock(&t->lock);
 }
@@ -464,7 +472,7 @@ ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
 			  const char *name, uint64_t *id)
 {
 	ckpt_err r = CKPT_ERR_NOTFOUND;
-	struct entry *e;
+	struct entry *e = NULL;
 	int sub;
 
 	pthread_rwlock_rdlock(&t->lock);
@@ -606,7 +614,7 @@ static void fill_info(const struct entry *e, int sub,
 ckpt_err ckpt_tree_stat(struct ckpt_tree *t, uint64_t id,
 			struct ckpt_entry_info *info)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	int sub;
 
 	pthread_rwlock_rdlock(&t->lock);
@@ -625,7 +633,7 @@ int ckpt_tree_read_pieces(struct ckpt_tree *t, uint64_t id, uint64_t off,
 {
 	struct ckpt_piece *pc = NULL;
 	void *mem = NULL;
-	struct entry *e;
+	struct entry *e = NULL;
 	int sub, n, r;
 
 	pthread_rwlock_rdlock(&t->lock);
@@ -692,7 +700,7 @@ ssize_t ckpt_tree_read(struct ckpt_tree *t, uint64_t id, void *buf,
 static ckpt_err edit_begin(struct ckpt_tree *t, uint64_t id,
 			   struct entry **out, struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	int sub;
 
 	pthread_rwlock_wrlock(&t->lock);
@@ -730,7 +738,7 @@ static void unstage_fresh(struct entry *e, bool fresh)
 ssize_t ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 			size_t size, uint64_t off, struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	ssize_t r = -1;
 	bool fresh;
 
@@ -767,7 +775,7 @@ out:
 ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 			    struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
 	bool fresh;
 
@@ -820,7 +828,7 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 			  uint64_t *id, struct ckpt_error *err)
 {
 	char *name = NULL;
-	struct entry *e;
+	struct entry *e = NULL;
 	size_t len;
 	ckpt_err r = write_lock(t, err);
 
@@ -860,7 +868,7 @@ ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *fname,
 			  struct ckpt_error *err)
 {
 	ckpt_err r = write_lock(t, err);
-	struct entry *e;
+	struct entry *e = NULL;
 
 	if (r)
 		goto out;
@@ -933,7 +941,7 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 			     const char *value, size_t len,
 			     struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
 	ckpt_dtype dt;
 
@@ -962,7 +970,7 @@ ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
 			     const char *value, size_t len,
 			     struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
 	int64_t dims[CKPT_MAX_DIMS];
 	uint32_t n;
@@ -1000,7 +1008,7 @@ out:
 ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
 			       struct ckpt_error *err)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
 
 	if (!r) {
@@ -1032,7 +1040,7 @@ void ckpt_tree_release_retired(struct ckpt_tree *t)
 
 void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
 {
-	struct entry *e;
+	struct entry *e = NULL;
 	int sub;
 
 	pthread_rwlock_wrlock(&t->lock);
