@@ -13,7 +13,8 @@ echo "== fuzzing, ${CKPT_FUZZ_SECONDS:=60}s per harness =="
 "$top/scripts/fuzz.sh" "$CKPT_FUZZ_SECONDS"
 
 echo "== tests, plain build =="
-ctest --test-dir "$top/build" --output-on-failure
+CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS:-100000} \
+  ctest --test-dir "$top/build" --output-on-failure
 echo "== tests, ASan+UBSan build (600 MiB case skipped) =="
 # A daemonized ckptfs has no stderr: sanitizer reports go to log files,
 # and any such file fails the run.
@@ -23,7 +24,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$logs/asan
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan
 rc=0
 # (valgrind cannot run sanitizer binaries: test_valgrind uses the plain build)
-CKPT_BIG=0 CKPT_NO_VALGRIND=1 ctest --test-dir "$top/build-asan" \
+CKPT_BIG=0 CKPT_NO_VALGRIND=1 CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS_ASAN:-20000} \
+  ctest --test-dir "$top/build-asan" \
   --output-on-failure || rc=$?
 if compgen -G "$logs/*" >/dev/null; then
   echo "sanitizer reports found:"; cat "$logs"/*; rc=1

@@ -35,7 +35,7 @@ import common  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
-TRIALS = int(os.environ.get("CKPT_CRASH_TRIALS", "100"))
+TRIALS = int(os.environ.get("CKPT_CRASH_TRIALS", "200"))
 SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
 NPARAMS = 20
 SHAPE = (512, 1024)          # 2 MiB of Float32
