@@ -416,6 +416,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (strlen(name) > NAME_MAX) { /* it could never be listed */
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	if (ckpt_tree_create(fs->tree, name, &id, &err)) {
 		reply_fail(req, &err);
 		return;
@@ -434,6 +438,10 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)rdev;
 	if (!S_ISREG(mode) || parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (strlen(name) > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	if (ckpt_tree_create(fs_of(req)->tree, name, &id, &err))
@@ -495,6 +503,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (flags & ~RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (strlen(newname) > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	if (ckpt_tree_rename(fs_of(req)->tree, name, newname,
@@ -819,11 +831,12 @@ static void usage(const char *prog)
 	       "attributes\n"
 	       "user.dtype and user.shape.  Names are shown as stored, with "
 	       "'/'\n"
-	       "written %%2F and '%%' written %%25.  Edits are written back as "
-	       "a new\n"
-	       "checkpoint on fsync and on unmount ('ckpt umount MOUNTPOINT' "
-	       "waits\n"
-	       "for that and reports failures).\n"
+	       "written %%2F, '%%' written %%25 and control characters as "
+	       "%%XX.\n"
+	       "Edits are written back as a new checkpoint on fsync and on "
+	       "unmount\n"
+	       "('ckpt umount MOUNTPOINT' waits for that and reports "
+	       "failures).\n"
 	       "\n"
 	       "ckptfs options:\n"
 	       "    -h   --help            print help\n"

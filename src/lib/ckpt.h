@@ -114,8 +114,9 @@ ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
 #define CKPT_NAME_MAX 65536
 
 /* Returns the file name under which a parameter name of len bytes is shown:
- * '%' -> "%25", '/' -> "%2F", NUL -> "%00"; "." and ".." get their dots
- * written "%2E"; the empty name is shown as "%".  The mapping is one to one.
+ * '%' -> "%25", '/' -> "%2F", control characters (NUL, newline, escape,
+ * DEL, ...) -> "%XX"; "." and ".." get their dots written "%2E"; the empty
+ * name is shown as "%".  The mapping is one to one.
  * Returns a malloc'd string or NULL when out of memory. */
 char *ckpt_name_escape(const char *name, size_t len);
 

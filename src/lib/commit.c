@@ -486,10 +486,23 @@ static void rebind(struct ckpt_tree *t)
 	struct stat st;
 
 	oo.skip_crc = true; /* we just computed it */
+	oo.key = t->out_key; /* what the new file is encrypted with */
 	if (ckpt_open(t->target, &oo, &nf, NULL) != CKPT_OK ||
 	    ckpt_count(nf) != t->norder) {
 		ckpt_close(nf);
 		return;
+	}
+	/* every entry gets its dims before any is rebound: all or nothing */
+	for (size_t i = 0; i < t->norder; i++) {
+		struct entry *e = t->order[i];
+		const struct ckpt_param *p = ckpt_param_at(nf, i);
+		uint32_t n = p->kind == CKPT_PARAM_TENSOR ? p->tensor.ndims : 0;
+		int64_t *d = realloc(e->dims, (n ? n : 1) * sizeof(*d));
+		if (!d) {
+			ckpt_close(nf);
+			return;
+		}
+		e->dims = d;
 	}
 	/* a deleted entry that is still open may read from the old file,
 	 * which then stays open while such an entry refers to it */
@@ -517,10 +530,8 @@ static void rebind(struct ckpt_tree *t)
 		}
 		ckpt_close(t->base);
 	}
-	/* bind can only fail to copy the dims, which it then leaves as
-	 * they were: the same values, just written */
 	for (size_t i = 0; i < t->norder; i++)
-		(void)ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i), nf);
+		ckpt_entry_rebind(t->order[i], ckpt_param_at(nf, i), nf);
 	t->base = nf;
 	ckpt_tree_release_retired(t);
 	if (fstat(ckpt_fd(nf), &st) == 0)
@@ -609,6 +620,8 @@ ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
 			break;
 	}
 	pthread_rwlock_unlock(&t->lock);
+	if (r == CKPT_ERR_NOMEM && (!bcopy || !p))
+		ckpt_fail(err, r, 0, "out of memory");
 	free(bcopy);
 	if (r) {
 		free(p);

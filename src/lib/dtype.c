@@ -113,7 +113,8 @@ char *ckpt_name_escape(const char *name, size_t len)
 	o = out;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
-		if (c == '%' || c == '/' || c == '\0' || (dots && c == '.'))
+		if (c == '%' || c == '/' || c < 0x20 || c == 0x7f ||
+		    (dots && c == '.'))
 			o += sprintf(o, "%%%02X", c);
 		else
 			*o++ = (char)c;

@@ -156,11 +156,15 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
-			 struct ckpt_file *src)
+void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
+		       struct ckpt_file *src)
 {
 	const struct ckpt_tensor *pt = &p->tensor;
+	uint32_t n = p->kind == CKPT_PARAM_TENSOR ? pt->ndims : 0;
 
+	if (n)
+		memcpy(e->dims, pt->dims, n * sizeof(*e->dims));
+	e->ndims = n;
 	e->orig = p;
 	e->src = src;
 	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
@@ -171,7 +175,20 @@ ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 	e->shape_explicit = true;
 	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
 	e->dtype = pt->dtype;
-	return set_dims(e, pt->dims, e->kind == CKPT_ENTRY_FILE ? pt->ndims : 0);
+}
+
+ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+			 struct ckpt_file *src)
+{
+	uint32_t n = p->kind == CKPT_PARAM_TENSOR ? p->tensor.ndims : 0;
+	int64_t *d = malloc((n ? n : 1) * sizeof(*d));
+
+	if (!d)
+		return CKPT_ERR_NOMEM; /* e is unchanged */
+	free(e->dims);
+	e->dims = d;
+	ckpt_entry_rebind(e, p, src);
+	return CKPT_OK;
 }
 
 /* Allocates an entry with a fresh id. */
@@ -246,13 +263,15 @@ static bool writable(const char *path)
 	       (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH));
 }
 
+static const char no_memory[] = "out of memory";
+
 static const char *check_writable(const char *target)
 {
 	char *copy = strdup(target);
 	const char *why = NULL;
 
 	if (!copy)
-		return "out of memory";
+		return no_memory;
 	if (!writable(dirname(copy)))
 		why = "its directory is not writable";
 	else if (access(target, F_OK) == 0 && !writable(target))
@@ -326,10 +345,12 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	t->staging_dir = opts->staging_dir ? abs_path(opts->staging_dir)
 			 : t->target ? dir_of(t->target) : NULL;
 	if (!t->path || !t->target || !t->staging_dir) {
-		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s",
-			      t->path ? (t->target ? opts->staging_dir
-						   : opts->output)
-				      : path, strerror(errno));
+		const char *which = !t->path     ? path
+				    : !t->target ? opts->output
+						 : opts->staging_dir;
+		e = ckpt_fail(err, errno == ENOMEM ? CKPT_ERR_NOMEM
+						   : CKPT_ERR_IO, 0, "%s: %s",
+			      which ? which : path, strerror(errno));
 		goto fail;
 	}
 	if (stat(path, &st) == 0 || !opts->create) {
@@ -364,6 +385,10 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 		t->ro_reason = "it was mounted read-only (-o ro)";
 	else
 		t->ro_reason = check_writable(t->target);
+	if (t->ro_reason == no_memory) {
+		e = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		goto fail;
+	}
 	*out = t;
 	return CKPT_OK;
 fail:
@@ -893,7 +918,7 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 			  struct ckpt_error *err)
 {
 	struct entry *src, *dst;
-	char *name = NULL;
+	char *name = NULL, *new_fname;
 	size_t len;
 	ckpt_err r = write_lock(t, err);
 
@@ -920,14 +945,21 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", to);
 		goto out;
 	}
+	/* allocate first: a failure must leave both names as they were */
+	new_fname = ckpt_name_escape(name, len);
+	if (!new_fname) {
+		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		goto out;
+	}
 	if (dst)
 		entry_unlink(t, dst);
 	hash_remove(t, src);
-	if (set_name(src, name, len)) {
-		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-		hash_insert(t, src, NULL); /* under its old name */
-		goto out;
-	}
+	free(src->name);
+	free(src->fname);
+	src->name = name;
+	src->name_len = len;
+	src->fname = new_fname;
+	name = NULL;
 	hash_insert(t, src, NULL); /* cannot grow: one out, one in */
 	src->renamed = true;
 	t->dirty = true;

@@ -81,8 +81,12 @@ bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 /* tree.c: closes the retired files no entry refers to any more. */
 void ckpt_tree_release_retired(struct ckpt_tree *t);
 
-/* tree.c: (re)initializes e from parameter p of file src. */
+/* tree.c: (re)initializes e from parameter p of file src.  bind fails
+ * (leaving e as it was) only if it cannot allocate the dims; rebind cannot
+ * fail: the caller has made e->dims large enough for p's. */
 ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 			 struct ckpt_file *src);
+void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
+		       struct ckpt_file *src);
 
 #endif /* CKPT_TREE_INTERNAL_H */

@@ -165,8 +165,9 @@ def shape_str(shape):
 def escape_name(name):
     """File name under which parameter `name` appears in the mount.
 
-    '%' -> %25, '/' -> %2F, NUL -> %00; "." and ".." are written %2E / %2E%2E;
-    the empty name is shown as "%".  (Only % and / occur in practice.)
+    '%' -> %25, '/' -> %2F, control characters (0x00-0x1F, 0x7F) -> %XX;
+    "." and ".." are written %2E / %2E%2E; the empty name is shown as "%".
+    (Only % and / occur in practice.)
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", "surrogateescape")
@@ -174,7 +175,8 @@ def escape_name(name):
         return "%"
     if name in (".", ".."):
         return "%2E" * len(name)
-    return name.replace("%", "%25").replace("/", "%2F").replace("\0", "%00")
+    return "".join("%%%02X" % ord(c) if c in "%/" or ord(c) < 0x20 or
+                   ord(c) == 0x7F else c for c in name)
 
 
 def _prod(dims):

@@ -298,6 +298,8 @@ static void test_name_escape(void **state)
 	check_escape("a..", 3, "a..");
 	check_escape("%2F", 3, "%252F");
 	check_escape("Parameter#3 x-y", 15, "Parameter#3 x-y");
+	check_escape("a\nb\tc", 5, "a%0Ab%09c");
+	check_escape("\x1b[0m\x7f", 5, "%1B[0m%7F");
 	check_escape("\xe4\xb8\xad", 3, "\xe4\xb8\xad"); /* UTF-8 kept */
 	/* only len bytes are looked at */
 	check_escape("abc/def", 3, "abc");
@@ -347,9 +349,14 @@ static void test_name_escape_all_bytes(void **state)
 	}
 	s = ckpt_name_escape(name, sizeof(name));
 	assert_non_null(s);
-	/* 3 escaped bytes (NUL, '%', '/') grow by 2 each */
-	assert_int_equal(strlen(s), sizeof(name) + 3 * 2);
+	/* 35 escaped bytes ('%', '/', 0x00-0x1f, 0x7f) grow by 2 each */
+	assert_int_equal(strlen(s), sizeof(name) + 35 * 2);
 	assert_non_null(strstr(s, "%00z"));
+	assert_non_null(strstr(s, "%0Az"));
+	assert_non_null(strstr(s, "%1Bz"));
+	assert_non_null(strstr(s, "%7Fz"));
+	for (const char *c = s; *c; c++)
+		assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
 	assert_non_null(strstr(s, "%25z"));
 	assert_non_null(strstr(s, "%2Fz"));
 	assert_null(strchr(s, '/'));
