@@ -419,6 +419,7 @@ static int cmd_convert(struct cli *c, int argc, char **argv)
 	to.open.skip_crc = c->ignore_crc;
 	to.add_crc = c->crc;
 	to.drop_crc = c->no_crc;
+	to.one_shot = true;
 	to.out_key_set = c->decrypt || c->out_key;
 	to.out_key = c->out_key;
 	if (!c->quiet && isatty(2))

@@ -34,6 +34,8 @@ struct ckpt_tree_opts {
 	bool read_only;          /* refuse every change */
 	bool add_crc;            /* write a crc_num trailer on commit */
 	bool drop_crc;           /* write none, even if the source had one */
+	bool one_shot;           /* closed right after one commit (ckpt
+				  * convert): the output is not reopened */
 	struct ckpt_open_opts open; /* open.key: decrypt with this key */
 	/* Commits are encrypted with open.key, unless out_key_set, when they
 	 * are encrypted with out_key (NULL: written in plain).  Keys must

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,9 +34,8 @@ struct out {
 	uint64_t plain; /* plaintext bytes written so far (for messages) */
 	bool crc_on;
 	uint32_t crc;
-	const struct ckpt_key *key; /* encrypt in blocks with this key */
-	uint8_t *pbuf, *cbuf;       /* plaintext block, its ciphertext */
-	size_t plen;
+	struct ckpt_encw *encw; /* encrypted output: the stream is described
+				 * here, then encrypted on all cores */
 	const char *path; /* for messages */
 	struct ckpt_error *err;
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -69,73 +69,64 @@ static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 	return CKPT_OK;
 }
 
-/* Encrypts and writes the buffered plaintext block. */
-static ckpt_err out_flush_block(struct out *o)
-{
-	size_t clen;
-	ckpt_err e;
-
-	if (!o->plen)
-		return CKPT_OK;
-	e = ckpt_encrypt_block(o->key, o->pbuf, o->plen, o->cbuf, &clen,
-			       o->err);
-	OPENSSL_cleanse(o->pbuf, o->plen);
-	o->plen = 0;
-	return e ? e : out_raw(o, o->cbuf, clen);
-}
-
 static ckpt_err out_bytes(struct out *o, const void *buf, size_t n)
 {
-	const uint8_t *p = buf;
-
+	if (o->encw) /* no CRC with encryption */
+		return ckpt_encw_bytes(o->encw, buf, n, o->err);
 	if (o->crc_on)
 		o->crc = ckpt_crc32(o->crc, buf, n);
 	o->plain += n;
 	out_progress(o);
-	if (!o->key)
-		return out_raw(o, buf, n);
-	while (n) {
-		size_t k = CKPT_ENC_BLOCK - o->plen;
-		ckpt_err e;
-		if (k > n)
-			k = n;
-		memcpy(o->pbuf + o->plen, p, k);
-		o->plen += k;
-		p += k;
-		n -= k;
-		if (o->plen == CKPT_ENC_BLOCK && (e = out_flush_block(o)))
-			return e;
-	}
-	return CKPT_OK;
+	return out_raw(o, buf, n);
 }
 
-/* Appends len bytes of fd at pos: copy_file_range unless the CRC needs
- * to see them. */
+/* Copies in the kernel: copy_file_range, or sendfile when the source is on
+ * another filesystem (staging in tmpfs).  Returns bytes copied, 0 when
+ * neither call applies here, -1 on an error (errno set). */
+static ssize_t kernel_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
+{
+	size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+	loff_t in = (loff_t)pos, outp = (loff_t)o->off;
+	off_t sin = (off_t)pos;
+	ssize_t n;
+
+	do
+		n = copy_file_range(fd, &in, o->fd, &outp, want, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 0 && !(n < 0 && (errno == EXDEV || errno == EINVAL ||
+				  errno == ENOSYS || errno == EOPNOTSUPP)))
+		return n;
+	if (lseek(o->fd, (off_t)o->off, SEEK_SET) < 0)
+		return 0;
+	do
+		n = sendfile(o->fd, fd, &sin, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+		return 0;
+	if (n == 0)
+		errno = EIO; /* the source is shorter than it should be */
+	return n == 0 ? -1 : n;
+}
+
+/* Appends len bytes of fd at pos: in the kernel unless the CRC or the
+ * encryption needs to see them. */
 static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 {
 	char buf[1 << 16];
 
-	while (len && !o->crc_on && !o->key) {
-		loff_t in = (loff_t)pos, outp = (loff_t)o->off;
-		ssize_t n = copy_file_range(fd, &in, o->fd, &outp,
-					    len > (1u << 30) ? (1u << 30) : len,
-					    0);
-		if (n > 0) {
-			pos += (uint64_t)n;
-			o->off += (uint64_t)n;
-			o->plain += (uint64_t)n;
-			len -= (uint64_t)n;
-			out_progress(o);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
+	if (o->encw)
+		return ckpt_encw_fd(o->encw, fd, pos, len, o->err);
+	while (len && !o->crc_on) {
+		ssize_t n = kernel_copy(o, fd, pos, len);
 		if (n == 0)
-			errno = EIO;
-		if (n == 0 || (errno != EXDEV && errno != EINVAL &&
-			       errno != ENOSYS && errno != EOPNOTSUPP))
+			break;
+		if (n < 0)
 			return out_fail(o, "copy_file_range");
-		break;
+		pos += (uint64_t)n;
+		o->off += (uint64_t)n;
+		o->plain += (uint64_t)n;
+		len -= (uint64_t)n;
+		out_progress(o);
 	}
 	while (len) {
 		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
@@ -220,10 +211,55 @@ static ckpt_err out_header(struct out *o, const struct entry *e,
 	return r;
 }
 
+/* ckpt_encw_fill_fn for a file entry: bytes [off, off+len) of it. */
+static ckpt_err fill_entry(const void *ctx, uint64_t off, size_t len,
+			   uint8_t *buf, struct ckpt_error *err)
+{
+	const struct entry *e = ctx;
+
+	while (len) {
+		struct ckpt_piece *pc;
+		void *mem;
+		int n = ckpt_entry_pieces(e, e->src,
+					  e->orig ? &e->orig->tensor : NULL,
+					  off, len, &pc, &mem);
+		ckpt_err r = CKPT_OK;
+
+		if (n <= 0)
+			errno = n < 0 ? -n : EIO;
+		for (int k = 0; k < n && !r; k++) {
+			ssize_t got = (ssize_t)pc[k].len;
+			if (pc[k].fd < 0)
+				memcpy(buf, pc[k].mem, pc[k].len);
+			else
+				got = ckpt_pread_full(pc[k].fd, buf,
+						      pc[k].len, pc[k].pos);
+			if (got >= 0 && got != (ssize_t)pc[k].len)
+				errno = EIO;
+			if (got != (ssize_t)pc[k].len)
+				r = CKPT_ERR_IO;
+			buf += pc[k].len;
+			off += pc[k].len;
+			len -= pc[k].len;
+		}
+		free(pc);
+		free(mem);
+		if (n <= 0 || r)
+			return ckpt_fail(err, CKPT_ERR_IO, off,
+					 "reading parameter '%s' for the new "
+					 "checkpoint failed: %s; the original "
+					 "is untouched and all edits are kept",
+					 e->fname, strerror(errno));
+	}
+	return CKPT_OK;
+}
+
 /* Appends bytes [off, off+len) of file entry e. */
 static ckpt_err out_entry_bytes(struct out *o, const struct entry *e,
 				uint64_t off, uint64_t len)
 {
+	if (o->encw)
+		return ckpt_encw_fill(o->encw, e, off, len, o->err);
 	while (len) {
 		size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
 		struct ckpt_piece *pc;
@@ -376,22 +412,21 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		o.total += t->order[i]->kind == CKPT_ENTRY_FILE
 				   ? t->order[i]->size
 				   : t->order[i]->orig->rec_len;
-	o.key = t->out_key;
-	if (o.key) {
-		o.pbuf = malloc(CKPT_ENC_BLOCK);
-		o.cbuf = malloc(CKPT_ENC_BLOCK + CKPT_ENC_OVERHEAD);
-		if (!o.pbuf || !o.cbuf) {
-			r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	if (t->out_key) {
+		r = ckpt_encw_new(t->out_key, fill_entry, &o.encw, err);
+		if (r)
 			goto out;
-		}
 	}
 	for (size_t i = 0; i < t->norder; i++) {
 		r = out_entry(&o, t->order[i], recovery);
 		if (r)
 			goto out;
 	}
-	if (o.key) {
-		r = out_flush_block(&o);
+	if (o.encw) {
+		uint64_t blocks;
+		o.plain = ckpt_encw_total(o.encw);
+		r = ckpt_encw_run(o.encw, o.fd, 0, path, o.progress,
+				  o.progress_ctx, &o.off, &blocks, err);
 		if (r)
 			goto out;
 	}
@@ -448,10 +483,7 @@ out:
 		close(o.fd);
 	if (dirfd >= 0)
 		close(dirfd);
-	if (o.pbuf) /* flushed blocks were wiped already */
-		OPENSSL_cleanse(o.pbuf, o.plen);
-	free(o.pbuf);
-	free(o.cbuf);
+	ckpt_encw_free(o.encw);
 	free(dcopy);
 	free(bcopy);
 	return r;
@@ -476,8 +508,9 @@ static ckpt_err sync_dir_of(const char *path, struct ckpt_error *err)
 	return r;
 }
 
-/* After a commit: the tree continues on the new file.  If it cannot be
- * opened, the tree stays on the old one (still open) and stays dirty. */
+/* After a commit of a plain checkpoint: the tree continues on the new
+ * file.  If it cannot be opened, the tree stays on the old one (still
+ * open) and stays dirty. */
 static void rebind(struct ckpt_tree *t)
 {
 	struct ckpt_open_opts oo = t->open_opts;
@@ -486,7 +519,7 @@ static void rebind(struct ckpt_tree *t)
 	struct stat st;
 
 	oo.skip_crc = true; /* we just computed it */
-	oo.key = t->out_key; /* what the new file is encrypted with */
+	oo.key = NULL;
 	if (ckpt_open(t->target, &oo, &nf, NULL) != CKPT_OK ||
 	    ckpt_count(nf) != t->norder) {
 		ckpt_close(nf);
@@ -569,7 +602,12 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 		}
 	}
 	r = write_checkpoint(t, t->target, false, &in_place, err);
-	if (!r || in_place)
+	/* An encrypted tree stays on its decrypted copy and its staged
+	 * edits, which are exactly what was committed: reopening would
+	 * decrypt the whole file again, next to the copy already held. */
+	if ((!r || in_place) && (t->one_shot || t->out_key))
+		t->dirty = false;
+	else if (!r || in_place)
 		rebind(t); /* the target is the new checkpoint */
 	t->dir_unsynced = in_place;
 out:

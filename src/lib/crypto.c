@@ -11,14 +11,13 @@
  * layout without the tag, with magic 0x7F3A5ED8 for both modes and
  * unauthenticated GCM (12-byte IV, tag never checked).
  *
- * Decryption writes the plaintext into a memfd, which the scanner then
- * indexes like a plain file: decrypted data never reaches a disk.
+ * This file parses and builds single blocks and handles keys; decrypt.c
+ * and encwriter.c run whole files through them on several threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,12 +59,6 @@ static uint32_t le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 	       (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static enum ckpt_enc_mode mode_of_magic(uint32_t magic)
@@ -185,9 +178,8 @@ void ckpt_key_free(struct ckpt_key *key)
 	munmap(key, page);
 }
 
-static const EVP_CIPHER *cipher_of(const struct ckpt_key *k, bool legacy)
+const EVP_CIPHER *ckpt_enc_cipher(const struct ckpt_key *k)
 {
-	(void)legacy;
 	switch (k->mode) {
 	case CKPT_ENC_AES_GCM:
 		return k->len == 16 ? EVP_aes_128_gcm()
@@ -202,21 +194,38 @@ static const EVP_CIPHER *cipher_of(const struct ckpt_key *k, bool legacy)
 	}
 }
 
-/* ---- decryption ---------------------------------------------------------- */
+size_t ckpt_enc_header_len(const struct ckpt_key *key)
+{
+	return key->mode == CKPT_ENC_AES_GCM ? 48 : 32;
+}
 
-struct block {
-	uint64_t off;   /* of the magic */
-	bool legacy;
-	uint8_t tag[16];
-	uint8_t iv[16];
-	uint64_t cipher_off;
-	uint32_t cipher_len;
-};
+uint64_t ckpt_enc_block_len(const struct ckpt_key *key, size_t len)
+{
+	if (key->mode == CKPT_ENC_AES_GCM)
+		return 48 + (uint64_t)len;
+	return 32 + ((uint64_t)len / 16 + 1) * 16; /* PKCS#7 adds 1-16 */
+}
 
-/* Reads and checks the header of the block at off. */
-static ckpt_err read_header(int fd, const char *label, uint64_t off,
-			    uint64_t size, const struct ckpt_key *key,
-			    struct block *b, struct ckpt_error *err)
+unsigned ckpt_crypto_threads(void)
+{
+	const char *env = getenv("CKPT_CRYPTO_THREADS");
+	long n;
+
+	if (env && *env) {
+		n = strtol(env, NULL, 10);
+		if (n >= 1 && n <= 64)
+			return (unsigned)n;
+	}
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
+/* ---- block headers ------------------------------------------------------- */
+
+ckpt_err ckpt_enc_read_header(int fd, const char *label, uint64_t off,
+			      uint64_t size, const struct ckpt_key *key,
+			      struct ckpt_enc_block *b,
+			      struct ckpt_error *err)
 {
 	uint8_t h[48];
 	size_t hlen, p = 4;
@@ -296,167 +305,67 @@ static ckpt_err read_header(int fd, const char *label, uint64_t off,
 	return CKPT_OK;
 }
 
-/* Decrypts one block into plain (room for cipher_len bytes); *plen is the
- * plaintext length. */
-static ckpt_err decrypt_block(EVP_CIPHER_CTX *ctx, const struct ckpt_key *key,
-			      const struct block *b, const uint8_t *cipher,
-			      uint8_t *plain, size_t *plen, const char *label,
-			      struct ckpt_error *err)
+ckpt_err ckpt_enc_plain_len(int fd, const char *label,
+			    const struct ckpt_key *key,
+			    struct ckpt_enc_block *b, struct ckpt_error *err)
 {
-	bool gcm = key->mode == CKPT_ENC_AES_GCM;
-	int n = 0, fin = 0;
+	uint8_t tail[32], out[32];
+	const uint8_t *iv = b->iv;
+	EVP_CIPHER_CTX *ctx;
+	int n = 0;
+	unsigned pad;
+	bool ok;
 
-	if (!EVP_CIPHER_CTX_reset(ctx) ||
-	    !EVP_DecryptInit_ex(ctx, cipher_of(key, b->legacy), NULL, NULL,
-				NULL) ||
-	    (gcm && !b->legacy &&
-	     !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, NULL)) ||
-	    !EVP_DecryptInit_ex(ctx, NULL, NULL, key->bytes, b->iv) ||
-	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 1)) ||
-	    !EVP_DecryptUpdate(ctx, plain, &n, cipher, (int)b->cipher_len))
-		return ckpt_fail(err, CKPT_ERR_IO, b->off,
-				 "%s: OpenSSL refused to decrypt", label);
-	if (gcm && b->legacy) { /* never authenticated by MindSpore 1.3-1.6 */
-		*plen = (size_t)n;
+	if (key->mode == CKPT_ENC_AES_GCM) {
+		b->plain_len = b->cipher_len;
 		return CKPT_OK;
 	}
-	if (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
-					(void *)b->tag))
+	if (b->cipher_len % 16)
+		return ckpt_fail(err, CKPT_ERR_CORRUPT, b->off,
+				 "%s: offset %llu: %u bytes of %s ciphertext "
+				 "are not a whole number of 16-byte blocks: "
+				 "damaged file", label,
+				 (unsigned long long)b->off, b->cipher_len,
+				 ckpt_enc_mode_name(key->mode));
+	/* the last cipher block, chained to the one before it (or the IV) */
+	errno = EIO; /* for a short read */
+	if (b->cipher_len >= 32) {
+		if (ckpt_pread_full(fd, tail, 32, b->cipher_off +
+				    b->cipher_len - 32) != 32)
+			goto io;
+		iv = tail;
+	} else if (ckpt_pread_full(fd, tail + 16, 16, b->cipher_off) != 16) {
+		goto io;
+	}
+	ctx = EVP_CIPHER_CTX_new();
+	ok = ctx && EVP_DecryptInit_ex(ctx, ckpt_enc_cipher(key), NULL,
+				       key->bytes, iv) &&
+	     EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+	     EVP_DecryptUpdate(ctx, out, &n, tail + 16, 16) && n == 16;
+	EVP_CIPHER_CTX_free(ctx);
+	if (!ok)
 		return ckpt_fail(err, CKPT_ERR_IO, b->off,
-				 "%s: OpenSSL refused the GCM tag", label);
-	if (!EVP_DecryptFinal_ex(ctx, plain + n, &fin))
+				 "%s: OpenSSL refused to decrypt", label);
+	pad = out[15];
+	for (unsigned i = 1; i <= pad && pad <= 16; i++)
+		if (out[16 - i] != pad)
+			pad = 0;
+	OPENSSL_cleanse(out, sizeof(out));
+	if (pad < 1 || pad > 16)
 		return ckpt_fail(err, CKPT_ERR_INVAL, b->off,
-				 gcm ? "%s: offset %llu: authentication failed: "
-				       "wrong key, or the file was changed or "
-				       "damaged"
-				     : "%s: offset %llu: decryption failed "
-				       "(bad padding): wrong key or wrong mode, "
-				       "or the file is damaged",
-				 label, (unsigned long long)b->off);
-	*plen = (size_t)(n + fin);
+				 "%s: offset %llu: decryption failed (bad "
+				 "padding): wrong key or wrong mode, or the "
+				 "file is damaged", label,
+				 (unsigned long long)b->off);
+	b->plain_len = b->cipher_len - pad;
 	return CKPT_OK;
+io:
+	return ckpt_fail(err, CKPT_ERR_IO, b->off, "%s: read at offset %llu "
+			 "failed: %s", label, (unsigned long long)b->off,
+			 strerror(errno));
 }
 
-static ckpt_err write_all(int fd, const uint8_t *p, size_t n)
+uint32_t ckpt_enc_magic(enum ckpt_enc_mode mode)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return CKPT_ERR_IO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return CKPT_OK;
-}
-
-ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
-			       const struct ckpt_key *key, int *out,
-			       struct ckpt_stats *st, struct ckpt_error *err)
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	uint8_t *cipher = NULL, *plain = NULL;
-	size_t cap = 0;
-	uint64_t off = 0, size = st->file_size;
-	int mfd = memfd_create("ckptfs-plain", MFD_CLOEXEC);
-	ckpt_err e = CKPT_OK;
-
-	*out = -1;
-	if (!ctx || mfd < 0) {
-		e = ckpt_fail(err, mfd < 0 ? CKPT_ERR_IO : CKPT_ERR_NOMEM, 0,
-			      "%s: cannot set up decryption: %s", label,
-			      strerror(errno));
-		goto out;
-	}
-	while (off < size) {
-		struct block b;
-		size_t plen = 0;
-
-		e = read_header(fd, label, off, size, key, &b, err);
-		if (e)
-			goto out;
-		if (b.cipher_len + 32u > cap) {
-			cap = b.cipher_len + 32u;
-			free(cipher);
-			OPENSSL_clear_free(plain, 0);
-			cipher = malloc(cap);
-			plain = malloc(cap);
-			if (!cipher || !plain) {
-				e = ckpt_fail(err, CKPT_ERR_NOMEM, off,
-					      "out of memory");
-				goto out;
-			}
-		}
-		if (ckpt_pread_full(fd, cipher, b.cipher_len, b.cipher_off) !=
-		    (ssize_t)b.cipher_len) {
-			e = ckpt_fail(err, CKPT_ERR_IO, b.cipher_off,
-				      "%s: read failed: %s", label,
-				      strerror(errno));
-			goto out;
-		}
-		e = decrypt_block(ctx, key, &b, cipher, plain, &plen, label,
-				  err);
-		if (e)
-			goto out;
-		if (write_all(mfd, plain, plen)) {
-			e = ckpt_fail(err, CKPT_ERR_IO, off,
-				      "%s: cannot hold the decrypted data in "
-				      "memory: %s", label, strerror(errno));
-			goto out;
-		}
-		st->enc_legacy |= b.legacy;
-		st->enc_blocks++;
-		off = b.cipher_off + b.cipher_len;
-	}
-	st->enc_mode = key->mode;
-	*out = mfd;
-	mfd = -1;
-out:
-	if (plain)
-		OPENSSL_cleanse(plain, cap);
-	free(plain);
-	free(cipher);
-	EVP_CIPHER_CTX_free(ctx);
-	if (mfd >= 0)
-		close(mfd);
-	return e;
-}
-
-/* ---- encryption ---------------------------------------------------------- */
-
-ckpt_err ckpt_encrypt_block(const struct ckpt_key *key, const uint8_t *plain,
-			    size_t len, uint8_t *out, size_t *out_len,
-			    struct ckpt_error *err)
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	bool gcm = key->mode == CKPT_ENC_AES_GCM;
-	size_t p = gcm ? 20 : 4;
-	uint8_t *iv = out + p + 8, *c = out + p + 28;
-	int n = 0, fin = 0;
-	ckpt_err e = CKPT_OK;
-
-	if (!ctx || RAND_bytes(iv, 16) != 1 ||
-	    !EVP_EncryptInit_ex(ctx, cipher_of(key, false), NULL, NULL,
-				NULL) ||
-	    (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16,
-					 NULL)) ||
-	    !EVP_EncryptInit_ex(ctx, NULL, NULL, key->bytes, iv) ||
-	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 1)) ||
-	    !EVP_EncryptUpdate(ctx, c, &n, plain, (int)len) ||
-	    !EVP_EncryptFinal_ex(ctx, c + n, &fin) ||
-	    (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16,
-					 out + 4))) {
-		e = ckpt_fail(err, CKPT_ERR_IO, 0, "encryption failed "
-			      "(OpenSSL)");
-		goto out;
-	}
-	put_le32(out, magics[key->mode]);
-	put_le32(out + p, 24 + (uint32_t)(n + fin));
-	put_le32(out + p + 4, 16);
-	put_le32(out + p + 24, (uint32_t)(n + fin));
-	*out_len = p + 28 + (size_t)(n + fin);
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return e;
+	return mode <= CKPT_ENC_SM4_CBC ? magics[mode] : 0;
 }

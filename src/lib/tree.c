@@ -332,6 +332,7 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	t->progress = opts->progress;
 	t->progress_ctx = opts->progress_ctx;
 	t->out_key = opts->out_key_set ? opts->out_key : opts->open.key;
+	t->one_shot = opts->one_shot;
 	t->memory_staging = opts->open.key || t->out_key;
 	if (t->add_crc && t->out_key) {
 		e = ckpt_fail(err, CKPT_ERR_INVAL, 0,

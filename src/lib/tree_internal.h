@@ -38,6 +38,7 @@ struct ckpt_tree {
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
 	bool add_crc, drop_crc;
+	bool one_shot;                    /* no rebind after a commit */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	bool memory_staging;              /* encrypted: no plaintext on disk */
