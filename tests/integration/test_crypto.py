@@ -1009,6 +1009,92 @@ class TestMultiBlock(CryptoBase):
         self.assertEqual([b.cipher_len for b, _ in blocks], [BLOCK + 16, 16])
 
 
+class TestThreads(CryptoBase):
+    """Blocks are decrypted and encrypted on several threads
+    (CKPT_CRYPTO_THREADS); neither the result nor the error may depend on
+    how many, or on which block a thread happened to finish first."""
+
+    def run_t(self, threads, kp, *args):
+        kargs, kw = kp.cli()
+        env = dict(os.environ, CKPT_CRYPTO_THREADS=str(threads))
+        return ckpt(args[0], *(kargs + list(args[1:])), env=env, **kw)
+
+    def setUp(self):
+        super().setUp()
+        # 20 MiB: enough for several threads (one takes 4 MiB at least)
+        self.plain = ckref.dumps(mixed_params(31) + [
+            param("big", "UInt8", (20 << 20,),
+                  np.frombuffer(np.random.default_rng(5).bytes(20 << 20),
+                                "u1"))])
+
+    def test_same_plaintext_any_thread_count(self):
+        for i, mode in enumerate(MODES):
+            key = make_key(32 if mode != "SM4-CBC" else 16, 40 + i)
+            enc = cryptref.encrypt(self.plain, key, mode,
+                                   block=(500 << 10) + 7 * i)
+            self.assertGreater(len(cryptref.parse_blocks(enc)), 25)
+            src = write_bytes(self.path("t_%d.ckpt" % i), enc)
+            kp = self.kp(mode, key)
+            for threads in (1, 2, 5):
+                with self.subTest(mode=mode, threads=threads):
+                    r = self.run_t(threads, kp, "cat", src, "big")
+                    self.assertOK(r, "cat with %d threads" % threads)
+                    want = ckref.loads(self.plain)[-1]["data"]
+                    self.assertEqual(r.out, want)
+
+    def test_first_bad_block_is_reported(self):
+        key = make_key(16, 50)
+        enc = cryptref.encrypt(self.plain, key, "AES-GCM", block=500 << 10)
+        blocks = cryptref.parse_blocks(enc)
+        self.assertGreater(len(blocks), 25)
+        kp = self.kp("AES-GCM", key)
+        many = enc
+        for k in (7, 8, 9, 10, 11, 20):   # in flight together
+            many = flip(many, (blocks[k].cipher_off + blocks[k].end) // 2)
+        cases = {
+            "blocks 7-11 and 20 tampered": (many, 7),
+            "block 3 tampered, block 22 cut short": (
+                flip(enc[:blocks[22].cipher_off + 10],
+                     blocks[3].cipher_off), 3),
+            "only the last block tampered": (
+                flip(enc, len(enc) - 1), len(blocks) - 1),
+        }
+        for what, (data, bad) in cases.items():
+            src = write_bytes(self.path("bad.ckpt"), data)
+            # which thread fails first varies from run to run: repeat
+            for threads in (1, 4, 4, 4, 4, 4, 4, 4, 4, 2, 2):
+                with self.subTest(what, threads=threads):
+                    r = self.run_t(threads, kp, "verify", src)
+                    self.assertEqual(r.rc, 1, r.describe())
+                    self.assertIn("offset %d:" % blocks[bad].off,
+                                  r.errtext, what)
+                    self.assertRegex(r.errtext, r"(?i)authenticat")
+
+    def test_convert_any_thread_count(self):
+        """More blocks than threads and the other way round: a 150 MiB
+        stream is three blocks."""
+        if not common.BIG:
+            self.skipTest("CKPT_BIG=0")
+        big = np.arange(150 << 18, dtype="<u4")
+        plain = ckref.dumps([param("big", "Float32", (150 << 18,), big)])
+        src = write_bytes(self.path("p.ckpt"), plain)
+        for mode in MODES:
+            key = make_key(16, 60)
+            kp = self.kp(mode, key)
+            for threads in (1, 2, 7):
+                with self.subTest(mode=mode, threads=threads):
+                    out = self.path("o.ckpt")
+                    r = ckpt("convert", "-q", src, out, "--out-enc-mode",
+                             mode, "--out-keyfile", kp.path,
+                             env=dict(os.environ,
+                                      CKPT_CRYPTO_THREADS=str(threads)))
+                    self.assertOK(r, "convert with %d threads" % threads)
+                    blocks = check_our_file(self, read_bytes(out), key,
+                                            mode, plain,
+                                            label="%d threads" % threads)
+                    self.assertEqual(len(blocks), 3)
+
+
 class TestInfo(CryptoBase):
     """ckpt info of an encrypted file."""
 
