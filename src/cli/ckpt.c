@@ -64,8 +64,11 @@ static const char usage[] =
 	"  -V, --version      show the version\n"
 	"\n"
 	"Keys are never accepted on the command line, where every user could\n"
-	"read them with ps.  Exit status: 0 success, 1 invalid checkpoint or\n"
-	"failed operation, 2 bad usage.\n";
+	"read them with ps.  Encryption and decryption use one thread per\n"
+	"CPU (at most 8); CKPT_CRYPTO_THREADS=N in the environment sets the\n"
+	"count (1-64).\n"
+	"Exit status: 0 success, 1 invalid checkpoint or failed operation,\n"
+	"2 bad usage.\n";
 
 /* Options shared by the commands. */
 struct cli {

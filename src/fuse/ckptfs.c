@@ -866,6 +866,12 @@ static void usage(const char *prog)
 	       "    -o keyfd=N             read the key from inherited "
 	       "descriptor N\n"
 	       "\n"
+	       "Environment: TMPDIR (staging and recovery files when the "
+	       "checkpoint's\n"
+	       "directory cannot take them), CKPT_CRYPTO_THREADS=N "
+	       "(threads that\n"
+	       "decrypt and encrypt; default: one per CPU, at most 8).\n"
+	       "\n"
 	       "FUSE options:\n",
 	       prog);
 	fuse_cmdline_help();
