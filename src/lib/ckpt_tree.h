@@ -9,7 +9,9 @@
  * the list.  ckpt_tree_commit writes the list as a new checkpoint beside the
  * target, fsyncs it, renames it over the target and fsyncs the directory, so
  * the path always holds the complete old or the complete new checkpoint;
- * then the tree continues on the new file.  A failed commit changes nothing.
+ * then the tree continues on the new file (an encrypted tree on the data it
+ * holds, which is the new file's plaintext).  A failed commit changes
+ * nothing.
  *
  * Entries are named by ids that stay valid across renames and commits and
  * are never reused while the tree is open.  A map parameter (MapTensorProto)
@@ -80,7 +82,9 @@ void ckpt_tree_close(struct ckpt_tree *t);
 const char *ckpt_tree_read_only(const struct ckpt_tree *t);
 
 /* What opening the source found (encryption, CRC, ...), or NULL for a
- * tree that has no file yet.  Valid until the next commit. */
+ * tree that has no file yet.  Valid until the next commit; after a commit
+ * of a plain tree it describes the new file, of an encrypted one still the
+ * file first opened. */
 const struct ckpt_stats *ckpt_tree_source_stats(const struct ckpt_tree *t);
 
 /* Path commits are written to. */

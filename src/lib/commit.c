@@ -121,7 +121,7 @@ static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 		if (n == 0)
 			break;
 		if (n < 0)
-			return out_fail(o, "copy_file_range");
+			return out_fail(o, "copy in the kernel");
 		pos += (uint64_t)n;
 		o->off += (uint64_t)n;
 		o->plain += (uint64_t)n;
@@ -242,6 +242,9 @@ static ckpt_err fill_entry(const void *ctx, uint64_t off, size_t len,
 			off += pc[k].len;
 			len -= pc[k].len;
 		}
+		if (mem) /* converted bfloat16 (one piece): maybe plaintext of
+			  * an encrypted tree */
+			OPENSSL_cleanse(mem, pc[0].len);
 		free(pc);
 		free(mem);
 		if (n <= 0 || r)
@@ -332,17 +335,18 @@ static ckpt_err out_entry(struct out *o, const struct entry *e,
 }
 
 /* Creates an unnamed file in dirfd, or a named temporary one when the
- * filesystem has no O_TMPFILE (*tmpname is then set). */
+ * filesystem has no O_TMPFILE (*tmpname is then set); readable, so an
+ * encrypted output can be checked. */
 static int create_tmp(int dirfd, const char *base, char *tmpname,
 		      size_t size, mode_t mode)
 {
-	int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 
 	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
 		return fd;
 	for (int i = 0; i < 100; i++) {
 		snprintf(tmpname, size, ".%s.ckptfs-%d-%d", base, getpid(), i);
-		fd = openat(dirfd, tmpname, O_CREAT | O_EXCL | O_WRONLY |
+		fd = openat(dirfd, tmpname, O_CREAT | O_EXCL | O_RDWR |
 			    O_CLOEXEC, mode);
 		if (fd >= 0 || errno != EEXIST)
 			return fd;
@@ -371,6 +375,32 @@ static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
 	}
 	*tmpname = '\0';
 	return -1;
+}
+
+/* Reads the block headers of an encrypted output back: a cheap check that
+ * every block is where the next reader will look for it. */
+static ckpt_err check_blocks(int fd, const char *path,
+			     const struct ckpt_key *key, uint64_t end,
+			     uint64_t nblocks, struct ckpt_error *err)
+{
+	uint64_t off = 0, n = 0;
+	struct ckpt_enc_block b;
+
+	while (off < end) {
+		ckpt_err e = ckpt_enc_read_header(fd, path, off, end, key, &b,
+						  err);
+		if (e)
+			return e;
+		off = b.cipher_off + b.cipher_len;
+		n++;
+	}
+	if (n != nblocks)
+		return ckpt_fail(err, CKPT_ERR_IO, off, "internal error: %s "
+				 "holds %llu encrypted blocks, %llu were "
+				 "written; the original is untouched", path,
+				 (unsigned long long)n,
+				 (unsigned long long)nblocks);
+	return CKPT_OK;
 }
 
 /* Writes every live entry of t to a new file and renames it to path.  A
@@ -427,6 +457,9 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		o.plain = ckpt_encw_total(o.encw);
 		r = ckpt_encw_run(o.encw, o.fd, 0, path, o.progress,
 				  o.progress_ctx, &o.off, &blocks, err);
+		if (!r)
+			r = check_blocks(o.fd, path, t->out_key, o.off, blocks,
+					 err);
 		if (r)
 			goto out;
 	}
@@ -441,7 +474,8 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 			goto out;
 	}
 	if (o.progress)
-		o.progress(o.progress_ctx, o.plain, o.total);
+		o.progress(o.progress_ctx, o.plain,
+			   o.total > o.plain ? o.total : o.plain);
 	r = CKPT_ERR_IO;
 	if (fchmod(o.fd, mode) < 0) {
 		out_fail(&o, "fchmod");
@@ -605,10 +639,13 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 	/* An encrypted tree stays on its decrypted copy and its staged
 	 * edits, which are exactly what was committed: reopening would
 	 * decrypt the whole file again, next to the copy already held. */
-	if ((!r || in_place) && (t->one_shot || t->out_key))
+	if ((!r || in_place) && (t->one_shot || t->out_key)) {
+		for (size_t i = 0; i < t->norder; i++)
+			ckpt_entry_pin_shape(t->order[i]);
 		t->dirty = false;
-	else if (!r || in_place)
+	} else if (!r || in_place) {
 		rebind(t); /* the target is the new checkpoint */
+	}
 	t->dir_unsynced = in_place;
 out:
 	pthread_rwlock_unlock(&t->lock);

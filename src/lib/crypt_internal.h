@@ -16,8 +16,6 @@
 /* Most plaintext in one block (MindSpore >= 1.7), and in a legacy one. */
 #define CKPT_ENC_BLOCK (64u << 20)
 #define CKPT_ENC_LEGACY_MAX ((512u << 20) + 16u)
-/* Bytes a block adds to its plaintext, at most (GCM header; CBC padding). */
-#define CKPT_ENC_OVERHEAD 64u
 
 /* One block as found in a file. */
 struct ckpt_enc_block {
@@ -98,7 +96,8 @@ uint64_t ckpt_encw_total(const struct ckpt_encw *w);
 
 /* Encrypts the stream into blocks written to fd from offset off, on
  * ckpt_crypto_threads() threads; the sources must not change meanwhile.
- * progress (may be NULL) is called from this thread.  *end is the offset
+ * progress (may be NULL) is called after each block, from whichever
+ * thread finished it, one call at a time.  *end is the offset
  * after the last block, *blocks how many there are.  On failure the error
  * of the first bad block is returned and fd holds garbage. */
 ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,

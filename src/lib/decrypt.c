@@ -124,9 +124,11 @@ static ckpt_err decrypt_one(EVP_CIPHER_CTX *ctx, uint8_t *chunk,
 		goto nomem;
 	return CKPT_OK;
 refused:
+	OPENSSL_cleanse(last, sizeof(last));
 	return ckpt_fail(err, CKPT_ERR_IO, b->off,
 			 "%s: OpenSSL refused to decrypt", bt->label);
 nomem:
+	OPENSSL_cleanse(last, sizeof(last));
 	return ckpt_fail(err, CKPT_ERR_NOMEM, b->off,
 			 "%s: cannot hold the decrypted data in memory: %s",
 			 bt->label, strerror(errno));
@@ -152,7 +154,8 @@ static void *worker(void *arg)
 			break;
 		e = !ctx || !chunk
 			    ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0,
-					"out of memory")
+					"%s: out of memory for decryption",
+					bt->label)
 			    : decrypt_one(ctx, chunk, bt, &bt->blocks[i],
 					  &err);
 		if (!e)

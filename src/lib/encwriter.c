@@ -280,7 +280,6 @@ refused:
 
 struct run {
 	struct ckpt_encw *w;
-	bool main; /* the caller's thread: reports progress */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 };
@@ -304,7 +303,7 @@ static void *worker(void *arg)
 		if (k == w->nblocks)
 			break;
 		e = !ctx || !chunk ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0,
-					       "out of memory")
+					       "out of memory for encryption")
 				   : do_block(w, ctx, chunk, k, &err);
 		pthread_mutex_lock(&w->mu);
 		if (e && k < w->bad) {
@@ -316,9 +315,9 @@ static void *worker(void *arg)
 				   ? w->total - k * CKPT_ENC_BLOCK
 				   : CKPT_ENC_BLOCK;
 		done = w->done;
-		pthread_mutex_unlock(&w->mu);
-		if (r->main && r->progress)
+		if (r->progress) /* under the lock: one call at a time */
 			r->progress(r->progress_ctx, done, w->total);
+		pthread_mutex_unlock(&w->mu);
 	}
 	if (chunk)
 		OPENSSL_cleanse(chunk, CHUNK);
@@ -334,8 +333,7 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 		       void *progress_ctx, uint64_t *end, uint64_t *blocks,
 		       struct ckpt_error *err)
 {
-	struct run main_run = {w, true, progress, progress_ctx};
-	struct run others = {w, false, NULL, NULL};
+	struct run run = {w, progress, progress_ctx};
 	pthread_t tids[MAX_THREADS];
 	unsigned n = ckpt_crypto_threads(), started = 0;
 
@@ -350,9 +348,9 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 		n = (unsigned)w->nblocks;
 	pthread_mutex_init(&w->mu, NULL);
 	while (started + 1 < n && started < MAX_THREADS &&
-	       pthread_create(&tids[started], NULL, worker, &others) == 0)
+	       pthread_create(&tids[started], NULL, worker, &run) == 0)
 		started++;
-	worker(&main_run);
+	worker(&run);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	pthread_mutex_destroy(&w->mu);

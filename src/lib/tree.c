@@ -156,6 +156,19 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 	return CKPT_OK;
 }
 
+void ckpt_entry_pin_shape(struct entry *e)
+{
+	int64_t dims[CKPT_MAX_DIMS];
+	uint32_t n;
+	ckpt_dtype dt;
+
+	if (e->kind != CKPT_ENTRY_FILE || e->shape_explicit ||
+	    !ckpt_entry_dims(e, dims, &n, &dt, false, NULL))
+		return;
+	if (set_dims(e, dims, n) == CKPT_OK) /* else it stays inferred */
+		e->shape_explicit = true;
+}
+
 void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
 		       struct ckpt_file *src)
 {

@@ -87,6 +87,11 @@ void ckpt_tree_release_retired(struct ckpt_tree *t);
  * fail: the caller has made e->dims large enough for p's. */
 ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 			 struct ckpt_file *src);
+/* tree.c: after a commit that does not rebind (encrypted trees), an
+ * inferred shape becomes the explicit one the commit wrote, as a rebind
+ * would have read it back. */
+void ckpt_entry_pin_shape(struct entry *e);
+
 void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
 		       struct ckpt_file *src);
 

@@ -33,6 +33,7 @@ scan does find the staged plaintext of a plain mount.
 Run:  /usr/bin/python3 -m unittest -v test_crypto   (in tests/integration)
 """
 
+import errno
 import hashlib
 import os
 import re
@@ -711,6 +712,38 @@ class TestCommitThroughMount(CryptoBase):
         m.unmount()
         check_our_file(self, read_bytes(src), key, mode, ckref.dumps(want),
                        ivs_of(enc) + ivs_of(first), "second commit")
+
+    def test_after_commit_like_a_plain_mount(self):
+        """An encrypted mount is not reopened after a commit, but it must
+        behave as a plain one that is: an inferred shape becomes the one
+        the commit wrote, so growing the file afterwards makes the next
+        commit fail on the shape, on both."""
+        base = mixed_params(4)
+        key = make_key(16, 6)
+        plain = ckref.dumps(base)
+        for kp, data in ((None, plain),
+                         (self.kp("AES-CBC", key),
+                          cryptref.encrypt(plain, key, "AES-CBC"))):
+            with self.subTest(encrypted=kp is not None):
+                src = write_bytes(self.path("s.ckpt"), data)
+                m = mount_k(self, src, kp)
+                with open(m.p("d"), "wb") as f:
+                    f.write(np.arange(10, dtype="<f4").tobytes())
+                os.setxattr(m.p("d"), "user.dtype", b"Float32")
+                self.assertEqual(os.getxattr(m.p("d"), "user.shape"),
+                                 b"[10]")
+                self.assertEqual(m.commit(), 0, m.error())
+                with open(m.p("d"), "ab") as f:
+                    f.write(b"\0" * 8)
+                self.assertEqual(os.getxattr(m.p("d"), "user.shape"),
+                                 b"[10]", "the committed shape is kept")
+                rc = m.commit()
+                self.assertEqual(rc, errno.EINVAL, "commit with 48 bytes "
+                                 "for shape [10] Float32 must fail")
+                self.assertRegex(m.error(), r"'d'")
+                os.truncate(m.p("d"), 40)
+                self.assertEqual(m.commit(), 0, m.error())
+                m.unmount()
 
     def test_output_option_keeps_encryption(self):
         base = mixed_params(3)
