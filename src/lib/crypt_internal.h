@@ -51,9 +51,34 @@ size_t ckpt_enc_header_len(const struct ckpt_key *key);
 /* Bytes a block holding len bytes of plaintext takes in the file. */
 uint64_t ckpt_enc_block_len(const struct ckpt_key *key, size_t len);
 
+/* ---- cryptpool.c: blocks on worker threads ----------------------------- */
+
 /* Worker threads for block cryptography: $CKPT_CRYPTO_THREADS if set
  * (1-64), else the online CPUs, at most 8. */
 unsigned ckpt_crypto_threads(void);
+
+/* Bytes a worker handles at a time: small enough to stay in the cache. */
+#define CKPT_CRYPT_CHUNK (256u << 10)
+
+/* What each worker thread owns; the chunk is wiped when the thread ends. */
+struct ckpt_crypt_scratch {
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *chunk; /* CKPT_CRYPT_CHUNK bytes */
+};
+
+typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
+				   struct ckpt_crypt_scratch *s,
+				   struct ckpt_error *err);
+
+/* Runs job(arg, i, ...) for every i < n on up to nthreads threads (this
+ * one included), taking i in increasing order; after a failure no higher
+ * i is started.  after (may be NULL) is called after each i, under a
+ * lock.  Returns the error of the lowest failed i, as a single thread
+ * going in order would. */
+ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
+			     ckpt_crypt_job job,
+			     void (*after)(void *arg, uint64_t i), void *arg,
+			     struct ckpt_error *err);
 
 /* Decrypts the blocks of fd (st->file_size bytes) into a new memfd,
  * returned in *out; fills the enc_* fields of st.  On failure nothing of

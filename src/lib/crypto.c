@@ -206,20 +206,6 @@ uint64_t ckpt_enc_block_len(const struct ckpt_key *key, size_t len)
 	return 32 + ((uint64_t)len / 16 + 1) * 16; /* PKCS#7 adds 1-16 */
 }
 
-unsigned ckpt_crypto_threads(void)
-{
-	const char *env = getenv("CKPT_CRYPTO_THREADS");
-	long n;
-
-	if (env && *env) {
-		n = strtol(env, NULL, 10);
-		if (n >= 1 && n <= 64)
-			return (unsigned)n;
-	}
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
-}
-
 /* ---- block headers ------------------------------------------------------- */
 
 ckpt_err ckpt_enc_read_header(int fd, const char *label, uint64_t off,

@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,7 +28,6 @@
 
 enum {
 	BATCH = 1024,           /* block headers held at a time */
-	CHUNK = 256 << 10,      /* ciphertext per pread: stays in cache */
 	MIN_PER_THREAD = 4 << 20 /* a thread is not worth less than this */
 };
 
@@ -38,22 +36,19 @@ struct batch {
 	const char *label;
 	const struct ckpt_key *key;
 	const struct ckpt_enc_block *blocks;
-	size_t n;
-	int mfd;          /* the plaintext goes here */
-	pthread_mutex_t mu;
-	size_t next;      /* next block to take */
-	size_t bad;       /* first failed block, n if none */
-	ckpt_err e;
-	struct ckpt_error err;
+	int mfd; /* the plaintext goes here */
 };
 
-/* Decrypts block b chunk by chunk in the buffer and writes each chunk's
- * plaintext to its place in the memfd. */
-static ckpt_err decrypt_one(EVP_CIPHER_CTX *ctx, uint8_t *chunk,
-			    const struct batch *bt,
-			    const struct ckpt_enc_block *b,
+/* ckpt_crypt_job: decrypts block i chunk by chunk in the scratch buffer
+ * and writes each chunk's plaintext to its place in the memfd. */
+static ckpt_err decrypt_one(void *arg, uint64_t i,
+			    struct ckpt_crypt_scratch *s,
 			    struct ckpt_error *err)
 {
+	const struct batch *bt = arg;
+	const struct ckpt_enc_block *b = &bt->blocks[i];
+	EVP_CIPHER_CTX *ctx = s->ctx;
+	uint8_t *chunk = s->chunk;
 	const struct ckpt_key *key = bt->key;
 	bool gcm = key->mode == CKPT_ENC_AES_GCM;
 	uint32_t body = gcm ? b->cipher_len : b->cipher_len - 16;
@@ -70,8 +65,9 @@ static ckpt_err decrypt_one(EVP_CIPHER_CTX *ctx, uint8_t *chunk,
 	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 0)))
 		goto refused;
 	for (uint32_t done = 0; done < b->cipher_len;) {
-		uint32_t k = b->cipher_len - done < CHUNK ? b->cipher_len - done
-							  : CHUNK;
+		uint32_t k = b->cipher_len - done < CKPT_CRYPT_CHUNK
+				     ? b->cipher_len - done
+				     : CKPT_CRYPT_CHUNK;
 		uint32_t direct = done + k <= body ? k : body - done;
 		ssize_t r = ckpt_pread_full(bt->fd, chunk, k,
 					    b->cipher_off + done);
@@ -134,74 +130,6 @@ nomem:
 			 bt->label, strerror(errno));
 }
 
-/* Takes blocks of the batch until none is left or one has failed. */
-static void *worker(void *arg)
-{
-	struct batch *bt = arg;
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	uint8_t *chunk = malloc(CHUNK);
-	struct ckpt_error err;
-
-	for (;;) {
-		size_t i;
-		ckpt_err e;
-
-		pthread_mutex_lock(&bt->mu);
-		i = bt->next < bt->n && bt->next < bt->bad ? bt->next++
-							   : bt->n;
-		pthread_mutex_unlock(&bt->mu);
-		if (i == bt->n)
-			break;
-		e = !ctx || !chunk
-			    ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0,
-					"%s: out of memory for decryption",
-					bt->label)
-			    : decrypt_one(ctx, chunk, bt, &bt->blocks[i],
-					  &err);
-		if (!e)
-			continue;
-		pthread_mutex_lock(&bt->mu);
-		if (i < bt->bad) {
-			bt->bad = i;
-			bt->e = e;
-			bt->err = err;
-		}
-		pthread_mutex_unlock(&bt->mu);
-	}
-	if (chunk)
-		OPENSSL_cleanse(chunk, CHUNK);
-	free(chunk);
-	EVP_CIPHER_CTX_free(ctx);
-	return NULL;
-}
-
-/* Decrypts the blocks of bt on up to nthreads threads (this one too). */
-static ckpt_err run_batch(struct batch *bt, unsigned nthreads,
-			  uint64_t bytes, struct ckpt_error *err)
-{
-	pthread_t tids[64];
-	unsigned started = 0;
-
-	if (nthreads > bt->n)
-		nthreads = (unsigned)bt->n;
-	if (nthreads > bytes / MIN_PER_THREAD)
-		nthreads = (unsigned)(bytes / MIN_PER_THREAD);
-	bt->bad = bt->n;
-	pthread_mutex_init(&bt->mu, NULL);
-	while (started + 1 < nthreads &&
-	       pthread_create(&tids[started], NULL, worker, bt) == 0)
-		started++;
-	worker(bt);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	pthread_mutex_destroy(&bt->mu);
-	if (bt->bad == bt->n)
-		return CKPT_OK;
-	if (err)
-		*err = bt->err;
-	return bt->e;
-}
-
 ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 			       const struct ckpt_key *key, int *out,
 			       struct ckpt_stats *st, struct ckpt_error *err)
@@ -223,11 +151,12 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 	while (off < size && !he) {
 		struct batch bt = {.fd = fd, .mfd = mfd, .label = label,
 				   .key = key, .blocks = blocks};
-		uint64_t bytes = 0;
+		uint64_t bytes = 0, n = 0;
+		unsigned threads;
 
 		/* headers up to the batch size or the first bad one */
-		while (off < size && bt.n < BATCH) {
-			struct ckpt_enc_block *b = &blocks[bt.n];
+		while (off < size && n < BATCH) {
+			struct ckpt_enc_block *b = &blocks[n];
 			he = ckpt_enc_read_header(fd, label, off, size, key, b,
 						  &herr);
 			if (!he)
@@ -240,12 +169,16 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 			bytes += b->cipher_len;
 			off = b->cipher_off + b->cipher_len;
 			st->enc_legacy |= b->legacy;
-			bt.n++;
+			n++;
 		}
-		e = run_batch(&bt, nthreads, bytes, err);
+		threads = bytes / MIN_PER_THREAD < nthreads
+				  ? (unsigned)(bytes / MIN_PER_THREAD)
+				  : nthreads;
+		e = ckpt_crypt_parallel(n, threads, decrypt_one, NULL, &bt,
+					err);
 		if (e)
 			goto out;
-		st->enc_blocks += (uint32_t)bt.n;
+		st->enc_blocks += n;
 	}
 	if (he) {
 		e = he;

@@ -19,13 +19,11 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypt_internal.h"
 
-enum { CHUNK = 256 << 10, MAX_THREADS = 64 };
 
 struct seg {
 	uint64_t start; /* offset in the plaintext stream */
@@ -49,10 +47,9 @@ struct ckpt_encw {
 	int fd;
 	uint64_t file_off;
 	const char *path;
-	uint64_t nblocks, next, bad, done;
-	pthread_mutex_t mu;
-	ckpt_err e;
-	struct ckpt_error err;
+	uint64_t done; /* plaintext bytes of finished blocks */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 ckpt_err ckpt_encw_new(const struct ckpt_key *key, ckpt_encw_fill_fn fill,
@@ -217,15 +214,25 @@ static void put_le32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Encrypts and writes block k, its header last. */
-static ckpt_err do_block(const struct ckpt_encw *w, EVP_CIPHER_CTX *ctx,
-			 uint8_t *chunk, uint64_t k, struct ckpt_error *err)
+/* Plaintext bytes of block k. */
+static size_t block_plain(const struct ckpt_encw *w, uint64_t k)
 {
+	uint64_t left = w->total - k * CKPT_ENC_BLOCK;
+
+	return left < CKPT_ENC_BLOCK ? (size_t)left : CKPT_ENC_BLOCK;
+}
+
+/* ckpt_crypt_job: encrypts and writes block k, its header last. */
+static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
+			 struct ckpt_error *err)
+{
+	const struct ckpt_encw *w = arg;
+	EVP_CIPHER_CTX *ctx = s->ctx;
+	uint8_t *chunk = s->chunk;
 	const struct ckpt_key *key = w->key;
 	bool gcm = key->mode == CKPT_ENC_AES_GCM;
 	uint64_t p0 = k * CKPT_ENC_BLOCK;
-	size_t plen = w->total - p0 < CKPT_ENC_BLOCK ? (size_t)(w->total - p0)
-						     : CKPT_ENC_BLOCK;
+	size_t plen = block_plain(w, k);
 	size_t hdr = ckpt_enc_header_len(key), p = gcm ? 20 : 4;
 	uint64_t boff = w->file_off + k * ckpt_enc_block_len(key,
 							    CKPT_ENC_BLOCK);
@@ -243,7 +250,8 @@ static ckpt_err do_block(const struct ckpt_encw *w, EVP_CIPHER_CTX *ctx,
 	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 1)))
 		goto refused;
 	for (size_t done = 0; done < plen;) {
-		size_t c = plen - done < CHUNK ? plen - done : CHUNK;
+		size_t c = plen - done < CKPT_CRYPT_CHUNK ? plen - done
+							  : CKPT_CRYPT_CHUNK;
 		ckpt_err e = gather(w, p0 + done, c, chunk, err);
 		if (e)
 			return e;
@@ -278,52 +286,14 @@ refused:
 			 "(OpenSSL)");
 }
 
-struct run {
-	struct ckpt_encw *w;
-	void (*progress)(void *ctx, uint64_t done, uint64_t total);
-	void *progress_ctx;
-};
-
-static void *worker(void *arg)
+/* After block k (under the pool's lock): progress. */
+static void block_done(void *arg, uint64_t k)
 {
-	struct run *r = arg;
-	struct ckpt_encw *w = r->w;
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	uint8_t *chunk = malloc(CHUNK);
-	struct ckpt_error err;
+	struct ckpt_encw *w = arg;
 
-	for (;;) {
-		uint64_t k, done;
-		ckpt_err e;
-
-		pthread_mutex_lock(&w->mu);
-		k = w->next < w->nblocks && w->next < w->bad ? w->next++
-							     : w->nblocks;
-		pthread_mutex_unlock(&w->mu);
-		if (k == w->nblocks)
-			break;
-		e = !ctx || !chunk ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0,
-					       "out of memory for encryption")
-				   : do_block(w, ctx, chunk, k, &err);
-		pthread_mutex_lock(&w->mu);
-		if (e && k < w->bad) {
-			w->bad = k;
-			w->e = e;
-			w->err = err;
-		}
-		w->done += w->total - k * CKPT_ENC_BLOCK < CKPT_ENC_BLOCK
-				   ? w->total - k * CKPT_ENC_BLOCK
-				   : CKPT_ENC_BLOCK;
-		done = w->done;
-		if (r->progress) /* under the lock: one call at a time */
-			r->progress(r->progress_ctx, done, w->total);
-		pthread_mutex_unlock(&w->mu);
-	}
-	if (chunk)
-		OPENSSL_cleanse(chunk, CHUNK);
-	free(chunk);
-	EVP_CIPHER_CTX_free(ctx);
-	return NULL;
+	w->done += block_plain(w, k);
+	if (w->progress)
+		w->progress(w->progress_ctx, w->done, w->total);
 }
 
 ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
@@ -333,42 +303,21 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 		       void *progress_ctx, uint64_t *end, uint64_t *blocks,
 		       struct ckpt_error *err)
 {
-	struct run run = {w, progress, progress_ctx};
-	pthread_t tids[MAX_THREADS];
-	unsigned n = ckpt_crypto_threads(), started = 0;
+	uint64_t n = (w->total + CKPT_ENC_BLOCK - 1) / CKPT_ENC_BLOCK;
 
 	w->fd = fd;
 	w->file_off = off;
 	w->path = path;
-	w->nblocks = (w->total + CKPT_ENC_BLOCK - 1) / CKPT_ENC_BLOCK;
-	w->next = 0;
-	w->bad = w->nblocks;
 	w->done = 0;
-	if (n > w->nblocks)
-		n = (unsigned)w->nblocks;
-	pthread_mutex_init(&w->mu, NULL);
-	while (started + 1 < n && started < MAX_THREADS &&
-	       pthread_create(&tids[started], NULL, worker, &run) == 0)
-		started++;
-	worker(&run);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	pthread_mutex_destroy(&w->mu);
-	*blocks = w->nblocks;
-	*end = off + (w->nblocks ? (w->nblocks - 1) *
-					   ckpt_enc_block_len(w->key,
-							      CKPT_ENC_BLOCK) +
-					   ckpt_enc_block_len(
-						   w->key,
-						   w->total -
-							   (w->nblocks - 1) *
-								   CKPT_ENC_BLOCK)
-				 : 0);
-	if (w->bad == w->nblocks)
-		return CKPT_OK;
-	if (err)
-		*err = w->err;
-	return w->e;
+	w->progress = progress;
+	w->progress_ctx = progress_ctx;
+	*blocks = n;
+	*end = off + (n ? (n - 1) * ckpt_enc_block_len(w->key, CKPT_ENC_BLOCK) +
+				  ckpt_enc_block_len(w->key,
+						     block_plain(w, n - 1))
+			: 0);
+	return ckpt_crypt_parallel(n, ckpt_crypto_threads(), do_block,
+				   block_done, w, err);
 }
 
 void ckpt_encw_free(struct ckpt_encw *w)
