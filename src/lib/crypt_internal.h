@@ -63,7 +63,7 @@ unsigned ckpt_crypto_threads(void);
 /* What each worker thread owns; the chunk is wiped when the thread ends. */
 struct ckpt_crypt_scratch {
 	EVP_CIPHER_CTX *ctx;
-	uint8_t *chunk; /* CKPT_CRYPT_CHUNK bytes */
+	uint8_t *chunk; /* chunk_size bytes of ckpt_crypt_parallel */
 };
 
 typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
@@ -72,11 +72,12 @@ typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
 
 /* Runs job(arg, i, ...) for every i < n on up to nthreads threads (this
  * one included), taking i in increasing order; after a failure no higher
- * i is started.  after (may be NULL) is called after each i, under a
- * lock.  Returns the error of the lowest failed i, as a single thread
- * going in order would. */
+ * i is started.  Each thread's chunk has chunk_size bytes (at most
+ * CKPT_CRYPT_CHUNK is ever used).  after (may be NULL) is called after
+ * each i, under a lock.  Returns the error of the lowest failed i, as a
+ * single thread going in order would. */
 ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
-			     ckpt_crypt_job job,
+			     size_t chunk_size, ckpt_crypt_job job,
 			     void (*after)(void *arg, uint64_t i), void *arg,
 			     struct ckpt_error *err);
 

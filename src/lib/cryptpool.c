@@ -19,6 +19,7 @@ enum { MAX_THREADS = 64 };
 
 struct pool {
 	uint64_t n;
+	size_t chunk_size;
 	ckpt_crypt_job job;
 	void (*after)(void *arg, uint64_t i);
 	void *arg;
@@ -47,7 +48,7 @@ static void *worker(void *arg)
 {
 	struct pool *p = arg;
 	struct ckpt_crypt_scratch s = {EVP_CIPHER_CTX_new(),
-				       malloc(CKPT_CRYPT_CHUNK)};
+				       malloc(p->chunk_size)};
 	struct ckpt_error err;
 
 	for (;;) {
@@ -74,19 +75,19 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 	}
 	if (s.chunk)
-		OPENSSL_cleanse(s.chunk, CKPT_CRYPT_CHUNK);
+		OPENSSL_cleanse(s.chunk, p->chunk_size);
 	free(s.chunk);
 	EVP_CIPHER_CTX_free(s.ctx);
 	return NULL;
 }
 
 ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
-			     ckpt_crypt_job job,
+			     size_t chunk_size, ckpt_crypt_job job,
 			     void (*after)(void *arg, uint64_t i), void *arg,
 			     struct ckpt_error *err)
 {
 	struct pool p = {.n = n, .job = job, .after = after, .arg = arg,
-			 .bad = n};
+			 .bad = n, .chunk_size = chunk_size ? chunk_size : 1};
 	pthread_t tids[MAX_THREADS];
 	unsigned started = 0;
 

@@ -151,7 +151,7 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 	while (off < size && !he) {
 		struct batch bt = {.fd = fd, .mfd = mfd, .label = label,
 				   .key = key, .blocks = blocks};
-		uint64_t bytes = 0, n = 0;
+		uint64_t bytes = 0, n = 0, biggest = 0;
 		unsigned threads;
 
 		/* headers up to the batch size or the first bad one */
@@ -167,6 +167,8 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 			b->plain_off = total;
 			total += b->plain_len;
 			bytes += b->cipher_len;
+			if (b->cipher_len > biggest)
+				biggest = b->cipher_len;
 			off = b->cipher_off + b->cipher_len;
 			st->enc_legacy |= b->legacy;
 			n++;
@@ -174,8 +176,11 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 		threads = bytes / MIN_PER_THREAD < nthreads
 				  ? (unsigned)(bytes / MIN_PER_THREAD)
 				  : nthreads;
-		e = ckpt_crypt_parallel(n, threads, decrypt_one, NULL, &bt,
-					err);
+		e = ckpt_crypt_parallel(n, threads,
+					biggest < CKPT_CRYPT_CHUNK
+						? (size_t)biggest
+						: CKPT_CRYPT_CHUNK,
+					decrypt_one, NULL, &bt, err);
 		if (e)
 			goto out;
 		st->enc_blocks += n;

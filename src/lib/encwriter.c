@@ -316,8 +316,11 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 				  ckpt_enc_block_len(w->key,
 						     block_plain(w, n - 1))
 			: 0);
-	return ckpt_crypt_parallel(n, ckpt_crypto_threads(), do_block,
-				   block_done, w, err);
+	return ckpt_crypt_parallel(n, ckpt_crypto_threads(),
+				   w->total < CKPT_CRYPT_CHUNK
+					   ? (size_t)w->total
+					   : CKPT_CRYPT_CHUNK,
+				   do_block, block_done, w, err);
 }
 
 void ckpt_encw_free(struct ckpt_encw *w)
