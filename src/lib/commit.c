@@ -223,36 +223,25 @@ static ckpt_err fill_entry(const void *ctx, uint64_t off, size_t len,
 		int n = ckpt_entry_pieces(e, e->src,
 					  e->orig ? &e->orig->tensor : NULL,
 					  off, len, &pc, &mem);
-		ckpt_err r = CKPT_OK;
+		ssize_t got = n > 0 ? ckpt_pieces_copy(pc, (uint32_t)n, buf)
+				    : -1;
+		int saved = n < 0 ? -n : n == 0 ? EIO : errno;
 
-		if (n <= 0)
-			errno = n < 0 ? -n : EIO;
-		for (int k = 0; k < n && !r; k++) {
-			ssize_t got = (ssize_t)pc[k].len;
-			if (pc[k].fd < 0)
-				memcpy(buf, pc[k].mem, pc[k].len);
-			else
-				got = ckpt_pread_full(pc[k].fd, buf,
-						      pc[k].len, pc[k].pos);
-			if (got >= 0 && got != (ssize_t)pc[k].len)
-				errno = EIO;
-			if (got != (ssize_t)pc[k].len)
-				r = CKPT_ERR_IO;
-			buf += pc[k].len;
-			off += pc[k].len;
-			len -= pc[k].len;
-		}
 		if (mem) /* converted bfloat16 (one piece): maybe plaintext of
 			  * an encrypted tree */
 			OPENSSL_cleanse(mem, pc[0].len);
 		free(pc);
 		free(mem);
-		if (n <= 0 || r)
+		errno = saved; /* for ckpt_fail's sys_errno */
+		if (got <= 0)
 			return ckpt_fail(err, CKPT_ERR_IO, off,
 					 "reading parameter '%s' for the new "
 					 "checkpoint failed: %s; the original "
 					 "is untouched and all edits are kept",
-					 e->fname, strerror(errno));
+					 e->fname, strerror(saved));
+		buf += got;
+		off += (uint64_t)got;
+		len -= (size_t)got;
 	}
 	return CKPT_OK;
 }

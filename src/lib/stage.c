@@ -160,6 +160,25 @@ fail:
 	return CKPT_ERR_IO;
 }
 
+ssize_t ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf)
+{
+	uint8_t *b = buf;
+
+	for (uint32_t i = 0; i < n; i++) {
+		ssize_t r = (ssize_t)p[i].len;
+		if (p[i].fd < 0)
+			memcpy(b, p[i].mem, p[i].len);
+		else
+			r = ckpt_pread_full(p[i].fd, b, p[i].len, p[i].pos);
+		if (r >= 0 && r != (ssize_t)p[i].len)
+			errno = EIO;
+		if (r != (ssize_t)p[i].len)
+			return -1;
+		b += p[i].len;
+	}
+	return b - (uint8_t *)buf;
+}
+
 int ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		      const struct ckpt_tensor *mt, uint64_t off, size_t size,
 		      struct ckpt_piece **pieces, void **mem)

@@ -703,16 +703,11 @@ struct copy_ctx {
 static int copy_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
 {
 	struct copy_ctx *c = ctx;
+	ssize_t k = ckpt_pieces_copy(p, n, c->buf + c->done);
 
-	for (uint32_t i = 0; i < n; i++) {
-		if (p[i].fd < 0) {
-			memcpy(c->buf + c->done, p[i].mem, p[i].len);
-		} else if (ckpt_pread_full(p[i].fd, c->buf + c->done, p[i].len,
-					   p[i].pos) != (ssize_t)p[i].len) {
-			return -EIO;
-		}
-		c->done += (ssize_t)p[i].len;
-	}
+	if (k < 0)
+		return -EIO;
+	c->done += k;
 	return 0;
 }
 

@@ -71,6 +71,10 @@ int ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		      const struct ckpt_tensor *mt, uint64_t off, size_t size,
 		      struct ckpt_piece **pieces, void **mem);
 
+/* stage.c: copies the bytes of n pieces into buf.  Returns their total,
+ * or -1 with errno set (EIO for a source shorter than its piece). */
+ssize_t ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf);
+
 /* commit.c helpers used by tree.c */
 uint64_t ckpt_now_ns(void);
 
