@@ -21,7 +21,12 @@
  *     unmounting.  If that last commit fails, the tree is saved as a
  *     recovery checkpoint beside the original instead of being lost.
  *   - Content only changes through this mount, so the kernel keeps its page
- *     cache across opens and shared mmap works, also for writing.
+ *     cache across opens and shared mmap works, also for writing.  The
+ *     exception is a write-only open that truncates (cp, dd, "> file",
+ *     numpy's tofile): it bypasses the page cache (direct_io), so a bulk
+ *     rewrite is not also copied into cached pages nobody reads; the
+ *     kernel (>= 6.6, FUSE 7.39) drops cached pages of the ranges such
+ *     writes touch, so other opens and mappings stay coherent.
  */
 #define FUSE_USE_VERSION 312
 
@@ -54,6 +59,7 @@ struct ckptfs {
 	bool foreground;
 	uint64_t mount_ns; /* mtime of the root directory */
 	unsigned max_read; /* -o max_read=N, 0 if not given */
+	bool direct_writes; /* the kernel invalidates pages on direct writes */
 	pthread_mutex_t lock; /* lookup counts and last_error */
 	uint64_t *nlookup;    /* by id / 4 */
 	size_t nlookup_cap;
@@ -200,6 +206,22 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* 7.39 (Linux 6.6): direct writes invalidate the cached range */
+	fs->direct_writes = conn->proto_major > 7 ||
+			    (conn->proto_major == 7 && conn->proto_minor >= 39);
+}
+
+/* Sets how the kernel caches an open file: write-only opens that start
+ * from an empty file skip the page cache (see the top of this file), all
+ * others keep it across opens. */
+static void set_caching(const struct ckptfs *fs, struct fuse_file_info *fi,
+			bool empty)
+{
+	if (fs->direct_writes && empty &&
+	    (fi->flags & O_ACCMODE) == O_WRONLY)
+		fi->direct_io = 1;
+	else
+		fi->keep_cache = 1;
 }
 
 /* Commits pending changes; at unmount a failed commit saves a recovery
@@ -399,7 +421,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_fail(req, &err);
 		return;
 	}
-	fi->keep_cache = 1;
+	set_caching(fs, fi, fi->flags & O_TRUNC);
 	fuse_reply_open(req, fi);
 }
 
@@ -424,7 +446,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_fail(req, &err);
 		return;
 	}
-	fi->keep_cache = 1;
+	set_caching(fs, fi, true);
 	if (make_entry(req, id, &e) && fuse_reply_create(req, &e, fi) != 0)
 		count_lookup(fs, id, -1);
 }

@@ -17,6 +17,7 @@
  * held plaintext are wiped before they are freed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -280,6 +281,10 @@ static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
 	put_le32(h + p + 24, (uint32_t)clen);
 	if (ckpt_pwrite_full(w->fd, h, hdr, boff) < 0)
 		return write_fail(w, boff, err);
+	/* start the disk on this block now; the commit's fsync waits for it
+	 * (and reports its errors) */
+	(void)sync_file_range(w->fd, (off64_t)boff, (off64_t)(hdr + clen),
+			      SYNC_FILE_RANGE_WRITE);
 	return CKPT_OK;
 refused:
 	return ckpt_fail(err, CKPT_ERR_IO, boff, "encryption failed "

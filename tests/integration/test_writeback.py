@@ -655,6 +655,80 @@ class TestDataOps(WritebackBase):
         m.unmount()
         W.check_ckpt(self, self.src, want)
 
+    def test_truncating_write_coherent_with_readers_and_maps(self):
+        """A write-only truncating open bypasses the page cache (direct_io
+        on kernels >= 6.6); readers and shared maps opened before must still
+        see every byte it writes."""
+        import mmap
+        m = self.mount()
+        p = m.p("fc1.weight")
+        n = os.path.getsize(p)
+        r = os.open(p, os.O_RDONLY)
+        try:
+            self.assertEqual(os.pread(r, n, 0),
+                             W.find(self.base, "fc1.weight")["data"])
+            mm = mmap.mmap(r, n, mmap.MAP_SHARED, mmap.PROT_READ)
+            a = np.arange(n // 4, dtype="<f4").tobytes()
+            b = bytes(range(256)) * 32
+            w = os.open(p, os.O_WRONLY | os.O_TRUNC)
+            try:
+                self.assertEqual(os.write(w, a), n)
+                self.assertEqual(os.pread(r, n, 0), a, "reader after write")
+                self.assertEqual(mm[:], a, "shared map after write")
+                os.pwrite(w, b, 4096 + 3)
+                want = a[:4099] + b + a[4099 + len(b):]
+                self.assertEqual(os.pread(r, n, 0), want, "reader, rewrite")
+                self.assertEqual(mm[:], want, "shared map, rewrite")
+            finally:
+                os.close(w)
+            self.assertEqual(W.read_bytes(p), want, "a new open")
+            mm.close()
+        finally:
+            os.close(r)
+        self.assertCommitOK(m)
+        W.check_ckpt(self, self.src,
+                     W.replace(self.base, "fc1.weight", data=want))
+
+    def test_truncating_write_skips_page_cache(self):
+        rel = tuple(int(x) for x in
+                    os.uname().release.split("-")[0].split(".")[:2])
+        if rel < (6, 6):
+            self.skipTest("direct writes need Linux >= 6.6 (FUSE 7.39)")
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                 ctypes.c_char_p]
+        m = self.mount()
+        resident = {}
+        for name, flags in (("fc1.weight", os.O_WRONLY | os.O_TRUNC),
+                            ("fc2.weight", os.O_RDWR | os.O_TRUNC)):
+            p = m.p(name)
+            n = os.path.getsize(p)
+            fd = os.open(p, flags)
+            try:
+                os.write(fd, bytes([7]) * n)
+            finally:
+                os.close(fd)
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                addr = libc.mmap(None, n, 1, 1, fd, 0)  # PROT_READ, SHARED
+                self.assertNotEqual(addr, ctypes.c_void_p(-1).value)
+                pages = (n + 4095) // 4096
+                vec = ctypes.create_string_buffer(pages)
+                self.assertEqual(libc.mincore(addr, n, vec), 0)
+                resident[name] = sum(c & 1 for c in vec.raw)
+                libc.munmap(addr, n)
+            finally:
+                os.close(fd)
+        self.assertEqual(resident["fc1.weight"], 0,
+                         "a write-only truncating open filled the cache")
+        self.assertGreater(resident["fc2.weight"], 0,
+                           "read-write opens keep the page cache")
+
     def test_truncate_append_replace(self):
         m = self.mount()
         b = {p["name"]: p for p in self.base}
