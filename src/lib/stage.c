@@ -5,6 +5,12 @@
  * the checkpoint by default), so nothing is left behind after a crash and
  * a big tensor never has to fit in memory.  Untouched bytes are copied in
  * with copy_file_range, which may share blocks on filesystems that can.
+ *
+ * A staging file is never truncated to 0 bytes: ext4 (auto_da_alloc)
+ * marks a file truncated to 0 and writes all its dirty data to the disk
+ * when it is closed, i.e. at the end of the next commit, when the staged
+ * bytes are no longer needed; for a bulk rewrite that doubled the disk
+ * writes of the commit.  Emptying a staged tensor takes a new file instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -148,7 +154,7 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 			free(mem);
 		}
 	}
-	if (ftruncate(fd, (off_t)e->size) < 0)
+	if (e->size && ftruncate(fd, (off_t)e->size) < 0)
 		goto fail;
 	e->stage_fd = fd;
 	return CKPT_OK;
@@ -158,6 +164,19 @@ fail:
 		  strerror(errno));
 	close(fd);
 	return CKPT_ERR_IO;
+}
+
+ckpt_err ckpt_stage_empty(struct ckpt_tree *t, struct entry *e,
+			  struct ckpt_error *err)
+{
+	int fd = staging_fd(t, err);
+
+	if (fd < 0)
+		return CKPT_ERR_IO;
+	if (e->stage_fd >= 0)
+		close(e->stage_fd); /* unlinked: its pages go, unwritten */
+	e->stage_fd = fd;
+	return CKPT_OK;
 }
 
 ssize_t ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf)

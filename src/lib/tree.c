@@ -816,10 +816,10 @@ ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 	if (r || size == e->size)
 		goto out;
 	fresh = e->stage_fd < 0;
-	r = ckpt_stage(t, e, size > 0, err);
+	r = size ? ckpt_stage(t, e, true, err) : ckpt_stage_empty(t, e, err);
 	if (r)
 		goto out;
-	if (ftruncate(e->stage_fd, (off_t)size) < 0) {
+	if (size && ftruncate(e->stage_fd, (off_t)size) < 0) {
 		r = ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s",
 			      e->fname, strerror(errno));
 		unstage_fresh(e, fresh);

@@ -729,6 +729,42 @@ class TestDataOps(WritebackBase):
         self.assertGreater(resident["fc2.weight"], 0,
                            "read-write opens keep the page cache")
 
+    def test_bulk_rewrite_writes_the_disk_once(self):
+        """Staged bytes are dropped after a commit, not written to the disk
+        (ext4 writes out a file truncated to 0 bytes when it is closed, so
+        staging files must never be): rewriting every tensor and committing
+        writes about one checkpoint's worth to the disk, not two."""
+        st = os.stat(self.dir)
+        stat = "/sys/dev/block/%d:%d/stat" % (os.major(st.st_dev),
+                                              os.minor(st.st_dev))
+        if not os.path.exists(stat):
+            self.skipTest("%s is not on a block device" % self.dir)
+
+        def written():
+            with open(stat) as f:
+                return int(f.read().split()[6]) * 512
+
+        rng = np.random.default_rng(5)
+        n = 4 << 20
+        params = [W.param("p%02d" % i, "Float32", (n // 4,), rng.bytes(n))
+                  for i in range(16)]
+        src = os.path.join(self.dir, "big.ckpt")
+        ckref.write(src, params)
+        m = self.mount(source=src)
+        new = [W.param(p["name"], "Float32", (n // 4,), rng.bytes(n))
+               for p in params]
+        os.sync()
+        before = written()
+        for p in new:
+            W.write_file(m.p(p["name"]), p["data"])
+        self.assertCommitOK(m)
+        disk = written() - before
+        size = os.path.getsize(src)
+        self.assertLess(disk, 1.5 * size, "rewriting and committing a "
+                        "%d-byte checkpoint wrote %d bytes to the disk"
+                        % (size, disk))
+        W.check_ckpt(self, src, new)
+
     def test_truncate_append_replace(self):
         m = self.mount()
         b = {p["name"]: p for p in self.base}
