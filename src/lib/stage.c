@@ -166,17 +166,34 @@ fail:
 	return CKPT_ERR_IO;
 }
 
-ckpt_err ckpt_stage_empty(struct ckpt_tree *t, struct entry *e,
-			  struct ckpt_error *err)
+ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
+			   uint64_t size, struct ckpt_error *err)
 {
-	int fd = staging_fd(t, err);
+	bool fresh = e->stage_fd < 0;
+	int fd;
+	ckpt_err r;
 
-	if (fd < 0)
-		return CKPT_ERR_IO;
-	if (e->stage_fd >= 0)
-		close(e->stage_fd); /* unlinked: its pages go, unwritten */
-	e->stage_fd = fd;
-	return CKPT_OK;
+	if (!size) {
+		fd = staging_fd(t, err);
+		if (fd < 0)
+			return CKPT_ERR_IO;
+		if (!fresh)
+			close(e->stage_fd); /* unlinked: its pages go, unwritten */
+		e->stage_fd = fd;
+		return CKPT_OK;
+	}
+	r = ckpt_stage(t, e, true, err);
+	if (r)
+		return r;
+	if (ftruncate(e->stage_fd, (off_t)size) == 0)
+		return CKPT_OK;
+	ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s", e->fname,
+		  strerror(errno));
+	if (fresh) {
+		close(e->stage_fd);
+		e->stage_fd = -1;
+	}
+	return CKPT_ERR_IO;
 }
 
 ssize_t ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf)

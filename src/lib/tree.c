@@ -811,20 +811,12 @@ ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 {
 	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
-	bool fresh;
 
 	if (r || size == e->size)
 		goto out;
-	fresh = e->stage_fd < 0;
-	r = size ? ckpt_stage(t, e, true, err) : ckpt_stage_empty(t, e, err);
+	r = ckpt_stage_resize(t, e, size, err);
 	if (r)
 		goto out;
-	if (size && ftruncate(e->stage_fd, (off_t)size) < 0) {
-		r = ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s",
-			      e->fname, strerror(errno));
-		unstage_fresh(e, fresh);
-		goto out;
-	}
 	e->size = size;
 	e->data_changed = true;
 	touch(t, e);

@@ -64,10 +64,12 @@ struct ckpt_tree {
 ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 		    struct ckpt_error *err);
 
-/* stage.c: gives e a new, empty staging file (closing the old one): how a
- * staged tensor is truncated to 0 bytes (see the top of stage.c). */
-ckpt_err ckpt_stage_empty(struct ckpt_tree *t, struct entry *e,
-			  struct ckpt_error *err);
+/* stage.c: stages e (copying its bytes) and sizes its staging file to
+ * size: truncated or zero-extended; 0 takes a new, empty file (see the top
+ * of stage.c).  e->size is the caller's to set.  On failure e is as
+ * before. */
+ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
+			   uint64_t size, struct ckpt_error *err);
 
 /* stage.c: the pieces holding [off, off+size) of a file entry e, or of
  * the map tensor mt of src when e is NULL.  *mem receives a buffer the
