@@ -105,6 +105,38 @@ def read_bytes(path):
         return f.read()
 
 
+def resident_pages(path, size=None):
+    """How many of the first size bytes' pages (default: the whole file) of
+    the file at path are in the page cache (mincore of a read-only shared
+    mapping).  Give size for a file in a mount: the stat could make the
+    kernel drop the pages of a FUSE file whose mtime has changed."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                             ctypes.c_char_p]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        n = os.fstat(fd).st_size if size is None else size
+        if n == 0:
+            return 0
+        addr = libc.mmap(None, n, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        if addr == ctypes.c_void_p(-1).value:
+            raise OSError(ctypes.get_errno(), "mmap of %s" % path)
+        try:
+            vec = ctypes.create_string_buffer((n + 4095) // 4096)
+            if libc.mincore(addr, n, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore of %s" % path)
+            return sum(c & 1 for c in vec.raw)
+        finally:
+            libc.munmap(addr, n)
+    finally:
+        os.close(fd)
+
+
 def file_state(path):
     """(inode, mtime_ns, size, sha256) of path."""
     st = os.stat(path)
