@@ -12,13 +12,13 @@
  * bytes, dtype, shape and name are unchanged are copied record for record,
  * so their original encoding is kept.
  *
- * A plain output is written with O_DIRECT from one reused 16 MiB buffer
- * (the last chunk through the page cache): a commit writes a whole
- * checkpoint once and does not read it back, and on the VMs we measured
- * on, filling fresh page-cache pages ran at 60-200 MiB/s while the disk
- * took 400-500 MiB/s direct (docs/performance.md, section 6).  The new
- * file is then not in the page cache; the old one's pages go with it.
- * Encrypted output keeps the page cache: its blocks are read back.
+ * A plain output is written with O_DIRECT in 16 MiB chunks by a writer
+ * thread (dio.c), the sources read straight into its buffers: a commit
+ * writes a whole checkpoint once and does not read it back, and on the VMs
+ * we measured on, filling fresh page-cache pages ran at 60-200 MiB/s while
+ * the disk took 400-500 MiB/s direct (docs/performance.md, section 6).
+ * The new file is then not in the page cache; the old one's pages go with
+ * it.  Encrypted output keeps the page cache: its blocks are read back.
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -50,16 +50,9 @@ struct out {
 	void *progress_ctx;
 	uint64_t total, reported;
 	uint64_t flushed; /* writeback started for bytes [0, flushed) */
-	uint8_t *dbuf; /* O_DIRECT output (see out_direct): bytes [off - dlen,
-			* off) wait here; NULL when writing through the
-			* page cache */
-	size_t dlen;
+	struct ckpt_dio *dio; /* O_DIRECT output (dio.c); NULL: through the
+			       * page cache */
 };
-
-/* One O_DIRECT write: a multiple of every logical block size up to 4 KiB,
- * and large enough that the disk, not the system call, sets the pace. */
-#define DIRECT_CHUNK (16u << 20)
-#define DIRECT_ALIGN 4096u
 
 /* Starts writeback of each 32 MiB written (SYNC_FILE_RANGE_WRITE does not
  * wait for it), so the disk writes while the commit copies and the final
@@ -69,7 +62,7 @@ static void out_writeback(struct out *o)
 {
 	const uint64_t step = 32u << 20;
 
-	if (o->dbuf || o->off - o->flushed < step)
+	if (o->dio || o->off - o->flushed < step)
 		return;
 	(void)sync_file_range(o->fd, (off64_t)o->flushed,
 			      (off64_t)(o->off - o->flushed),
@@ -86,60 +79,18 @@ static void out_progress(struct out *o)
 	}
 }
 
-static ckpt_err out_fail(struct out *o, const char *what)
+static ckpt_err out_fail_at(struct out *o, const char *what, uint64_t at)
 {
-	return ckpt_fail(o->err, CKPT_ERR_IO, o->off,
+	return ckpt_fail(o->err, CKPT_ERR_IO, at,
 			 "writing the new checkpoint %s failed (%s at offset "
 			 "%llu): %s; the original is untouched and all "
 			 "edits are kept", o->path, what,
-			 (unsigned long long)o->off, strerror(errno));
+			 (unsigned long long)at, strerror(errno));
 }
 
-/* Turns O_DIRECT off for the rest of the file: for the last, unaligned
- * chunk, or when the filesystem refuses a direct write. */
-static ckpt_err out_buffered(struct out *o)
+static ckpt_err out_fail(struct out *o, const char *what)
 {
-	int fl = fcntl(o->fd, F_GETFL);
-
-	if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return out_fail(o, "fcntl");
-	return CKPT_OK;
-}
-
-/* Writes the waiting bytes of an O_DIRECT output.  A filesystem or device
- * that refuses the direct write (EINVAL: larger blocks than DIRECT_ALIGN,
- * or no direct I/O after all) gets this and every later chunk through
- * the page cache. */
-static ckpt_err out_flush(struct out *o)
-{
-	uint64_t at = o->off - o->dlen;
-	ckpt_err r;
-
-	if (!o->dlen)
-		return CKPT_OK;
-	if (ckpt_pwrite_full(o->fd, o->dbuf, o->dlen, at) < 0) {
-		if (errno != EINVAL)
-			return out_fail(o, "write");
-		r = out_buffered(o);
-		if (r)
-			return r;
-		if (ckpt_pwrite_full(o->fd, o->dbuf, o->dlen, at) < 0)
-			return out_fail(o, "write");
-	}
-	o->dlen = 0;
-	return CKPT_OK;
-}
-
-/* Finishes an O_DIRECT output: the last chunk, shorter than DIRECT_CHUNK
- * and of any length, goes through the page cache. */
-static ckpt_err out_finish(struct out *o)
-{
-	ckpt_err r;
-
-	if (!o->dbuf || !o->dlen)
-		return CKPT_OK;
-	r = out_buffered(o);
-	return r ? r : out_flush(o);
+	return out_fail_at(o, what, o->off);
 }
 
 /* Counts n bytes about to be appended at p: CRC and progress. */
@@ -155,7 +106,7 @@ static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 
-	if (!o->dbuf) {
+	if (!o->dio) {
 		if (ckpt_pwrite_full(o->fd, buf, n, o->off) < 0)
 			return out_fail(o, "write");
 		o->off += n;
@@ -163,17 +114,16 @@ static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 		return CKPT_OK;
 	}
 	while (n) {
-		size_t k = DIRECT_CHUNK - o->dlen < n ? DIRECT_CHUNK - o->dlen
-						      : n;
-		ckpt_err r;
-		memcpy(o->dbuf + o->dlen, p, k);
-		o->dlen += k;
+		size_t room, k;
+		uint64_t at;
+		uint8_t *dst = ckpt_dio_room(o->dio, &room);
+		k = room < n ? room : n;
+		memcpy(dst, p, k);
 		o->off += k;
 		p += k;
 		n -= k;
-		r = o->dlen == DIRECT_CHUNK ? out_flush(o) : CKPT_OK;
-		if (r)
-			return r;
+		if (ckpt_dio_fill(o->dio, k, &at) < 0)
+			return out_fail_at(o, "write", at);
 	}
 	return CKPT_OK;
 }
@@ -192,24 +142,23 @@ static ckpt_err out_copy_direct(struct out *o, int fd, uint64_t pos,
 				uint64_t len)
 {
 	while (len) {
-		size_t n = DIRECT_CHUNK - o->dlen < len ? DIRECT_CHUNK - o->dlen
-							: (size_t)len;
-		uint8_t *p = o->dbuf + o->dlen;
-		ssize_t got = ckpt_pread_full(fd, p, n, pos);
-		ckpt_err r;
+		size_t room, n;
+		uint64_t at;
+		uint8_t *p = ckpt_dio_room(o->dio, &room);
+		ssize_t got;
+		n = room < len ? room : (size_t)len;
+		got = ckpt_pread_full(fd, p, n, pos);
 		if (got != (ssize_t)n) {
 			if (got >= 0)
 				errno = EIO;
 			return out_fail(o, "read of the source");
 		}
 		out_account(o, p, n);
-		o->dlen += n;
 		o->off += n;
 		pos += n;
 		len -= n;
-		r = o->dlen == DIRECT_CHUNK ? out_flush(o) : CKPT_OK;
-		if (r)
-			return r;
+		if (ckpt_dio_fill(o->dio, n, &at) < 0)
+			return out_fail_at(o, "write", at);
 	}
 	return CKPT_OK;
 }
@@ -250,7 +199,7 @@ static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 
 	if (o->encw)
 		return ckpt_encw_fd(o->encw, fd, pos, len, o->err);
-	if (o->dbuf)
+	if (o->dio)
 		return out_copy_direct(o, fd, pos, len);
 	while (len && !o->crc_on) {
 		ssize_t n = kernel_copy(o, fd, pos, len);
@@ -503,20 +452,6 @@ static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
 	return -1;
 }
 
-/* Switches a plain output to O_DIRECT (see the top of the file); stays
- * with the page cache where the filesystem has no direct I/O or memory for
- * the buffer is short. */
-static void out_direct(struct out *o)
-{
-	int fl = fcntl(o->fd, F_GETFL);
-
-	if (fl < 0 || fcntl(o->fd, F_SETFL, fl | O_DIRECT) < 0)
-		return;
-	o->dbuf = aligned_alloc(DIRECT_ALIGN, DIRECT_CHUNK);
-	if (!o->dbuf)
-		(void)fcntl(o->fd, F_SETFL, fl);
-}
-
 /* Reads the block headers of an encrypted output back: a cheap check that
  * every block is where the next reader will look for it. */
 static ckpt_err check_blocks(int fd, const char *path,
@@ -587,7 +522,7 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		if (r)
 			goto out;
 	} else {
-		out_direct(&o);
+		o.dio = ckpt_dio_start(o.fd); /* see the top of the file */
 	}
 	for (size_t i = 0; i < t->norder; i++) {
 		r = out_entry(&o, t->order[i], recovery);
@@ -615,9 +550,13 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		if (r)
 			goto out;
 	}
-	r = out_finish(&o);
-	if (r)
-		goto out;
+	if (o.dio) {
+		uint64_t at;
+		if (ckpt_dio_finish(o.dio, &at) < 0) {
+			r = out_fail_at(&o, "write", at);
+			goto out;
+		}
+	}
 	if (o.progress)
 		o.progress(o.progress_ctx, o.plain,
 			   o.total > o.plain ? o.total : o.plain);
@@ -656,6 +595,7 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 	}
 	r = CKPT_OK;
 out:
+	ckpt_dio_free(o.dio); /* its thread may still write to o.fd */
 	if (*tmpname)
 		unlinkat(dirfd, tmpname, 0);
 	if (o.fd >= 0)
@@ -663,7 +603,6 @@ out:
 	if (dirfd >= 0)
 		close(dirfd);
 	ckpt_encw_free(o.encw);
-	free(o.dbuf);
 	free(dcopy);
 	free(bcopy);
 	return r;

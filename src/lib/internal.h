@@ -45,6 +45,32 @@ ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* pwrite of all n bytes, retrying on EINTR and short writes; 0 or -1. */
 int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 
+/* A file written front to back with O_DIRECT by a thread of its own
+ * (dio.c): the caller fills one chunk while the previous one is written. */
+struct ckpt_dio;
+
+/* Switches fd to O_DIRECT and starts the writer, which will write the file
+ * from offset 0.  NULL when the file system has no direct I/O, or memory
+ * or a thread is short: then write through the page cache instead. */
+struct ckpt_dio *ckpt_dio_start(int fd);
+
+/* Where the next bytes go: *room (> 0) bytes free at the returned pointer,
+ * valid until the next ckpt_dio_fill. */
+uint8_t *ckpt_dio_room(struct ckpt_dio *d, size_t *room);
+
+/* Appends the n (<= room) bytes just put at ckpt_dio_room's pointer; a full
+ * chunk goes to the writer.  0, or -1 with errno and *at (the offset of
+ * the chunk) of the first failed write. */
+int ckpt_dio_fill(struct ckpt_dio *d, size_t n, uint64_t *at);
+
+/* Waits for the writer and writes the rest through the page cache.  0, or
+ * -1 with errno and *at as ckpt_dio_fill.  The data is not yet durable. */
+int ckpt_dio_finish(struct ckpt_dio *d, uint64_t *at);
+
+/* Stops the writer, waiting for a write in progress, and frees d (NULL is
+ * allowed).  Call before closing the fd. */
+void ckpt_dio_free(struct ckpt_dio *d);
+
 struct ckpt_file {
 	int fd;
 	char *path;

@@ -41,6 +41,11 @@
  * made for half of the requested length (write, pwrite, copy_file_range
  * only; others then pass).  A missing or empty file injects nothing.
  *
+ * O_DIRECT: a pwrite on a descriptor opened (or fcntl'ed) O_DIRECT whose
+ * buffer, offset or length is not a multiple of 4096 fails with EINVAL, as
+ * on ext4, also where the file system would accept it (tmpfs, on which
+ * the tests run, checks nothing).
+ *
  * Statistics: when CKPT_FAULT_STATS names a file, every counted call
  * rewrites it (write to PATH.tmp, rename: readers never see half a file):
  *
@@ -66,6 +71,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +481,15 @@ static size_t half(size_t n)
 	return n > 1 ? n / 2 : n;
 }
 
+/* Whether a pwrite would break the O_DIRECT alignment rules of ext4. */
+static int misaligned_direct(int fd, const void *buf, size_t n, off64_t off)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_DIRECT) &&
+	       (((uintptr_t)buf | (uint64_t)n | (uint64_t)off) & 4095u);
+}
+
 /* ---- wrappers ---------------------------------------------------------- */
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -492,8 +507,8 @@ EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	int e = decide(K_PWRITE, fd, NULL);
 
-	if (e > 0) {
-		errno = e;
+	if (e > 0 || misaligned_direct(fd, buf, n, off)) {
+		errno = e > 0 ? e : EINVAL;
 		return -1;
 	}
 	return r_pwrite(fd, buf, e == ERR_SHORT ? half(n) : n, off);
@@ -503,8 +518,8 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
 	int e = decide(K_PWRITE, fd, NULL);
 
-	if (e > 0) {
-		errno = e;
+	if (e > 0 || misaligned_direct(fd, buf, n, off)) {
+		errno = e > 0 ? e : EINVAL;
 		return -1;
 	}
 	return r_pwrite64(fd, buf, e == ERR_SHORT ? half(n) : n, off);
