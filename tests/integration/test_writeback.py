@@ -711,16 +711,22 @@ class TestDataOps(WritebackBase):
         self.assertGreater(resident["fc2.weight"], 0,
                            "read-write opens keep the page cache")
 
-    def test_commit_leaves_the_page_cache_alone(self):
-        """A plain commit writes the new checkpoint with O_DIRECT, all but
-        its last 16 MiB (src/lib/commit.c): committing a 64 MiB checkpoint
-        leaves at most a quarter of it in the page cache."""
-        rng = np.random.default_rng(23)
+    def big_ckpt(self, rng):
+        """16 Float32 parameters of 4 MiB of random bytes from rng, written
+        as big.ckpt in the test's directory: (params, path)."""
         n = 4 << 20
         params = [W.param("p%02d" % i, "Float32", (n // 4,), rng.bytes(n))
                   for i in range(16)]
         src = os.path.join(self.dir, "big.ckpt")
         ckref.write(src, params)
+        return params, src
+
+    def test_commit_leaves_the_page_cache_alone(self):
+        """A plain commit writes the new checkpoint with O_DIRECT, all but
+        its last 16 MiB (src/lib/dio.c): committing a 64 MiB checkpoint
+        leaves at most a quarter of it in the page cache."""
+        rng = np.random.default_rng(23)
+        params, src = self.big_ckpt(rng)
         fstype = subprocess.run(["findmnt", "-n", "-o", "FSTYPE",
                                  "--target", self.dir],
                                 stdout=subprocess.PIPE, text=True).stdout
@@ -762,11 +768,8 @@ class TestDataOps(WritebackBase):
                 return int(f.read().split()[6]) * 512
 
         rng = np.random.default_rng(5)
+        params, src = self.big_ckpt(rng)
         n = 4 << 20
-        params = [W.param("p%02d" % i, "Float32", (n // 4,), rng.bytes(n))
-                  for i in range(16)]
-        src = os.path.join(self.dir, "big.ckpt")
-        ckref.write(src, params)
         m = self.mount(source=src)
         new = [W.param(p["name"], "Float32", (n // 4,), rng.bytes(n))
                for p in params]
