@@ -13,7 +13,7 @@ src=$1 reps=$2; shift 2
 out=$src.out
 trap 'rm -f "$out"' EXIT
 t() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2
-      echo "$(date +%s.%N) - $s" | bc; }
+      awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f\n", b - a }'; }
 for state in warm cold; do
   for rep in $(seq "$reps"); do
     for b in "$@" dd_direct dd_buffered; do

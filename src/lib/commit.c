@@ -102,6 +102,31 @@ static void out_account(struct out *o, const void *p, size_t n)
 	out_progress(o);
 }
 
+/* n bytes were put where ckpt_dio_room pointed: they are part of the
+ * output now. */
+static ckpt_err out_dio_fill(struct out *o, size_t n)
+{
+	uint64_t at;
+
+	o->off += n;
+	if (ckpt_dio_fill(o->dio, n, &at) < 0)
+		return out_fail_at(o, "write", at);
+	return CKPT_OK;
+}
+
+/* Reads n bytes of fd at pos into p; a short read is an error (EIO). */
+static ckpt_err out_read(struct out *o, int fd, void *p, size_t n,
+			 uint64_t pos)
+{
+	ssize_t got = ckpt_pread_full(fd, p, n, pos);
+
+	if (got == (ssize_t)n)
+		return CKPT_OK;
+	if (got >= 0)
+		errno = EIO;
+	return out_fail(o, "read of the source");
+}
+
 static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
@@ -115,15 +140,15 @@ static ckpt_err out_raw(struct out *o, const void *buf, size_t n)
 	}
 	while (n) {
 		size_t room, k;
-		uint64_t at;
 		uint8_t *dst = ckpt_dio_room(o->dio, &room);
+		ckpt_err r;
 		k = room < n ? room : n;
 		memcpy(dst, p, k);
-		o->off += k;
+		r = out_dio_fill(o, k);
+		if (r)
+			return r;
 		p += k;
 		n -= k;
-		if (ckpt_dio_fill(o->dio, k, &at) < 0)
-			return out_fail_at(o, "write", at);
 	}
 	return CKPT_OK;
 }
@@ -143,22 +168,18 @@ static ckpt_err out_copy_direct(struct out *o, int fd, uint64_t pos,
 {
 	while (len) {
 		size_t room, n;
-		uint64_t at;
 		uint8_t *p = ckpt_dio_room(o->dio, &room);
-		ssize_t got;
+		ckpt_err r;
 		n = room < len ? room : (size_t)len;
-		got = ckpt_pread_full(fd, p, n, pos);
-		if (got != (ssize_t)n) {
-			if (got >= 0)
-				errno = EIO;
-			return out_fail(o, "read of the source");
-		}
+		r = out_read(o, fd, p, n, pos);
+		if (r)
+			return r;
 		out_account(o, p, n);
-		o->off += n;
+		r = out_dio_fill(o, n);
+		if (r)
+			return r;
 		pos += n;
 		len -= n;
-		if (ckpt_dio_fill(o->dio, n, &at) < 0)
-			return out_fail_at(o, "write", at);
 	}
 	return CKPT_OK;
 }
@@ -216,14 +237,9 @@ static ckpt_err out_copy(struct out *o, int fd, uint64_t pos, uint64_t len)
 	}
 	while (len) {
 		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		ssize_t r = ckpt_pread_full(fd, buf, n, pos);
-		ckpt_err e;
-		if (r != (ssize_t)n) {
-			if (r >= 0)
-				errno = EIO;
-			return out_fail(o, "read of the source");
-		}
-		e = out_bytes(o, buf, n);
+		ckpt_err e = out_read(o, fd, buf, n, pos);
+		if (!e)
+			e = out_bytes(o, buf, n);
 		if (e)
 			return e;
 		pos += n;
