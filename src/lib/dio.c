@@ -82,14 +82,14 @@ static void *writer(void *arg)
 			pthread_cond_wait(&d->cv, &d->mu);
 		if (!d->pending)
 			break;
-		/* buf[!cur] and off - CHUNK are stable while pending */
+		/* buf[!cur] and off - CHUNK are stable while pending; no chunk
+		 * is handed over after an error (ckpt_dio_fill) */
 		const uint8_t *p = d->buf[!d->cur];
 		uint64_t at = d->off - CHUNK;
-		bool failed = d->err != 0;
 		pthread_mutex_unlock(&d->mu);
-		int e = failed ? 0 : write_chunk(d, p, CHUNK, at);
+		int e = write_chunk(d, p, CHUNK, at);
 		pthread_mutex_lock(&d->mu);
-		if (e && !d->err) {
+		if (e) {
 			d->err = e;
 			d->err_at = at;
 		}
