@@ -2,7 +2,7 @@
  * ckpt.c - the FUSE-free command-line tool on libckpt.
  *
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes)
- *   ckpt cat FILE NAME       raw bytes of one parameter to stdout
+ *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
  *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
@@ -36,7 +36,9 @@ static const char usage[] =
 	"                     mount ('/' shown as %2F, '%' as %25; map values\n"
 	"                     as NAME/keys, NAME/values, NAME/status);\n"
 	"                     -l adds dtype, shape and byte count\n"
-	"  cat FILE NAME      write the raw bytes of parameter NAME to stdout\n"
+	"  cat FILE NAME...   write the raw bytes of each parameter NAME to\n"
+	"                     stdout, one after another; if any NAME is\n"
+	"                     missing, nothing is written\n"
 	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
 	"                     exit 0 only if valid\n"
@@ -182,47 +184,65 @@ static const struct ckpt_tensor *find_tensor(const struct ckpt_file *f,
 	return NULL;
 }
 
-static int cmd_cat(struct cli *cl, int argc, char **argv)
+/* Writes the bytes of t to stdout; 0, or 1 after a message. */
+static int cat_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+		      char *buf, size_t cap)
 {
-	enum { CHUNK = 1 << 20 };
-	const struct ckpt_tensor *t;
 	struct ckpt_error err;
-	struct ckpt_file *f;
 	uint64_t off = 0;
-	char *buf = NULL;
-	int ret = 1;
 
-	if (argc != 2)
-		return -1;
-	if (open_or_report(cl, argv[0], &f))
-		return 1;
-	t = find_tensor(f, argv[1]);
-	if (!t) {
-		fprintf(stderr, "ckpt: %s: no parameter named '%s' (see "
-			"'ckpt ls %s')\n", argv[0], argv[1], argv[0]);
-		goto out;
-	}
-	buf = malloc(CHUNK);
-	if (!buf) {
-		fprintf(stderr, "ckpt: out of memory\n");
-		goto out;
-	}
 	while (off < t->size) {
-		ssize_t n = ckpt_tensor_read(f, t, buf, CHUNK, off, &err);
+		ssize_t n = ckpt_tensor_read(f, t, buf, cap, off, &err);
 		if (n < 0) {
 			fprintf(stderr, "ckpt: %s\n", err.msg);
-			goto out;
+			return 1;
 		}
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
 			fprintf(stderr, "ckpt: writing to stdout: %s\n",
 				strerror(errno));
-			goto out;
+			return 1;
 		}
 		off += (uint64_t)n;
 	}
+	return 0;
+}
+
+/* cat FILE NAME...: every name is looked up before any byte is written, so
+ * a typo yields no output rather than a shifted concatenation. */
+static int cmd_cat(struct cli *cl, int argc, char **argv)
+{
+	enum { CHUNK = 1 << 20 };
+	const struct ckpt_tensor **ts = NULL;
+	struct ckpt_file *f;
+	char *buf = NULL;
+	int ret = 1;
+
+	if (argc < 2)
+		return -1;
+	if (open_or_report(cl, argv[0], &f))
+		return 1;
+	ts = calloc((size_t)argc, sizeof(*ts));
+	buf = malloc(CHUNK);
+	if (!ts || !buf) {
+		fprintf(stderr, "ckpt: out of memory\n");
+		goto out;
+	}
+	for (int i = 1; i < argc; i++) {
+		ts[i] = find_tensor(f, argv[i]);
+		if (!ts[i]) {
+			fprintf(stderr, "ckpt: %s: no parameter named '%s' "
+				"(see 'ckpt ls %s')\n", argv[0], argv[i],
+				argv[0]);
+			goto out;
+		}
+	}
+	for (int i = 1; i < argc; i++)
+		if (cat_tensor(f, ts[i], buf, CHUNK))
+			goto out;
 	ret = fflush(stdout) ? 1 : 0;
 out:
 	free(buf);
+	free(ts);
 	ckpt_close(f);
 	return ret;
 }

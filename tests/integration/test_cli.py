@@ -3,7 +3,8 @@
 
   ckpt ls FILE        one escaped name per line
   ckpt ls -l FILE     dtype, shape, bytes, name per line
-  ckpt cat FILE NAME  raw bytes (NAME as shown by ls; maps: NAME/keys ...)
+  ckpt cat FILE NAME...  raw bytes (NAME as shown by ls; maps: NAME/keys
+                         ...); several names: the concatenation
   ckpt info FILE      exit 0 and mentions the parameter count
   ckpt verify FILE    exit 0 for valid files
 
@@ -110,10 +111,26 @@ class CliChecks(unittest.TestCase):
                           "differs)" % (base, shown, len(res.out),
                                         len(t.data)))
 
-        # cat of a missing name fails
-        res = common.ckpt("cat", path, "no such parameter")
-        common.assert_not_signal(self, res, "ckpt cat missing")
-        self.assertNotEqual(res.rc, 0, "ckpt cat of a missing name must fail")
+        # cat of every name at once: the concatenation, in argument order
+        items = common.tensors_of(params)[::-1]
+        if items:
+            res = common.ckpt("cat", path, *[s for s, _ in items])
+            self.ok(res, "ckpt cat %s (all %d names)" % (base, len(items)))
+            self.assertTrue(res.out == b"".join(t.data for _, t in items),
+                            "%s: ckpt cat of all names: %d bytes, expected "
+                            "the concatenation" % (base, len(res.out)))
+
+        # cat of a missing name fails, and writes nothing even when the
+        # names before it exist
+        for names in (["no such parameter"],
+                      [s for s, _ in items[:1]] + ["no such parameter"]):
+            res = common.ckpt("cat", path, *names)
+            common.assert_not_signal(self, res, "ckpt cat missing")
+            self.assertEqual(res.rc, 1, "ckpt cat of a missing name must "
+                             "fail")
+            self.assertEqual(res.out, b"", "ckpt cat %r wrote output" %
+                             names)
+            self.assertIn("no such parameter", res.errtext)
 
         # info
         res = common.ckpt("info", path)
