@@ -213,30 +213,32 @@ static int cmd_cat(struct cli *cl, int argc, char **argv)
 {
 	enum { CHUNK = 1 << 20 };
 	const struct ckpt_tensor **ts = NULL;
+	char **names = argv + 1;
+	int n = argc - 1;
 	struct ckpt_file *f;
 	char *buf = NULL;
 	int ret = 1;
 
-	if (argc < 2)
+	if (n < 1)
 		return -1;
 	if (open_or_report(cl, argv[0], &f))
 		return 1;
-	ts = calloc((size_t)argc, sizeof(*ts));
+	ts = calloc((size_t)n, sizeof(*ts));
 	buf = malloc(CHUNK);
 	if (!ts || !buf) {
 		fprintf(stderr, "ckpt: out of memory\n");
 		goto out;
 	}
-	for (int i = 1; i < argc; i++) {
-		ts[i] = find_tensor(f, argv[i]);
+	for (int i = 0; i < n; i++) {
+		ts[i] = find_tensor(f, names[i]);
 		if (!ts[i]) {
 			fprintf(stderr, "ckpt: %s: no parameter named '%s' "
-				"(see 'ckpt ls %s')\n", argv[0], argv[i],
+				"(see 'ckpt ls %s')\n", argv[0], names[i],
 				argv[0]);
 			goto out;
 		}
 	}
-	for (int i = 1; i < argc; i++)
+	for (int i = 0; i < n; i++)
 		if (cat_tensor(f, ts[i], buf, CHUNK))
 			goto out;
 	ret = fflush(stdout) ? 1 : 0;
