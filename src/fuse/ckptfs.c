@@ -60,9 +60,7 @@ struct ckptfs {
 	uint64_t mount_ns; /* mtime of the root directory */
 	unsigned max_read; /* -o max_read=N, 0 if not given */
 	bool direct_writes; /* the kernel invalidates pages on direct writes */
-	pthread_mutex_t lock; /* lookup counts and last_error */
-	uint64_t *nlookup;    /* by id / 4 */
-	size_t nlookup_cap;
+	pthread_mutex_t lock; /* last_error */
 	char last_error[sizeof(((struct ckpt_error *)0)->msg)];
 };
 
@@ -102,31 +100,10 @@ static uint64_t dir_of(fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? 0 : ino;
 }
 
-static void count_lookup(struct ckptfs *fs, uint64_t id, int64_t delta)
+/* Gives back lookups the kernel did not get (a failed reply) or forgot. */
+static void forget_lookups(struct ckptfs *fs, uint64_t id, uint64_t n)
 {
-	size_t slot = id / 4;
-	bool release = false;
-
-	if (id % 4 || id == 0)
-		return; /* map tensors live as long as their map */
-	pthread_mutex_lock(&fs->lock);
-	if (slot >= fs->nlookup_cap && delta > 0) {
-		size_t n = slot * 2 + 64;
-		uint64_t *nl = realloc(fs->nlookup, n * sizeof(*nl));
-		if (nl) {
-			memset(nl + fs->nlookup_cap, 0,
-			       (n - fs->nlookup_cap) * sizeof(*nl));
-			fs->nlookup = nl;
-			fs->nlookup_cap = n;
-		}
-	}
-	if (slot < fs->nlookup_cap) {
-		fs->nlookup[slot] += (uint64_t)delta;
-		release = fs->nlookup[slot] == 0;
-	}
-	pthread_mutex_unlock(&fs->lock);
-	if (release)
-		ckpt_tree_forget(fs->tree, id);
+	ckpt_tree_forget(fs->tree, id, n);
 }
 
 static void fill_attr(const struct ckptfs *fs, fuse_ino_t ino,
@@ -169,8 +146,8 @@ static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 	return true;
 }
 
-/* Fills e for id and counts the lookup the reply will give the kernel;
- * false (and ENOENT replied) if id is gone. */
+/* Fills e for id, whose lookup the tree has counted; false (ENOENT
+ * replied, the count given back) if id is gone. */
 static bool make_entry(fuse_req_t req, uint64_t id,
 		       struct fuse_entry_param *e)
 {
@@ -178,13 +155,13 @@ static bool make_entry(fuse_req_t req, uint64_t id,
 
 	memset(e, 0, sizeof(*e));
 	if (!stat_ino(fs, id, &e->attr)) {
+		forget_lookups(fs, id, 1);
 		fuse_reply_err(req, ENOENT);
 		return false;
 	}
 	e->ino = id;
 	e->attr_timeout = ATTR_TIMEOUT;
 	e->entry_timeout = ENTRY_TIMEOUT;
-	count_lookup(fs, id, 1);
 	return true;
 }
 
@@ -193,7 +170,7 @@ static void reply_entry(fuse_req_t req, uint64_t id)
 	struct fuse_entry_param e;
 
 	if (make_entry(req, id, &e) && fuse_reply_entry(req, &e) != 0)
-		count_lookup(fs_of(req), id, -1);
+		forget_lookups(fs_of(req), id, 1);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -230,7 +207,7 @@ static void op_destroy(void *userdata)
 {
 	struct ckptfs *fs = userdata;
 	struct ckpt_error err;
-	char *saved;
+	char *saved, *lost;
 
 	if (ckpt_tree_read_only(fs->tree) || !ckpt_tree_dirty(fs->tree))
 		return;
@@ -244,11 +221,16 @@ static void op_destroy(void *userdata)
 		ckpt_status_write(getpid(), "commit at unmount: %s", err.msg);
 		return;
 	}
-	if (ckpt_tree_save_recovery(fs->tree, &saved, &err) == CKPT_OK) {
-		logmsg(fs, LOG_ERR, "pending changes saved to %s", saved);
+	if (ckpt_tree_save_recovery(fs->tree, &saved, &lost, &err) == CKPT_OK) {
+		logmsg(fs, LOG_ERR, "pending changes saved to %s%s%s", saved,
+		       lost ? "; these could not be saved: " : "",
+		       lost ? lost : "");
 		ckpt_status_write(getpid(), "commit at unmount failed; pending "
-				  "changes saved to %s", saved);
+				  "changes saved to %s%s%s", saved,
+				  lost ? "; these could not be saved: " : "",
+				  lost ? lost : "");
 		free(saved);
+		free(lost);
 	} else {
 		logmsg(fs, LOG_CRIT, "could not save pending changes: %s",
 		       err.msg);
@@ -269,7 +251,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	count_lookup(fs_of(req), ino, -(int64_t)nlookup);
+	forget_lookups(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -277,8 +259,8 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		count_lookup(fs_of(req), forgets[i].ino,
-			     -(int64_t)forgets[i].nlookup);
+		forget_lookups(fs_of(req), forgets[i].ino,
+			       forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -345,9 +327,7 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 		e.entry_timeout = ENTRY_TIMEOUT;
 		fuse_add_direntry_plus(d->req, d->buf + d->used,
 				       d->size - d->used, name, &e,
-				       (off_t)next + 2);
-		if (!dot)
-			count_lookup(d->fs, id, 1);
+				       (off_t)next + 2); /* the tree counts it */
 	} else {
 		fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
 				  name, &e.attr, (off_t)next + 2);
@@ -379,7 +359,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (off <= 1)
 		add_dirent(&d, "..", FUSE_ROOT_ID, &dir, 0);
 	ckpt_tree_list(d.fs->tree, dir_of(ino), off >= 2 ? (size_t)off - 2 : 0,
-		       add_dirent, &d);
+		       add_dirent, &d, plus);
 	fuse_reply_buf(req, d.buf, d.used);
 	free(d.buf);
 }
@@ -448,7 +428,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	set_caching(fs, fi, true);
 	if (make_entry(req, id, &e) && fuse_reply_create(req, &e, fi) != 0)
-		count_lookup(fs, id, -1);
+		forget_lookups(fs, id, 1);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1039,7 +1019,6 @@ out_args:
 	free(o.staging);
 	free(o.enc_mode);
 	free(o.keyfile);
-	free(fs.nlookup);
 	ckpt_tree_close(fs.tree);
 	ckpt_key_free(key);
 	return ret;

@@ -33,6 +33,8 @@ typedef enum ckpt_err {
 	CKPT_ERR_READONLY,    /* the checkpoint was opened read-only */
 	CKPT_ERR_PERM,        /* operation not supported on this entry */
 	CKPT_ERR_EXISTS,      /* the name is taken */
+	CKPT_ERR_CHANGED,     /* the checkpoint changed underneath us */
+	CKPT_ERR_BUSY,        /* another writer holds the checkpoint */
 } ckpt_err;
 
 /* Details of the last failure.  msg is a complete sentence for the user. */

@@ -24,6 +24,8 @@
 #ifndef CKPT_TREE_H
 #define CKPT_TREE_H
 
+#include <sys/statvfs.h>
+
 #include "ckpt.h"
 
 struct ckpt_tree;
@@ -38,6 +40,9 @@ struct ckpt_tree_opts {
 	bool drop_crc;           /* write none, even if the source had one */
 	bool one_shot;           /* closed right after one commit (ckpt
 				  * convert): the output is not reopened */
+	const char *scratch;     /* scratch-name globs separated by ':'; NULL:
+				  * the defaults (see ckpt_tree_is_scratch),
+				  * "": none */
 	struct ckpt_open_opts open; /* open.key: decrypt with this key */
 	/* Commits are encrypted with open.key, unless out_key_set, when they
 	 * are encrypted with out_key (NULL: written in plain).  Keys must
@@ -98,20 +103,25 @@ size_t ckpt_tree_count(struct ckpt_tree *t);
 
 /* Calls fn with the name, id and description of the entries of directory
  * dir (0 = root, in checkpoint order; or a map entry) from position start
- * on, until fn returns false; next is the position after the entry.  fn
- * runs under the read lock and must not call into the tree. */
+ * on, until fn returns false (the entry was not taken); next is the
+ * position after the entry.  With count, each entry fn takes counts one
+ * lookup (readdirplus).  fn runs under the read lock and must not call
+ * into the tree. */
 void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
 			       const struct ckpt_entry_info *info,
 			       size_t next),
-		    void *ctx);
+		    void *ctx, bool count);
 
-/* Tells the tree that nobody refers to id any more (FUSE forget): a
- * deleted entry's staging data is released. */
-void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id);
+/* Lookup counts (FUSE's nlookup) live in the entries: ckpt_tree_lookup,
+ * ckpt_tree_create and ckpt_tree_list with count add one to each root
+ * entry they hand out; ckpt_tree_forget takes n away.  A deleted entry
+ * whose count is zero is freed, and its id may later name a new entry.
+ * Map tensors (ids id+1..id+3) are not counted: they live with their map. */
+void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n);
 
 /* Finds name (a shown file name, see ckpt_name_escape) in directory dir
- * (0 = root, or the id of a map entry). */
+ * (0 = root, or the id of a map entry) and counts one lookup of it. */
 ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
 			  const char *name, uint64_t *id);
 
@@ -140,7 +150,8 @@ ssize_t ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 			    struct ckpt_error *err);
 
-/* Creates an empty entry (UInt8, shape inferred) at the end. */
+/* Creates an empty entry (UInt8, shape inferred) at the end, with one
+ * lookup counted. */
 ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *name,
 			  uint64_t *id, struct ckpt_error *err);
 
@@ -179,8 +190,43 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err);
 
 /* Writes the pending tree to a new file beside the target (or in $TMPDIR)
  * even if some shapes do not match their data (those entries are written
- * as 1-D tensors), and stores its malloc'd path in *path. */
+ * as 1-D tensors), and stores its malloc'd path in *path.  Parameters
+ * whose bytes can no longer be read (the checkpoint was modified
+ * underneath) are left out: *lost is then a malloc'd list of their names
+ * ("a, b, c"), else NULL. */
 ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
-				 struct ckpt_error *err);
+				 char **lost, struct ckpt_error *err);
+
+/* ---- trust: the file underneath, names, owners ------------------------ */
+
+/* True if id is a scratch file: an entry created or renamed in this tree
+ * whose name matches a scratch glob (default ".*", "#*#", "*~",
+ * "sed??????").  Scratch files are never committed, do not make the tree
+ * dirty, and an fsync of one commits nothing. */
+bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id);
+
+/* Permission bits (never setuid/setgid/sticky), owner and group of the
+ * checkpoint as opened; for a tree without a file yet 0644 and the
+ * caller's ids. */
+void ckpt_tree_owner(const struct ckpt_tree *t, mode_t *mode, uid_t *uid,
+		     gid_t *gid);
+
+/* CKPT_OK if the checkpoint file is as it was opened (or last committed)
+ * and its path still names it, else CKPT_ERR_CHANGED with a message that
+ * says what happened and what to do. */
+ckpt_err ckpt_tree_check_source(struct ckpt_tree *t, struct ckpt_error *err);
+
+/* Makes the next commit replace whatever file the target path holds now,
+ * even one that replaced the checkpoint underneath (ckpt umount --force). */
+void ckpt_tree_force(struct ckpt_tree *t);
+
+/* statfs of the target's directory, through the descriptor opened at
+ * ckpt_tree_open (never a path, which may lead into our own mount).
+ * 0 or -errno. */
+int ckpt_tree_statfs(struct ckpt_tree *t, struct statvfs *sv);
+
+/* A warning about the source for the user at open (a name stored twice,
+ * ...), or NULL. */
+const char *ckpt_tree_warning(const struct ckpt_tree *t);
 
 #endif /* CKPT_TREE_H */

@@ -754,7 +754,7 @@ out:
 }
 
 ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
-				 struct ckpt_error *err)
+				 char **lost, struct ckpt_error *err)
 {
 	char stamp[32], *p = NULL;
 	const char *tmp = getenv("TMPDIR");
@@ -763,6 +763,7 @@ ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
 	struct tm tm;
 	ckpt_err r = CKPT_ERR_NOMEM;
 
+	*lost = NULL;
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	pthread_rwlock_wrlock(&t->lock);

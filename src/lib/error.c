@@ -21,6 +21,8 @@ const char *ckpt_strerror(ckpt_err code)
 	case CKPT_ERR_READONLY: return "read-only checkpoint";
 	case CKPT_ERR_PERM: return "operation not permitted";
 	case CKPT_ERR_EXISTS: return "name exists";
+	case CKPT_ERR_CHANGED: return "checkpoint changed underneath";
+	case CKPT_ERR_BUSY: return "checkpoint in use by another writer";
 	}
 	return "unknown error";
 }
@@ -39,6 +41,8 @@ int ckpt_errno(const struct ckpt_error *err)
 	case CKPT_ERR_READONLY: return EROFS;
 	case CKPT_ERR_PERM: return EPERM;
 	case CKPT_ERR_EXISTS: return EEXIST;
+	case CKPT_ERR_CHANGED: return EIO;
+	case CKPT_ERR_BUSY: return EBUSY;
 	}
 	return EIO;
 }

@@ -481,7 +481,7 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
 			       const struct ckpt_entry_info *info,
 			       size_t next),
-		    void *ctx)
+		    void *ctx, bool count)
 {
 	struct ckpt_entry_info info;
 	struct entry *d;
@@ -494,6 +494,9 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 			fill_info(e, -1, &info);
 			if (!fn(ctx, e->fname, e->id, &info, i + 1))
 				break;
+			if (count)
+				__atomic_add_fetch(&e->nlookup, 1,
+						   __ATOMIC_RELAXED);
 		}
 	} else if ((d = resolve(t, dir, &sub)) && sub < 0 &&
 		   d->kind == CKPT_ENTRY_DIR) {
@@ -518,6 +521,7 @@ ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
 	if (dir == 0) {
 		e = find(t, name);
 		if (e) {
+			__atomic_add_fetch(&e->nlookup, 1, __ATOMIC_RELAXED);
 			*id = e->id;
 			r = CKPT_OK;
 		}
@@ -882,6 +886,7 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 	if (r)
 		goto out;
 	e->data_changed = true;
+	e->nlookup = 1;
 	touch(t, e);
 	*id = e->id;
 out:
@@ -1071,14 +1076,16 @@ void ckpt_tree_release_retired(struct ckpt_tree *t)
 	t->nretired = k;
 }
 
-void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
+void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n)
 {
 	struct entry *e = NULL;
 	int sub;
 
 	pthread_rwlock_wrlock(&t->lock);
 	e = resolve(t, id, &sub);
-	if (e && sub < 0 && !e->live) { /* nobody can reach it any more */
+	if (e && sub < 0)
+		e->nlookup = e->nlookup > n ? e->nlookup - n : 0;
+	if (e && sub < 0 && !e->live && !e->nlookup) { /* unreachable now */
 		if (e->stage_fd >= 0)
 			close(e->stage_fd);
 		e->stage_fd = -1;
@@ -1088,4 +1095,53 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id)
 		ckpt_tree_release_retired(t);
 	}
 	pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- trust (stubs until the pinning work lands) ------------------------- */
+
+bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id)
+{
+	(void)t, (void)id;
+	return false;
+}
+
+void ckpt_tree_owner(const struct ckpt_tree *t, mode_t *mode, uid_t *uid,
+		     gid_t *gid)
+{
+	struct stat st;
+
+	*mode = 0644;
+	*uid = getuid();
+	*gid = getgid();
+	if (t->base && fstat(ckpt_fd(t->base), &st) == 0) {
+		*mode = st.st_mode & 0777;
+		*uid = st.st_uid;
+		*gid = st.st_gid;
+	}
+}
+
+ckpt_err ckpt_tree_check_source(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	(void)t, (void)err;
+	return CKPT_OK;
+}
+
+void ckpt_tree_force(struct ckpt_tree *t)
+{
+	(void)t;
+}
+
+int ckpt_tree_statfs(struct ckpt_tree *t, struct statvfs *sv)
+{
+	char *dir = dir_of(t->target);
+	int r = dir && statvfs(dir, sv) == 0 ? 0 : -errno;
+
+	free(dir);
+	return r;
+}
+
+const char *ckpt_tree_warning(const struct ckpt_tree *t)
+{
+	(void)t;
+	return NULL;
 }

@@ -30,6 +30,8 @@ struct entry {
 	int64_t *dims;       /* explicit shape (ndims entries) */
 	bool shape_explicit; /* else 1-D: size / element size */
 	uint64_t mtime_ns;
+	uint64_t nlookup;    /* the kernel's lookups (atomic under the read
+			      * lock) */
 };
 
 struct ckpt_tree {

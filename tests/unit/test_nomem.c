@@ -976,7 +976,7 @@ static void snap_entry(struct sb *s, struct ckpt_tree *t, const char *name,
 	if (info.kind == CKPT_ENTRY_DIR) {
 		struct list_ctx l = {.n = 0};
 		sb_printf(s, " dir\n");
-		ckpt_tree_list(t, id, 0, list_cb, &l);
+		ckpt_tree_list(t, id, 0, list_cb, &l, false);
 		for (size_t i = 0; i < l.n; i++) {
 			sb_printf(s, "  ");
 			snap_entry(s, t, l.names[i], l.ids[i]);
@@ -1010,7 +1010,7 @@ static char *snapshot(struct ckpt_tree *t)
 	struct sb s = {0};
 
 	sb_printf(&s, "count=%zu\n", ckpt_tree_count(t));
-	ckpt_tree_list(t, 0, 0, list_cb, &l);
+	ckpt_tree_list(t, 0, 0, list_cb, &l, false);
 	for (size_t i = 0; i < l.n; i++) {
 		uint64_t id;
 		if (ckpt_tree_lookup(t, 0, l.names[i], &id) != CKPT_OK ||
@@ -1072,10 +1072,10 @@ static ckpt_err read_all(struct runner *r, struct ckpt_tree *t,
 	bool was = fi.armed;
 
 	fi.armed = false;
-	ckpt_tree_list(t, 0, 0, list_cb, &l);
+	ckpt_tree_list(t, 0, 0, list_cb, &l, false);
 	for (size_t i = 0; i < l.n; i++) {
 		if (l.kinds[i] == CKPT_ENTRY_DIR) {
-			ckpt_tree_list(t, l.ids[i], 0, list_cb, &sub);
+			ckpt_tree_list(t, l.ids[i], 0, list_cb, &sub, false);
 			for (size_t k = 0; k < sub.n; k++)
 				ids[nids++] = sub.ids[k];
 			list_free(&sub);
@@ -1168,8 +1168,13 @@ static ckpt_err do_step(struct runner *r, struct ckpt_tree *t, size_t k,
 		return ckpt_tree_commit(t, err);
 	case OP_READ_ALL:
 		return read_all(r, t, err);
-	case OP_RECOVERY:
-		return ckpt_tree_save_recovery(t, recovery, err);
+	case OP_RECOVERY: {
+		char *lost = NULL;
+		ckpt_err rc = ckpt_tree_save_recovery(t, recovery, &lost, err);
+		if (lost) /* nothing underneath changes here */
+			fail_msg("save_recovery lost parameters: %s", lost);
+		return rc;
+	}
 	}
 	return CKPT_ERR_INVAL;
 }
