@@ -218,6 +218,7 @@ struct ckpt_stats {
 	uint64_t records;        /* top-level Value records */
 	uint64_t unknown_fields; /* skipped top-level fields (v0.5 model_type) */
 	uint64_t duplicates;     /* names reappearing non-contiguously */
+	const char *dup_name;    /* the first of them (owned by the index) */
 	uint64_t data_bytes;     /* sum of shown tensor sizes */
 	bool has_crc;            /* file ends with a crc_num trailer */
 	bool crc_wide;           /* ... holding more than 32 bits: damaged */

@@ -34,7 +34,7 @@
 
 #include "ckpt_format.h"
 #include "crypt_internal.h"
-#include "tree_internal.h"
+#include "replace.h"
 
 struct out {
 	int fd;
@@ -425,49 +425,6 @@ static ckpt_err out_entry(struct out *o, const struct entry *e,
 	return CKPT_OK;
 }
 
-/* Creates an unnamed file in dirfd, or a named temporary one when the
- * filesystem has no O_TMPFILE (*tmpname is then set); readable, so an
- * encrypted output can be checked. */
-static int create_tmp(int dirfd, const char *base, char *tmpname,
-		      size_t size, mode_t mode)
-{
-	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd;
-	for (int i = 0; i < 100; i++) {
-		snprintf(tmpname, size, ".%s.ckptfs-%d-%d", base, getpid(), i);
-		fd = openat(dirfd, tmpname, O_CREAT | O_EXCL | O_RDWR |
-			    O_CLOEXEC, mode);
-		if (fd >= 0 || errno != EEXIST)
-			return fd;
-	}
-	return -1;
-}
-
-/* Gives the written file fd a temporary name in dirfd (if it has none). */
-static int link_tmp(int fd, int dirfd, const char *base, char *tmpname,
-		    size_t size)
-{
-	char proc[64];
-
-	if (*tmpname)
-		return 0;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	for (int i = 0; i < 100; i++) {
-		snprintf(tmpname, size, ".%s.ckptfs-%d-%d", base, getpid(), i);
-		if (linkat(AT_FDCWD, proc, dirfd, tmpname, AT_SYMLINK_FOLLOW) ==
-		    0)
-			return 0;
-		if (errno != EEXIST) {
-			*tmpname = '\0';
-			return -1;
-		}
-	}
-	*tmpname = '\0';
-	return -1;
-}
-
 /* Reads the block headers of an encrypted output back: a cheap check that
  * every block is where the next reader will look for it. */
 static ckpt_err check_blocks(int fd, const char *path,
@@ -494,45 +451,68 @@ static ckpt_err check_blocks(int fd, const char *path,
 	return CKPT_OK;
 }
 
-/* Writes every live entry of t to a new file and renames it to path.  A
- * recovery file never replaces anything: CKPT_ERR_EXISTS if path exists.
- * *in_place is set when the file was renamed into place but the fsync of
- * its directory failed (then the error says so). */
-static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
-				 bool recovery, bool *in_place,
-				 struct ckpt_error *err)
+/* Names of parameters a recovery file could not hold: "a, b, c". */
+struct lost {
+	char *names;
+	size_t len, count;
+};
+
+static void lost_add(struct lost *l, const char *fname)
 {
-	char *dcopy = strdup(path), *bcopy = strdup(path), tmpname[512] = "";
-	struct out o = {.fd = -1, .path = path, .err = err};
-	const char *dir, *base;
-	int dirfd = -1;
-	mode_t mode = 0644;
-	struct stat st;
+	size_t n = strlen(fname);
+	char *p;
+
+	l->count++;
+	if (l->len > 4000) /* enough to tell; the count says the rest */
+		return;
+	p = realloc(l->names, l->len + n + 3);
+	if (!p)
+		return;
+	l->names = p;
+	if (l->len)
+		memcpy(p + l->len, ", ", 2), l->len += 2;
+	memcpy(p + l->len, fname, n + 1);
+	l->len += n;
+}
+
+/* True if e is written into a checkpoint: live and not scratch.  With
+ * lost (a recovery file), an entry whose bytes came from a file modified
+ * underneath is left out and named there instead. */
+static bool written(const struct entry *e, struct lost *lost)
+{
+	if (e->scratch)
+		return false;
+	if (lost && e->kind == CKPT_ENTRY_FILE && e->stage_fd < 0 && e->src &&
+	    e->size && ckpt_file_changed(e->src)) {
+		lost_add(lost, e->fname);
+		return false;
+	}
+	if (lost && e->kind == CKPT_ENTRY_DIR && ckpt_file_changed(e->src)) {
+		lost_add(lost, e->fname);
+		return false;
+	}
+	return true;
+}
+
+/* Writes the entries of t into fd, the new file, from offset 0 (dio
+ * stays O_DIRECT-free afterwards), and fsyncs nothing: the caller does. */
+static ckpt_err write_body(struct ckpt_tree *t, int fd, const char *path,
+			   struct lost *lost, struct ckpt_error *err)
+{
+	struct out o = {.fd = fd, .path = path, .err = err};
+	bool recovery = lost != NULL;
+	int flags;
 	ckpt_err r;
 
-	if (!dcopy || !bcopy) {
-		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-		goto out;
-	}
-	dir = dirname(dcopy);
-	base = basename(bcopy);
-	if (stat(path, &st) == 0)
-		mode = st.st_mode & 07777;
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd >= 0)
-		o.fd = create_tmp(dirfd, base, tmpname, sizeof(tmpname), mode);
-	if (o.fd < 0) {
-		r = out_fail(&o, "creating a file in its directory");
-		goto out;
-	}
 	o.crc_on = !recovery && !t->out_key && !t->drop_crc &&
 		   (t->add_crc || (t->base && ckpt_stats(t->base)->has_crc));
 	o.progress = t->progress;
 	o.progress_ctx = t->progress_ctx;
 	for (size_t i = 0; i < t->norder; i++)
-		o.total += t->order[i]->kind == CKPT_ENTRY_FILE
-				   ? t->order[i]->size
-				   : t->order[i]->orig->rec_len;
+		if (!t->order[i]->scratch)
+			o.total += t->order[i]->kind == CKPT_ENTRY_FILE
+					   ? t->order[i]->size
+					   : t->order[i]->orig->rec_len;
 	if (t->out_key) {
 		r = ckpt_encw_new(t->out_key, fill_entry, &o.encw, err);
 		if (r)
@@ -541,6 +521,8 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 		o.dio = ckpt_dio_start(o.fd); /* see the top of the file */
 	}
 	for (size_t i = 0; i < t->norder; i++) {
+		if (!written(t->order[i], lost))
+			continue;
 		r = out_entry(&o, t->order[i], recovery);
 		if (r)
 			goto out;
@@ -576,108 +558,42 @@ static ckpt_err write_checkpoint(struct ckpt_tree *t, const char *path,
 	if (o.progress)
 		o.progress(o.progress_ctx, o.plain,
 			   o.total > o.plain ? o.total : o.plain);
-	r = CKPT_ERR_IO;
-	if (fchmod(o.fd, mode) < 0) {
-		out_fail(&o, "fchmod");
-		goto out;
-	}
-	if (fsync(o.fd) < 0) {
-		out_fail(&o, "fsync");
-		goto out;
-	}
-	if (link_tmp(o.fd, dirfd, base, tmpname, sizeof(tmpname)) < 0) {
-		out_fail(&o, "link");
-		goto out;
-	}
-	if (renameat2(dirfd, tmpname, dirfd, base,
-		      recovery ? RENAME_NOREPLACE : 0) < 0) {
-		if (errno == EEXIST)
-			r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "%s exists",
-				      path);
-		else
-			out_fail(&o, "rename");
-		goto out;
-	}
-	*tmpname = '\0';
-	if (fsync(dirfd) < 0) {
-		/* the rename is done and cannot be undone: say so */
-		r = ckpt_fail(err, CKPT_ERR_IO, 0,
-			      "the new checkpoint %s is complete and in place, "
-			      "but its directory could not be synced (%s): it "
-			      "may not survive a power failure; commit again",
-			      path, strerror(errno));
-		*in_place = true;
-		goto out;
-	}
 	r = CKPT_OK;
 out:
 	ckpt_dio_free(o.dio); /* its thread may still write to o.fd */
-	if (*tmpname)
-		unlinkat(dirfd, tmpname, 0);
-	if (o.fd >= 0)
-		close(o.fd);
-	if (dirfd >= 0)
-		close(dirfd);
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0 && (flags & O_DIRECT)) /* read normally from now on */
+		fcntl(fd, F_SETFL, flags & ~O_DIRECT);
 	ckpt_encw_free(o.encw);
-	free(dcopy);
-	free(bcopy);
-	return r;
-}
-
-/* fsyncs the directory holding path. */
-static ckpt_err sync_dir_of(const char *path, struct ckpt_error *err)
-{
-	char *copy = strdup(path);
-	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY |
-			     O_CLOEXEC) : -1;
-	ckpt_err r = CKPT_OK;
-
-	if (fd < 0 || fsync(fd) < 0)
-		r = ckpt_fail(err, CKPT_ERR_IO, 0,
-			      "the directory of %s could not be synced (%s): "
-			      "the last commit may not survive a power "
-			      "failure", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(copy);
 	return r;
 }
 
 /* After a commit of a plain checkpoint: the tree continues on the new
- * file.  If it cannot be opened, the tree stays on the old one (still
- * open) and stays dirty. */
-static void rebind(struct ckpt_tree *t)
+ * file fd (a descriptor of its own is taken).  If it cannot be scanned,
+ * the tree stays on the old one (still open) and stays dirty. */
+static void rebind(struct ckpt_tree *t, int fd)
 {
 	struct ckpt_open_opts oo = t->open_opts;
-	struct ckpt_file *nf;
+	struct ckpt_file *nf = NULL;
 	bool keep_old = false;
-	struct stat st;
+	size_t k = 0, n = 0;
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
 	oo.skip_crc = true; /* we just computed it */
 	oo.key = NULL;
-	if (ckpt_open(t->target, &oo, &nf, NULL) != CKPT_OK ||
-	    ckpt_count(nf) != t->norder) {
+	for (size_t i = 0; i < t->norder; i++)
+		n += !t->order[i]->scratch;
+	if (nfd < 0 || ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL) !=
+			       CKPT_OK ||
+	    ckpt_count(nf) != n) {
 		ckpt_close(nf);
 		return;
 	}
-	/* every entry gets its dims before any is rebound: all or nothing */
-	for (size_t i = 0; i < t->norder; i++) {
-		struct entry *e = t->order[i];
-		const struct ckpt_param *p = ckpt_param_at(nf, i);
-		uint32_t n = p->kind == CKPT_PARAM_TENSOR ? p->tensor.ndims : 0;
-		int64_t *d = realloc(e->dims, (n ? n : 1) * sizeof(*d));
-		if (!d) {
-			ckpt_close(nf);
-			return;
-		}
-		e->dims = d;
-	}
-	/* a deleted entry that is still open may read from the old file,
-	 * which then stays open while such an entry refers to it */
+	/* an entry left out (deleted but open, scratch) that reads from the
+	 * old file keeps it open while it exists */
 	for (size_t i = 0; i < t->nslots && !keep_old; i++) {
 		const struct entry *e = t->slots[i];
-		keep_old = !e->live && e->stage_fd < 0 && e->orig &&
-			   e->src == t->base;
+		keep_old = e && e->src == t->base && (!e->live || e->scratch);
 	}
 	if (keep_old) {
 		struct ckpt_file **r = realloc(
@@ -689,37 +605,80 @@ static void rebind(struct ckpt_tree *t)
 		t->retired = r;
 		t->retired[t->nretired++] = t->base;
 	} else {
-		for (size_t i = 0; i < t->nslots; i++) {
-			struct entry *e = t->slots[i];
-			if (!e->live && e->src == t->base) { /* staged ones */
-				e->orig = NULL;
-				e->src = NULL;
-			}
-		}
 		ckpt_close(t->base);
 	}
 	for (size_t i = 0; i < t->norder; i++)
-		ckpt_entry_rebind(t->order[i], ckpt_param_at(nf, i), nf);
+		if (!t->order[i]->scratch)
+			ckpt_entry_bind(t->order[i], ckpt_param_at(nf, k++),
+					nf);
 	t->base = nf;
 	ckpt_tree_release_retired(t);
-	if (fstat(ckpt_fd(nf), &st) == 0)
-		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-				   (uint64_t)st.st_mtim.tv_nsec;
+	t->base_mtime_ns = (uint64_t)nf->ident.mtime.tv_sec * 1000000000u +
+			   (uint64_t)nf->ident.mtime.tv_nsec;
 	t->dirty = false;
 }
 
-ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
+/* Every entry to write must have the bytes its dtype and shape need,
+ * and those still read from an earlier checkpoint (a backup renamed
+ * back) must find that file unchanged; the current one is checked by
+ * ckpt_tree_check_target. */
+static ckpt_err check_entries(struct ckpt_tree *t, struct ckpt_error *err)
 {
 	int64_t dims[CKPT_MAX_DIMS];
 	uint32_t ndims;
 	ckpt_dtype dt;
+
+	for (size_t i = 0; i < t->norder; i++) {
+		const struct entry *e = t->order[i];
+		if (e->scratch)
+			continue;
+		if (e->kind == CKPT_ENTRY_FILE &&
+		    !ckpt_entry_dims(e, dims, &ndims, &dt, false, err))
+			return CKPT_ERR_INVAL;
+		if (e->src && e->src != t->base && e->stage_fd < 0 &&
+		    ckpt_file_changed(e->src))
+			return ckpt_fail(err, CKPT_ERR_CHANGED, 0,
+					 "'%s' still reads from %s, which was "
+					 "modified underneath the mount: "
+					 "nothing was written", e->fname,
+					 ckpt_path(e->src));
+	}
+	return CKPT_OK;
+}
+
+/* The tree now matches what fd holds: continue on it. */
+static void committed(struct ckpt_tree *t, int fd)
+{
+	/* An encrypted tree stays on its decrypted copy and its staged
+	 * edits, which are exactly what was committed: reopening would
+	 * decrypt the whole file again, next to the copy already held. */
+	if (t->one_shot || t->out_key) {
+		for (size_t i = 0; i < t->norder; i++)
+			ckpt_entry_pin_shape(t->order[i]);
+		t->dirty = false;
+	} else {
+		rebind(t, fd); /* the target is the new checkpoint */
+	}
+	ckpt_tombs_clear(t);
+	ckpt_repin(t, fd);
+}
+
+ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	char tmp[300];
 	ckpt_err r = CKPT_OK;
 	bool in_place = false;
+	int fd = -1, lfd = -1;
 
 	pthread_rwlock_wrlock(&t->lock);
 	if (!t->dirty && t->dir_unsynced) { /* the last commit's last step */
-		r = sync_dir_of(t->target, err);
-		t->dir_unsynced = r != CKPT_OK;
+		t->dir_unsynced = fsync(t->tgt_pl.dirfd) != 0;
+		if (t->dir_unsynced)
+			r = ckpt_fail(err, CKPT_ERR_IO, 0,
+				      "the directory of %s could not be synced "
+				      "(%s): the last commit may not survive a "
+				      "power failure", t->tgt_pl.path,
+				      strerror(errno));
 	}
 	if (!t->dirty)
 		goto out;
@@ -728,82 +687,77 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 			      "the checkpoint is read-only: %s", t->ro_reason);
 		goto out;
 	}
-	for (size_t i = 0; i < t->norder; i++) {
-		const struct entry *e = t->order[i];
-		if (e->kind == CKPT_ENTRY_FILE &&
-		    !ckpt_entry_dims(e, dims, &ndims, &dt, false, err)) {
-			r = CKPT_ERR_INVAL;
-			goto out;
-		}
+	r = check_entries(t, err);
+	if (!r)
+		r = ckpt_tree_check_target(t, err);
+	if (r)
+		goto out;
+	fd = ckpt_out_create(t->tgt_pl.dirfd, t->tgt_pl.base, tmp, sizeof(tmp));
+	if (fd < 0) {
+		r = ckpt_fail(err, CKPT_ERR_IO, 0, "writing the new checkpoint "
+			      "%s failed (creating a file in its directory): "
+			      "%s; the original is untouched and all edits "
+			      "are kept", t->tgt_pl.path, strerror(errno));
+		goto out;
 	}
-	r = write_checkpoint(t, t->target, false, &in_place, err);
-	/* An encrypted tree stays on its decrypted copy and its staged
-	 * edits, which are exactly what was committed: reopening would
-	 * decrypt the whole file again, next to the copy already held. */
-	if ((!r || in_place) && (t->one_shot || t->out_key)) {
-		for (size_t i = 0; i < t->norder; i++)
-			ckpt_entry_pin_shape(t->order[i]);
-		t->dirty = false;
-	} else if (!r || in_place) {
-		rebind(t); /* the target is the new checkpoint */
-	}
-	t->dir_unsynced = in_place;
+	r = write_body(t, fd, t->tgt_pl.path, NULL, err);
+	if (!r)
+		r = ckpt_replace_target(t, fd, tmp, &in_place, &lfd, err);
+	else if (*tmp)
+		unlinkat(t->tgt_pl.dirfd, tmp, 0);
+	if (!r || in_place)
+		committed(t, lfd); /* takes lfd */
+	t->dir_unsynced = in_place && r;
 out:
+	if (fd >= 0)
+		close(fd);
 	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+/* Writes the recovery file into directory dirfd; the path in *path. */
+static ckpt_err recover_into(struct ckpt_tree *t, int dirfd, char **path,
+			     struct lost *lost, struct ckpt_error *err)
+{
+	char tmp[300];
+	int fd = ckpt_out_create(dirfd, t->tgt_pl.base, tmp, sizeof(tmp));
+	ckpt_err r;
+
+	if (fd < 0)
+		return ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create the "
+				 "recovery file: %s", strerror(errno));
+	if (*tmp) { /* no unnamed files here: not worth a named one */
+		unlinkat(dirfd, tmp, 0);
+		close(fd);
+		return ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create the "
+				 "recovery file: no O_TMPFILE");
+	}
+	free(lost->names);
+	*lost = (struct lost){0};
+	r = write_body(t, fd, t->tgt_pl.path, lost, err);
+	if (!r)
+		r = ckpt_link_recovery(t, fd, dirfd, path, err);
+	close(fd);
 	return r;
 }
 
 ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
 				 char **lost, struct ckpt_error *err)
 {
-	char stamp[32], *p = NULL;
-	const char *tmp = getenv("TMPDIR");
-	char *bcopy = strdup(t->target);
-	time_t now = time(NULL);
-	struct tm tm;
-	ckpt_err r = CKPT_ERR_NOMEM;
+	struct lost l = {0};
+	ckpt_err r;
 
 	*lost = NULL;
-	localtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	pthread_rwlock_wrlock(&t->lock);
-	/* beside the target, else in $TMPDIR; -N when the name is taken */
-	for (int attempt = 0; bcopy && attempt < 200; attempt++) {
-		size_t n = strlen(t->target) + strlen(tmp ? tmp : "/tmp") + 64;
-		int where = attempt / 100, seq = attempt % 100;
-		char suffix[16] = "";
-		free(p);
-		p = malloc(n);
-		if (!p)
-			break;
-		if (seq)
-			snprintf(suffix, sizeof(suffix), "-%d", seq);
-		if (where == 0)
-			snprintf(p, n, "%s.recovery-%s%s.ckpt", t->target,
-				 stamp, suffix);
-		else
-			snprintf(p, n, "%s/%s.recovery-%s%s.ckpt",
-				 tmp && *tmp ? tmp : "/tmp", basename(bcopy),
-				 stamp, suffix);
-		bool in_place = false;
-		r = write_checkpoint(t, p, true, &in_place, err);
-		if (in_place)
-			r = CKPT_OK; /* it is there: say where */
-		if (!r)
-			break;
-		if (r != CKPT_ERR_EXISTS && where == 0)
-			attempt = 99; /* cannot write here: try $TMPDIR */
-		else if (r != CKPT_ERR_EXISTS)
-			break;
-	}
+	/* beside the target, else in $TMPDIR; written once per place */
+	r = recover_into(t, t->tgt_pl.dirfd, path, &l, err);
+	if (r && t->tmp_dirfd >= 0)
+		r = recover_into(t, t->tmp_dirfd, path, &l, err);
 	pthread_rwlock_unlock(&t->lock);
-	if (r == CKPT_ERR_NOMEM && (!bcopy || !p))
-		ckpt_fail(err, r, 0, "out of memory");
-	free(bcopy);
-	if (r) {
-		free(p);
-		return r;
-	}
-	*path = p;
-	return CKPT_OK;
+	if (!r && l.count && l.names &&
+	    asprintf(lost, "%s%s", l.names,
+		     l.count > 1 && l.len > 4000 ? ", ..." : "") < 0)
+		*lost = NULL;
+	free(l.names);
+	return r;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt.h"
+#include "internal.h"
 
 static const struct {
 	const char *name;  /* MindSpore spelling (written) */
@@ -230,4 +230,33 @@ ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len)
 	*name = out;
 	*len = o;
 	return CKPT_OK;
+}
+
+bool ckpt_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p++, n, cp, min;
+		if (c < 0x80)
+			continue;
+		if ((c & 0xe0) == 0xc0)
+			n = 1, cp = c & 0x1f, min = 0x80;
+		else if ((c & 0xf0) == 0xe0)
+			n = 2, cp = c & 0x0f, min = 0x800;
+		else if ((c & 0xf8) == 0xf0)
+			n = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return false;
+		if ((size_t)(end - p) < n)
+			return false;
+		for (unsigned i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false; /* overlong, too large, surrogate */
+	}
+	return true;
 }

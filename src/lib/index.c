@@ -74,6 +74,8 @@ ckpt_err ckpt_index_put(struct ckpt_file *f, struct ckpt_param *p,
 		f->stats.duplicates++;
 		ckpt_param_free(old);
 		*old = *p;
+		if (f->stats.duplicates == 1)
+			f->stats.dup_name = old->fname;
 		return CKPT_OK;
 	}
 	f->params[f->nparams] = *p;

@@ -4,6 +4,8 @@
 #ifndef CKPT_INTERNAL_H
 #define CKPT_INTERNAL_H
 
+#include <sys/stat.h>
+
 #include "ckpt.h"
 
 /* Fills err (if non-NULL) with code, offset and a printf-style message, and
@@ -11,6 +13,10 @@
 ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
 		   const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* True if the len bytes at s are valid UTF-8 (no overlong forms, no
+ * surrogates), as protobuf requires of a string field. */
+bool ckpt_utf8_valid(const char *s, size_t len);
 
 /* Windowed pread reader used by the scanner: hands out pointers to byte
  * ranges of the source without reading tensor content. */
@@ -71,9 +77,29 @@ int ckpt_dio_finish(struct ckpt_dio *d, uint64_t *at);
  * allowed).  Call before closing the fd. */
 void ckpt_dio_free(struct ckpt_dio *d);
 
+/* What identifies a file and its content: device and inode, and size and
+ * mtime, which every write changes (ctime also changes on chmod, link and
+ * rename, which leave the bytes alone, so it is not compared). */
+struct ckpt_ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* Records the identity of the file st describes. */
+void ckpt_ident_of(const struct stat *st, struct ckpt_ident *id);
+
+/* True if st is the file id was taken of (device and inode). */
+bool ckpt_ident_same_file(const struct ckpt_ident *id, const struct stat *st);
+
+/* True if st is that file with the same content (also size and mtime). */
+bool ckpt_ident_same(const struct ckpt_ident *id, const struct stat *st);
+
 struct ckpt_file {
 	int fd;
 	char *path;
+	struct ckpt_ident ident; /* of fd when it was scanned */
 	struct ckpt_stats stats;
 	struct ckpt_param *params;
 	size_t nparams, cap;
@@ -89,6 +115,16 @@ ckpt_err ckpt_index_put(struct ckpt_file *f, struct ckpt_param *p,
 /* Frees the allocations of one tensor / one parameter. */
 void ckpt_tensor_free(struct ckpt_tensor *t);
 void ckpt_param_free(struct ckpt_param *p);
+
+/* Like ckpt_open on an open descriptor of path (owned from here on, closed
+ * on failure): detects and decrypts, then scans. */
+ckpt_err ckpt_open_file(int fd, const char *path,
+			const struct ckpt_open_opts *opts,
+			struct ckpt_file **out, struct ckpt_error *err);
+
+/* True if the file f was scanned from has changed since (or cannot be
+ * examined): its bytes can no longer be trusted. */
+bool ckpt_file_changed(const struct ckpt_file *f);
 
 /* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
 ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);

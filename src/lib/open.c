@@ -123,6 +123,7 @@ static ckpt_err open_scan(int fd, const char *label,
 		f->stats.enc_blocks = enc->enc_blocks;
 	}
 	f->stats.file_size = (uint64_t)st.st_size;
+	ckpt_ident_of(&st, &f->ident);
 	e = find_trailer(f, err);
 	if (e)
 		goto fail;
@@ -148,20 +149,18 @@ ckpt_err ckpt_open_fd(int fd, const char *label,
 	return open_scan(fd, label, opts, NULL, out, err);
 }
 
-ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
-		   struct ckpt_file **out, struct ckpt_error *err)
+ckpt_err ckpt_open_file(int fd, const char *path,
+			const struct ckpt_open_opts *opts,
+			struct ckpt_file **out, struct ckpt_error *err)
 {
 	const struct ckpt_key *key = opts ? opts->key : NULL;
 	struct ckpt_stats enc = {0};
 	enum ckpt_enc_mode found;
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), mfd;
+	int mfd;
 	ckpt_err e;
 
 	*out = NULL;
-	if (fd < 0)
-		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
-				 path, strerror(errno));
 	found = ckpt_detect_encryption(fd);
 	if (!key && found != CKPT_ENC_NONE) {
 		close(fd);
@@ -201,6 +200,25 @@ ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
 			 ckpt_enc_mode_name(key->mode));
 	}
 	return e;
+}
+
+ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
+		   struct ckpt_file **out, struct ckpt_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*out = NULL;
+	if (fd < 0)
+		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
+				 path, strerror(errno));
+	return ckpt_open_file(fd, path, opts, out, err);
+}
+
+bool ckpt_file_changed(const struct ckpt_file *f)
+{
+	struct stat st;
+
+	return fstat(f->fd, &st) != 0 || !ckpt_ident_same(&f->ident, &st);
 }
 
 void ckpt_close(struct ckpt_file *f)

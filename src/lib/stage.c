@@ -22,29 +22,9 @@
 
 #include "tree_internal.h"
 
-static int tmpfile_in(const char *dir)
-{
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-		return fd;
-	/* no O_TMPFILE on this filesystem: a named file, unlinked at once */
-	size_t n = strlen(dir) + 32;
-	char *path = malloc(n);
-	if (!path)
-		return -1;
-	snprintf(path, n, "%s/.ckptfs-stage-XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	free(path);
-	return fd;
-}
-
 static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 {
 	int fd;
-	const char *tmp;
 
 	if (t->memory_staging) { /* decrypted data never goes to a disk */
 		fd = memfd_create("ckptfs-stage", MFD_CLOEXEC);
@@ -54,13 +34,9 @@ static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 				  strerror(errno));
 		return fd;
 	}
-	fd = tmpfile_in(t->staging_dir);
-
-	if (fd >= 0 || t->staging_fixed)
-		goto out;
-	tmp = getenv("TMPDIR");
-	fd = tmpfile_in(tmp && *tmp ? tmp : "/tmp");
-out:
+	fd = ckpt_tmpfile_at(t->stage_dirfd);
+	if (fd < 0 && !t->staging_fixed && t->tmp_dirfd >= 0)
+		fd = ckpt_tmpfile_at(t->tmp_dirfd);
 	if (fd < 0)
 		ckpt_fail(err, CKPT_ERR_IO, 0,
 			  "cannot create a staging file in %s: %s",
@@ -118,6 +94,11 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 
 	if (e->stage_fd >= 0)
 		return CKPT_OK;
+	if (copy && e->orig && e->size && ckpt_file_changed(e->src))
+		return ckpt_fail(err, CKPT_ERR_CHANGED, 0,
+				 "cannot edit '%s': %s was modified underneath "
+				 "the mount, so its old bytes are gone",
+				 e->fname, ckpt_path(e->src));
 	fd = staging_fd(t, err);
 	if (fd < 0)
 		return CKPT_ERR_IO;

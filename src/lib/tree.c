@@ -111,19 +111,22 @@ static struct entry *resolve(struct ckpt_tree *t, uint64_t id, int *sub)
 	return e;
 }
 
-static void entry_free(struct entry *e)
+void ckpt_entry_free(struct entry *e)
 {
 	if (!e)
 		return;
 	if (e->stage_fd >= 0)
 		close(e->stage_fd);
-	free(e->name);
-	free(e->fname);
-	free(e->dims);
+	if (e->own_name) {
+		free(e->name);
+		free(e->fname);
+	}
+	if (e->own_dims)
+		free(e->dims);
 	free(e);
 }
 
-static ckpt_err set_name(struct entry *e, const char *name, size_t len)
+ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len)
 {
 	char *n = malloc(len + 1), *f = ckpt_name_escape(name, len);
 
@@ -134,11 +137,14 @@ static ckpt_err set_name(struct entry *e, const char *name, size_t len)
 	}
 	memcpy(n, name, len);
 	n[len] = '\0';
-	free(e->name);
-	free(e->fname);
+	if (e->own_name) {
+		free(e->name);
+		free(e->fname);
+	}
 	e->name = n;
 	e->name_len = len;
 	e->fname = f;
+	e->own_name = true;
 	return CKPT_OK;
 }
 
@@ -150,9 +156,11 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 		return CKPT_ERR_NOMEM;
 	if (n)
 		memcpy(d, dims, n * sizeof(*d));
-	free(e->dims);
+	if (e->own_dims)
+		free(e->dims);
 	e->dims = d;
 	e->ndims = n;
+	e->own_dims = true;
 	return CKPT_OK;
 }
 
@@ -162,22 +170,34 @@ void ckpt_entry_pin_shape(struct entry *e)
 	uint32_t n;
 	ckpt_dtype dt;
 
-	if (e->kind != CKPT_ENTRY_FILE || e->shape_explicit ||
+	if (e->kind != CKPT_ENTRY_FILE ||
 	    !ckpt_entry_dims(e, dims, &n, &dt, false, NULL))
 		return;
-	if (set_dims(e, dims, n) == CKPT_OK) /* else it stays inferred */
-		e->shape_explicit = true;
+	if ((e->shape_explicit && !e->inherited) ||
+	    set_dims(e, dims, n) == CKPT_OK) { /* else it stays as it is */
+		e->dtype = dt;
+		e->shape_explicit = e->dtype_set = true;
+		e->inherited = false;
+	}
 }
 
-void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
-		       struct ckpt_file *src)
+void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+		     struct ckpt_file *src)
 {
 	const struct ckpt_tensor *pt = &p->tensor;
-	uint32_t n = p->kind == CKPT_PARAM_TENSOR ? pt->ndims : 0;
 
-	if (n)
-		memcpy(e->dims, pt->dims, n * sizeof(*e->dims));
-	e->ndims = n;
+	if (e->own_dims)
+		free(e->dims);
+	if (e->own_name) {
+		free(e->name);
+		free(e->fname);
+	}
+	e->name = p->name;
+	e->name_len = p->name_len;
+	e->fname = p->fname;
+	e->own_name = e->own_dims = false;
+	e->dims = p->kind == CKPT_PARAM_TENSOR ? pt->dims : NULL;
+	e->ndims = p->kind == CKPT_PARAM_TENSOR ? pt->ndims : 0;
 	e->orig = p;
 	e->src = src;
 	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
@@ -185,31 +205,16 @@ void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
 	if (e->stage_fd >= 0)
 		close(e->stage_fd);
 	e->stage_fd = -1;
-	e->shape_explicit = true;
+	e->shape_explicit = e->dtype_set = true;
+	e->inherited = e->scratch = false;
 	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
 	e->dtype = pt->dtype;
 }
 
-ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
-			 struct ckpt_file *src)
+/* Room for one more id: a freed slot, or a new one at the end. */
+static ckpt_err grow_arrays(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	uint32_t n = p->kind == CKPT_PARAM_TENSOR ? p->tensor.ndims : 0;
-	int64_t *d = malloc((n ? n : 1) * sizeof(*d));
-
-	if (!d)
-		return CKPT_ERR_NOMEM; /* e is unchanged */
-	free(e->dims);
-	e->dims = d;
-	ckpt_entry_rebind(e, p, src);
-	return CKPT_OK;
-}
-
-/* Allocates an entry with a fresh id. */
-static struct entry *entry_new(struct ckpt_tree *t, struct ckpt_error *err)
-{
-	struct entry *e = NULL;
-
-	if (t->nslots == t->slots_cap) {
+	if (!t->nfree && t->nslots == t->slots_cap) {
 		size_t n = t->slots_cap ? t->slots_cap * 2 : 64;
 		struct entry **ns = realloc(t->slots, n * sizeof(*ns));
 		if (!ns)
@@ -225,224 +230,109 @@ static struct entry *entry_new(struct ckpt_tree *t, struct ckpt_error *err)
 		t->order = no;
 		t->order_cap = n;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		goto nomem;
-	e->stage_fd = -1;
-	t->slots[t->nslots++] = e;
-	e->id = (uint64_t)t->nslots * ID_STEP;
-	return e;
+	return CKPT_OK;
 nomem:
-	ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	return NULL;
+	return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 }
 
-/* Appends e to the order and the hash. */
-static ckpt_err entry_link(struct ckpt_tree *t, struct entry *e,
-			   struct ckpt_error *err)
+struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err)
+{
+	struct entry *e;
+	size_t slot;
+
+	if (grow_arrays(t, err))
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+		return NULL;
+	}
+	e->stage_fd = -1;
+	slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
+	t->slots[slot] = e;
+	e->id = (uint64_t)(slot + 1) * ID_STEP;
+	return e;
+}
+
+/* Frees e, which nobody can reach any more (deleted, no lookups left),
+ * and gives its id back. */
+static void entry_release(struct ckpt_tree *t, struct entry *e)
+{
+	size_t slot = e->id / ID_STEP - 1;
+
+	if (t->nfree == t->free_cap) {
+		size_t n = t->free_cap ? t->free_cap * 2 : 64;
+		size_t *nf = realloc(t->free_slots, n * sizeof(*nf));
+		if (!nf) { /* keep the slot: only its id is lost */
+			e->orig = NULL;
+			e->src = NULL;
+			if (e->stage_fd >= 0)
+				close(e->stage_fd);
+			e->stage_fd = -1;
+			ckpt_tree_release_retired(t);
+			return;
+		}
+		t->free_slots = nf;
+		t->free_cap = n;
+	}
+	t->slots[slot] = NULL;
+	t->free_slots[t->nfree++] = slot;
+	ckpt_entry_free(e);
+	ckpt_tree_release_retired(t);
+}
+
+/* Inserts e into the order at pos (clipped) and into the hash. */
+static ckpt_err entry_link_at(struct ckpt_tree *t, struct entry *e,
+			      size_t pos, struct ckpt_error *err)
 {
 	ckpt_err r = hash_insert(t, e, err);
 
 	if (r)
 		return r;
-	t->order[t->norder++] = e;
+	if (pos > t->norder)
+		pos = t->norder;
+	memmove(&t->order[pos + 1], &t->order[pos],
+		(t->norder - pos) * sizeof(*t->order));
+	t->order[pos] = e;
+	t->norder++;
 	e->live = true;
 	return CKPT_OK;
 }
 
+ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
+			 struct ckpt_error *err)
+{
+	return entry_link_at(t, e, t->norder, err);
+}
+
+/* Position of live entry e in the order. */
+static size_t position(const struct ckpt_tree *t, const struct entry *e)
+{
+	size_t i = 0;
+
+	while (i < t->norder && t->order[i] != e)
+		i++;
+	return i;
+}
+
 static void entry_unlink(struct ckpt_tree *t, struct entry *e)
 {
-	for (size_t i = 0; i < t->norder; i++) {
-		if (t->order[i] == e) {
-			memmove(&t->order[i], &t->order[i + 1],
-				(t->norder - i - 1) * sizeof(*t->order));
-			t->norder--;
-			break;
-		}
+	size_t i = position(t, e);
+
+	if (i < t->norder) {
+		memmove(&t->order[i], &t->order[i + 1],
+			(t->norder - i - 1) * sizeof(*t->order));
+		t->norder--;
 	}
 	hash_remove(t, e);
 	e->live = false;
 }
 
-/* ---- open / close ------------------------------------------------------- */
-
-/* Writable for us, and meant to be written: a file or directory without
- * any write permission bit is treated as read-only even for root. */
-static bool writable(const char *path)
+/* After e left the order: frees it now if the kernel holds no lookup. */
+static void entry_drop(struct ckpt_tree *t, struct entry *e)
 {
-	struct stat st;
-
-	return access(path, W_OK) == 0 && stat(path, &st) == 0 &&
-	       (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH));
-}
-
-static const char no_memory[] = "out of memory";
-
-static const char *check_writable(const char *target)
-{
-	char *copy = strdup(target);
-	const char *why = NULL;
-
-	if (!copy)
-		return no_memory;
-	if (!writable(dirname(copy)))
-		why = "its directory is not writable";
-	else if (access(target, F_OK) == 0 && !writable(target))
-		why = "the file is not writable (chmod u+w to edit it)";
-	free(copy);
-	return why;
-}
-
-static char *dir_of(const char *path)
-{
-	char *copy = strdup(path), *d;
-
-	if (!copy)
-		return NULL;
-	d = strdup(dirname(copy));
-	free(copy);
-	return d;
-}
-
-/* An absolute version of path (whose last component may not exist yet),
- * so that commits work after the daemon changed directory. */
-static char *abs_path(const char *path)
-{
-	char *d = strdup(path), *b = strdup(path), *rd = NULL, *out = NULL;
-
-	out = realpath(path, NULL);
-	if (out || !d || !b)
-		goto done;
-	rd = realpath(dirname(d), NULL);
-	if (rd && asprintf(&out, "%s/%s", strcmp(rd, "/") ? rd : "",
-			   basename(b)) < 0)
-		out = NULL;
-done:
-	free(d);
-	free(b);
-	free(rd);
-	return out;
-}
-
-ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
-			struct ckpt_tree **out, struct ckpt_error *err)
-{
-	static const struct ckpt_tree_opts defaults;
-	struct ckpt_tree *t;
-	struct stat st;
-	ckpt_err e;
-
-	if (!opts)
-		opts = &defaults;
-	*out = NULL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	pthread_rwlock_init(&t->lock, NULL);
-	t->open_opts = opts->open;
-	t->add_crc = opts->add_crc;
-	t->drop_crc = opts->drop_crc;
-	t->progress = opts->progress;
-	t->progress_ctx = opts->progress_ctx;
-	t->out_key = opts->out_key_set ? opts->out_key : opts->open.key;
-	t->one_shot = opts->one_shot;
-	t->memory_staging = opts->open.key || t->out_key;
-	if (t->add_crc && t->out_key) {
-		e = ckpt_fail(err, CKPT_ERR_INVAL, 0,
-			      "a CRC trailer and encryption cannot be "
-			      "combined: MindSpore cannot read such files");
-		goto fail;
-	}
-	t->path = abs_path(path);
-	t->target = abs_path(opts->output ? opts->output : path);
-	t->staging_fixed = opts->staging_dir != NULL;
-	t->staging_dir = opts->staging_dir ? abs_path(opts->staging_dir)
-			 : t->target ? dir_of(t->target) : NULL;
-	if (!t->path || !t->target || !t->staging_dir) {
-		const char *which = !t->path     ? path
-				    : !t->target ? opts->output
-						 : opts->staging_dir;
-		e = ckpt_fail(err, errno == ENOMEM ? CKPT_ERR_NOMEM
-						   : CKPT_ERR_IO, 0, "%s: %s",
-			      which ? which : path, strerror(errno));
-		goto fail;
-	}
-	if (stat(path, &st) == 0 || !opts->create) {
-		e = ckpt_open(path, &opts->open, &t->base, err);
-		if (e)
-			goto fail;
-		fstat(ckpt_fd(t->base), &st);
-		t->base_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-				   (uint64_t)st.st_mtim.tv_nsec;
-	} else {
-		t->dirty = true; /* -o create: the empty file is written */
-		t->base_mtime_ns = ckpt_now_ns();
-	}
-	for (size_t i = 0; t->base && i < ckpt_count(t->base); i++) {
-		const struct ckpt_param *p = ckpt_param_at(t->base, i);
-		struct entry *en = entry_new(t, err);
-		if (!en) {
-			e = CKPT_ERR_NOMEM;
-			goto fail;
-		}
-		if (set_name(en, p->name, p->name_len) ||
-		    ckpt_entry_bind(en, p, t->base)) {
-			e = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-			goto fail;
-		}
-		en->mtime_ns = t->base_mtime_ns;
-		e = entry_link(t, en, err);
-		if (e)
-			goto fail;
-	}
-	if (opts->read_only)
-		t->ro_reason = "it was mounted read-only (-o ro)";
-	else
-		t->ro_reason = check_writable(t->target);
-	if (t->ro_reason == no_memory) {
-		e = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-		goto fail;
-	}
-	*out = t;
-	return CKPT_OK;
-fail:
-	ckpt_tree_close(t);
-	return e;
-}
-
-void ckpt_tree_close(struct ckpt_tree *t)
-{
-	if (!t)
-		return;
-	for (size_t i = 0; i < t->nslots; i++)
-		entry_free(t->slots[i]);
-	free(t->slots);
-	free(t->order);
-	free(t->buckets);
-	ckpt_close(t->base);
-	for (size_t i = 0; i < t->nretired; i++)
-		ckpt_close(t->retired[i]);
-	free(t->retired);
-	free(t->path);
-	free(t->target);
-	free(t->staging_dir);
-	pthread_rwlock_destroy(&t->lock);
-	free(t);
-}
-
-const char *ckpt_tree_read_only(const struct ckpt_tree *t)
-{
-	return t->ro_reason;
-}
-
-const struct ckpt_stats *ckpt_tree_source_stats(const struct ckpt_tree *t)
-{
-	return t->base ? ckpt_stats(t->base) : NULL;
-}
-
-const char *ckpt_tree_target(const struct ckpt_tree *t)
-{
-	return t->target;
+	if (!__atomic_load_n(&e->nlookup, __ATOMIC_RELAXED))
+		entry_release(t, e);
 }
 
 bool ckpt_tree_dirty(struct ckpt_tree *t)
@@ -546,13 +436,43 @@ static const struct ckpt_tensor *map_tensor(const struct entry *e, int sub)
 	return &e->orig->map[sub];
 }
 
-bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+/* Bytes e's dtype and explicit shape need; false on overflow. */
+static bool shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t n,
+			uint64_t *need)
+{
+	*need = ckpt_dtype_size(dt);
+	for (uint32_t i = 0; i < n; i++)
+		if (__builtin_mul_overflow(*need, (uint64_t)dims[i], need))
+			return false;
+	return true;
+}
+
+void ckpt_entry_view(const struct entry *e, struct entry *view)
+{
+	uint64_t need;
+
+	*view = *e;
+	if (!e->inherited)
+		return;
+	if (e->dtype == CKPT_DT_STR
+		    ? e->size % 4 == 0 && e->size > 0
+		    : shape_bytes(e->dtype, e->dims, e->ndims, &need) &&
+			      need == e->size)
+		return;
+	view->dtype = CKPT_DT_UINT8;
+	view->shape_explicit = false;
+}
+
+bool ckpt_entry_dims(const struct entry *ent, int64_t *dims, uint32_t *ndims,
 		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err)
 {
-	size_t esize = ckpt_dtype_size(e->dtype);
-	uint64_t need = esize;
+	struct entry v, *e = &v;
+	size_t esize;
+	uint64_t need;
 	char shape[128];
 
+	ckpt_entry_view(ent, &v);
+	esize = ckpt_dtype_size(e->dtype);
 	*dt = e->dtype;
 	if (e->dtype == CKPT_DT_STR) {
 		*ndims = 0;
@@ -569,12 +489,10 @@ bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 		goto as_bytes;
 	}
 	if (e->shape_explicit) {
-		bool fits = true;
-		for (uint32_t i = 0; i < e->ndims && fits; i++)
-			fits = !__builtin_mul_overflow(need, (uint64_t)e->dims[i],
-						       &need);
+		bool fits = shape_bytes(e->dtype, e->dims, e->ndims, &need);
 		if (fits && need == e->size) {
-			memcpy(dims, e->dims, e->ndims * sizeof(*dims));
+			if (e->ndims)
+				memcpy(dims, e->dims, e->ndims * sizeof(*dims));
 			*ndims = e->ndims;
 			return true;
 		}
@@ -615,13 +533,15 @@ as_bytes:
 	return true;
 }
 
-static void fill_info(const struct entry *e, int sub,
+static void fill_info(const struct entry *ent, int sub,
 		      struct ckpt_entry_info *info)
 {
-	const struct ckpt_tensor *mt = map_tensor(e, sub);
+	const struct ckpt_tensor *mt = map_tensor(ent, sub);
 	int64_t dims[1];
 	uint32_t ndims = 0;
+	struct entry v, *e = &v;
 
+	ckpt_entry_view(ent, &v);
 	memset(info, 0, sizeof(*info));
 	info->mtime_ns = e->mtime_ns;
 	if (e->kind == CKPT_ENTRY_DIR && !mt) {
@@ -685,6 +605,9 @@ int ckpt_tree_read_pieces(struct ckpt_tree *t, uint64_t id, uint64_t off,
 		r = -ENOENT;
 	else if (e->kind == CKPT_ENTRY_DIR && sub < 0)
 		r = -EISDIR;
+	else if ((sub >= 0 || e->stage_fd < 0) && e->src &&
+		 ckpt_file_changed(e->src))
+		r = -EIO; /* modified underneath: its bytes are not ours */
 	else if ((n = ckpt_entry_pieces(sub < 0 ? e : NULL, e->src,
 					sub < 0 ? (e->orig ? &e->orig->tensor
 							   : NULL)
@@ -757,10 +680,12 @@ static ckpt_err edit_begin(struct ckpt_tree *t, uint64_t id,
 	return CKPT_OK;
 }
 
+/* e changed: its mtime, and the tree unless e is a scratch file. */
 static void touch(struct ckpt_tree *t, struct entry *e)
 {
 	e->mtime_ns = ckpt_now_ns();
-	t->dirty = true;
+	if (!e->scratch)
+		t->dirty = true;
 }
 
 /* Drops a staging file that the failed operation itself created, so the
@@ -829,7 +754,8 @@ out:
 	return r;
 }
 
-/* Checks that fname is a name we can store; returns the raw name. */
+/* Checks that fname is a name we can store in a new entry (protobuf
+ * strings are UTF-8); returns the raw name. */
 static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
 			    struct ckpt_error *err)
 {
@@ -841,6 +767,14 @@ static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
 				 "%%25 and '/' as %%2F", fname);
 	if (r)
 		return ckpt_fail(err, r, 0, "out of memory");
+	if (!ckpt_utf8_valid(*name, *len)) {
+		free(*name);
+		*name = NULL;
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "'%s' is not valid UTF-8, which a checkpoint "
+				 "name must be (MindSpore stores names as "
+				 "protobuf strings)", fname);
+	}
 	return CKPT_OK;
 }
 
@@ -852,6 +786,35 @@ static ckpt_err write_lock(struct ckpt_tree *t, struct ckpt_error *err)
 				 "the checkpoint is read-only: %s",
 				 t->ro_reason);
 	return CKPT_OK;
+}
+
+/* A new file e without a dtype/shape of its own takes those of the
+ * parameter it replaces (shown while its bytes fit them). */
+static void inherit(struct entry *e, ckpt_dtype dt, const int64_t *dims,
+		    uint32_t ndims, bool shape_explicit)
+{
+	if (e->dtype_set || e->shape_explicit || e->kind != CKPT_ENTRY_FILE ||
+	    set_dims(e, dims, ndims))
+		return;
+	e->dtype = dt;
+	e->shape_explicit = shape_explicit;
+	e->inherited = true;
+}
+
+/* Where a new file named fname goes: the place of the parameter a tomb
+ * remembers under that name (whose dtype/shape it inherits), else the
+ * end. */
+static size_t place_of_new(struct ckpt_tree *t, struct entry *e)
+{
+	struct tomb *tb = ckpt_tomb_find(t, e->fname);
+	size_t pos = t->norder;
+
+	if (tb) {
+		inherit(e, tb->dtype, tb->dims, tb->ndims, tb->shape_explicit);
+		pos = tb->pos;
+		ckpt_tomb_drop(t, tb);
+	}
+	return pos;
 }
 
 ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
@@ -871,24 +834,29 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", fname);
 		goto out;
 	}
-	e = entry_new(t, err);
+	e = ckpt_entry_new(t, err);
 	if (!e) {
 		r = CKPT_ERR_NOMEM;
 		goto out;
 	}
 	e->kind = CKPT_ENTRY_FILE;
 	e->dtype = CKPT_DT_UINT8;
-	if (set_name(e, name, len) || set_dims(e, NULL, 0)) {
+	if (ckpt_entry_set_name(e, name, len) || set_dims(e, NULL, 0)) {
 		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-		goto out;
+		goto fail;
 	}
-	r = entry_link(t, e, err);
+	e->scratch = ckpt_scratch_match(t, e);
+	r = entry_link_at(t, e, e->scratch ? t->norder : place_of_new(t, e),
+			  err);
 	if (r)
-		goto out;
+		goto fail;
 	e->data_changed = true;
 	e->nlookup = 1;
 	touch(t, e);
 	*id = e->id;
+	goto out;
+fail:
+	entry_release(t, e);
 out:
 	free(name);
 	pthread_rwlock_unlock(&t->lock);
@@ -912,11 +880,58 @@ ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *fname,
 			      fname);
 	if (r)
 		goto out;
+	ckpt_tomb_add(t, e, position(t, e));
 	entry_unlink(t, e);
-	t->dirty = true;
+	if (!e->scratch)
+		t->dirty = true;
+	entry_drop(t, e);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return r;
+}
+
+/* Checks a rename of src over dst (may be NULL). */
+static ckpt_err rename_check(const struct entry *src, const struct entry *dst,
+			     const char *to, bool noreplace,
+			     struct ckpt_error *err)
+{
+	if (src->kind != CKPT_ENTRY_FILE ||
+	    (dst && dst->kind != CKPT_ENTRY_FILE))
+		return ckpt_fail(err, CKPT_ERR_PERM, 0,
+				 "map parameters are read-only");
+	if (dst && noreplace)
+		return ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", to);
+	return CKPT_OK;
+}
+
+/* src, now named as dst (NULL if none), takes the place of what it
+ * replaces: the live entry dst, or the parameter a tomb of that name
+ * remembers; a scratch file stays where it is. */
+static void take_place(struct ckpt_tree *t, struct entry *src,
+		       struct entry *dst)
+{
+	struct entry v;
+	size_t at = 0;
+	bool move = false;
+
+	if (dst) {
+		if (!src->scratch) {
+			ckpt_entry_view(dst, &v);
+			inherit(src, v.dtype, v.dims, v.ndims,
+				v.shape_explicit);
+			entry_unlink(t, src);
+			at = position(t, dst);
+			move = true;
+		}
+		entry_unlink(t, dst);
+		entry_drop(t, dst);
+	} else if (!src->scratch && ckpt_tomb_find(t, src->fname)) {
+		entry_unlink(t, src);
+		at = place_of_new(t, src);
+		move = true;
+	}
+	if (move) /* cannot fail: the hash cannot grow, src was in it */
+		entry_link_at(t, src, at, NULL);
 }
 
 ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
@@ -924,8 +939,9 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 			  struct ckpt_error *err)
 {
 	struct entry *src, *dst;
-	char *name = NULL, *new_fname;
+	char *name = NULL, *new_fname = NULL;
 	size_t len;
+	bool was_scratch;
 	ckpt_err r = write_lock(t, err);
 
 	if (r)
@@ -941,38 +957,59 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 	dst = find(t, to);
 	if (dst == src)
 		goto out;
-	if (src->kind != CKPT_ENTRY_FILE ||
-	    (dst && dst->kind != CKPT_ENTRY_FILE)) {
-		r = ckpt_fail(err, CKPT_ERR_PERM, 0,
-			      "map parameters are read-only");
+	r = rename_check(src, dst, to, noreplace, err);
+	if (r)
 		goto out;
-	}
-	if (dst && noreplace) {
-		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", to);
-		goto out;
-	}
 	/* allocate first: a failure must leave both names as they were */
 	new_fname = ckpt_name_escape(name, len);
 	if (!new_fname) {
 		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 		goto out;
 	}
-	if (dst)
-		entry_unlink(t, dst);
+	was_scratch = src->scratch;
+	if (!was_scratch)
+		ckpt_tomb_add(t, src, position(t, src)); /* kept if it goes
+							   * scratch */
 	hash_remove(t, src);
-	free(src->name);
-	free(src->fname);
+	if (src->own_name) {
+		free(src->name);
+		free(src->fname);
+	}
 	src->name = name;
 	src->name_len = len;
 	src->fname = new_fname;
+	src->own_name = true;
 	name = NULL;
 	hash_insert(t, src, NULL); /* cannot grow: one out, one in */
 	src->renamed = true;
-	t->dirty = true;
+	/* replacing a parameter keeps it one, whatever the name */
+	src->scratch = dst ? dst->scratch : ckpt_scratch_match(t, src);
+	if (!src->scratch) { /* it stays a parameter: no tomb needed */
+		struct tomb *tb = was_scratch ? NULL : ckpt_tomb_find(t, from);
+		if (tb)
+			ckpt_tomb_drop(t, tb);
+	}
+	take_place(t, src, dst);
+	if (!was_scratch || !src->scratch)
+		t->dirty = true;
 out:
 	free(name);
 	pthread_rwlock_unlock(&t->lock);
 	return r;
+}
+
+/* An inherited dtype/shape becomes the entry's own, as shown, before the
+ * user changes it. */
+static void own_view(struct entry *e)
+{
+	struct entry v;
+
+	if (!e->inherited)
+		return;
+	ckpt_entry_view(e, &v);
+	e->dtype = v.dtype;
+	e->shape_explicit = v.shape_explicit;
+	e->inherited = false;
 }
 
 ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
@@ -982,6 +1019,7 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 	struct entry *e = NULL;
 	ckpt_err r = edit_begin(t, id, &e, err);
 	ckpt_dtype dt;
+	uint64_t need;
 
 	while (len && (value[len - 1] == '\n' || value[len - 1] == '\0'))
 		len--;
@@ -994,6 +1032,15 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 			      "float32)", (int)(len > 64 ? 64 : len), value);
 		goto out;
 	}
+	own_view(e);
+	if (e->shape_explicit && !shape_bytes(dt, e->dims, e->ndims, &need)) {
+		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "parameter '%s': its shape in %s would need "
+			      "more than 2^64 bytes", e->fname,
+			      ckpt_dtype_name(dt));
+		goto out;
+	}
+	e->dtype_set = true;
 	if (dt != e->dtype) {
 		e->dtype = dt;
 		e->meta_changed = true;
@@ -1002,6 +1049,30 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return r;
+}
+
+/* Parses a shape for e; EINVAL if malformed or too big to exist. */
+static ckpt_err parse_shape(const struct entry *e, const char *value,
+			    size_t len, int64_t *dims, uint32_t *n,
+			    struct ckpt_error *err)
+{
+	uint64_t need;
+
+	if (!ckpt_shape_parse(value, len, dims, n))
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "malformed shape '%.*s' (write it like "
+				 "[6,1,5,5], 6,1,5,5 or [] for a scalar)",
+				 (int)(len > 64 ? 64 : len), value);
+	if (*n == 1 && dims[0] == 0)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "shape [0] cannot be stored: MindSpore reads "
+				 "dims [0] as a scalar");
+	if (!shape_bytes(e->dtype, dims, *n, &need))
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "shape '%.*s' of %s would need more than "
+				 "2^64 bytes", (int)(len > 64 ? 64 : len),
+				 value, ckpt_dtype_name(e->dtype));
+	return CKPT_OK;
 }
 
 ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
@@ -1015,21 +1086,12 @@ ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
 
 	if (r)
 		goto out;
-	if (!ckpt_shape_parse(value, len, dims, &n)) {
-		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
-			      "malformed shape '%.*s' (write it like "
-			      "[6,1,5,5], 6,1,5,5 or [] for a scalar)",
-			      (int)(len > 64 ? 64 : len), value);
+	own_view(e);
+	r = parse_shape(e, value, len, dims, &n, err);
+	if (r)
 		goto out;
-	}
-	if (n == 1 && dims[0] == 0) {
-		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
-			      "shape [0] cannot be stored: MindSpore reads "
-			      "dims [0] as a scalar");
-		goto out;
-	}
 	if (!e->shape_explicit || n != e->ndims ||
-	    memcmp(dims, e->dims, n * sizeof(*dims)) != 0) {
+	    (n && memcmp(dims, e->dims, n * sizeof(*dims)) != 0)) {
 		if (set_dims(e, dims, n)) {
 			r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 			goto out;
@@ -1050,6 +1112,7 @@ ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
 	ckpt_err r = edit_begin(t, id, &e, err);
 
 	if (!r) {
+		own_view(e);
 		if (e->shape_explicit) {
 			e->shape_explicit = false;
 			e->meta_changed = true;
@@ -1067,7 +1130,7 @@ void ckpt_tree_release_retired(struct ckpt_tree *t)
 	for (size_t r = 0; r < t->nretired; r++) {
 		bool used = false;
 		for (size_t i = 0; i < t->nslots && !used; i++)
-			used = t->slots[i]->src == t->retired[r];
+			used = t->slots[i] && t->slots[i]->src == t->retired[r];
 		if (used)
 			t->retired[k++] = t->retired[r];
 		else
@@ -1083,65 +1146,10 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n)
 
 	pthread_rwlock_wrlock(&t->lock);
 	e = resolve(t, id, &sub);
-	if (e && sub < 0)
+	if (e && sub < 0) {
 		e->nlookup = e->nlookup > n ? e->nlookup - n : 0;
-	if (e && sub < 0 && !e->live && !e->nlookup) { /* unreachable now */
-		if (e->stage_fd >= 0)
-			close(e->stage_fd);
-		e->stage_fd = -1;
-		e->size = 0;
-		e->orig = NULL;
-		e->src = NULL;
-		ckpt_tree_release_retired(t);
+		if (!e->live)
+			entry_drop(t, e);
 	}
 	pthread_rwlock_unlock(&t->lock);
-}
-
-/* ---- trust (stubs until the pinning work lands) ------------------------- */
-
-bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id)
-{
-	(void)t, (void)id;
-	return false;
-}
-
-void ckpt_tree_owner(const struct ckpt_tree *t, mode_t *mode, uid_t *uid,
-		     gid_t *gid)
-{
-	struct stat st;
-
-	*mode = 0644;
-	*uid = getuid();
-	*gid = getgid();
-	if (t->base && fstat(ckpt_fd(t->base), &st) == 0) {
-		*mode = st.st_mode & 0777;
-		*uid = st.st_uid;
-		*gid = st.st_gid;
-	}
-}
-
-ckpt_err ckpt_tree_check_source(struct ckpt_tree *t, struct ckpt_error *err)
-{
-	(void)t, (void)err;
-	return CKPT_OK;
-}
-
-void ckpt_tree_force(struct ckpt_tree *t)
-{
-	(void)t;
-}
-
-int ckpt_tree_statfs(struct ckpt_tree *t, struct statvfs *sv)
-{
-	char *dir = dir_of(t->target);
-	int r = dir && statvfs(dir, sv) == 0 ? 0 : -errno;
-
-	free(dir);
-	return r;
-}
-
-const char *ckpt_tree_warning(const struct ckpt_tree *t)
-{
-	(void)t;
-	return NULL;
 }

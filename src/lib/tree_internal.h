@@ -9,36 +9,69 @@
 
 #include "ckpt_tree.h"
 #include "internal.h"
+#include "pin.h"
 
 #define ID_STEP 4 /* a map entry's tensors are id+1 .. id+3 */
 
 struct entry {
 	uint64_t id;
 	struct entry *hnext; /* hash chain of live root entries */
-	char *name;
+	char *name;          /* borrowed from orig until renamed (own_name) */
 	size_t name_len;
 	char *fname;
-	bool live;
-	enum ckpt_entry_kind kind;
 	const struct ckpt_param *orig; /* in src; NULL for new entries */
 	struct ckpt_file *src;         /* t->base, or a retired one */
-	int stage_fd;                  /* -1: the bytes are orig's */
-	bool data_changed, meta_changed, renamed;
+	int64_t *dims;       /* explicit shape (ndims entries); borrowed from
+			      * orig until changed (own_dims) */
 	uint64_t size;
-	ckpt_dtype dtype;
-	uint32_t ndims;
-	int64_t *dims;       /* explicit shape (ndims entries) */
-	bool shape_explicit; /* else 1-D: size / element size */
 	uint64_t mtime_ns;
 	uint64_t nlookup;    /* the kernel's lookups (atomic under the read
 			      * lock) */
+	int stage_fd;        /* -1: the bytes are orig's */
+	ckpt_dtype dtype;
+	uint32_t ndims;
+	uint8_t kind;        /* enum ckpt_entry_kind */
+	bool live;
+	bool data_changed, meta_changed, renamed;
+	bool shape_explicit; /* else 1-D: size / element size */
+	bool dtype_set;      /* dtype/shape are its own (file or setxattr) */
+	bool inherited;      /* dtype/shape taken from the parameter it
+			      * replaced: shown only while the size fits */
+	bool scratch;        /* a scratch file (ckpt_tree_is_scratch) */
+	bool own_name, own_dims;
+};
+
+/* A parameter deleted (or renamed to a scratch name) since the last
+ * commit: a new file of that name takes its place, dtype and shape. */
+struct tomb {
+	char *fname;
+	size_t pos;
+	ckpt_dtype dtype;
+	uint32_t ndims;
+	int64_t *dims;
+	bool shape_explicit;
 };
 
 struct ckpt_tree {
 	pthread_rwlock_t lock;
-	char *path, *target, *staging_dir;
+	struct ckpt_place src_pl, tgt_pl; /* the checkpoint's, commits' */
+	int stage_dirfd;  /* staging files go here */
+	int tmp_dirfd;    /* $TMPDIR: staging and recovery fallback; or -1 */
+	int pin_fd;       /* the file at the target, locked when writable;
+			   * -1 while there is none */
+	struct ckpt_ident pin; /* ... its identity when opened or written */
+	mode_t pin_mode;       /* ... and its mode and owner */
+	uid_t pin_uid;
+	gid_t pin_gid;
+	mode_t src_mode; /* the checkpoint's, as opened (what is shown) */
+	uid_t src_uid;
+	gid_t src_gid;
+	bool force;      /* the next commit replaces whatever is there */
+	char *staging_dir; /* for messages */
+	char *tmp_path;    /* $TMPDIR or /tmp, for messages */
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
+	char warning[512];
 	bool add_crc, drop_crc;
 	bool one_shot;                    /* no rebind after a commit */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -50,9 +83,15 @@ struct ckpt_tree {
 	size_t nretired;            /* entries still read from */
 	struct ckpt_open_opts open_opts;
 	uint64_t base_mtime_ns;
+	char **scratch_globs; /* NULL-terminated, pointing into scratch_buf */
+	char *scratch_buf;
+	struct tomb *tombs;
+	size_t ntombs;
 
-	struct entry **slots; /* by id / ID_STEP - 1; never reused */
+	struct entry **slots; /* by id / ID_STEP - 1; NULL: free */
 	size_t nslots, slots_cap;
+	size_t *free_slots;   /* indexes of NULL slots, reused first */
+	size_t nfree, free_cap;
 	struct entry **order; /* live root entries in checkpoint order */
 	size_t norder, order_cap;
 	struct entry **buckets;
@@ -60,6 +99,38 @@ struct ckpt_tree {
 	bool dirty;
 	bool dir_unsynced; /* the last commit's directory fsync failed */
 };
+
+/* tree.c: a new entry with a fresh (or freed) id, not yet linked. */
+struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err);
+
+/* tree.c: gives e its own copy of name (len bytes). */
+ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len);
+
+/* tree.c: appends e to the order and the hash of live entries. */
+ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
+			 struct ckpt_error *err);
+
+/* tree.c: frees e and what it owns (NULL is a no-op). */
+void ckpt_entry_free(struct entry *e);
+
+/* scratch.c: parses the ':'-separated globs (NULL: the defaults). */
+ckpt_err ckpt_scratch_init(struct ckpt_tree *t, const char *globs,
+			   struct ckpt_error *err);
+void ckpt_scratch_free(struct ckpt_tree *t);
+
+/* scratch.c: whether e, under its current name, is a scratch file. */
+bool ckpt_scratch_match(const struct ckpt_tree *t, const struct entry *e);
+
+/* scratch.c: remembers live entry e (at position pos) as deleted; best
+ * effort (nothing is remembered when memory is short). */
+void ckpt_tomb_add(struct ckpt_tree *t, const struct entry *e, size_t pos);
+
+/* scratch.c: the tomb named fname, or NULL. */
+struct tomb *ckpt_tomb_find(struct ckpt_tree *t, const char *fname);
+
+/* scratch.c: forgets one tomb / all of them (after a commit). */
+void ckpt_tomb_drop(struct ckpt_tree *t, struct tomb *tb);
+void ckpt_tombs_clear(struct ckpt_tree *t);
 
 /* stage.c: makes e's bytes live in a staging file.  With copy, the current
  * bytes are copied in first; the file is then sized to e->size. */
@@ -95,17 +166,17 @@ bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 /* tree.c: closes the retired files no entry refers to any more. */
 void ckpt_tree_release_retired(struct ckpt_tree *t);
 
-/* tree.c: (re)initializes e from parameter p of file src.  bind fails
- * (leaving e as it was) only if it cannot allocate the dims; rebind cannot
- * fail: the caller has made e->dims large enough for p's. */
-ckpt_err ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
-			 struct ckpt_file *src);
+/* tree.c: (re)initializes e from parameter p of file src: its dims (and,
+ * unless renamed since, its name) are p's, borrowed.  Cannot fail. */
+void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+		     struct ckpt_file *src);
 /* tree.c: after a commit that does not rebind (encrypted trees), an
  * inferred shape becomes the explicit one the commit wrote, as a rebind
  * would have read it back. */
 void ckpt_entry_pin_shape(struct entry *e);
 
-void ckpt_entry_rebind(struct entry *e, const struct ckpt_param *p,
-		       struct ckpt_file *src);
+/* tree.c: the dtype and shape e shows: an inherited dtype/shape whose
+ * bytes do not fit the size is shown as UInt8 with an inferred shape. */
+void ckpt_entry_view(const struct entry *e, struct entry *view);
 
 #endif /* CKPT_TREE_INTERNAL_H */

@@ -1236,7 +1236,7 @@ def newparam_fill():
 # unmount
 
 RECOVERY_RE = re.compile(re.escape(NAME) +
-                         r"\.recovery-\d{8}-\d{6}(-\d+)?\.ckpt$")
+                         r"\.recovery-\d{8}-\d{6}-[0-9a-z]{8}\.ckpt$")
 
 
 class TestUnmountFaults(FaultBase):

@@ -118,17 +118,27 @@ class TestSeedScenarios(WritebackBase):
         os.unlink(m.p("conv2.weight"))
         z = np.zeros((16, 6, 5, 5), dtype="<f4")
         z.tofile(m.p("conv2.weight"))
-        self.assertEqual(W.getx(m.p("conv2.weight"), "user.dtype"), "UInt8")
-        self.assertEqual(W.getx(m.p("conv2.weight"), "user.shape"), "[9600]")
-        subprocess.run(["setfattr", "-n", "user.dtype", "-v", "Float32",
-                        m.p("conv2.weight")], check=True)
-        subprocess.run(["setfattr", "-n", "user.shape", "-v", "16,6,5,5",
-                        m.p("conv2.weight")], check=True)
+        # deleted and created again before a commit (rm + cp, tar): the
+        # new file takes the old one's place, dtype and shape, as its
+        # bytes fit them (docs/editing.md, "Replacing a parameter")
+        self.assertEqual(W.getx(m.p("conv2.weight"), "user.dtype"),
+                         "Float32")
+        self.assertEqual(W.getx(m.p("conv2.weight"), "user.shape"),
+                         "[16,6,5,5]")
         m.unmount()
-        # deleted and created again: a new parameter, appended at the end
-        want = W.remove(self.base, "conv2.weight") + [
-            W.param("conv2.weight", "Float32", (16, 6, 5, 5), z)]
-        W.check_ckpt(self, self.src, want)
+        W.check_ckpt(self, self.src,
+                     W.replace(self.base, "conv2.weight", data=z))
+
+    def test_recreated_parameter_that_does_not_fit_is_bytes(self):
+        m = self.mount()
+        os.unlink(m.p("conv2.weight"))
+        W.write_file(m.p("conv2.weight"), b"\x01\x02\x03")
+        self.assertEqual(W.getx(m.p("conv2.weight"), "user.dtype"), "UInt8")
+        self.assertEqual(W.getx(m.p("conv2.weight"), "user.shape"), "[3]")
+        m.unmount()
+        W.check_ckpt(self, self.src, W.replace(
+            self.base, "conv2.weight", dtype="UInt8", shape=(3,),
+            data=b"\x01\x02\x03"))
 
     def test_add_zeros_as_new_name(self):
         m = self.mount()
@@ -401,11 +411,17 @@ class TestCommitSemantics(WritebackBase):
         before = W.file_state(self.src)
         m = self.mount()
         big = "[4294967296,4294967296,4294967296]"
-        W.set_meta(m.p("fc3.bias"), shape=big)
-        self.assertEqual(W.getx(m.p("fc3.bias"), "user.shape"), big)
-        msg = self.assertCommitFails(m)
-        self.assertIn("fc3.bias", msg)
-        self.assertUntouched(before)
+        # refused where the mistake is made, not at the commit
+        self.assertOSError(errno.EINVAL, os.setxattr, m.p("fc3.bias"),
+                           "user.shape", big.encode(),
+                           what="setxattr of an overflowing shape")
+        self.assertEqual(W.getx(m.p("fc3.bias"), "user.shape"), "[10]")
+        # and a dtype that would make the current shape overflow
+        W.set_meta(m.p("fc3.bias"), shape="[2305843009213693952]")  # 2^63 B
+        self.assertOSError(errno.EINVAL, os.setxattr, m.p("fc3.bias"),
+                           "user.dtype", b"Float64",
+                           what="setxattr of a dtype that overflows")
+        self.assertEqual(W.getx(m.p("fc3.bias"), "user.dtype"), "Float32")
         os.removexattr(m.p("fc3.bias"), "user.shape")
         self.assertCommitOK(m)
         m.unmount()
@@ -609,15 +625,14 @@ class TestNamespaceOps(WritebackBase):
         want = []
         b = {p["name"]: p for p in self.base}
         for p in self.base:
-            if p["name"] == "fc1.bias":   # keeps its place, new name
-                want.append(dict(p, name="fc2.bias"))
-            elif p["name"] in ("fc2.bias",):
-                continue                  # replaced
-            elif p["name"] == "fc3.bias":
-                continue                  # replaced by the new file
+            if p["name"] == "fc1.bias":   # moved away
+                continue
+            elif p["name"] == "fc2.bias":  # replaced in its place
+                want.append(dict(b["fc1.bias"], name="fc2.bias"))
+            elif p["name"] == "fc3.bias":  # 8 bytes do not fit [10]
+                want.append(W.param("fc3.bias", "UInt8", (8,), f32(9, 9)))
             else:
                 want.append(p)
-        want.append(W.param("fc3.bias", "UInt8", (8,), f32(9, 9)))
         self.assertEqual(b["fc1.bias"]["data"], W.find(want, "fc2.bias")
                          ["data"])
         W.check_ckpt(self, self.src, want)
@@ -905,7 +920,8 @@ class TestUnmount(WritebackBase):
                          "beside the target, found %s in %s" % (
                              rec, os.listdir(self.dir)))
         self.assertRegex(os.path.basename(rec[0]),
-                         r"^lenet\.ckpt\.recovery-\d{8}-\d{6}\.ckpt$")
+                         r"^lenet\.ckpt\.recovery-\d{8}-\d{6}-[0-9a-z]{8}"
+                         r"\.ckpt$")
         got = ckref.load(rec[0])
         got = {p.name: p for p in got}
         want = W.remove(W.replace(self.base, "fc3.bias", data=z), "fc1.bias")
