@@ -71,6 +71,7 @@ struct ckpt_tree {
 	char *tmp_path;    /* $TMPDIR or /tmp, for messages */
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
+	char ro_buf[600];  /* ro_reason, when it names a path */
 	char warning[512];
 	bool add_crc, drop_crc;
 	bool one_shot;                    /* no rebind after a commit */

@@ -149,13 +149,21 @@ static ckpt_err load_entries(struct ckpt_tree *t, struct ckpt_error *err)
  * any write permission bit is treated as read-only even for root. */
 static const char *why_read_only(struct ckpt_tree *t, bool output)
 {
+	const char *slash = strrchr(t->tgt_pl.path, '/');
 	struct stat st;
 
 	if (fstat(t->tgt_pl.dirfd, &st) != 0 ||
 	    faccessat(t->tgt_pl.dirfd, ".", W_OK, AT_EACCESS) != 0 ||
-	    !(st.st_mode & 0222))
-		return output ? "the directory of the output is not writable"
-			      : "its directory is not writable";
+	    !(st.st_mode & 0222)) {
+		snprintf(t->ro_buf, sizeof(t->ro_buf),
+			 "the directory of the %s, %.*s, is not writable",
+			 output ? "output" : "checkpoint",
+			 slash && slash != t->tgt_pl.path
+				 ? (int)(slash - t->tgt_pl.path)
+				 : 1,
+			 t->tgt_pl.path);
+		return t->ro_buf;
+	}
 	if (t->pin_fd >= 0 &&
 	    (!(t->pin_mode & 0222) ||
 	     faccessat(t->tgt_pl.dirfd, t->tgt_pl.base, W_OK, AT_EACCESS)))

@@ -12,7 +12,7 @@ changes them):
     (write PATH.tmp, rename it over PATH), deleting it, replacing it by a
     symlink, rewriting it in place (cp-like truncate+write, same-size
     overwrite, truncate to 0);
-  * recovery files (DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXX.ckpt) and the
+  * recovery files (DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXXXX.ckpt) and the
     message of 'ckpt umount' ("could not be saved: NAME, NAME, ...");
   * F_OFD_GETLK probes of the lock a read-write mount holds;
   * mounting, fsync and 'ckpt umount' under a deadline (no hang can stall a
@@ -44,11 +44,9 @@ import numpy as np  # noqa: E402
 
 XATTR_FORCE = "user.ckptfs.force"
 
-# DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXX.ckpt, BASE the checkpoint's file
-# name (with its .ckpt), XXXXXX random.  Assumption: the random part is six
-# characters of a file-name-safe alphabet (mkstemp uses [A-Za-z0-9]; '_'
-# and '-' are accepted too).
-RECOVERY_RE_FMT = r"^%s\.recovery-\d{8}-\d{6}-[A-Za-z0-9_-]{6}\.ckpt$"
+# DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXXXX.ckpt, BASE the checkpoint's file
+# name (with its .ckpt), XXXXXXXX random: eight characters of [0-9a-z].
+RECOVERY_RE_FMT = r"^%s\.recovery-\d{8}-\d{6}-[0-9a-z]{8}\.ckpt$"
 
 # spec 1: 'ckpt umount' names what could not be saved
 NOT_SAVED = "could not be saved:"

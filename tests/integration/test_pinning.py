@@ -9,7 +9,7 @@ Another process changes the checkpoint underneath a read-write mount:
     says "replaced" ("deleted" when the path names nothing), every edit
     stays in the mount, untouched parameters read the OLD bytes, and
     'ckpt umount' exits 1 after saving the mounted tree as
-    DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXX.ckpt, whose path it prints
+    DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXXXX.ckpt, whose path it prints
     on stderr.  The file at the path is never touched.  With no edits
     'ckpt umount' exits 0; 'ckpt umount --force' (or setfattr
     user.ckptfs.force + fsync) commits anyway.
@@ -130,7 +130,7 @@ class PinBase(unittest.TestCase):
         rec = P.recovery_files(self.dir, BASE)
         new = [p for p in rec if os.path.basename(p) not in before]
         self.assertEqual(len(new), 1, "%s: expected one recovery file "
-                         "named %s.recovery-YYYYmmdd-HHMMSS-XXXXXX.ckpt "
+                         "named %s.recovery-YYYYmmdd-HHMMSS-XXXXXXXX.ckpt "
                          "beside the checkpoint; the directory holds %s" % (
                              what, BASE, sorted(os.listdir(self.dir))))
         self.assertIn(new[0], r.errtext, "%s: ckpt umount must print the "
