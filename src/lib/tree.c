@@ -454,8 +454,9 @@ void ckpt_entry_view(const struct entry *e, struct entry *view)
 	*view = *e;
 	if (!e->inherited)
 		return;
-	if (e->dtype == CKPT_DT_STR
-		    ? e->size % 4 == 0 && e->size > 0
+	if (e->dtype == CKPT_DT_STR ? e->size % 4 == 0 && e->size > 0
+	    : !e->shape_explicit
+		    ? e->size > 0 && e->size % ckpt_dtype_size(e->dtype) == 0
 		    : shape_bytes(e->dtype, e->dims, e->ndims, &need) &&
 			      need == e->size)
 		return;

@@ -68,50 +68,91 @@ def prod(shape):
 
 
 class Ent:
-    __slots__ = ("data", "dtype", "shape")
+    """A parameter of the model.  dset: its dtype/shape are its own (from
+    the file, or set with setxattr); inh: they were inherited from the
+    parameter it replaced, and show only while the bytes fit them
+    (docs/editing.md, "Replacing a parameter")."""
+    __slots__ = ("data", "dtype", "shape", "dset", "inh")
 
-    def __init__(self, data, dtype, shape):
+    def __init__(self, data, dtype, shape, dset=True):
         self.data = bytearray(data)
         self.dtype = dtype
         self.shape = None if shape is None else tuple(shape)
+        self.dset = dset
+        self.inh = False
+
+    def fits(self):
+        n = len(self.data)
+        if self.dtype == "str":
+            return n > 0 and n % 4 == 0
+        if self.shape is not None:
+            return prod(self.shape) * isz(self.dtype) == n
+        return n > 0 and n % isz(self.dtype) == 0
+
+    def view(self):
+        """(dtype, explicit shape or None) as shown."""
+        if self.inh and not self.fits():
+            return "UInt8", None
+        return self.dtype, self.shape
+
+    def own_view(self):
+        """What setxattr does first: an inherited view becomes its own."""
+        if self.inh:
+            self.dtype, self.shape = self.view()
+            self.inh = False
+
+    def inherit(self, dtype, shape):
+        if not self.dset and self.shape is None:
+            self.dtype, self.shape, self.inh = dtype, shape, True
+
+    def shown_dtype(self):
+        return self.view()[0]
 
     def shown_shape(self):
-        if self.dtype == "str":
+        dtype, shape = self.view()
+        if dtype == "str":
             return ()
-        if self.shape is not None:
-            return self.shape
-        return (len(self.data) // isz(self.dtype),)
+        if shape is not None:
+            return shape
+        return (len(self.data) // isz(dtype),)
 
     def problem(self):
         """None if this parameter can be committed, else why not."""
         n = len(self.data)
-        if self.dtype == "str":
+        dtype, shape = self.view()
+        if dtype == "str":
             if n == 0 or n % 4:
                 return "str of %d bytes" % n
             return None
-        if self.shape is not None:
-            if prod(self.shape) * isz(self.dtype) != n:
+        if shape is not None:
+            if prod(shape) * isz(dtype) != n:
                 return "shape %s of %s needs %d bytes, has %d" % (
-                    W.shape_str(self.shape), self.dtype,
-                    prod(self.shape) * isz(self.dtype), n)
+                    W.shape_str(shape), dtype, prod(shape) * isz(dtype), n)
             return None
         if n == 0:
             return "empty"
-        if n % isz(self.dtype):
-            return "%d bytes is not a whole number of %s" % (n, self.dtype)
+        if n % isz(dtype):
+            return "%d bytes is not a whole number of %s" % (n, dtype)
         return None
 
 
 class Model:
+    """Names in order, their parameters, and the tombs: parameters deleted
+    since the last commit, whose place, dtype and shape a new file of the
+    same name takes."""
+
     def __init__(self):
         self.order = []   # names
         self.ents = {}
+        self.tombs = {}   # name -> (position, dtype, shape)
 
     def copy(self):
         m = Model()
         m.order = list(self.order)
-        m.ents = {k: Ent(bytes(e.data), e.dtype, e.shape)
-                  for k, e in self.ents.items()}
+        for k, e in self.ents.items():
+            c = Ent(bytes(e.data), e.dtype, e.shape, e.dset)
+            c.inh = e.inh
+            m.ents[k] = c
         return m
 
     def add(self, name, ent):
@@ -119,31 +160,62 @@ class Model:
         self.order.append(name)
         self.ents[name] = ent
 
+    def create(self, name, ent):
+        """A new file: in the place of a tomb of its name, if any."""
+        assert name not in self.ents
+        tomb = self.tombs.pop(name, None)
+        if tomb:
+            ent.inherit(tomb[1], tomb[2])
+            self.order.insert(tomb[0], name)
+        else:
+            self.order.append(name)
+        self.ents[name] = ent
+
     def remove(self, name):
+        e = self.ents[name]
+        if e.dset or e.inh:
+            self.tombs[name] = (self.order.index(name),) + e.view()
         self.order.remove(name)
         return self.ents.pop(name)
 
     def rename(self, src, dst):
         if src == dst:
             return None
-        gone = self.remove(dst) if dst in self.ents else None
-        i = self.order.index(src)
-        self.order[i] = dst
-        self.ents[dst] = self.ents.pop(src)
-        return gone
+        self.tombs.pop(src, None)
+        e = self.ents.pop(src)
+        if dst in self.ents:      # over a parameter: its place and meta
+            gone = self.ents.pop(dst)
+            e.inherit(*gone.view())
+            self.order.remove(src)
+            self.order[self.order.index(dst)] = dst
+            self.ents[dst] = e
+            return gone
+        tomb = self.tombs.pop(dst, None)
+        if tomb:
+            e.inherit(tomb[1], tomb[2])
+            self.order.remove(src)
+            self.order.insert(tomb[0], dst)
+        else:
+            self.order[self.order.index(src)] = dst
+        self.ents[dst] = e
+        return None
 
     def problems(self):
         return [(n, self.ents[n].problem()) for n in self.order
                 if self.ents[n].problem()]
 
     def expected(self):
-        return [W.param(n, self.ents[n].dtype, self.ents[n].shown_shape(),
+        return [W.param(n, self.ents[n].shown_dtype(),
+                        self.ents[n].shown_shape(),
                         bytes(self.ents[n].data)) for n in self.order]
 
     def committed(self):
-        """After a commit every shape is the stored (explicit) one."""
+        """After a commit every dtype and shape is the stored one, and no
+        tomb is left."""
         for e in self.ents.values():
-            e.shape = e.shown_shape()
+            e.dtype, e.shape = e.shown_dtype(), e.shown_shape()
+            e.dset, e.inh = True, False
+        self.tombs = {}
 
 
 def factor_shape(rng, n):
@@ -307,7 +379,7 @@ class Runner:
                 os.write(fd, data)
         finally:
             os.close(fd)
-        self.model.add(name, Ent(data, "UInt8", None))
+        self.model.create(name, Ent(data, "UInt8", None, dset=False))
         self.maybe_dirty = True
         if self.rng.random() < 0.5:
             self.check_one(name)
@@ -373,7 +445,9 @@ class Runner:
             return
         self.note("set dtype %r %r (%s)" % (name, spelled, dtype))
         W.setx(self.path(name), "user.dtype", spelled)
+        e.own_view()
         e.dtype = dtype
+        e.dset = True
         self.maybe_dirty = True
 
     def op_set_shape(self):
@@ -381,6 +455,7 @@ class Runner:
         if name is None:
             return
         e = self.model.ents[name]
+        e.own_view()   # setxattr of user.shape does this first
         r = self.rng.random()
         if r < 0.15:
             bad = self.rng.choice(BAD_SHAPES)
@@ -410,6 +485,7 @@ class Runner:
             return
         self.note("removexattr user.shape %r" % name)
         os.removexattr(self.path(name), "user.shape")
+        self.model.ents[name].own_view()
         self.model.ents[name].shape = None
         self.maybe_dirty = True
 
@@ -427,9 +503,9 @@ class Runner:
                 name, W.first_diff(got, e.data), len(got), len(e.data)))
         dt = W.getx(fp, "user.dtype")
         sh = W.getx(fp, "user.shape")
-        if dt != e.dtype or sh != W.shape_str(e.shown_shape()):
+        if dt != e.shown_dtype() or sh != W.shape_str(e.shown_shape()):
             self.fail("%r: xattrs dtype=%s shape=%s, model %s %s" % (
-                name, dt, sh, e.dtype, W.shape_str(e.shown_shape())))
+                name, dt, sh, e.shown_dtype(), W.shape_str(e.shown_shape())))
         if self.rng.random() < 0.3 and e.data:
             off = self.rng.randrange(0, len(e.data))
             k = self.rng.randrange(1, 300)
@@ -600,17 +676,18 @@ class Runner:
         for name, why in self.model.problems():
             e = self.model.ents[name]
             n = len(e.data)
-            sz = isz(e.dtype)
+            dtype, shape = e.view()   # what the fix sees
+            sz = isz(dtype)
             choices = ["unlink"]
-            if e.dtype == "str":
+            if dtype == "str":
                 choices += ["pad"]
             else:
                 if n and n % sz == 0:
-                    choices += ["shape", "unshape"] if e.shape is not None \
+                    choices += ["shape", "unshape"] if shape is not None \
                         else ["shape"]
-                if e.shape is not None and \
-                        prod(e.shape) * sz <= MAX_SIZE and \
-                        (prod(e.shape) or e.shape):
+                if shape is not None and \
+                        prod(shape) * sz <= MAX_SIZE and \
+                        (prod(shape) or shape):
                     choices += ["resize"]
                 choices += ["pad"]
             how = self.rng.choice(choices)
@@ -621,18 +698,21 @@ class Runner:
                 shape = factor_shape(self.rng, n // sz)
                 W.setx(self.path(name), "user.shape",
                        shape_text(self.rng, shape))
+                e.own_view()
                 e.shape = shape
             elif how == "unshape":
                 os.removexattr(self.path(name), "user.shape")
+                e.own_view()
                 e.shape = None
             elif how == "resize":
-                self.op_truncate(name, prod(e.shape) * sz)
+                self.op_truncate(name, prod(shape) * sz)
             else:  # pad: up to whole elements, at least one
-                step = 4 if e.dtype == "str" else sz
+                step = 4 if dtype == "str" else sz
                 target = max(step, (n + step - 1) // step * step)
                 self.op_truncate(name, target)
-                if e.dtype != "str" and e.shape is not None:
+                if dtype != "str" and shape is not None:
                     os.removexattr(self.path(name), "user.shape")
+                    e.own_view()
                     e.shape = None
             self.maybe_dirty = True
         if self.model.problems():
