@@ -58,12 +58,14 @@ static void hash_remove(struct ckpt_tree *t, struct entry *e)
 	}
 }
 
-static ckpt_err hash_insert(struct ckpt_tree *t, struct entry *e,
+/* Adds e to the hash; with grow (a new entry), the table first grows to
+ * keep its load factor at most 1.  Without, it cannot fail. */
+static ckpt_err hash_insert(struct ckpt_tree *t, struct entry *e, bool grow,
 			    struct ckpt_error *err)
 {
 	struct entry **b;
 
-	if (t->norder + 1 > t->nbuckets / 2) {
+	if (grow && t->norder + 1 > t->nbuckets) {
 		size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
 		struct entry **nb = calloc(n, sizeof(*nb));
 		if (!nb)
@@ -142,7 +144,7 @@ ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len)
 		free(e->fname);
 	}
 	e->name = n;
-	e->name_len = len;
+	e->name_len = (uint32_t)len;
 	e->fname = f;
 	e->own_name = true;
 	return CKPT_OK;
@@ -159,7 +161,7 @@ static ckpt_err set_dims(struct entry *e, const int64_t *dims, uint32_t n)
 	if (e->own_dims)
 		free(e->dims);
 	e->dims = d;
-	e->ndims = n;
+	e->ndims = (uint8_t)n;
 	e->own_dims = true;
 	return CKPT_OK;
 }
@@ -193,11 +195,11 @@ void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 		free(e->fname);
 	}
 	e->name = p->name;
-	e->name_len = p->name_len;
+	e->name_len = (uint32_t)p->name_len;
 	e->fname = p->fname;
 	e->own_name = e->own_dims = false;
 	e->dims = p->kind == CKPT_PARAM_TENSOR ? pt->dims : NULL;
-	e->ndims = p->kind == CKPT_PARAM_TENSOR ? pt->ndims : 0;
+	e->ndims = p->kind == CKPT_PARAM_TENSOR ? (uint8_t)pt->ndims : 0;
 	e->orig = p;
 	e->src = src;
 	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
@@ -250,7 +252,7 @@ struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err)
 	e->stage_fd = -1;
 	slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
 	t->slots[slot] = e;
-	e->id = (uint64_t)(slot + 1) * ID_STEP;
+	e->slot = (uint32_t)slot;
 	return e;
 }
 
@@ -258,7 +260,7 @@ struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err)
  * and gives its id back. */
 static void entry_release(struct ckpt_tree *t, struct entry *e)
 {
-	size_t slot = e->id / ID_STEP - 1;
+	size_t slot = e->slot;
 
 	if (t->nfree == t->free_cap) {
 		size_t n = t->free_cap ? t->free_cap * 2 : 64;
@@ -285,7 +287,7 @@ static void entry_release(struct ckpt_tree *t, struct entry *e)
 static ckpt_err entry_link_at(struct ckpt_tree *t, struct entry *e,
 			      size_t pos, struct ckpt_error *err)
 {
-	ckpt_err r = hash_insert(t, e, err);
+	ckpt_err r = hash_insert(t, e, true, err);
 
 	if (r)
 		return r;
@@ -382,7 +384,7 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		for (size_t i = start; i < t->norder; i++) {
 			struct entry *e = t->order[i];
 			fill_info(e, -1, &info);
-			if (!fn(ctx, e->fname, e->id, &info, i + 1))
+			if (!fn(ctx, e->fname, ENTRY_ID(e), &info, i + 1))
 				break;
 			if (count)
 				__atomic_add_fetch(&e->nlookup, 1,
@@ -412,7 +414,7 @@ ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
 		e = find(t, name);
 		if (e) {
 			__atomic_add_fetch(&e->nlookup, 1, __ATOMIC_RELAXED);
-			*id = e->id;
+			*id = ENTRY_ID(e);
 			r = CKPT_OK;
 		}
 	} else if ((e = resolve(t, dir, &sub)) && sub < 0 &&
@@ -854,7 +856,7 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 	e->data_changed = true;
 	e->nlookup = 1;
 	touch(t, e);
-	*id = e->id;
+	*id = ENTRY_ID(e);
 	goto out;
 fail:
 	entry_release(t, e);
@@ -977,11 +979,11 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 		free(src->fname);
 	}
 	src->name = name;
-	src->name_len = len;
+	src->name_len = (uint32_t)len;
 	src->fname = new_fname;
 	src->own_name = true;
 	name = NULL;
-	hash_insert(t, src, NULL); /* cannot grow: one out, one in */
+	hash_insert(t, src, false, NULL); /* one out, one in */
 	src->renamed = true;
 	/* replacing a parameter keeps it one, whatever the name */
 	src->scratch = dst ? dst->scratch : ckpt_scratch_match(t, src);

@@ -13,11 +13,11 @@
 
 #define ID_STEP 4 /* a map entry's tensors are id+1 .. id+3 */
 
+/* One parameter (or scratch file) of the tree.  Kept small: a tree of a
+ * million parameters holds a million of these. */
 struct entry {
-	uint64_t id;
 	struct entry *hnext; /* hash chain of live root entries */
 	char *name;          /* borrowed from orig until renamed (own_name) */
-	size_t name_len;
 	char *fname;
 	const struct ckpt_param *orig; /* in src; NULL for new entries */
 	struct ckpt_file *src;         /* t->base, or a retired one */
@@ -25,21 +25,25 @@ struct entry {
 			      * orig until changed (own_dims) */
 	uint64_t size;
 	uint64_t mtime_ns;
-	uint64_t nlookup;    /* the kernel's lookups (atomic under the read
+	uint32_t nlookup;    /* the kernel's lookups (atomic under the read
 			      * lock) */
+	uint32_t slot;       /* the id is (slot + 1) * ID_STEP */
+	uint32_t name_len;
 	int stage_fd;        /* -1: the bytes are orig's */
-	ckpt_dtype dtype;
-	uint32_t ndims;
+	uint8_t dtype;       /* ckpt_dtype */
+	uint8_t ndims;       /* <= CKPT_MAX_DIMS */
 	uint8_t kind;        /* enum ckpt_entry_kind */
-	bool live;
-	bool data_changed, meta_changed, renamed;
-	bool shape_explicit; /* else 1-D: size / element size */
-	bool dtype_set;      /* dtype/shape are its own (file or setxattr) */
-	bool inherited;      /* dtype/shape taken from the parameter it
+	bool live : 1;
+	bool data_changed : 1, meta_changed : 1, renamed : 1;
+	bool shape_explicit : 1; /* else 1-D: size / element size */
+	bool dtype_set : 1;  /* dtype/shape are its own (file or setxattr) */
+	bool inherited : 1;  /* dtype/shape taken from the parameter it
 			      * replaced: shown only while the size fits */
-	bool scratch;        /* a scratch file (ckpt_tree_is_scratch) */
-	bool own_name, own_dims;
+	bool scratch : 1;    /* a scratch file (ckpt_tree_is_scratch) */
+	bool own_name : 1, own_dims : 1;
 };
+
+#define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * ID_STEP)
 
 /* A parameter deleted (or renamed to a scratch name) since the last
  * commit: a new file of that name takes its place, dtype and shape. */
