@@ -288,6 +288,7 @@ void ckpt_tree_close(struct ckpt_tree *t)
 	free(t->staging_dir);
 	free(t->tmp_path);
 	ckpt_scratch_free(t);
+	ckpt_tombs_clear(t);
 	free(t->tombs);
 	pthread_rwlock_destroy(&t->lock);
 	free(t);
