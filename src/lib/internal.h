@@ -71,24 +71,35 @@ int ckpt_dio_finish(struct ckpt_dio *d, uint64_t *at);
  * allowed).  Call before closing the fd. */
 void ckpt_dio_free(struct ckpt_dio *d);
 
+/* A block of the memory the index of an open file lives in (index.c). */
+struct ckpt_block;
+
 struct ckpt_file {
 	int fd;
 	char *path;
 	struct ckpt_stats stats;
 	struct ckpt_param *params;
 	size_t nparams, cap;
-	size_t *hash;        /* open addressing: index+1, 0 = empty */
-	size_t hash_size;    /* power of two */
+	uint32_t *hash;      /* open addressing: index+1, 0 = empty */
+	size_t hash_size;    /* power of two, at least 2 x nparams */
+	struct ckpt_block *blocks; /* names, dims, extents, map tensors */
 };
 
-/* Adds (or, for a name seen before, replaces) a parameter; takes ownership
- * of p's allocations.  Used by the scanner. */
-ckpt_err ckpt_index_put(struct ckpt_file *f, struct ckpt_param *p,
+/* Adds (or, for a name seen before, replaces) a parameter.  Its pointers
+ * must be into memory from ckpt_index_alloc(f, ...).  Used by the
+ * scanner. */
+ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
 			struct ckpt_error *err);
 
-/* Frees the allocations of one tensor / one parameter. */
-void ckpt_tensor_free(struct ckpt_tensor *t);
-void ckpt_param_free(struct ckpt_param *p);
+/* n bytes aligned for any of the index's types, owned by f (freed by
+ * ckpt_index_free); NULL when out of memory. */
+void *ckpt_index_alloc(struct ckpt_file *f, size_t n);
+
+/* After the last ckpt_index_put: gives back the unused room. */
+void ckpt_index_trim(struct ckpt_file *f);
+
+/* Frees the parameters, the hash and every ckpt_index_alloc block. */
+void ckpt_index_free(struct ckpt_file *f);
 
 /* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
 ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
