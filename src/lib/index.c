@@ -3,12 +3,13 @@
  * hash table from shown file name to position.
  *
  * A checkpoint may hold a million tiny parameters, so the index is kept
- * small: one struct ckpt_param per parameter in one array, a hash of
- * 32-bit positions, and everything else a parameter points to (name, file
- * name unless it is the same as the name, dims, extents, odd type
- * spellings, the three tensors of a map) packed into large blocks that are
- * freed together at ckpt_close.  Nothing of the index is freed earlier: a
- * name that repeats (dict semantics) leaves its old data unused in a block.
+ * small: one 104-byte struct ckpt_param per parameter in one array, a
+ * hash of 32-bit positions, and everything else a parameter points to
+ * (name, file name unless it is the same as the name, dims, extents, odd
+ * type spellings, the three tensors of a map) packed into large blocks
+ * that are freed together at ckpt_close.  Nothing of the index is freed
+ * earlier: a name that repeats (dict semantics) leaves its old data unused
+ * in a block.
  */
 #include <stdalign.h>
 #include <stdint.h>

@@ -443,10 +443,13 @@ static bool parse_type(const struct rec_tensor *rt, const char *what,
 static ckpt_err set_meta(struct scan *s, struct ckpt_tensor *t,
 			 struct rec_tensor *rt, const char *what)
 {
-	if (!parse_type(rt, what, &t->dtype))
+	ckpt_dtype dt;
+
+	if (!parse_type(rt, what, &dt))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 				 "%s%s: unknown tensor_type '%s'", s->where,
 				 what, rt->type);
+	t->dtype = dt; /* a bit-field */
 	t->type_str = rt->type;
 	if (rt->ndims == 0)
 		rt->dims[0] = 0; /* dims is never empty */
@@ -533,14 +536,35 @@ static const char *store_type(const struct ckpt_tensor *t, char **strs)
 	return *strs - n;
 }
 
+/* dims of the many tiny tensors: [] and [0] .. [SMALL_DIMS - 1] */
+#define SMALL_DIMS 256
+#define D4(n) n, n + 1, n + 2, n + 3
+#define D16(n) D4(n), D4(n + 4), D4(n + 8), D4(n + 12)
+#define D64(n) D16(n), D16(n + 16), D16(n + 32), D16(n + 48)
+static const int64_t small_dims[SMALL_DIMS] = {D64(0), D64(64), D64(128),
+					       D64(192)};
+
+/* The shared dims of t, or NULL if it needs its own. */
+static int64_t *shared_dims(const struct ckpt_tensor *t)
+{
+	if (t->ndims == 0)
+		return (int64_t *)small_dims; /* never written: see ckpt.h */
+	if (t->ndims == 1 && t->dims[0] >= 0 && t->dims[0] < SMALL_DIMS)
+		return (int64_t *)&small_dims[t->dims[0]];
+	return NULL;
+}
+
 /* Bytes store() needs for t beside the struct; its odd type spelling is
  * counted in *nstr. */
 static size_t tensor_room(const struct ckpt_tensor *t, size_t *nstr)
 {
+	size_t n = t->nextents * sizeof(struct ckpt_extent);
+
 	if (strcmp(t->type_str, ckpt_dtype_name(t->dtype)) != 0)
 		*nstr += strlen(t->type_str) + 1;
-	return t->nextents * sizeof(struct ckpt_extent) +
-	       (t->ndims ? t->ndims : 1) * sizeof(int64_t);
+	if (!shared_dims(t))
+		n += t->ndims * sizeof(int64_t);
+	return n;
 }
 
 /* Copies the validated group into one block of the index and adds it. */
@@ -589,7 +613,7 @@ static ckpt_err store(struct scan *s, struct group *g)
 	free(fname);
 	for (int i = 0; i < nt; i++) {
 		const struct ckpt_tensor *t = &g->t[i];
-		size_t nd = t->ndims ? t->ndims : 1;
+		int64_t *shared = shared_dims(t);
 		ts[i] = *t;
 		if (t->nextents) {
 			ts[i].extents = (struct ckpt_extent *)(void *)blk;
@@ -597,9 +621,13 @@ static ckpt_err store(struct scan *s, struct group *g)
 			       t->nextents * sizeof(*t->extents));
 			blk += t->nextents * sizeof(*t->extents);
 		}
-		ts[i].dims = (int64_t *)(void *)blk;
-		memcpy(blk, t->dims, nd * sizeof(*t->dims));
-		blk += nd * sizeof(*t->dims);
+		if (shared) {
+			ts[i].dims = shared;
+		} else {
+			ts[i].dims = (int64_t *)(void *)blk;
+			memcpy(blk, t->dims, t->ndims * sizeof(*t->dims));
+			blk += t->ndims * sizeof(*t->dims);
+		}
 		ts[i].type_str = store_type(t, &strs);
 	}
 	return ckpt_index_put(s->f, &p, s->err);
