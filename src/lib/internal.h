@@ -81,13 +81,13 @@ struct ckpt_file {
 	struct ckpt_param *params;
 	size_t nparams, cap;
 	uint32_t *hash;      /* open addressing: index+1, 0 = empty */
-	size_t hash_size;    /* power of two, at least 2 x nparams */
+	size_t hash_size;    /* power of two, at least 2 x nparams; 0 until
+			      * ckpt_index_build */
 	struct ckpt_block *blocks; /* names, dims, extents, map tensors */
 };
 
-/* Adds (or, for a name seen before, replaces) a parameter.  Its pointers
- * must be into memory from ckpt_index_alloc(f, ...).  Used by the
- * scanner. */
+/* Appends a parameter in file order.  Its pointers must be into memory
+ * from ckpt_index_alloc(f, ...).  Used by the scanner. */
 ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
 			struct ckpt_error *err);
 
@@ -95,8 +95,11 @@ ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
  * ckpt_index_free); NULL when out of memory. */
 void *ckpt_index_alloc(struct ckpt_file *f, size_t n);
 
-/* After the last ckpt_index_put: gives back the unused room. */
-void ckpt_index_trim(struct ckpt_file *f);
+/* After the last ckpt_index_put: builds the hash, keeps one parameter per
+ * name (a name seen again gives its data to the first position, as in a
+ * dict), sets stats.duplicates and data_bytes, and gives back unused
+ * room.  ckpt_find works from here on. */
+ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
 
 /* Frees the parameters, the hash and every ckpt_index_alloc block. */
 void ckpt_index_free(struct ckpt_file *f);

@@ -68,7 +68,17 @@ struct scan {
 	 * so that a long FILE does not push the offset out */
 	char where[sizeof(((struct ckpt_error *)0)->msg)];
 	uint64_t where_off;
+	/* what where() formats into where when a message needs it */
+	const char *place_name;
+	size_t place_len;
+	bool place_pending;
 	struct strbuf vname; /* the name of the record being parsed */
+	struct type_memo { /* the last known type string: [0] tensors, [1]
+			    * map tensors (numpy names too) */
+		char type[CKPT_MAX_TYPE_LEN];
+		size_t len; /* 0: none yet (the empty type is not known) */
+		ckpt_dtype dt;
+	} types[2];
 };
 
 static const char *at(struct scan *s, uint64_t off, const char *name,
@@ -77,6 +87,7 @@ static const char *at(struct scan *s, uint64_t off, const char *name,
 	size_t show = len > 80 ? 80 : len;
 
 	s->where_off = off;
+	s->place_pending = false;
 	if (name)
 		snprintf(s->where, sizeof(s->where),
 			 "%s: offset %llu: parameter '%.*s%s'", s->r.label,
@@ -85,6 +96,24 @@ static const char *at(struct scan *s, uint64_t off, const char *name,
 	else
 		snprintf(s->where, sizeof(s->where), "%s: offset %llu",
 			 s->r.label, (unsigned long long)off);
+	return s->where;
+}
+
+/* Notes the parameter that the next where() names, at no cost until a
+ * message needs it (this happens for every parameter). */
+static void place(struct scan *s, uint64_t off, const char *name, size_t len)
+{
+	s->where_off = off;
+	s->place_name = name;
+	s->place_len = len;
+	s->place_pending = true;
+}
+
+/* "FILE: offset N: parameter 'X'" of the last place() or at(). */
+static const char *where(struct scan *s)
+{
+	if (s->place_pending)
+		at(s, s->where_off, s->place_name, s->place_len);
 	return s->where;
 }
 
@@ -431,11 +460,25 @@ static ckpt_err add_extent(struct scan *s, struct ckpt_tensor *t,
 
 /* Parses the tensor_type of rt: MindSpore spellings for plain tensors,
  * numpy ones too inside maps (what is "" for a plain tensor). */
-static bool parse_type(const struct rec_tensor *rt, const char *what,
-		       ckpt_dtype *dt)
+static bool parse_type(struct scan *s, const struct rec_tensor *rt,
+		       const char *what, ckpt_dtype *dt)
 {
-	return *what ? ckpt_dtype_parse(rt->type, strlen(rt->type), dt)
-		     : ckpt_dtype_parse_stored(rt->type, strlen(rt->type), dt);
+	struct type_memo *m = &s->types[*what != '\0'];
+	size_t len = strlen(rt->type);
+	bool ok;
+
+	if (len && m->len == len && memcmp(m->type, rt->type, len) == 0) {
+		*dt = m->dt; /* as the last record: the common case */
+		return true;
+	}
+	ok = *what ? ckpt_dtype_parse(rt->type, len, dt)
+		   : ckpt_dtype_parse_stored(rt->type, len, dt);
+	if (ok) {
+		memcpy(m->type, rt->type, len);
+		m->len = len;
+		m->dt = *dt;
+	}
+	return ok;
 }
 
 /* Sets dtype, type_str and dims of t from the record rt (the last slice);
@@ -445,9 +488,9 @@ static ckpt_err set_meta(struct scan *s, struct ckpt_tensor *t,
 {
 	ckpt_dtype dt;
 
-	if (!parse_type(rt, what, &dt))
+	if (!parse_type(s, rt, what, &dt))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
-				 "%s%s: unknown tensor_type '%s'", s->where,
+				 "%s%s: unknown tensor_type '%s'", where(s),
 				 what, rt->type);
 	t->dtype = dt; /* a bit-field */
 	t->type_str = rt->type;
@@ -459,7 +502,7 @@ static ckpt_err set_meta(struct scan *s, struct ckpt_tensor *t,
 		if (t->dims[i] < 0)
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 					 "%s%s: negative dimension %lld",
-					 s->where, what,
+					 where(s), what,
 					 (long long)t->dims[i]);
 	return CKPT_OK;
 }
@@ -472,7 +515,7 @@ static ckpt_err size_mismatch(struct scan *s, const struct ckpt_tensor *t,
 	ckpt_shape_format(t->dims, t->ndims, shape, sizeof(shape));
 	return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 			 "%s%s: tensor_content is %llu bytes but shape %s of "
-			 "%s needs %llu", s->where, what,
+			 "%s needs %llu", where(s), what,
 			 (unsigned long long)t->stored, shape, t->type_str,
 			 (unsigned long long)need);
 }
@@ -495,14 +538,14 @@ static ckpt_err check_tensor(struct scan *s, struct ckpt_tensor *t)
 					 "%s: str content is %llu bytes, not "
 					 "a positive whole number of UTF-32 "
 					 "code points",
-					 s->where,
+					 where(s),
 					 (unsigned long long)t->stored);
 		return CKPT_OK;
 	}
 	if (!byte_count(t->dims, t->ndims, esize, &need))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 				 "%s: the product of the dims overflows",
-				 s->where);
+				 where(s));
 	t->size = need;
 	if (t->stored == need)
 		return CKPT_OK;
@@ -642,7 +685,7 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 	if (!g->active)
 		return CKPT_OK;
 	g->active = false;
-	at(s, p->rec_off, p->name, p->name_len);
+	place(s, p->rec_off, p->name, p->name_len);
 	if (p->kind == CKPT_PARAM_TENSOR) {
 		e = set_meta(s, &g->t[0], &g->last[0], "");
 		if (!e)
@@ -655,7 +698,7 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 			if (!e && t->ndims == 0)
 				e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 					      "%s/%s: map tensor has no dims",
-					      s->where, ckpt_map_names[i]);
+					      where(s), ckpt_map_names[i]);
 			if (!e) {
 				uint64_t need;
 				t->dims[0] = (int64_t)g->rows[i];
@@ -669,7 +712,7 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 						      "%s/%s: %llu bytes in "
 						      "slices that disagree on "
 						      "the type or the row "
-						      "shape", s->where,
+						      "shape", where(s),
 						      ckpt_map_names[i],
 						      (unsigned long long)
 							      t->stored);
@@ -685,17 +728,17 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 static ckpt_err group_add_map(struct scan *s, struct group *g,
 			      struct rec_value *v)
 {
-	at(s, v->off, v->name, v->name_len);
+	place(s, v->off, v->name, v->name_len);
 	for (int i = 0; i < CKPT_MAP_NTENSORS; i++) {
 		const struct rec_tensor *rt = &v->t[i];
 		ckpt_dtype dt;
 		uint64_t need;
 		ckpt_err e;
 
-		if (!parse_type(rt, ckpt_map_names[i], &dt))
+		if (!parse_type(s, rt, ckpt_map_names[i], &dt))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s/%s: unknown tensor_type '%s'",
-					 s->where, ckpt_map_names[i], rt->type);
+					 where(s), ckpt_map_names[i], rt->type);
 		if (rt->ndims == 0 ||
 		    !byte_count(rt->dims, rt->ndims, ckpt_dtype_size(dt),
 				&need) ||
@@ -703,12 +746,12 @@ static ckpt_err group_add_map(struct scan *s, struct group *g,
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s/%s: tensor_content is %llu bytes "
 					 "and does not match its dims",
-					 s->where, ckpt_map_names[i],
+					 where(s), ckpt_map_names[i],
 					 (unsigned long long)rt->content_len);
 		if (__builtin_add_overflow(g->rows[i], (uint64_t)rt->dims[0],
 					   &g->rows[i]))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
-					 "%s: map rows overflow", s->where);
+					 "%s: map rows overflow", where(s));
 		e = add_extent(s, &g->t[i], &g->ext[i], &g->ext_cap[i], rt);
 		if (e)
 			return e;
@@ -753,7 +796,7 @@ static ckpt_err take_value(struct scan *s, struct group *g,
 				       : 0;
 	if (v->kind == CKPT_PARAM_MAP)
 		return group_add_map(s, g, v);
-	if (!parse_type(&v->t[0], "", &dt)) /* MindSpore checks every slice */
+	if (!parse_type(s, &v->t[0], "", &dt)) /* MindSpore checks every slice */
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 				 "%s: unknown tensor_type '%s'",
 				 at(s, v->off, g->p.name, g->p.name_len),
@@ -832,6 +875,6 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
 	free(s.vname.p);
 	free(s.r.buf);
 	if (!e)
-		ckpt_index_trim(f);
+		e = ckpt_index_build(f, err);
 	return e;
 }
