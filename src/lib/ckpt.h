@@ -131,19 +131,25 @@ struct ckpt_extent {
 	uint64_t len;
 };
 
-/* One tensor as shown: dtype, shape, and where its bytes are. */
+/* One tensor as shown: dtype, shape, and where its bytes are.  Every
+ * pointer refers to memory owned by the open file, valid until ckpt_close
+ * and never to be written through (a million small parameters share a few
+ * large blocks, and 1-D dims point into a shared constant table).  The
+ * struct is 48 bytes: dtype is a bit-field, ndims a byte (CKPT_MAX_DIMS). */
 struct ckpt_tensor {
-	ckpt_dtype dtype;
-	char *type_str;      /* tensor_type exactly as stored in the file */
-	uint32_t ndims;      /* shown rank; 0 for scalars (dims [] or [0]) */
-	int64_t *dims;
-	bool dims_zero_form; /* the file wrote the scalar as dims [0] */
-	bool bf16_from_f32;  /* BFloat16 stored as float32 (MindSpore 2.2.10-
-			      * 2.2.14); shown as the upper 2 bytes of each */
-	uint64_t size;       /* shown byte count */
-	uint64_t stored;     /* byte count in the source (2 x size if bf16_from_f32) */
+	const char *type_str; /* tensor_type exactly as stored in the file */
+	int64_t *dims;        /* ndims entries (never NULL) */
+	struct ckpt_extent *extents; /* in pos order, covering [0, stored);
+				      * NULL when nextents is 0 */
+	uint64_t size;        /* shown byte count */
+	uint64_t stored;      /* byte count in the source (2 x size if
+			       * bf16_from_f32) */
 	uint32_t nextents;
-	struct ckpt_extent *extents; /* in pos order, covering [0, stored) */
+	ckpt_dtype dtype : 8;
+	uint8_t ndims;        /* shown rank; 0 for scalars (dims [] or [0]) */
+	bool dims_zero_form;  /* the file wrote the scalar as dims [0] */
+	bool bf16_from_f32;   /* BFloat16 stored as float32 (MindSpore 2.2.10-
+			       * 2.2.14); shown as the upper 2 bytes of each */
 };
 
 enum ckpt_param_kind {
@@ -156,18 +162,22 @@ enum { CKPT_MAP_KEYS, CKPT_MAP_VALUES, CKPT_MAP_STATUS, CKPT_MAP_NTENSORS };
 /* File names of the three tensors of a map parameter, by index. */
 extern const char *const ckpt_map_names[CKPT_MAP_NTENSORS];
 
+/* One parameter (104 bytes; its pointers as those of struct ckpt_tensor). */
 struct ckpt_param {
 	char *name;      /* tag as stored (may contain any byte) */
-	size_t name_len;
-	char *fname;     /* ckpt_name_escape(name) */
-	enum ckpt_param_kind kind;
+	char *fname;     /* ckpt_name_escape(name); the same pointer as name
+			  * when escaping changes nothing */
+	struct ckpt_tensor *map; /* kind MAP: CKPT_MAP_NTENSORS tensors,
+				  * map[CKPT_MAP_KEYS] ...; NULL for a plain
+				  * tensor */
 	uint64_t rec_off;  /* offset of the first record of this parameter
 			    * (of its last occurrence, if the name repeats) */
 	uint64_t rec_len;  /* bytes of its records if they are contiguous,
 			    * else 0 */
+	size_t name_len;
 	uint32_t nslices;  /* records the parameter is stored in */
-	struct ckpt_tensor tensor;                      /* kind TENSOR */
-	struct ckpt_tensor map[CKPT_MAP_NTENSORS];      /* kind MAP */
+	enum ckpt_param_kind kind : 8;
+	struct ckpt_tensor tensor; /* kind TENSOR (all zero for a map) */
 };
 
 /* ---- encryption (format document, section 6) ---------------------------- */

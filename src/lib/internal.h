@@ -96,6 +96,9 @@ bool ckpt_ident_same_file(const struct ckpt_ident *id, const struct stat *st);
 /* True if st is that file with the same content (also size and mtime). */
 bool ckpt_ident_same(const struct ckpt_ident *id, const struct stat *st);
 
+/* A block of the memory the index of an open file lives in (index.c). */
+struct ckpt_block;
+
 struct ckpt_file {
 	int fd;
 	char *path;
@@ -103,18 +106,29 @@ struct ckpt_file {
 	struct ckpt_stats stats;
 	struct ckpt_param *params;
 	size_t nparams, cap;
-	size_t *hash;        /* open addressing: index+1, 0 = empty */
-	size_t hash_size;    /* power of two */
+	uint32_t *hash;      /* open addressing: index+1, 0 = empty */
+	size_t hash_size;    /* power of two, at least 2 x nparams; 0 until
+			      * ckpt_index_build */
+	struct ckpt_block *blocks; /* names, dims, extents, map tensors */
 };
 
-/* Adds (or, for a name seen before, replaces) a parameter; takes ownership
- * of p's allocations.  Used by the scanner. */
-ckpt_err ckpt_index_put(struct ckpt_file *f, struct ckpt_param *p,
+/* Appends a parameter in file order.  Its pointers must be into memory
+ * from ckpt_index_alloc(f, ...).  Used by the scanner. */
+ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
 			struct ckpt_error *err);
 
-/* Frees the allocations of one tensor / one parameter. */
-void ckpt_tensor_free(struct ckpt_tensor *t);
-void ckpt_param_free(struct ckpt_param *p);
+/* n bytes aligned for any of the index's types, owned by f (freed by
+ * ckpt_index_free); NULL when out of memory. */
+void *ckpt_index_alloc(struct ckpt_file *f, size_t n);
+
+/* After the last ckpt_index_put: builds the hash, keeps one parameter per
+ * name (a name seen again gives its data to the first position, as in a
+ * dict), sets stats.duplicates and data_bytes, and gives back unused
+ * room.  ckpt_find works from here on. */
+ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
+
+/* Frees the parameters, the hash and every ckpt_index_alloc block. */
+void ckpt_index_free(struct ckpt_file *f);
 
 /* Like ckpt_open on an open descriptor of path (owned from here on, closed
  * on failure): detects and decrypts, then scans. */

@@ -225,10 +225,7 @@ void ckpt_close(struct ckpt_file *f)
 {
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->nparams; i++)
-		ckpt_param_free(&f->params[i]);
-	free(f->params);
-	free(f->hash);
+	ckpt_index_free(f);
 	free(f->path);
 	if (f->fd >= 0)
 		close(f->fd);

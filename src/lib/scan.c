@@ -7,6 +7,11 @@
  * records with the same tag are joined into one parameter (section 2.3 of
  * the format document), and the parameter is validated when its last slice
  * has been seen.
+ *
+ * Nothing is allocated per record: names, extents and dims are gathered in
+ * buffers that are reused from one parameter to the next, and a finished
+ * parameter is stored with one ckpt_index_alloc (index.c) for its name,
+ * file name, dims, extents and, for a map, its three tensors.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,32 +20,44 @@
 #include "ckpt_format.h"
 #include "internal.h"
 
-/* One TensorProto as found in one record. */
+/* One TensorProto as found in one record (only the first ndims dims and
+ * the type up to its NUL are meaningful). */
 struct rec_tensor {
-	int64_t dims[CKPT_MAX_DIMS];
 	uint32_t ndims;
-	char type[CKPT_MAX_TYPE_LEN + 1];
-	uint64_t content_off, content_len;
 	bool has_content; /* a required field */
+	uint64_t content_off, content_len;
+	char type[CKPT_MAX_TYPE_LEN + 1];
+	int64_t dims[CKPT_MAX_DIMS];
+};
+
+/* A buffer kept from record to record. */
+struct strbuf {
+	char *p;
+	size_t cap;
 };
 
 /* One Value record. */
 struct rec_value {
 	uint64_t off, len; /* the whole record, key and length included */
-	char *name;
+	char *name;        /* in the scan's vname buffer, NUL-terminated */
 	size_t name_len;
 	int kind; /* -1: neither tensor nor maptensor */
 	struct rec_tensor t[CKPT_MAP_NTENSORS];
 	uint32_t nt;
 };
 
-/* The parameter being assembled from consecutive records. */
+/* The parameter being assembled from consecutive records: p.name is in
+ * the buffer name, the tensor (t[0]) or the map tensors (t[0..2]) have
+ * their extents in ext[] and their dims and type in last[]. */
 struct group {
 	bool active;
 	struct ckpt_param p;
+	struct ckpt_tensor t[CKPT_MAP_NTENSORS];
 	struct rec_tensor last[CKPT_MAP_NTENSORS];
 	uint64_t rows[CKPT_MAP_NTENSORS]; /* map: dims[0] summed over slices */
+	struct ckpt_extent *ext[CKPT_MAP_NTENSORS];
 	uint32_t ext_cap[CKPT_MAP_NTENSORS];
+	struct strbuf name;
 };
 
 struct scan {
@@ -51,6 +68,17 @@ struct scan {
 	 * so that a long FILE does not push the offset out */
 	char where[sizeof(((struct ckpt_error *)0)->msg)];
 	uint64_t where_off;
+	/* what where() formats into where when a message needs it */
+	const char *place_name;
+	size_t place_len;
+	bool place_pending;
+	struct strbuf vname; /* the name of the record being parsed */
+	struct type_memo { /* the last known type string: [0] tensors, [1]
+			    * map tensors (numpy names too) */
+		char type[CKPT_MAX_TYPE_LEN];
+		size_t len; /* 0: none yet (the empty type is not known) */
+		ckpt_dtype dt;
+	} types[2];
 };
 
 static const char *at(struct scan *s, uint64_t off, const char *name,
@@ -59,6 +87,7 @@ static const char *at(struct scan *s, uint64_t off, const char *name,
 	size_t show = len > 80 ? 80 : len;
 
 	s->where_off = off;
+	s->place_pending = false;
 	if (name)
 		snprintf(s->where, sizeof(s->where),
 			 "%s: offset %llu: parameter '%.*s%s'", s->r.label,
@@ -70,13 +99,31 @@ static const char *at(struct scan *s, uint64_t off, const char *name,
 	return s->where;
 }
 
+/* Notes the parameter that the next where() names, at no cost until a
+ * message needs it (this happens for every parameter). */
+static void place(struct scan *s, uint64_t off, const char *name, size_t len)
+{
+	s->where_off = off;
+	s->place_name = name;
+	s->place_len = len;
+	s->place_pending = true;
+}
+
+/* "FILE: offset N: parameter 'X'" of the last place() or at(). */
+static const char *where(struct scan *s)
+{
+	if (s->place_pending)
+		at(s, s->where_off, s->place_name, s->place_len);
+	return s->where;
+}
+
+/* Reads the length of a string field at *pos and points *out at its
+ * bytes (valid until the next reader call), advancing *pos past them. */
 static ckpt_err read_string(struct scan *s, uint64_t *pos, uint64_t end,
-			    size_t max, const char *what, char **out,
+			    size_t max, const char *what, const uint8_t **out,
 			    size_t *out_len)
 {
 	uint64_t len, start = *pos;
-	const uint8_t *p;
-	char *str;
 	ckpt_err e;
 
 	e = ckpt_reader_varint(&s->r, pos, end, &len, s->err);
@@ -92,19 +139,45 @@ static ckpt_err read_string(struct scan *s, uint64_t *pos, uint64_t end,
 				 "%s: %s is %llu bytes long (limit %zu)",
 				 at(s, start, NULL, 0), what,
 				 (unsigned long long)len, max);
-	e = ckpt_reader_get(&s->r, *pos, (size_t)len, &p, s->err);
+	e = ckpt_reader_get(&s->r, *pos, (size_t)len, out, s->err);
 	if (e)
 		return e;
-	str = malloc((size_t)len + 1);
-	if (!str)
-		return ckpt_fail(s->err, CKPT_ERR_NOMEM, start, "out of memory");
-	memcpy(str, p, (size_t)len);
-	str[len] = '\0';
-	free(*out);
-	*out = str;
 	*out_len = (size_t)len;
 	*pos += len;
 	return CKPT_OK;
+}
+
+/* Makes b hold at least n bytes. */
+static ckpt_err strbuf_room(struct scan *s, struct strbuf *b, size_t n)
+{
+	char *np;
+
+	if (n <= b->cap)
+		return CKPT_OK;
+	np = realloc(b->p, n < 64 ? 64 : n);
+	if (!np)
+		return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
+	b->p = np;
+	b->cap = n < 64 ? 64 : n;
+	return CKPT_OK;
+}
+
+static void rec_tensor_reset(struct rec_tensor *t)
+{
+	t->ndims = 0;
+	t->has_content = false;
+	t->content_off = t->content_len = 0;
+	t->type[0] = '\0';
+}
+
+static void rec_tensor_copy(struct rec_tensor *d, const struct rec_tensor *t)
+{
+	d->ndims = t->ndims;
+	d->has_content = t->has_content;
+	d->content_off = t->content_off;
+	d->content_len = t->content_len;
+	memcpy(d->type, t->type, strlen(t->type) + 1);
+	memcpy(d->dims, t->dims, t->ndims * sizeof(*t->dims));
 }
 
 static ckpt_err add_dim(struct scan *s, struct rec_tensor *t, uint64_t v,
@@ -153,7 +226,7 @@ static ckpt_err parse_tensor(struct scan *s, uint64_t pos, uint64_t end,
 			}
 		} else if (field == CKPT_FIELD_TENSOR_TYPE &&
 			   wt == CKPT_WT_LEN) {
-			char *str = NULL;
+			const uint8_t *str;
 			size_t len;
 			e = read_string(s, &pos, end, CKPT_MAX_TYPE_LEN,
 					"tensor_type", &str, &len);
@@ -161,9 +234,10 @@ static ckpt_err parse_tensor(struct scan *s, uint64_t pos, uint64_t end,
 				e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
 					      "%s: tensor_type contains a NUL "
 					      "byte", at(s, kpos, NULL, 0));
-			if (!e)
-				memcpy(t->type, str, len + 1);
-			free(str);
+			if (!e) {
+				memcpy(t->type, str, len);
+				t->type[len] = '\0';
+			}
 		} else if (field == CKPT_FIELD_TENSOR_CONTENT &&
 			   wt == CKPT_WT_LEN) {
 			e = ckpt_reader_varint(&s->r, &pos, end, &v, s->err);
@@ -234,6 +308,7 @@ static ckpt_err parse_map(struct scan *s, uint64_t pos, uint64_t end,
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
 					 "%s: map value has more than 3 "
 					 "tensors", at(s, kpos, NULL, 0));
+		rec_tensor_reset(&v->t[v->nt]);
 		e = parse_tensor(s, pos, pos + len, &v->t[v->nt++]);
 		if (e)
 			return e;
@@ -274,10 +349,18 @@ static ckpt_err parse_value(struct scan *s, uint64_t pos, uint64_t end,
 					 "expected 2", at(s, kpos, NULL, 0),
 					 field, wt);
 		if (field == CKPT_FIELD_VALUE_TAG) {
+			const uint8_t *str;
+			size_t n;
 			e = read_string(s, &pos, end, CKPT_NAME_MAX, "tag",
-					&v->name, &v->name_len);
+					&str, &n);
+			if (!e)
+				e = strbuf_room(s, &s->vname, n + 1);
 			if (e)
 				return e;
+			memcpy(s->vname.p, str, n);
+			s->vname.p[n] = '\0';
+			v->name = s->vname.p;
+			v->name_len = n;
 			has_tag = true;
 			continue;
 		}
@@ -293,15 +376,13 @@ static ckpt_err parse_value(struct scan *s, uint64_t pos, uint64_t end,
 					 (unsigned long long)(end - pos));
 		if (field == CKPT_FIELD_VALUE_TENSOR) {
 			if (v->kind != CKPT_PARAM_TENSOR) /* oneof switch */
-				memset(v->t, 0, sizeof(v->t));
+				rec_tensor_reset(&v->t[0]);
 			v->kind = CKPT_PARAM_TENSOR;
 			v->nt = 1;
 			e = parse_tensor(s, pos, pos + len, &v->t[0]);
 		} else {
-			if (v->kind != CKPT_PARAM_MAP) {
-				memset(v->t, 0, sizeof(v->t));
+			if (v->kind != CKPT_PARAM_MAP)
 				v->nt = 0;
-			}
 			v->kind = CKPT_PARAM_MAP;
 			e = parse_map(s, pos, pos + len, v);
 		}
@@ -346,21 +427,30 @@ static bool byte_count(const int64_t *dims, uint32_t ndims, size_t esize,
 	return true;
 }
 
+/* Appends the content of rt to t, whose extents are in the buffer *ext
+ * of *cap entries. */
 static ckpt_err add_extent(struct scan *s, struct ckpt_tensor *t,
-			   uint32_t *cap, const struct rec_tensor *rt)
+			   struct ckpt_extent **ext, uint32_t *cap,
+			   const struct rec_tensor *rt)
 {
 	if (rt->content_len == 0)
 		return CKPT_OK;
 	if (t->nextents == *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 1;
-		struct ckpt_extent *ne =
-			realloc(t->extents, ncap * sizeof(*ne));
+		uint32_t ncap = *cap ? *cap * 2 : 4;
+		struct ckpt_extent *ne;
+		if (*cap > UINT32_MAX / 2 / sizeof(*ne))
+			return ckpt_fail(s->err, CKPT_ERR_UNSUPPORTED,
+					 rt->content_off,
+					 "%s: too many slices",
+					 at(s, rt->content_off, NULL, 0));
+		ne = realloc(*ext, ncap * sizeof(*ne));
 		if (!ne)
 			return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0,
 					 "out of memory");
-		t->extents = ne;
+		*ext = ne;
 		*cap = ncap;
 	}
+	t->extents = *ext;
 	t->extents[t->nextents++] = (struct ckpt_extent){
 		.pos = t->stored, .src = rt->content_off,
 		.len = rt->content_len};
@@ -370,34 +460,49 @@ static ckpt_err add_extent(struct scan *s, struct ckpt_tensor *t,
 
 /* Parses the tensor_type of rt: MindSpore spellings for plain tensors,
  * numpy ones too inside maps (what is "" for a plain tensor). */
-static bool parse_type(const struct rec_tensor *rt, const char *what,
-		       ckpt_dtype *dt)
+static bool parse_type(struct scan *s, const struct rec_tensor *rt,
+		       const char *what, ckpt_dtype *dt)
 {
-	return *what ? ckpt_dtype_parse(rt->type, strlen(rt->type), dt)
-		     : ckpt_dtype_parse_stored(rt->type, strlen(rt->type), dt);
+	struct type_memo *m = &s->types[*what != '\0'];
+	size_t len = strlen(rt->type);
+	bool ok;
+
+	if (len && m->len == len && memcmp(m->type, rt->type, len) == 0) {
+		*dt = m->dt; /* as the last record: the common case */
+		return true;
+	}
+	ok = *what ? ckpt_dtype_parse(rt->type, len, dt)
+		   : ckpt_dtype_parse_stored(rt->type, len, dt);
+	if (ok) {
+		memcpy(m->type, rt->type, len);
+		m->len = len;
+		m->dt = *dt;
+	}
+	return ok;
 }
 
-/* Sets dtype, type_str and dims of t from the record rt (the last slice). */
+/* Sets dtype, type_str and dims of t from the record rt (the last slice);
+ * they point into rt until store() copies them. */
 static ckpt_err set_meta(struct scan *s, struct ckpt_tensor *t,
-			 const struct rec_tensor *rt, const char *what)
+			 struct rec_tensor *rt, const char *what)
 {
-	if (!parse_type(rt, what, &t->dtype))
+	ckpt_dtype dt;
+
+	if (!parse_type(s, rt, what, &dt))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
-				 "%s%s: unknown tensor_type '%s'", s->where,
+				 "%s%s: unknown tensor_type '%s'", where(s),
 				 what, rt->type);
-	free(t->type_str);
-	t->type_str = strdup(rt->type);
-	free(t->dims);
-	t->dims = malloc((rt->ndims ? rt->ndims : 1) * sizeof(int64_t));
-	if (!t->type_str || !t->dims)
-		return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
-	memcpy(t->dims, rt->dims, rt->ndims * sizeof(int64_t));
+	t->dtype = dt; /* a bit-field */
+	t->type_str = rt->type;
+	if (rt->ndims == 0)
+		rt->dims[0] = 0; /* dims is never empty */
+	t->dims = rt->dims;
 	t->ndims = rt->ndims;
 	for (uint32_t i = 0; i < t->ndims; i++)
 		if (t->dims[i] < 0)
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 					 "%s%s: negative dimension %lld",
-					 s->where, what,
+					 where(s), what,
 					 (long long)t->dims[i]);
 	return CKPT_OK;
 }
@@ -410,7 +515,7 @@ static ckpt_err size_mismatch(struct scan *s, const struct ckpt_tensor *t,
 	ckpt_shape_format(t->dims, t->ndims, shape, sizeof(shape));
 	return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 			 "%s%s: tensor_content is %llu bytes but shape %s of "
-			 "%s needs %llu", s->where, what,
+			 "%s needs %llu", where(s), what,
 			 (unsigned long long)t->stored, shape, t->type_str,
 			 (unsigned long long)need);
 }
@@ -433,14 +538,14 @@ static ckpt_err check_tensor(struct scan *s, struct ckpt_tensor *t)
 					 "%s: str content is %llu bytes, not "
 					 "a positive whole number of UTF-32 "
 					 "code points",
-					 s->where,
+					 where(s),
 					 (unsigned long long)t->stored);
 		return CKPT_OK;
 	}
 	if (!byte_count(t->dims, t->ndims, esize, &need))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 				 "%s: the product of the dims overflows",
-				 s->where);
+				 where(s));
 	t->size = need;
 	if (t->stored == need)
 		return CKPT_OK;
@@ -452,10 +557,123 @@ static ckpt_err check_tensor(struct scan *s, struct ckpt_tensor *t)
 	return size_mismatch(s, t, "", need);
 }
 
-static void group_reset(struct group *g)
+static void group_free(struct group *g)
 {
-	ckpt_param_free(&g->p);
-	memset(g, 0, sizeof(*g));
+	for (int i = 0; i < CKPT_MAP_NTENSORS; i++)
+		free(g->ext[i]);
+	free(g->name.p);
+}
+
+/* A type string as stored: the static name when it is the canonical
+ * spelling, else a copy at *strs (advanced). */
+static const char *store_type(const struct ckpt_tensor *t, char **strs)
+{
+	const char *canon = ckpt_dtype_name(t->dtype);
+	size_t n;
+
+	if (strcmp(t->type_str, canon) == 0)
+		return canon;
+	n = strlen(t->type_str) + 1;
+	memcpy(*strs, t->type_str, n);
+	*strs += n;
+	return *strs - n;
+}
+
+/* dims of the many tiny tensors: [] and [0] .. [SMALL_DIMS - 1] */
+#define SMALL_DIMS 256
+#define D4(n) n, n + 1, n + 2, n + 3
+#define D16(n) D4(n), D4(n + 4), D4(n + 8), D4(n + 12)
+#define D64(n) D16(n), D16(n + 16), D16(n + 32), D16(n + 48)
+static const int64_t small_dims[SMALL_DIMS] = {D64(0), D64(64), D64(128),
+					       D64(192)};
+
+/* The shared dims of t, or NULL if it needs its own. */
+static int64_t *shared_dims(const struct ckpt_tensor *t)
+{
+	if (t->ndims == 0)
+		return (int64_t *)small_dims; /* never written: see ckpt.h */
+	if (t->ndims == 1 && t->dims[0] >= 0 && t->dims[0] < SMALL_DIMS)
+		return (int64_t *)&small_dims[t->dims[0]];
+	return NULL;
+}
+
+/* Bytes store() needs for t beside the struct; its odd type spelling is
+ * counted in *nstr. */
+static size_t tensor_room(const struct ckpt_tensor *t, size_t *nstr)
+{
+	size_t n = t->nextents * sizeof(struct ckpt_extent);
+
+	if (strcmp(t->type_str, ckpt_dtype_name(t->dtype)) != 0)
+		*nstr += strlen(t->type_str) + 1;
+	if (!shared_dims(t))
+		n += t->ndims * sizeof(int64_t);
+	return n;
+}
+
+/* Copies the validated group into one block of the index and adds it. */
+static ckpt_err store(struct scan *s, struct group *g)
+{
+	struct ckpt_param p = g->p;
+	int nt = p.kind == CKPT_PARAM_MAP ? CKPT_MAP_NTENSORS : 1;
+	size_t room = 0, nstr = p.name_len + 1, flen;
+	char *fname = ckpt_name_escape(p.name, p.name_len), *strs;
+	bool same_name;
+	uint8_t *blk;
+	struct ckpt_tensor *ts;
+
+	if (!fname)
+		return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
+	flen = strlen(fname);
+	same_name = flen == p.name_len && memcmp(fname, p.name, flen) == 0;
+	if (!same_name)
+		nstr += flen + 1;
+	if (nt > 1)
+		room += sizeof(struct ckpt_tensor) * CKPT_MAP_NTENSORS;
+	for (int i = 0; i < nt; i++)
+		room += tensor_room(&g->t[i], &nstr);
+	blk = ckpt_index_alloc(s->f, room + nstr);
+	if (!blk) {
+		free(fname);
+		return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
+	}
+	/* [map tensors] [extents, dims of each tensor] [name, fname, types] */
+	strs = (char *)blk + room;
+	ts = &p.tensor;
+	if (nt > 1) {
+		ts = p.map = (struct ckpt_tensor *)(void *)blk;
+		blk += sizeof(struct ckpt_tensor) * CKPT_MAP_NTENSORS;
+	}
+	memcpy(strs, p.name, p.name_len + 1);
+	p.name = strs;
+	strs += p.name_len + 1;
+	if (same_name) {
+		p.fname = p.name;
+	} else {
+		memcpy(strs, fname, flen + 1);
+		p.fname = strs;
+		strs += flen + 1;
+	}
+	free(fname);
+	for (int i = 0; i < nt; i++) {
+		const struct ckpt_tensor *t = &g->t[i];
+		int64_t *shared = shared_dims(t);
+		ts[i] = *t;
+		if (t->nextents) {
+			ts[i].extents = (struct ckpt_extent *)(void *)blk;
+			memcpy(blk, t->extents,
+			       t->nextents * sizeof(*t->extents));
+			blk += t->nextents * sizeof(*t->extents);
+		}
+		if (shared) {
+			ts[i].dims = shared;
+		} else {
+			ts[i].dims = (int64_t *)(void *)blk;
+			memcpy(blk, t->dims, t->ndims * sizeof(*t->dims));
+			blk += t->ndims * sizeof(*t->dims);
+		}
+		ts[i].type_str = store_type(t, &strs);
+	}
+	return ckpt_index_put(s->f, &p, s->err);
 }
 
 /* Validates the assembled parameter and moves it into the index. */
@@ -466,20 +684,21 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 
 	if (!g->active)
 		return CKPT_OK;
-	at(s, p->rec_off, p->name, p->name_len);
+	g->active = false;
+	place(s, p->rec_off, p->name, p->name_len);
 	if (p->kind == CKPT_PARAM_TENSOR) {
-		e = set_meta(s, &p->tensor, &g->last[0], "");
+		e = set_meta(s, &g->t[0], &g->last[0], "");
 		if (!e)
-			e = check_tensor(s, &p->tensor);
+			e = check_tensor(s, &g->t[0]);
 	} else {
 		e = CKPT_OK;
 		for (int i = 0; !e && i < CKPT_MAP_NTENSORS; i++) {
-			struct ckpt_tensor *t = &p->map[i];
+			struct ckpt_tensor *t = &g->t[i];
 			e = set_meta(s, t, &g->last[i], ckpt_map_names[i]);
 			if (!e && t->ndims == 0)
 				e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 					      "%s/%s: map tensor has no dims",
-					      s->where, ckpt_map_names[i]);
+					      where(s), ckpt_map_names[i]);
 			if (!e) {
 				uint64_t need;
 				t->dims[0] = (int64_t)g->rows[i];
@@ -493,7 +712,7 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 						      "%s/%s: %llu bytes in "
 						      "slices that disagree on "
 						      "the type or the row "
-						      "shape", s->where,
+						      "shape", where(s),
 						      ckpt_map_names[i],
 						      (unsigned long long)
 							      t->stored);
@@ -501,34 +720,25 @@ static ckpt_err group_finish(struct scan *s, struct group *g)
 		}
 	}
 	if (!e)
-		p->fname = ckpt_name_escape(p->name, p->name_len);
-	if (!e && !p->fname)
-		e = ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
-	if (!e)
-		e = ckpt_index_put(s->f, p, s->err);
-	if (e) {
-		group_reset(g);
-		return e;
-	}
-	memset(g, 0, sizeof(*g)); /* ownership moved to the index */
-	return CKPT_OK;
+		e = store(s, g);
+	return e;
 }
 
 /* Adds one map slice: each of its tensors must be whole by itself. */
 static ckpt_err group_add_map(struct scan *s, struct group *g,
 			      struct rec_value *v)
 {
-	at(s, v->off, v->name, v->name_len);
+	place(s, v->off, v->name, v->name_len);
 	for (int i = 0; i < CKPT_MAP_NTENSORS; i++) {
 		const struct rec_tensor *rt = &v->t[i];
 		ckpt_dtype dt;
 		uint64_t need;
 		ckpt_err e;
 
-		if (!parse_type(rt, ckpt_map_names[i], &dt))
+		if (!parse_type(s, rt, ckpt_map_names[i], &dt))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s/%s: unknown tensor_type '%s'",
-					 s->where, ckpt_map_names[i], rt->type);
+					 where(s), ckpt_map_names[i], rt->type);
 		if (rt->ndims == 0 ||
 		    !byte_count(rt->dims, rt->ndims, ckpt_dtype_size(dt),
 				&need) ||
@@ -536,16 +746,16 @@ static ckpt_err group_add_map(struct scan *s, struct group *g,
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s/%s: tensor_content is %llu bytes "
 					 "and does not match its dims",
-					 s->where, ckpt_map_names[i],
+					 where(s), ckpt_map_names[i],
 					 (unsigned long long)rt->content_len);
 		if (__builtin_add_overflow(g->rows[i], (uint64_t)rt->dims[0],
 					   &g->rows[i]))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
-					 "%s: map rows overflow", s->where);
-		e = add_extent(s, &g->p.map[i], &g->ext_cap[i], rt);
+					 "%s: map rows overflow", where(s));
+		e = add_extent(s, &g->t[i], &g->ext[i], &g->ext_cap[i], rt);
 		if (e)
 			return e;
-		g->last[i] = *rt;
+		rec_tensor_copy(&g->last[i], rt);
 	}
 	return CKPT_OK;
 }
@@ -563,18 +773,21 @@ static ckpt_err take_value(struct scan *s, struct group *g,
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s: slices mix tensor and map values",
 					 at(s, v->off, v->name, v->name_len));
-		free(v->name);
-		v->name = NULL;
 	} else {
+		struct strbuf b = g->name;
 		e = group_finish(s, g);
 		if (e)
 			return e;
 		g->active = true;
-		g->p.name = v->name;
+		g->name = s->vname; /* the name's buffer goes to the group */
+		s->vname = b;
+		memset(&g->p, 0, sizeof(g->p));
+		memset(g->t, 0, sizeof(g->t));
+		memset(g->rows, 0, sizeof(g->rows));
+		g->p.name = g->name.p;
 		g->p.name_len = v->name_len;
 		g->p.kind = (enum ckpt_param_kind)v->kind;
 		g->p.rec_off = v->off;
-		v->name = NULL;
 	}
 	g->p.nslices++;
 	if (g->p.rec_len || g->p.nslices == 1)
@@ -583,13 +796,13 @@ static ckpt_err take_value(struct scan *s, struct group *g,
 				       : 0;
 	if (v->kind == CKPT_PARAM_MAP)
 		return group_add_map(s, g, v);
-	if (!parse_type(&v->t[0], "", &dt)) /* MindSpore checks every slice */
+	if (!parse_type(s, &v->t[0], "", &dt)) /* MindSpore checks every slice */
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 				 "%s: unknown tensor_type '%s'",
 				 at(s, v->off, g->p.name, g->p.name_len),
 				 v->t[0].type);
-	g->last[0] = v->t[0];
-	return add_extent(s, &g->p.tensor, &g->ext_cap[0], &v->t[0]);
+	rec_tensor_copy(&g->last[0], &v->t[0]);
+	return add_extent(s, &g->t[0], &g->ext[0], &g->ext_cap[0], &v->t[0]);
 }
 
 ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
@@ -642,14 +855,15 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
 				      (unsigned long long)(end - pos));
 			break;
 		}
-		memset(&v, 0, sizeof(v));
 		v.off = kpos;
 		v.len = pos + len - kpos;
+		v.name = NULL;
+		v.name_len = 0;
 		v.kind = -1;
+		v.nt = 0;
 		e = parse_value(&s, pos, pos + len, &v);
 		if (!e)
 			e = take_value(&s, &g, &v);
-		free(v.name);
 		if (e)
 			break;
 		f->stats.records++;
@@ -657,7 +871,10 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
 	}
 	if (!e)
 		e = group_finish(&s, &g);
-	group_reset(&g);
+	group_free(&g);
+	free(s.vname.p);
 	free(s.r.buf);
+	if (!e)
+		e = ckpt_index_build(f, err);
 	return e;
 }
