@@ -53,7 +53,8 @@ static const char usage[] =
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
 	"  --keyfile PATH     the raw key bytes (MindSpore's enc_key); '-' reads\n"
 	"                     them from standard input\n"
-	"  --keyfd N          read the key from inherited descriptor N\n"
+	"  --keyfd N          read the key from inherited descriptor N (not\n"
+	"                     with --keyfile)\n"
 	"  --ignore-crc       open a file whose crc_num trailer does not match\n"
 	"convert options (default: same encryption and crc as IN):\n"
 	"  --out-enc-mode MODE, --out-keyfile PATH, --out-keyfd N\n"
@@ -97,7 +98,7 @@ static int load_key(const char *mode, const char *keyfile, int keyfd,
 	}
 	if (ckpt_key_load(mode, keyfile, keyfd, out, &err)) {
 		fprintf(stderr, "ckpt: %s\n", err.msg);
-		return 1;
+		return keyfile && keyfd >= 0 ? 2 : 1; /* both: bad usage */
 	}
 	return 0;
 }
