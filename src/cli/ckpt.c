@@ -488,9 +488,10 @@ static enum commit_result commit_mount(const char *mnt)
 	e = errno;
 	if (dfd >= 0)
 		close(dfd);
+	/* EACCES: no commit was tried, an earlier failure is not the cause */
 	fprintf(stderr, "ckpt: commit of %s failed: %s\n", mnt,
-		root_xattr(mnt, CKPT_XATTR_ERROR, msg, sizeof(msg)) > 0
-			? msg : strerror(e));
+		e != EACCES && root_xattr(mnt, CKPT_XATTR_ERROR, msg,
+					  sizeof(msg)) > 0 ? msg : strerror(e));
 	if (root_xattr(mnt, CKPT_XATTR_CHANGED, changed, sizeof(changed)) > 0 &&
 	    strcmp(changed, "1") == 0) {
 		fprintf(stderr, "ckpt: unmounting: the edits are saved as a "

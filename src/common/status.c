@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,12 +381,12 @@ static void send_line(int fd, const char *line)
 
 void ckpt_status_finish(struct ckpt_status_server *s, const char *line)
 {
-	uint64_t one = 1;
-
 	if (!s)
 		return;
-	if (s->running && write(s->stopfd, &one, sizeof(one)) == sizeof(one))
+	if (s->running) {
+		eventfd_write(s->stopfd, 1); /* cannot fail for 1 */
 		pthread_join(s->thread, NULL);
+	}
 	if (s->lfd >= 0)
 		accept_clients(s); /* connected, not accepted yet */
 	for (unsigned i = 0; i < s->nclients; i++) {

@@ -12,7 +12,7 @@
     stays), the log file has it, and the status socket's last line names
     the recovery file after an unmount.
   - `-o log=PATH`: created 0600, appended to, one timestamped line per
-    message, a symbolic link refused.
+    message, a symbolic link refused.  `-o scratch=` is accepted.
 
 Each daemon is started with default signal dispositions (frontutil).
 """
@@ -275,6 +275,19 @@ class TestLogFile(Base):
         self.assertEqual(res.rc, 0)
         for word in ("log=PATH", "scratch=GLOB", "SIGUSR1", "Exit status"):
             self.assertIn(word, res.text)
+
+
+class TestScratchOption(Base):
+    def test_accepted_and_kept_from_the_kernel(self):
+        # the globs go to the library (ckpt_tree_opts.scratch), not to the
+        # kernel, which would refuse an unknown option
+        for value in ("scratch=", "scratch=*.tmp:#*#:.*"):
+            with self.subTest(option=value):
+                d = F.start(self, self.src, "-o", value)
+                W.write_file(d.p("fc3.bias"), NEW_BIAS)
+                res = d.ckpt_umount()
+                self.assertEqual(res.rc, 0, res.describe())
+                self.assert_committed(self.src, value)
 
 
 if __name__ == "__main__":
