@@ -109,6 +109,7 @@ static int load_key(const char *mode, const char *keyfile, int keyfd,
 	return 0;
 }
 
+/* Opens path with the key and CRC options of c; 1 after a message. */
 static int open_or_report(const struct cli *c, const char *path,
 			  struct ckpt_file **f)
 {
@@ -127,6 +128,7 @@ static int open_or_report(const struct cli *c, const char *path,
 	return 0;
 }
 
+/* One line of ls (with lng: dtype, shape, bytes first). */
 static void print_entry(const char *name, const char *sub,
 			const struct ckpt_tensor *t, bool lng, bool map_sub)
 {
@@ -141,6 +143,7 @@ static void print_entry(const char *name, const char *sub,
 	printf("%s%s%s\n", name, sub ? "/" : "", sub ? sub : "");
 }
 
+/* ls [-l] FILE. */
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_file *f;
@@ -256,6 +259,7 @@ out:
 	return ret;
 }
 
+/* info FILE: counts, bytes, dtypes, encryption, crc. */
 static int cmd_info(struct cli *c, int argc, char **argv)
 {
 	uint64_t count[CKPT_DT_COUNT] = {0}, maps = 0, sliced = 0;
@@ -315,6 +319,7 @@ static int cmd_info(struct cli *c, int argc, char **argv)
 	return fflush(stdout) ? 1 : 0;
 }
 
+/* verify FILE: exit 0 only if structure, crc and authentication hold. */
 static int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	const struct ckpt_stats *st;
@@ -577,6 +582,7 @@ out:
 	return ret;
 }
 
+/* convert's progress line on stderr. */
 static void show_progress(void *ctx, uint64_t done, uint64_t total)
 {
 	(void)ctx;
@@ -586,6 +592,7 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
 		total ? (int)(done * 100 / total) : 100);
 }
 
+/* convert IN OUT: IN written again as OUT with the output options. */
 static int cmd_convert(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_tree_opts to = {0};
@@ -630,6 +637,7 @@ static int cmd_convert(struct cli *c, int argc, char **argv)
 	return r;
 }
 
+/* ckpt COMMAND [OPTIONS] ARGS; the exit status of the command. */
 int main(int argc, char **argv)
 {
 	static const struct {

@@ -85,6 +85,7 @@ static int opt_proc(void *data, const char *arg, int key,
 	return 1; /* keep: the mountpoint and every other option */
 }
 
+/* --help: our options, the signals and exit status, then libfuse's. */
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] CHECKPOINT MOUNTPOINT\n"
@@ -439,6 +440,7 @@ static const char *outcome(const struct ckptfs *fs)
 	return fs->final_error ? fs->final_error : "commit at unmount failed";
 }
 
+/* ckptfs [options] CHECKPOINT MOUNTPOINT; see the top of this file. */
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);

@@ -59,6 +59,7 @@ void log_close(void)
 	log_fd = -1;
 }
 
+/* The word the log file shows for a syslog priority. */
 static const char *prio_name(int prio)
 {
 	switch (prio) {

@@ -64,6 +64,7 @@ static void reply_fail(fuse_req_t req, const struct ckpt_error *err)
 	fuse_reply_err(req, ckpt_errno(err));
 }
 
+/* The tree's directory id of inode ino (the root is 0 in the tree). */
 static uint64_t dir_of(fuse_ino_t ino)
 {
 	return ino == FUSE_ROOT_ID ? 0 : ino;
@@ -80,6 +81,7 @@ struct shown {
 	mode_t file;
 };
 
+/* What the entries show now (the checkpoint's owner and mode). */
 static void get_shown(struct ckptfs *fs, struct shown *s)
 {
 	mode_t mode;
@@ -259,11 +261,11 @@ static void set_open_file(const struct ckptfs *fs, struct fuse_file_info *fi,
 
 /* ---- the unmount commit ------------------------------------------------ */
 
-/* Records that the commit at unmount failed, with the message fmt..., in
- * fs->final_failed and fs->final_error, and logs it at prio. */
-static void final_failure(struct ckptfs *fs, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void final_failure(struct ckptfs *fs, int prio, const char *fmt, ...)
+/* Records that the commit at unmount failed, with the message fmt... for
+ * the status clients, in fs->final_failed and fs->final_error. */
+static void final_failure(struct ckptfs *fs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void final_failure(struct ckptfs *fs, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -272,35 +274,39 @@ static void final_failure(struct ckptfs *fs, int prio, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	logmsg(prio, "%s", msg ? msg : "commit at unmount failed");
 	free(fs->final_error);
 	fs->final_error = msg;
 	fs->final_failed = true;
 }
 
 /* The commit at unmount failed with err: saves the pending tree as a
- * recovery checkpoint, so that nothing is lost, and records what
- * happened. */
+ * recovery checkpoint, so that nothing is lost, and records and logs
+ * where it went (or that it could not be saved). */
 static void save_recovery(struct ckptfs *fs, const struct ckpt_error *err)
 {
 	struct ckpt_error rerr;
 	char *saved, *lost;
+	const char *sep;
 
 	if (ckpt_tree_save_recovery(fs->tree, &saved, &lost, &rerr) != CKPT_OK) {
-		final_failure(fs, LOG_CRIT, "commit at unmount failed (%s) "
-			      "and the changes could not be saved: %s",
-			      err->msg, rerr.msg);
+		logmsg(LOG_CRIT, "could not save pending changes: %s",
+		       rerr.msg);
+		final_failure(fs, "commit at unmount failed (%s) and the "
+			      "changes could not be saved: %s", err->msg,
+			      rerr.msg);
 		return;
 	}
-	final_failure(fs, LOG_ERR, "commit at unmount failed (%s); pending "
-		      "changes saved to %s%s%s", err->msg, saved,
-		      lost ? "; these could not be saved: " : "",
+	sep = lost ? "; these could not be saved: " : "";
+	logmsg(LOG_ERR, "pending changes saved to %s%s%s", saved, sep,
+	       lost ? lost : "");
+	final_failure(fs, "commit at unmount failed (%s); pending changes "
+		      "saved to %s%s%s", err->msg, saved, sep,
 		      lost ? lost : "");
 	free(saved);
 	free(lost);
 }
 
-/* Commits pending changes at unmount; a failure is recorded (see
+/* Commits pending changes at unmount; a failure is logged, recorded (see
  * final_failure) and saves a recovery checkpoint. */
 static void op_destroy(void *userdata)
 {
@@ -314,8 +320,9 @@ static void op_destroy(void *userdata)
 		       ckpt_tree_target(fs->tree));
 		return;
 	}
+	logmsg(LOG_ERR, "commit at unmount failed: %s", err.msg);
 	if (!ckpt_tree_dirty(fs->tree)) /* in place, directory unsynced */
-		final_failure(fs, LOG_ERR, "commit at unmount: %s", err.msg);
+		final_failure(fs, "commit at unmount: %s", err.msg);
 	else
 		save_recovery(fs, &err);
 }
@@ -332,12 +339,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_entry(req, id);
 }
 
+/* The kernel forgets nlookup lookups of ino. */
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	ckpt_tree_forget(fs_of(req)->tree, ino, nlookup);
 	fuse_reply_none(req);
 }
 
+/* op_forget for a batch. */
 static void op_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
@@ -347,6 +356,7 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* Attributes of ino (ENOENT once it is gone). */
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -450,6 +460,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(d.buf);
 }
 
+/* The entries of a directory (the root or a map parameter). */
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
@@ -457,6 +468,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	list_dir(req, ino, size, off, false);
 }
 
+/* readdir with attributes; each entry counts a lookup. */
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
@@ -501,6 +513,7 @@ static bool name_fits(fuse_req_t req, const char *name)
 	return false;
 }
 
+/* A new parameter in the root (EPERM elsewhere), open. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -525,6 +538,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ckpt_tree_forget(fs->tree, id, 1);
 }
 
+/* A new parameter in the root, regular files only (EPERM otherwise). */
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
@@ -544,6 +558,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_entry(req, id);
 }
 
+/* Refused: the parameter list is flat. */
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
@@ -551,6 +566,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EPERM); /* the parameter list is flat */
 }
 
+/* Refused: a checkpoint has no links. */
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
@@ -558,6 +574,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* Refused: a checkpoint has no links. */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 		    const char *name)
 {
@@ -565,6 +582,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* Deletes a parameter of the root (EPERM in a map parameter). */
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ckpt_error err;
@@ -579,12 +597,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, 0);
 }
 
+/* Refused: map parameters are read-only. */
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	(void)parent, (void)name;
 	fuse_reply_err(req, EPERM); /* map parameters are read-only */
 }
 
+/* Renames within the root (RENAME_NOREPLACE honoured, other flags
+ * EINVAL); the entry keeps its place in the order. */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -611,7 +632,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 /* ---- data -------------------------------------------------------------- */
 
 /* Replies to a read with the tree's pieces (spliced where they are in a
- * file). */
+ * file); 0 or -ENOMEM. */
 static int reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
 {
 	fuse_req_t req = ctx;
@@ -659,6 +680,7 @@ static void note_source_problem(struct ckptfs *fs)
 		logmsg(LOG_ERR, "reads fail with EIO: %s", err.msg);
 }
 
+/* Reads through the tree's pieces; an EIO is explained in the log. */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -673,6 +695,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, -r);
 }
 
+/* Writes into the entry's staging data. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -739,6 +762,7 @@ static void commit(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* fsync of a file: commit (see commit()). */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
@@ -746,6 +770,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	commit(req, ino, fi);
 }
 
+/* fsync of a directory: commit (see commit()). */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
@@ -757,6 +782,8 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static const char xattr_list[] = "user.dtype\0user.shape";
 
+/* Replies to getxattr/listxattr with the len bytes at v (size 0: the
+ * length only; too small: ERANGE). */
 static void reply_value(fuse_req_t req, const char *v, size_t len,
 			size_t size)
 {
@@ -793,6 +820,7 @@ static void root_getxattr(fuse_req_t req, const char *name, size_t size)
 		fuse_reply_err(req, ENODATA);
 }
 
+/* user.dtype and user.shape of files; the root's control values. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
@@ -822,6 +850,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 }
 
+/* Files list user.dtype and user.shape; the root lists nothing. */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct ckpt_entry_info info;
@@ -869,6 +898,8 @@ static bool exists_already(struct ckptfs *fs, fuse_ino_t ino, int flags)
 		== CKPT_OK && info.kind == CKPT_ENTRY_FILE;
 }
 
+/* Sets user.dtype or user.shape (XATTR_CREATE: EEXIST, they always
+ * exist; malformed: EINVAL, logged), or user.ckptfs.force on the root. */
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -899,6 +930,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, 0);
 }
 
+/* Removing user.shape makes it inferred again; user.dtype cannot go. */
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct ckpt_error err;
