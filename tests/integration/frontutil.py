@@ -264,12 +264,13 @@ def stale_socket(path):
     s.close()
 
 
-def status_files():
-    """The status files of the old scheme (there must never be any)."""
-    import glob
-    dirs = {"/tmp", os.environ.get("XDG_RUNTIME_DIR") or "/tmp"}
-    return sorted(p for d in dirs
-                  for p in glob.glob(os.path.join(d, "ckptfs-status-*")))
+def status_files(pid, runtime=None):
+    """The status files of the old scheme for daemon pid (there must
+    never be any): /tmp/ckptfs-status-UID-PID, or in runtime."""
+    name = "ckptfs-status-%d-%d" % (os.getuid(), pid)
+    return [p for p in (os.path.join("/tmp", name),
+                        os.path.join(runtime or "/tmp", name))
+            if os.path.lexists(p)]
 
 
 # --------------------------------------------------------------------------

@@ -181,7 +181,6 @@ class TestCommitPermission(Base):
 
 class TestStatusChannel(Base):
     def test_socket_in_a_private_directory(self):
-        old = F.status_files()
         d = self.start()
         path = d.status_path()
         self.assertEqual(path, os.path.join(self.sockdir(),
@@ -199,7 +198,8 @@ class TestStatusChannel(Base):
         self.assertEqual(c.read_all(), "OK\n")
         self.assertEqual(os.listdir(self.sockdir()), [],
                          "left behind in the status directory")
-        self.assertEqual(F.status_files(), old, "status files were made")
+        self.assertEqual(F.status_files(d.pid, self.runtime), [],
+                         "status files were made")
 
     def test_default_directory_for_root(self):
         d = self.start(env={"XDG_RUNTIME_DIR": None})
