@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +43,15 @@ static const char usage[] =
 	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
 	"                     exit 0 only if valid\n"
-	"  umount MOUNTPOINT  commit the edits of a ckptfs mount, unmount it\n"
+	"  umount [--force] MOUNTPOINT\n"
+	"                     commit the edits of a ckptfs mount, unmount it\n"
 	"                     and wait until the daemon has finished; if the\n"
 	"                     commit fails, nothing is unmounted and the\n"
-	"                     reason is printed\n"
+	"                     reason is printed, unless the checkpoint was\n"
+	"                     replaced or modified underneath: then the edits\n"
+	"                     are saved as a recovery file beside it (its path\n"
+	"                     is printed); --force instead commits over\n"
+	"                     whatever file the path holds now\n"
 	"  convert IN OUT     write IN again as OUT, streaming: encrypt,\n"
 	"                     decrypt, re-key, change mode, add or drop the crc\n"
 	"\n"
@@ -53,7 +59,8 @@ static const char usage[] =
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
 	"  --keyfile PATH     the raw key bytes (MindSpore's enc_key); '-' reads\n"
 	"                     them from standard input\n"
-	"  --keyfd N          read the key from inherited descriptor N\n"
+	"  --keyfd N          read the key from inherited descriptor N (not\n"
+	"                     with --keyfile)\n"
 	"  --ignore-crc       open a file whose crc_num trailer does not match\n"
 	"convert options (default: same encryption and crc as IN):\n"
 	"  --out-enc-mode MODE, --out-keyfile PATH, --out-keyfd N\n"
@@ -74,7 +81,7 @@ static const char usage[] =
 
 /* Options shared by the commands. */
 struct cli {
-	bool lng, quiet, ignore_crc, decrypt, crc, no_crc;
+	bool lng, quiet, ignore_crc, decrypt, crc, no_crc, force;
 	const char *mode, *keyfile, *out_mode, *out_keyfile;
 	int keyfd, out_keyfd;
 	struct ckpt_key *key, *out_key;
@@ -97,11 +104,12 @@ static int load_key(const char *mode, const char *keyfile, int keyfd,
 	}
 	if (ckpt_key_load(mode, keyfile, keyfd, out, &err)) {
 		fprintf(stderr, "ckpt: %s\n", err.msg);
-		return 1;
+		return keyfile && keyfd >= 0 ? 2 : 1; /* both: bad usage */
 	}
 	return 0;
 }
 
+/* Opens path with the key and CRC options of c; 1 after a message. */
 static int open_or_report(const struct cli *c, const char *path,
 			  struct ckpt_file **f)
 {
@@ -120,6 +128,7 @@ static int open_or_report(const struct cli *c, const char *path,
 	return 0;
 }
 
+/* One line of ls (with lng: dtype, shape, bytes first). */
 static void print_entry(const char *name, const char *sub,
 			const struct ckpt_tensor *t, bool lng, bool map_sub)
 {
@@ -134,6 +143,7 @@ static void print_entry(const char *name, const char *sub,
 	printf("%s%s%s\n", name, sub ? "/" : "", sub ? sub : "");
 }
 
+/* ls [-l] FILE. */
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_file *f;
@@ -249,6 +259,7 @@ out:
 	return ret;
 }
 
+/* info FILE: counts, bytes, dtypes, encryption, crc. */
 static int cmd_info(struct cli *c, int argc, char **argv)
 {
 	uint64_t count[CKPT_DT_COUNT] = {0}, maps = 0, sliced = 0;
@@ -308,6 +319,7 @@ static int cmd_info(struct cli *c, int argc, char **argv)
 	return fflush(stdout) ? 1 : 0;
 }
 
+/* verify FILE: exit 0 only if structure, crc and authentication hold. */
 static int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	const struct ckpt_stats *st;
@@ -349,19 +361,24 @@ static int fusermount_u(const char *mnt, bool lazy)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int cmd_umount(struct cli *c, int argc, char **argv)
+/* Reads the root xattr name of mnt as a string into buf (size > 1).  Its
+ * length, or -1 with errno. */
+static ssize_t root_xattr(const char *mnt, const char *name, char *buf,
+			  size_t size)
 {
-	char buf[1024], msg[1024];
-	const char *mnt;
-	ssize_t n;
-	int dfd, pidfd;
-	pid_t pid;
+	ssize_t n = getxattr(mnt, name, buf, size - 1);
 
-	(void)c;
-	if (argc != 1)
-		return -1;
-	mnt = argv[0];
-	n = getxattr(mnt, CKPT_XATTR_PID, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The pid of mnt's daemon, or 0 after a message (not a ckptfs mount, or a
+ * dead daemon's mount, which is then removed). */
+static pid_t daemon_pid(const char *mnt)
+{
+	char buf[32];
+	ssize_t n = root_xattr(mnt, CKPT_XATTR_PID, buf, sizeof(buf));
+
 	if (n < 0 && errno == ENOTCONN) {
 		fprintf(stderr, "ckpt: the ckptfs daemon of %s is gone (it "
 			"crashed or was killed): the checkpoint holds what the "
@@ -370,52 +387,202 @@ static int cmd_umount(struct cli *c, int argc, char **argv)
 		if (fusermount_u(mnt, true) != 0)
 			fprintf(stderr, "ckpt: fusermount3 -uz %s failed\n",
 				mnt);
-		return 1;
+		return 0;
 	}
-	if (n <= 0) {
+	if (n <= 0 || atoi(buf) <= 0) {
 		fprintf(stderr, "ckpt: %s is not a ckptfs mount point\n", mnt);
-		return 1;
+		return 0;
 	}
-	buf[n] = '\0';
-	pid = (pid_t)atoi(buf);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
-		int e = errno;
-		n = getxattr(mnt, CKPT_XATTR_ERROR, msg, sizeof(msg) - 1);
-		msg[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "ckpt: commit of %s failed: %s\n", mnt,
-			n > 0 ? msg : strerror(e));
-		fprintf(stderr, "ckpt: nothing was unmounted; the edits are "
-			"still in the mount: fix the problem and run 'ckpt "
-			"umount %s' again\n", mnt);
-		if (dfd >= 0)
-			close(dfd);
-		if (pidfd >= 0)
-			close(pidfd);
-		return 1;
-	}
-	close(dfd);
-	if (fusermount_u(mnt, false) != 0) {
-		fprintf(stderr, "ckpt: fusermount3 -u %s failed; the edits "
-			"are committed\n", mnt);
-		if (pidfd >= 0)
-			close(pidfd);
-		return 1;
-	}
-	if (pidfd >= 0) { /* wait for the daemon's last commit */
-		struct pollfd p = {.fd = pidfd, .events = POLLIN};
-		while (poll(&p, 1, -1) < 0 && errno == EINTR)
-			;
-		close(pidfd);
-	}
-	if (ckpt_status_take(pid, msg, sizeof(msg))) {
-		fprintf(stderr, "ckpt: %s\n", msg);
-		return 1;
-	}
-	return 0;
+	return (pid_t)atoi(buf);
 }
 
+/* Undoes the octal escapes (\040) of a /proc/self/mountinfo field. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/* The user the kernel records as the owner of the FUSE mount at mnt
+ * (user_id= in /proc/self/mountinfo); our own uid if it is not found. */
+static uid_t mount_owner(const char *mnt)
+{
+	char real[PATH_MAX], *line = NULL, *opt;
+	unsigned owner = (unsigned)getuid();
+	size_t cap = 0;
+	FILE *f;
+
+	if (!realpath(mnt, real) || !(f = fopen("/proc/self/mountinfo", "re")))
+		return owner;
+	while (getline(&line, &cap, f) > 0) {
+		char point[PATH_MAX];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+			continue;
+		unescape_octal(point);
+		opt = strstr(line, " - ");
+		opt = opt ? strstr(opt, "user_id=") : NULL;
+		if (strcmp(point, real) == 0 && opt)
+			sscanf(opt, "user_id=%u", &owner); /* the last wins */
+	}
+	free(line);
+	fclose(f);
+	return (uid_t)owner;
+}
+
+/* Connects to the status socket of daemon pid of mnt.  The descriptor;
+ * -1 if the daemon has none (warned: the outcome of the commit at unmount
+ * cannot be reported); -2 if the socket is not the daemon's (said). */
+static int open_status(const char *mnt, pid_t pid)
+{
+	char path[PATH_MAX], msg[PATH_MAX + 256];
+	int fd;
+
+	if (root_xattr(mnt, CKPT_XATTR_STATUS, path, sizeof(path)) <= 0) {
+		fprintf(stderr, "ckpt: warning: the daemon of %s has no status "
+			"socket: the outcome of its commit at unmount cannot be "
+			"reported (see its log)\n", mnt);
+		return -1;
+	}
+	fd = ckpt_status_connect(path, pid, mount_owner(mnt), msg,
+				 sizeof(msg));
+	if (fd == -2)
+		fprintf(stderr, "ckpt: %s; not trusting it: nothing was "
+			"unmounted\n", msg);
+	else if (fd < 0)
+		fprintf(stderr, "ckpt: warning: %s: the outcome of the commit "
+			"at unmount cannot be reported (see the daemon's "
+			"log)\n", msg);
+	return fd;
+}
+
+/* Makes the next commit replace whatever file the path holds now. */
+static int force_commit(const char *mnt)
+{
+	if (setxattr(mnt, CKPT_XATTR_FORCE, "1", 1, 0) == 0)
+		return 0;
+	fprintf(stderr, "ckpt: cannot force the commit of %s: %s; nothing "
+		"was unmounted\n", mnt, strerror(errno));
+	return -1;
+}
+
+enum commit_result { COMMITTED, KEEP_MOUNT, SAVE_RECOVERY };
+
+/* fsync of mnt's root: commits every edit.  On failure says why and
+ * whether the mount stays (fix it, run again) or unmounting saves a
+ * recovery file (the checkpoint was replaced or modified underneath). */
+static enum commit_result commit_mount(const char *mnt)
+{
+	char msg[2048], changed[8];
+	int e, dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0 && fsync(dfd) == 0) {
+		close(dfd);
+		return COMMITTED;
+	}
+	e = errno;
+	if (dfd >= 0)
+		close(dfd);
+	/* EACCES: no commit was tried, an earlier failure is not the cause */
+	fprintf(stderr, "ckpt: commit of %s failed: %s\n", mnt,
+		e != EACCES && root_xattr(mnt, CKPT_XATTR_ERROR, msg,
+					  sizeof(msg)) > 0 ? msg : strerror(e));
+	if (root_xattr(mnt, CKPT_XATTR_CHANGED, changed, sizeof(changed)) > 0 &&
+	    strcmp(changed, "1") == 0) {
+		fprintf(stderr, "ckpt: unmounting: the edits are saved as a "
+			"recovery file\n");
+		return SAVE_RECOVERY;
+	}
+	fprintf(stderr, "ckpt: nothing was unmounted; the edits are still in "
+		"the mount: fix the problem and run 'ckpt umount %s' again\n",
+		mnt);
+	return KEEP_MOUNT;
+}
+
+/* Reads the daemon's last line from status socket sfd (-1: none) and
+ * reports it.  0 if the commit at unmount succeeded (or cannot be
+ * known), 1 otherwise. */
+static int report_outcome(int sfd, pid_t pid)
+{
+	char line[8192];
+
+	if (sfd < 0)
+		return 0;
+	if (!ckpt_status_read(sfd, line, sizeof(line))) {
+		fprintf(stderr, "ckpt: the ckptfs daemon (pid %d) ended without "
+			"reporting the outcome of its commit at unmount (it "
+			"crashed or was killed): edits made after the last "
+			"commit may be lost; see its log\n", (int)pid);
+		return 1;
+	}
+	if (strcmp(line, CKPT_STATUS_OK) == 0)
+		return 0;
+	fprintf(stderr, "ckpt: %s\n", line);
+	return 1;
+}
+
+/* Waits until the process behind pidfd (-1: none) has exited. */
+static void wait_exit(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+	if (pidfd < 0)
+		return;
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
+/* umount [--force] MNT: connect to the daemon's status socket, commit
+ * (fsync), unmount, read the outcome of the daemon's last commit, wait
+ * for it to exit. */
+static int cmd_umount(struct cli *c, int argc, char **argv)
+{
+	enum commit_result cr;
+	int sfd, pidfd, ret = 1;
+	const char *mnt;
+	pid_t pid;
+
+	if (argc != 1)
+		return -1;
+	mnt = argv[0];
+	pid = daemon_pid(mnt);
+	if (!pid)
+		return 1;
+	sfd = open_status(mnt, pid);
+	if (sfd == -2)
+		return 1;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (c->force && force_commit(mnt) != 0)
+		goto out;
+	cr = commit_mount(mnt);
+	if (cr == KEEP_MOUNT)
+		goto out;
+	if (fusermount_u(mnt, false) != 0) {
+		fprintf(stderr, "ckpt: fusermount3 -u %s failed%s\n", mnt,
+			cr == COMMITTED ? "; the edits are committed" : "");
+		goto out;
+	}
+	ret = report_outcome(sfd, pid) || cr != COMMITTED;
+	wait_exit(pidfd);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret;
+}
+
+/* convert's progress line on stderr. */
 static void show_progress(void *ctx, uint64_t done, uint64_t total)
 {
 	(void)ctx;
@@ -425,6 +592,7 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
 		total ? (int)(done * 100 / total) : 100);
 }
 
+/* convert IN OUT: IN written again as OUT with the output options. */
 static int cmd_convert(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_tree_opts to = {0};
@@ -469,6 +637,7 @@ static int cmd_convert(struct cli *c, int argc, char **argv)
 	return r;
 }
 
+/* ckpt COMMAND [OPTIONS] ARGS; the exit status of the command. */
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -478,7 +647,8 @@ int main(int argc, char **argv)
 		    {"info", cmd_info},     {"verify", cmd_verify},
 		    {"umount", cmd_umount}, {"convert", cmd_convert}};
 	enum { O_MODE = 256, O_KEYFILE, O_KEYFD, O_IGNORE_CRC, O_OUT_MODE,
-	       O_OUT_KEYFILE, O_OUT_KEYFD, O_DECRYPT, O_CRC, O_NO_CRC };
+	       O_OUT_KEYFILE, O_OUT_KEYFD, O_DECRYPT, O_CRC, O_NO_CRC,
+	       O_FORCE };
 	static const struct option longopts[] = {
 		{"enc-mode", required_argument, NULL, O_MODE},
 		{"keyfile", required_argument, NULL, O_KEYFILE},
@@ -490,6 +660,7 @@ int main(int argc, char **argv)
 		{"decrypt", no_argument, NULL, O_DECRYPT},
 		{"crc", no_argument, NULL, O_CRC},
 		{"no-crc", no_argument, NULL, O_NO_CRC},
+		{"force", no_argument, NULL, O_FORCE},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -525,6 +696,7 @@ int main(int argc, char **argv)
 		case O_DECRYPT: c.decrypt = true; break;
 		case O_CRC: c.crc = true; break;
 		case O_NO_CRC: c.no_crc = true; break;
+		case O_FORCE: c.force = true; break;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
@@ -534,6 +706,10 @@ int main(int argc, char **argv)
 	if (i == sizeof(cmds) / sizeof(cmds[0])) {
 		fprintf(stderr, "ckpt: unknown command '%s'\n%s", argv[0],
 			usage);
+		return 2;
+	}
+	if (c.force && cmds[i].fn != cmd_umount) {
+		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
 	r = load_key(c.mode, c.keyfile, c.keyfd, &c.key);

@@ -329,8 +329,9 @@ class FaultMount:
         self._start()
 
     def unmount(self):
-        """fusermount3 -u and wait for the daemon; returns its exit code."""
-        r = W.fusermount("-u", self.mnt)
+        """fusermount3 -u and wait for the daemon; returns its exit code.
+        What it reports of its last commit is kept for W.take_status."""
+        r = W.unmount_reporting(self.mnt, self.proc.pid)
         if r.returncode != 0:
             self.tc.fail("fusermount3 -u %s failed: %s" % (
                 self.mnt, r.stderr.decode(errors="replace")))

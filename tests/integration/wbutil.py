@@ -20,6 +20,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -283,8 +284,9 @@ class Mounted:
 
     def unmount(self):
         """fusermount3 -u and wait for the daemon (and its last commit) to
-        finish.  Fails the test if either does not happen."""
-        r = fusermount("-u", self.mnt)
+        finish.  Fails the test if either does not happen.  What the daemon
+        reports of that commit is kept for take_status(pid)."""
+        r = unmount_reporting(self.mnt, self.pid)
         if r.returncode != 0:
             self.tc.fail("fusermount3 -u %s failed: %s" % (
                 self.mnt, r.stderr.decode(errors="replace")))
@@ -540,20 +542,43 @@ def environ(**kw):
                 os.environ[k] = v
 
 
-def status_file(pid):
-    """Where a daemon started by us leaves the result of its unmount
-    commit for 'ckpt umount' (src/lib/status.c)."""
-    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp",
-                        "ckptfs-status-%d-%d" % (os.getuid(), pid))
+_STATUS = {}  # pid -> what its daemon reported of the unmount commit
+
+
+def unmount_reporting(mnt, pid):
+    """fusermount3 -u MNT, listening on the daemon's status socket as 'ckpt
+    umount' does (src/common/status.c): the line it sends after its last
+    commit is kept for take_status(pid), unless it is "OK".  Returns the
+    fusermount CompletedProcess."""
+    sock = None
+    try:
+        path = os.getxattr(mnt, "user.ckptfs.status").decode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(TIMEOUT)
+        sock.connect(path)
+    except OSError:
+        if sock:
+            sock.close()
+        sock = None
+    r = fusermount("-u", mnt)
+    if sock:
+        out = b""
+        try:
+            while True:
+                chunk = sock.recv(65536) if r.returncode == 0 else b""
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        sock.close()
+        line = out.decode("utf-8", "replace").strip()
+        if line and line != "OK":
+            _STATUS[pid] = line
+    return r
 
 
 def take_status(pid):
-    """Reads and removes the status file of pid; None if there is none."""
-    p = status_file(pid)
-    try:
-        with open(p) as f:
-            s = f.read()
-    except OSError:
-        return None
-    os.unlink(p)
-    return s
+    """What the daemon pid reported of a failed commit at unmount (see
+    unmount_reporting); None if nothing failed or nobody listened."""
+    return _STATUS.pop(pid, None)

@@ -1,0 +1,78 @@
+/*
+ * ckpt_status.h - how 'ckpt umount' talks to a running ckptfs daemon.
+ *
+ * The mount root answers extended attributes that are not listed:
+ *
+ *   CKPT_XATTR_PID      the daemon's pid
+ *   CKPT_XATTR_ERROR    why the last commit failed ("" if it succeeded)
+ *   CKPT_XATTR_CHANGED  "1" if it failed because the checkpoint was
+ *                       replaced or modified underneath (unmounting then
+ *                       saves a recovery file), else "0"
+ *   CKPT_XATTR_STATUS   the path of the daemon's status socket
+ *   CKPT_XATTR_FORCE    (set only) the next commit replaces whatever file
+ *                       the path holds now
+ *
+ * The status socket is a unix stream socket named PID.sock in a runtime
+ * directory of the daemon's user that only that user can enter (mode 0700:
+ * $XDG_RUNTIME_DIR/ckptfs, /run/ckptfs for root, else /tmp/ckptfs-UID).
+ * A client connects before it unmounts; once the daemon has run its last
+ * commit it writes one line to every client, "OK" or what went wrong
+ * (with the recovery file's path), closes the connections and removes the
+ * socket.  The client checks with SO_PEERCRED that the socket is served
+ * by the daemon's pid and uid, so nobody can plant or spoof the answer.
+ */
+#ifndef CKPT_STATUS_H
+#define CKPT_STATUS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CKPT_XATTR_PID "user.ckptfs.pid"
+#define CKPT_XATTR_ERROR "user.ckptfs.error"
+#define CKPT_XATTR_CHANGED "user.ckptfs.changed"
+#define CKPT_XATTR_STATUS "user.ckptfs.status"
+#define CKPT_XATTR_FORCE "user.ckptfs.force"
+
+/* The line a daemon sends when its last commit succeeded (or there was
+ * nothing to commit). */
+#define CKPT_STATUS_OK "OK"
+
+/* ---- daemon side ------------------------------------------------------- */
+
+struct ckpt_status_server;
+
+/* Before mounting: finds or creates the runtime directory (see the top),
+ * refuses one that is not a directory owned by us with mode 0700 (a
+ * message in msg), opens it and removes the sockets of daemons that are
+ * gone.  0, or -1 with msg. */
+int ckpt_status_prepare(struct ckpt_status_server **out, char *msg,
+			size_t size);
+
+/* In the final process (after fuse_daemonize): binds PID.sock, listens,
+ * and starts the thread that accepts clients.  0, or -1 with msg (the
+ * server then has no socket; ckpt_status_finish still frees it). */
+int ckpt_status_start(struct ckpt_status_server *s, char *msg, size_t size);
+
+/* The socket's path, or NULL if it was not started. */
+const char *ckpt_status_path(const struct ckpt_status_server *s);
+
+/* At the end: sends line (one line: CKPT_STATUS_OK or the message) to
+ * every client, including those still waiting to be accepted, closes
+ * them, removes the socket and frees s.  NULL s: nothing. */
+void ckpt_status_finish(struct ckpt_status_server *s, const char *line);
+
+/* ---- client side ------------------------------------------------------- */
+
+/* Connects to the status socket at path and checks that its peer is
+ * process pid running as uid.  Returns the connected descriptor; -1 if the
+ * socket cannot be reached; -2 if something else serves it (both with a
+ * message in msg). */
+int ckpt_status_connect(const char *path, pid_t pid, uid_t uid, char *msg,
+			size_t size);
+
+/* Reads the daemon's line from fd (blocks until the daemon sends it or
+ * closes).  1 with the line, without its newline, in buf; 0 if the
+ * connection ended without a line (the daemon died). */
+int ckpt_status_read(int fd, char *buf, size_t size);
+
+#endif /* CKPT_STATUS_H */
