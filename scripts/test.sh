@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs dependencies, builds ckptfs twice (plain, and with ASan+UBSan),
 # runs each libFuzzer harness for a minute (CKPT_FUZZ_SECONDS), and runs the
-# whole test suite (unit and integration) against both builds.
+# whole test suite (unit and integration) against both builds, two suites
+# at a time (tests/CMakeLists.txt says which run alone).
 # Needs root and /dev/fuse: the integration tests mount for real.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,7 @@ echo "== fuzzing, ${CKPT_FUZZ_SECONDS:=60}s per harness =="
 
 echo "== tests, plain build =="
 CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS:-100000} \
-  ctest --test-dir "$top/build" --output-on-failure
+  ctest --test-dir "$top/build" --output-on-failure -j2
 echo "== tests, ASan+UBSan build (600 MiB case skipped) =="
 # A daemonized ckptfs has no stderr: sanitizer reports go to log files,
 # and any such file fails the run.
@@ -24,9 +25,9 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$logs/asan
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan
 rc=0
 # (valgrind cannot run sanitizer binaries: test_valgrind uses the plain build)
-CKPT_BIG=0 CKPT_NO_VALGRIND=1 CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS_ASAN:-20000} \
-  ctest --test-dir "$top/build-asan" \
-  --output-on-failure || rc=$?
+CKPT_BIG=0 CKPT_NO_VALGRIND=1 CKPT_SANITIZED=1 \
+  CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS_ASAN:-20000} \
+  ctest --test-dir "$top/build-asan" --output-on-failure -j2 || rc=$?
 if compgen -G "$logs/*" >/dev/null; then
   echo "sanitizer reports found:"; cat "$logs"/*; rc=1
 fi
