@@ -396,7 +396,42 @@ struct dir_fill {
 	bool plus; /* readdirplus: entries carry attributes and a lookup */
 	char *buf;
 	size_t size, used;
+	uint64_t *ids;     /* plus: the lookups the tree counted, ... */
+	bool *given;       /* ... and whether the reply holds that entry */
+	size_t nids, idcap;
 };
+
+/* Remembers (readdirplus) that the tree counted a lookup of id, which the
+ * kernel gets only if given; false if there is no memory to remember. */
+static bool note_counted(struct dir_fill *d, uint64_t id, bool given)
+{
+	if (d->nids == d->idcap) {
+		size_t n = d->idcap ? d->idcap * 2 : 64;
+		uint64_t *ids = realloc(d->ids, n * sizeof(*ids));
+		bool *g = ids ? realloc(d->given, n * sizeof(*g)) : NULL;
+		if (ids)
+			d->ids = ids;
+		if (!ids || !g)
+			return false;
+		d->given = g;
+		d->idcap = n;
+	}
+	d->ids[d->nids] = id;
+	d->given[d->nids++] = given;
+	return true;
+}
+
+/* Gives the tree back the lookups the kernel did not get: those of
+ * entries left out of the reply, all of them if the reply failed. */
+static void forget_untaken(struct ckptfs *fs, struct dir_fill *d,
+			   bool replied)
+{
+	for (size_t i = 0; i < d->nids; i++)
+		if (!replied || !d->given[i])
+			ckpt_tree_forget(fs->tree, d->ids[i], 1);
+	free(d->ids);
+	free(d->given);
+}
 
 /* Adds one entry to the reply buffer; false if it does not fit. */
 static bool add_dirent(void *ctx, const char *name, uint64_t id,
@@ -407,14 +442,17 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 	size_t need;
 	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 
-	if (strlen(name) > NAME_MAX)
-		return true; /* the kernel cannot show it; 'ckpt ls' can */
+	if (strlen(name) > NAME_MAX) /* the kernel cannot show it; 'ckpt
+				      * ls' can */
+		return !d->plus || dot || note_counted(d, id, false);
 	memset(&e, 0, sizeof(e));
 	fill_attr(&d->shown, id, info, &e.attr);
 	need = d->plus ? fuse_add_direntry_plus(d->req, NULL, 0, name, NULL, 0)
 		       : fuse_add_direntry(d->req, NULL, 0, name, NULL, 0);
 	if (d->used + need > d->size)
 		return false;
+	if (d->plus && !dot && !note_counted(d, id, true))
+		return false; /* not taken: the tree counts nothing */
 	if (d->plus) {
 		e.ino = dot ? 0 : id; /* no lookup is counted for . and .. */
 		e.attr_timeout = ATTR_TIMEOUT;
@@ -456,7 +494,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		add_dirent(&d, "..", FUSE_ROOT_ID, &dir, 0);
 	ckpt_tree_list(fs->tree, dir_of(ino), off >= 2 ? (size_t)off - 2 : 0,
 		       add_dirent, &d, plus);
-	fuse_reply_buf(req, d.buf, d.used);
+	forget_untaken(fs, &d, fuse_reply_buf(req, d.buf, d.used) == 0);
 	free(d.buf);
 }
 

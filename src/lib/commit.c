@@ -593,7 +593,8 @@ static void rebind(struct ckpt_tree *t, int fd)
 	 * old file keeps it open while it exists */
 	for (size_t i = 0; i < t->nslots && !keep_old; i++) {
 		const struct entry *e = t->slots[i];
-		keep_old = e && e->src == t->base && (!e->live || e->scratch);
+		keep_old = e && t->base && e->src == t->base &&
+			   (!e->live || e->scratch);
 	}
 	if (keep_old) {
 		struct ckpt_file **r = realloc(
@@ -654,7 +655,8 @@ static void committed(struct ckpt_tree *t, int fd)
 	 * decrypt the whole file again, next to the copy already held. */
 	if (t->one_shot || t->out_key) {
 		for (size_t i = 0; i < t->norder; i++)
-			ckpt_entry_pin_shape(t->order[i]);
+			if (!t->order[i]->scratch)
+				ckpt_entry_pin_shape(t->order[i]);
 		t->dirty = false;
 	} else {
 		rebind(t, fd); /* the target is the new checkpoint */
@@ -687,9 +689,9 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 			      "the checkpoint is read-only: %s", t->ro_reason);
 		goto out;
 	}
-	r = check_entries(t, err);
+	r = ckpt_tree_check_target(t, err); /* what happened first */
 	if (!r)
-		r = ckpt_tree_check_target(t, err);
+		r = check_entries(t, err);
 	if (r)
 		goto out;
 	fd = ckpt_out_create(t->tgt_pl.dirfd, t->tgt_pl.base, tmp, sizeof(tmp));

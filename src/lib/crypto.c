@@ -147,6 +147,11 @@ ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
 	*out = NULL;
 	if (!mode && !keyfile && keyfd < 0)
 		return CKPT_OK;
+	if (keyfile && keyfd >= 0)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "a key file and a key descriptor exclude each "
+				 "other (keyfile=/--keyfile, keyfd=/--keyfd): "
+				 "give one of them");
 	if (!mode || !ckpt_enc_mode_parse(mode, &m))
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "give the encryption mode (AES-GCM, AES-CBC "
@@ -155,11 +160,6 @@ ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "%s needs a key: a key file or a descriptor",
 				 mode);
-	if (keyfile && keyfd >= 0)
-		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
-				 "a key file and a key descriptor exclude each "
-				 "other (keyfile=/--keyfile, keyfd=/--keyfd): "
-				 "give one of them");
 	if (keyfile)
 		fd = strcmp(keyfile, "-") ? open(keyfile, O_RDONLY | O_CLOEXEC)
 					  : 0;

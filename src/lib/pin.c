@@ -112,6 +112,7 @@ static ckpt_err split_open(const char *path, struct ckpt_place *pl,
 	rd = pl->dirfd >= 0 ? realpath(dir, NULL) : NULL;
 	free(pl->base);
 	free(pl->path);
+	pl->path = NULL;
 	pl->base = strdup(base);
 	if (rd && pl->base &&
 	    asprintf(&pl->path, "%s/%s", strcmp(rd, "/") ? rd : "", base) < 0)
@@ -213,7 +214,7 @@ void ckpt_remove_strays(const struct ckpt_place *pl)
 		close(fd);
 	if (!prefix || !d)
 		goto out;
-	snprintf(prefix, n, ".%s.ckptfs-", pl->base);
+	snprintf(prefix, n, CKPT_TMP_PREFIX, pl->base);
 	while ((de = readdir(d)))
 		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
 		    fstatat(pl->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==

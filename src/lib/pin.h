@@ -41,8 +41,12 @@ int ckpt_tmpfile_at(int dirfd);
  * path; CKPT_ERR_BUSY if another writer holds it. */
 ckpt_err ckpt_lock_writer(int fd, const char *path, struct ckpt_error *err);
 
+/* The names of a commit's temporary files start with this (a printf
+ * format taking the base name, cut so that every name fits NAME_MAX). */
+#define CKPT_TMP_PREFIX ".%.200s.ckptfs-"
+
 /* Removes what a crashed commit of pl's file left in its directory: the
- * regular files named ".BASE.ckptfs-*" that the caller owns. */
+ * regular files named CKPT_TMP_PREFIX "*" that the caller owns. */
 void ckpt_remove_strays(const struct ckpt_place *pl);
 
 #endif /* CKPT_PIN_H */

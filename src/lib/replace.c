@@ -33,7 +33,7 @@ int ckpt_out_create(int dirfd, const char *base, char *tmpname, size_t size)
 	*tmpname = '\0';
 	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
 		return fd;
-	snprintf(prefix, sizeof(prefix), ".%.255s.ckptfs-tmp-", base);
+	snprintf(prefix, sizeof(prefix), CKPT_TMP_PREFIX "tmp-", base);
 	for (int i = 0; i < 100; i++) { /* no O_TMPFILE here: a named one */
 		ckpt_random_name(tmpname, size, prefix, "");
 		fd = openat(dirfd, tmpname, O_CREAT | O_EXCL | O_RDWR |
@@ -169,6 +169,16 @@ static ckpt_err exchange(struct ckpt_tree *t, const char *tmp,
 	return CKPT_OK;
 }
 
+/* True if name in dirfd is the file open as fd. */
+static bool same_file_at(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+
+	return fstatat(dirfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 /* Opens the linked file name again (a descriptor whose name follows the
  * renames, unlike that of an unnamed file) and takes the writer lock on
  * it; -1 (err filled) if that fails or it is not fd's file. */
@@ -212,7 +222,8 @@ ckpt_err ckpt_replace_target(struct ckpt_tree *t, int fd, const char *tmp,
 			      t->tgt_pl.path, strerror(errno));
 	else
 		r = ckpt_tree_check_target(t, err); /* again, after writing */
-	snprintf(prefix, sizeof(prefix), ".%.255s.ckptfs-tmp-", t->tgt_pl.base);
+	snprintf(prefix, sizeof(prefix), CKPT_TMP_PREFIX "tmp-",
+		 t->tgt_pl.base);
 	if (!r && !*name && link_random(fd, d, prefix, "", name,
 					sizeof(name)) != 0)
 		r = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: link: %s",
@@ -242,7 +253,7 @@ ckpt_err ckpt_replace_target(struct ckpt_tree *t, int fd, const char *tmp,
 				 strerror(errno));
 	return CKPT_OK;
 fail:
-	if (*name)
+	if (*name && same_file_at(d, name, fd)) /* never someone else's */
 		unlinkat(d, name, 0);
 	if (*lfd >= 0)
 		close(*lfd);
@@ -254,8 +265,10 @@ void ckpt_repin(struct ckpt_tree *t, int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, &st) != 0) { /* keeps the old pin: commits refuse */
+		close(fd);
 		return;
+	}
 	if (t->pin_fd >= 0)
 		close(t->pin_fd);
 	t->pin_fd = fd;
@@ -282,8 +295,8 @@ ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd,
 
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-	snprintf(prefix, sizeof(prefix), "%.255s.recovery-%s-",
-		 t->tgt_pl.base, stamp);
+	snprintf(prefix, sizeof(prefix), "%.200s.recovery-%s-",
+		 t->tgt_pl.base, stamp); /* 200 + 39 < NAME_MAX */
 	*path = malloc((size_t)dlen + sizeof(name) + 2); /* before linking */
 	if (!*path)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");

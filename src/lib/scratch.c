@@ -14,6 +14,7 @@
  * while the bytes fit them).
  */
 #include <fnmatch.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +59,10 @@ void ckpt_scratch_free(struct ckpt_tree *t)
 
 bool ckpt_scratch_match(const struct ckpt_tree *t, const struct entry *e)
 {
-	if (e->orig && !e->renamed) /* a parameter under its own name */
-		return false;
+	if (e->orig && e->name_len == e->orig->name_len &&
+	    !memcmp(e->name, e->orig->name, e->name_len))
+		return false; /* a parameter under its own name, also after
+			       * renames that led back to it */
 	for (char **g = t->scratch_globs; g && *g; g++)
 		if (fnmatch(*g, e->fname, 0) == 0)
 			return true;
@@ -97,6 +100,13 @@ void ckpt_tomb_drop(struct ckpt_tree *t, struct tomb *tb)
 	memmove(tb, tb + 1, (size_t)(t->tombs + t->ntombs - tb - 1) *
 				    sizeof(*tb));
 	t->ntombs--;
+}
+
+void ckpt_tombs_shift(struct ckpt_tree *t, size_t pos, int by)
+{
+	for (size_t i = 0; i < t->ntombs; i++)
+		if (by > 0 ? t->tombs[i].pos >= pos : t->tombs[i].pos > pos)
+			t->tombs[i].pos += (size_t)(ptrdiff_t)by;
 }
 
 void ckpt_tombs_clear(struct ckpt_tree *t)

@@ -277,10 +277,13 @@ static void entry_release(struct ckpt_tree *t, struct entry *e)
 		t->free_slots = nf;
 		t->free_cap = n;
 	}
+	struct ckpt_file *src = e->src;
+
 	t->slots[slot] = NULL;
 	t->free_slots[t->nfree++] = slot;
 	ckpt_entry_free(e);
-	ckpt_tree_release_retired(t);
+	if (src && src != t->base) /* maybe the last user of a retired one */
+		ckpt_tree_release_retired(t);
 }
 
 /* Inserts e into the order at pos (clipped) and into the hash. */
@@ -293,6 +296,7 @@ static ckpt_err entry_link_at(struct ckpt_tree *t, struct entry *e,
 		return r;
 	if (pos > t->norder)
 		pos = t->norder;
+	ckpt_tombs_shift(t, pos, +1);
 	memmove(&t->order[pos + 1], &t->order[pos],
 		(t->norder - pos) * sizeof(*t->order));
 	t->order[pos] = e;
@@ -325,6 +329,7 @@ static void entry_unlink(struct ckpt_tree *t, struct entry *e)
 		memmove(&t->order[i], &t->order[i + 1],
 			(t->norder - i - 1) * sizeof(*t->order));
 		t->norder--;
+		ckpt_tombs_shift(t, i, -1);
 	}
 	hash_remove(t, e);
 	e->live = false;
@@ -364,6 +369,15 @@ size_t ckpt_tree_count(struct ckpt_tree *t)
 	return n;
 }
 
+/* One more lookup of e by the kernel (under the read lock).  A count
+ * that would wrap sticks at its maximum: the entry is then never freed,
+ * which is safe; a wrong count reaching zero would not be. */
+static void count_lookup(struct entry *e)
+{
+	if (__atomic_add_fetch(&e->nlookup, 1, __ATOMIC_RELAXED) == 0)
+		__atomic_store_n(&e->nlookup, UINT32_MAX, __ATOMIC_RELAXED);
+}
+
 /* ---- queries ------------------------------------------------------------ */
 
 static void fill_info(const struct entry *e, int sub,
@@ -387,8 +401,7 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 			if (!fn(ctx, e->fname, ENTRY_ID(e), &info, i + 1))
 				break;
 			if (count)
-				__atomic_add_fetch(&e->nlookup, 1,
-						   __ATOMIC_RELAXED);
+				count_lookup(e);
 		}
 	} else if ((d = resolve(t, dir, &sub)) && sub < 0 &&
 		   d->kind == CKPT_ENTRY_DIR) {
@@ -413,7 +426,7 @@ ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
 	if (dir == 0) {
 		e = find(t, name);
 		if (e) {
-			__atomic_add_fetch(&e->nlookup, 1, __ATOMIC_RELAXED);
+			count_lookup(e);
 			*id = ENTRY_ID(e);
 			r = CKPT_OK;
 		}
@@ -848,7 +861,8 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 		goto fail;
 	}
-	e->scratch = ckpt_scratch_match(t, e);
+	/* a name that was a parameter stays one (rm .x; cp y .x) */
+	e->scratch = !ckpt_tomb_find(t, fname) && ckpt_scratch_match(t, e);
 	r = entry_link_at(t, e, e->scratch ? t->norder : place_of_new(t, e),
 			  err);
 	if (r)
@@ -986,7 +1000,9 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
 	hash_insert(t, src, false, NULL); /* one out, one in */
 	src->renamed = true;
 	/* replacing a parameter keeps it one, whatever the name */
-	src->scratch = dst ? dst->scratch : ckpt_scratch_match(t, src);
+	src->scratch = dst ? dst->scratch
+			   : !ckpt_tomb_find(t, new_fname) &&
+				     ckpt_scratch_match(t, src);
 	if (!src->scratch) { /* it stays a parameter: no tomb needed */
 		struct tomb *tb = was_scratch ? NULL : ckpt_tomb_find(t, from);
 		if (tb)
@@ -1149,8 +1165,8 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n)
 
 	pthread_rwlock_wrlock(&t->lock);
 	e = resolve(t, id, &sub);
-	if (e && sub < 0) {
-		e->nlookup = e->nlookup > n ? e->nlookup - n : 0;
+	if (e && sub < 0 && e->nlookup != UINT32_MAX) { /* see count_lookup */
+		e->nlookup = e->nlookup > n ? e->nlookup - (uint32_t)n : 0;
 		if (!e->live)
 			entry_drop(t, e);
 	}

@@ -133,6 +133,10 @@ void ckpt_tomb_add(struct ckpt_tree *t, const struct entry *e, size_t pos);
 /* scratch.c: the tomb named fname, or NULL. */
 struct tomb *ckpt_tomb_find(struct ckpt_tree *t, const char *fname);
 
+/* scratch.c: an entry came into the order at pos (by +1) or left it from
+ * pos (by -1): the tombs' places move with their neighbours. */
+void ckpt_tombs_shift(struct ckpt_tree *t, size_t pos, int by);
+
 /* scratch.c: forgets one tomb / all of them (after a commit). */
 void ckpt_tomb_drop(struct ckpt_tree *t, struct tomb *tb);
 void ckpt_tombs_clear(struct ckpt_tree *t);

@@ -69,7 +69,7 @@ static ckpt_err open_source(struct ckpt_tree *t, const char *path,
 			    struct ckpt_error *err)
 {
 	int fd = openat(t->src_pl.dirfd, t->src_pl.base,
-			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	ckpt_err e;
 
@@ -83,15 +83,26 @@ static ckpt_err open_source(struct ckpt_tree *t, const char *path,
 				 path, errno == ELOOP ? "it is a symbolic link"
 						      : strerror(errno));
 	if (fstat(fd, &st) < 0) {
+		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
+			      strerror(errno));
 		close(fd);
-		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
-				 strerror(errno));
+		return e;
+	}
+	if (!S_ISREG(st.st_mode)) { /* a FIFO would have blocked us */
+		close(fd);
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "%s: not a regular file", path);
 	}
 	t->src_mode = st.st_mode;
 	t->src_uid = st.st_uid;
 	t->src_gid = st.st_gid;
 	if (!opts->output) {
 		t->pin_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (t->pin_fd < 0) {
+			close(fd);
+			return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
+					 strerror(errno));
+		}
 		ckpt_ident_of(&st, &t->pin);
 		t->pin_mode = st.st_mode;
 		t->pin_uid = st.st_uid;
@@ -111,7 +122,7 @@ static ckpt_err pin_output(struct ckpt_tree *t, struct ckpt_error *err)
 {
 	struct stat st;
 	int fd = openat(t->tgt_pl.dirfd, t->tgt_pl.base,
-			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOENT)
 		return CKPT_OK; /* the first commit creates it */
@@ -180,7 +191,7 @@ static const char *why_read_only(struct ckpt_tree *t, bool output)
 static ckpt_err lock_target(struct ckpt_tree *t, struct ckpt_error *err)
 {
 	int fd = openat(t->tgt_pl.dirfd, t->tgt_pl.base,
-			O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+			O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	ckpt_err e;
 
