@@ -396,6 +396,42 @@ class TestPlantedRecoveryNames(PathsBase):
                          "XXXXXXXX.ckpt")
 
 
+class TestNamesAndFifos(PathsBase):
+    """Long checkpoint names (the temporary and recovery names built from
+    them must fit NAME_MAX) and a FIFO planted where a file is expected
+    (opening it must not block the mount)."""
+
+    def test_long_name_commits_and_recovers(self):
+        d = W.tempdir(self)
+        src = os.path.join(d, "L" * 250 + ".ckpt")  # 255 bytes
+        os.rename(W.make_lenet(os.path.join(d, "a.ckpt")), src)
+        m = W.mount(self, src)
+        W.pwrite_file(m.p("fc3.bias"), np.zeros(10, "<f4").tobytes(), 0)
+        e = m.commit()
+        self.assertEqual(e, 0, "commit of a 255-byte name: %s" % m.error())
+        W.set_meta(m.p("fc3.bias"), shape="[11]")  # cannot be committed
+        m.unmount()
+        rec = [n for n in os.listdir(d) if ".recovery-" in n]
+        self.assertEqual(len(rec), 1, "one recovery file: %s" % rec)
+        self.assertLessEqual(len(rec[0]), 255)
+        self.assertEqual(sorted(os.listdir(d)), sorted(
+            [os.path.basename(src), rec[0]]), "no temporary file left")
+
+    def test_fifo_output_refused_without_blocking(self):
+        d = W.tempdir(self)
+        src = W.make_lenet(os.path.join(d, "a.ckpt"))
+        fifo = os.path.join(d, "out.ckpt")
+        os.mkfifo(fifo)
+        res, m = W.try_mount(self, src, "-o", "output=" + fifo)
+        self.assertNotEqual(res.rc, 0, "a FIFO as the output was accepted")
+        self.assertIn("not a regular file", res.errtext)
+        os.unlink(fifo)
+        os.mkfifo(src + ".fifo")
+        res, m = W.try_mount(self, src + ".fifo")
+        self.assertNotEqual(res.rc, 0, "a FIFO as the checkpoint mounted")
+        self.assertIn("not a regular file", res.errtext)
+
+
 class TestSelfMounts(PathsBase):
     """Mounts whose own paths are in the covered directory.  What the
     daemon writes there is checked through a directory descriptor opened

@@ -249,6 +249,19 @@ class TestScratchFiles(ScratchBase):
         self.assertCommitOK(m)
         want = W.remove(want, "a")
         self.check(want, "a renamed to a~ (scratch)", path=src)
+        # renamed away and back (even through a scratch name) it is the
+        # parameter again, and so is a deleted one created again
+        m.step(lambda: (os.rename(m.p(".x"), m.p(".x.bak")),
+                        os.rename(m.p(".x.bak"), m.p(".x")),
+                        os.rename(m.p("sed123456"), m.p("tmp")),
+                        os.rename(m.p("tmp"), m.p("sed123456"))),
+               "rename .x and sed123456 away and back")
+        data = W.read_bytes(m.p(".y.swp"))
+        m.step(lambda: (os.unlink(m.p(".y.swp")),
+                        W.write_file(m.p(".y.swp"), data)),
+               "rm .y.swp and write it again")
+        self.assertCommitOK(m)
+        self.check(want, "renamed back, deleted and created again", path=src)
         self.assertUmountOK(m)
         self.check(want, "after unmount", path=src)
 
@@ -295,6 +308,23 @@ class TestRenameOver(ScratchBase):
         self.check_same_layout("rm; cp")
         self.assertUmountOK(m)
         self.check(want, "after unmount")
+
+    def test_rm_several_then_recreate_keeps_order(self):
+        # the places of deleted parameters move with the order: deleting
+        # three and writing them back (in order, as cp backup/* does, and
+        # in reverse) gives the same layout
+        m = self.mount()
+        names = ["conv1.weight", "fc1.bias", "fc3.bias"]
+        saved = {n: self.data(n) for n in names}
+        for order in (names, list(reversed(names))):
+            m.step(lambda: [os.unlink(m.p(n)) for n in names], "rm three")
+            for n in order:
+                m.step(lambda n=n: W.write_file(m.p(n), saved[n]),
+                       "write " + n)
+            self.assertCommitOK(m)
+            self.check(self.base, "rm three, written back: %s" % order)
+            self.check_same_layout("rm several; recreate")
+        self.assertUmountOK(m)
 
     def test_size_that_does_not_fit_is_uint8_in_place(self):
         m = self.mount()
