@@ -13,8 +13,9 @@
  * holds, which is the new file's plaintext).  A failed commit changes
  * nothing.
  *
- * Entries are named by ids that stay valid across renames and commits and
- * are never reused while the tree is open.  A map parameter (MapTensorProto)
+ * Entries are named by ids that stay valid across renames and commits; an
+ * id is given to a new entry only after its entry was deleted and all its
+ * lookups forgotten (see ckpt_tree_forget), as FUSE allows.  A map parameter (MapTensorProto)
  * is an entry of kind DIR whose three tensors have ids id+1..id+3; maps are
  * read-only but always carried over.
  *

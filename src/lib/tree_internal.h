@@ -176,7 +176,7 @@ bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 void ckpt_tree_release_retired(struct ckpt_tree *t);
 
 /* tree.c: (re)initializes e from parameter p of file src: its dims (and,
- * unless renamed since, its name) are p's, borrowed.  Cannot fail. */
+ * its name) are p's, borrowed.  Cannot fail. */
 void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 		     struct ckpt_file *src);
 /* tree.c: after a commit that does not rebind (encrypted trees), an
