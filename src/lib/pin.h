@@ -16,10 +16,9 @@ struct ckpt_place {
 };
 
 /* Resolves path (whose final name need not exist) into pl.  A symlink at
- * the final name is followed (resolved once, here) only if the caller owns
- * it; one owned
- * by someone else is refused (CKPT_ERR_PERM).  Release pl with
- * ckpt_place_close, also after a failure. */
+ * the final name is followed (resolved once, here) only if the caller
+ * owns it; one owned by someone else is refused (CKPT_ERR_PERM).  Release
+ * pl with ckpt_place_close, also after a failure. */
 ckpt_err ckpt_place_open(const char *path, struct ckpt_place *pl,
 			 struct ckpt_error *err);
 
