@@ -131,34 +131,56 @@ out:
 	return r;
 }
 
+/* The path a symlink at pl's final name leads to (malloc'd), or NULL. */
+static char *link_target(const struct ckpt_place *pl)
+{
+	char buf[4096], *out = NULL;
+	ssize_t n = readlinkat(pl->dirfd, pl->base, buf, sizeof(buf) - 1);
+	int dlen = (int)(strrchr(pl->path, '/') - pl->path);
+
+	if (n <= 0 || n == (ssize_t)sizeof(buf) - 1)
+		return NULL;
+	buf[n] = '\0';
+	if (buf[0] == '/')
+		return strdup(buf);
+	if (asprintf(&out, "%.*s/%s", dlen, pl->path, buf) < 0)
+		return NULL;
+	return out;
+}
+
 ckpt_err ckpt_place_open(const char *path, struct ckpt_place *pl,
 			 struct ckpt_error *err)
 {
 	struct stat st;
-	char *real = NULL;
 	ckpt_err r;
 
 	pl->dirfd = -1;
 	pl->base = pl->path = NULL;
 	r = split_open(path, pl, err);
-	if (r || fstatat(pl->dirfd, pl->base, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    !S_ISLNK(st.st_mode))
-		return r;
-	if (st.st_uid != geteuid())
-		return ckpt_fail(err, CKPT_ERR_PERM, 0,
-				 "%s is a symbolic link owned by another user "
-				 "(uid %u): refusing to follow it; give the "
-				 "path of the file itself", pl->path,
-				 (unsigned)st.st_uid);
-	real = realpath(path, NULL); /* ours: follow it, once */
-	if (!real)
-		return ckpt_fail(err, CKPT_ERR_IO, 0,
-				 "%s is a symbolic link that leads nowhere: "
-				 "%s", pl->path, strerror(errno));
-	close(pl->dirfd);
-	pl->dirfd = -1;
-	r = split_open(real, pl, err);
-	free(real);
+	/* each link of a chain must be the caller's; at most 8 of them */
+	for (int hops = 0; !r; hops++) {
+		char *next;
+		if (fstatat(pl->dirfd, pl->base, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISLNK(st.st_mode))
+			return CKPT_OK;
+		if (st.st_uid != geteuid())
+			return ckpt_fail(err, CKPT_ERR_PERM, 0,
+					 "%s is a symbolic link owned by "
+					 "another user (uid %u): refusing to "
+					 "follow it; give the path of the file "
+					 "itself", pl->path,
+					 (unsigned)st.st_uid);
+		next = hops < 8 ? link_target(pl) : NULL;
+		if (!next)
+			return ckpt_fail(err, CKPT_ERR_IO, 0,
+					 "%s: a symbolic link that cannot be "
+					 "followed (unreadable, or too many "
+					 "links)", pl->path);
+		close(pl->dirfd);
+		pl->dirfd = -1;
+		r = split_open(next, pl, err);
+		free(next);
+	}
 	return r;
 }
 

@@ -417,6 +417,23 @@ class TestNamesAndFifos(PathsBase):
         self.assertEqual(sorted(os.listdir(d)), sorted(
             [os.path.basename(src), rec[0]]), "no temporary file left")
 
+    def test_chain_through_another_users_symlink_refused(self):
+        # our link -> another user's link -> the file: every link of the
+        # chain must be the caller's
+        d = W.tempdir(self)
+        src = W.make_lenet(os.path.join(d, "real.ckpt"))
+        before = W.read_bytes(src)
+        os.symlink("real.ckpt", os.path.join(d, "theirs"))
+        os.chown(os.path.join(d, "theirs"), 65534, 65534,
+                 follow_symlinks=False)
+        os.symlink("theirs", os.path.join(d, "ours"))
+        res, m = W.try_mount(self, os.path.join(d, "ours"))
+        self.assertNotEqual(res.rc, 0, "mounted through another user's "
+                            "symlink")
+        self.assertIn("symbolic link", res.errtext)
+        self.assertIn("another user", res.errtext)
+        self.assertEqual(W.read_bytes(src), before)
+
     def test_fifo_output_refused_without_blocking(self):
         d = W.tempdir(self)
         src = W.make_lenet(os.path.join(d, "a.ckpt"))
