@@ -111,24 +111,29 @@ static void emit(int prio, bool sys, const char *msg)
 		file_line(prio, msg);
 }
 
-void logmsg(int prio, const char *fmt, ...)
+/* Formats a message and emits it (see emit). */
+static void vemit(int prio, bool sys, const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	emit(prio, sys, msg);
+}
+
+void logmsg(int prio, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vemit(prio, true, fmt, ap);
 	va_end(ap);
-	emit(prio, true, msg);
 }
 
 void say(int prio, const char *fmt, ...)
 {
-	char msg[LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vemit(prio, false, fmt, ap);
 	va_end(ap);
-	emit(prio, false, msg);
 }
