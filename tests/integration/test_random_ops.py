@@ -155,9 +155,26 @@ class Model:
             m.ents[k] = c
         return m
 
+    # the order changes one name at a time; the tombs' places move with
+    # their neighbours, as the tree's do (scratch.c, ckpt_tombs_shift)
+
+    def _insert(self, i, name):
+        i = min(i, len(self.order))
+        for k, (pos, dt, sh) in list(self.tombs.items()):
+            if pos >= i:
+                self.tombs[k] = (pos + 1, dt, sh)
+        self.order.insert(i, name)
+
+    def _delete(self, name):
+        i = self.order.index(name)
+        del self.order[i]
+        for k, (pos, dt, sh) in list(self.tombs.items()):
+            if pos > i:
+                self.tombs[k] = (pos - 1, dt, sh)
+
     def add(self, name, ent):
         assert name not in self.ents
-        self.order.append(name)
+        self._insert(len(self.order), name)
         self.ents[name] = ent
 
     def create(self, name, ent):
@@ -166,16 +183,16 @@ class Model:
         tomb = self.tombs.pop(name, None)
         if tomb:
             ent.inherit(tomb[1], tomb[2])
-            self.order.insert(tomb[0], name)
+            self._insert(tomb[0], name)
         else:
-            self.order.append(name)
+            self._insert(len(self.order), name)
         self.ents[name] = ent
 
     def remove(self, name):
         e = self.ents[name]
         if e.dset or e.inh:
             self.tombs[name] = (self.order.index(name),) + e.view()
-        self.order.remove(name)
+        self._delete(name)
         return self.ents.pop(name)
 
     def rename(self, src, dst):
@@ -186,15 +203,17 @@ class Model:
         if dst in self.ents:      # over a parameter: its place and meta
             gone = self.ents.pop(dst)
             e.inherit(*gone.view())
-            self.order.remove(src)
-            self.order[self.order.index(dst)] = dst
+            self._delete(src)
+            at = self.order.index(dst)
+            self._delete(dst)
+            self._insert(at, dst)
             self.ents[dst] = e
             return gone
         tomb = self.tombs.pop(dst, None)
         if tomb:
             e.inherit(tomb[1], tomb[2])
-            self.order.remove(src)
-            self.order.insert(tomb[0], dst)
+            self._delete(src)
+            self._insert(tomb[0], dst)
         else:
             self.order[self.order.index(src)] = dst
         self.ents[dst] = e
