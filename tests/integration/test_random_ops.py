@@ -209,10 +209,10 @@ class Model:
             self._insert(at, dst)
             self.ents[dst] = e
             return gone
-        tomb = self.tombs.pop(dst, None)
-        if tomb:
+        if dst in self.tombs:     # its place: where the tomb is once
+            self._delete(src)     # src has left the order
+            tomb = self.tombs.pop(dst)
             e.inherit(tomb[1], tomb[2])
-            self._delete(src)
             self._insert(tomb[0], dst)
         else:
             self.order[self.order.index(src)] = dst
