@@ -125,7 +125,8 @@ void ckpt_entry_free(struct entry *e)
 	}
 	if (e->own_dims)
 		free(e->dims);
-	free(e);
+	if (!e->in_block)
+		free(e);
 }
 
 ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len)
@@ -237,23 +238,47 @@ nomem:
 	return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 }
 
-struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err)
+struct entry *ckpt_entry_new(struct ckpt_tree *t, struct entry *mem,
+			     struct ckpt_error *err)
 {
 	struct entry *e;
 	size_t slot;
 
 	if (grow_arrays(t, err))
 		return NULL;
-	e = calloc(1, sizeof(*e));
+	e = mem ? mem : calloc(1, sizeof(*e));
 	if (!e) {
 		ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 		return NULL;
 	}
+	e->in_block = mem != NULL;
 	e->stage_fd = -1;
 	slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
 	t->slots[slot] = e;
 	e->slot = (uint32_t)slot;
 	return e;
+}
+
+void ckpt_tree_reserve(struct ckpt_tree *t, size_t n)
+{
+	size_t want = t->nslots + n, nb = 64;
+	struct entry **p;
+
+	if (want > t->slots_cap && (p = realloc(t->slots, want * sizeof(*p)))) {
+		t->slots = p;
+		t->slots_cap = want;
+	}
+	want = t->norder + n;
+	if (want > t->order_cap && (p = realloc(t->order, want * sizeof(*p)))) {
+		t->order = p;
+		t->order_cap = want;
+	}
+	while (nb < want)
+		nb *= 2;
+	if (!t->nbuckets && (p = calloc(nb, sizeof(*p)))) {
+		t->buckets = p;
+		t->nbuckets = nb;
+	}
 }
 
 /* Frees e, which nobody can reach any more (deleted, no lookups left),
@@ -850,7 +875,7 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", fname);
 		goto out;
 	}
-	e = ckpt_entry_new(t, err);
+	e = ckpt_entry_new(t, NULL, err);
 	if (!e) {
 		r = CKPT_ERR_NOMEM;
 		goto out;

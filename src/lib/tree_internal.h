@@ -41,6 +41,7 @@ struct entry {
 			      * replaced: shown only while the size fits */
 	bool scratch : 1;    /* a scratch file (ckpt_tree_is_scratch) */
 	bool own_name : 1, own_dims : 1;
+	bool in_block : 1;   /* part of t->entry_block, not malloc'd */
 };
 
 #define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * ID_STEP)
@@ -93,6 +94,9 @@ struct ckpt_tree {
 	struct tomb *tombs;
 	size_t ntombs;
 
+	struct entry *entry_block; /* the entries of the parameters opened
+				    * with the tree, in one mapping */
+	size_t entry_block_len;
 	struct entry **slots; /* by id / ID_STEP - 1; NULL: free */
 	size_t nslots, slots_cap;
 	size_t *free_slots;   /* indexes of NULL slots, reused first */
@@ -105,8 +109,14 @@ struct ckpt_tree {
 	bool dir_unsynced; /* the last commit's directory fsync failed */
 };
 
-/* tree.c: a new entry with a fresh (or freed) id, not yet linked. */
-struct entry *ckpt_entry_new(struct ckpt_tree *t, struct ckpt_error *err);
+/* tree.c: a new entry with a fresh (or freed) id, not yet linked; with
+ * mem (zeroed, in t->entry_block), that memory instead of a new one. */
+struct entry *ckpt_entry_new(struct ckpt_tree *t, struct entry *mem,
+			     struct ckpt_error *err);
+
+/* tree.c: makes room for n more entries at once (slots, order, hash), so
+ * that opening a big checkpoint grows nothing; best effort. */
+void ckpt_tree_reserve(struct ckpt_tree *t, size_t n);
 
 /* tree.c: gives e its own copy of name (len bytes). */
 ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len);

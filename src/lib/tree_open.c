@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,11 +142,38 @@ static ckpt_err pin_output(struct ckpt_tree *t, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
+/* The entries of the checkpoint's parameters, in one mapping (one fault
+ * per huge page rather than one per 4 KiB: touching fresh memory is the
+ * cost of opening a million parameters); NULL: they are malloc'd. */
+static struct entry *entry_block(struct ckpt_tree *t, size_t n)
+{
+	size_t len = n * sizeof(struct entry);
+	void *p;
+
+	if (len < (2u << 20))
+		return NULL; /* small: malloc is as good */
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, len, MADV_HUGEPAGE); /* a hint only */
+#endif
+	t->entry_block = p;
+	t->entry_block_len = len;
+	return p;
+}
+
 static ckpt_err load_entries(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	for (size_t i = 0; t->base && i < ckpt_count(t->base); i++) {
+	size_t n = t->base ? ckpt_count(t->base) : 0;
+	struct entry *block = entry_block(t, n);
+
+	ckpt_tree_reserve(t, n);
+	for (size_t i = 0; i < n; i++) {
 		const struct ckpt_param *p = ckpt_param_at(t->base, i);
-		struct entry *en = ckpt_entry_new(t, err);
+		struct entry *en = ckpt_entry_new(t, block ? &block[i] : NULL,
+						  err);
 		if (!en)
 			return CKPT_ERR_NOMEM;
 		ckpt_entry_bind(en, p, t->base); /* borrows name and dims */
@@ -301,6 +329,8 @@ void ckpt_tree_close(struct ckpt_tree *t)
 	ckpt_scratch_free(t);
 	ckpt_tombs_clear(t);
 	free(t->tombs);
+	if (t->entry_block)
+		munmap(t->entry_block, t->entry_block_len);
 	pthread_rwlock_destroy(&t->lock);
 	free(t);
 }
