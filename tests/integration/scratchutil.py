@@ -121,24 +121,10 @@ def deadline(fn, what, timeout=None, conns=()):
     or a list), waits for the thread and raises AssertionError naming
     `what`.  Returns fn's result or re-raises its exception."""
     timeout = STEP if timeout is None else timeout
-    box = {}
-
-    def body():
-        try:
-            box["r"] = fn()
-        except BaseException as e:  # noqa: B902 - re-raised below
-            box["e"] = e
-    th = threading.Thread(target=body, daemon=True)
-    th.start()
-    th.join(timeout)
-    if th.is_alive():
-        abort_conns(conns() if callable(conns) else conns)
-        th.join(10)
-        raise AssertionError("%s did not finish within %ss: hung (FUSE "
-                             "connection aborted)" % (what, timeout))
-    if "e" in box:
-        raise box["e"]
-    return box.get("r")
+    return W.guarded(
+        fn, timeout,
+        lambda: abort_conns(conns() if callable(conns) else conns), what,
+        done="hung: FUSE connection aborted", wait=10)
 
 
 def fsync_path(path):

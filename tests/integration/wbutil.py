@@ -227,11 +227,12 @@ def fsync_path(path):
         os.close(fd)
 
 
-def guarded(fn, timeout, on_timeout, what):
+def guarded(fn, timeout, on_timeout, what, done="daemon killed",
+            wait=30):
     """Runs fn() in a thread; if it has not returned after timeout,
-    calls on_timeout() (which must unblock it, e.g. kill the daemon) and
-    raises AssertionError.  Returns fn's result or re-raises its
-    exception."""
+    calls on_timeout() (which must unblock it, e.g. kill the daemon: done
+    says what it did), waits up to wait seconds for the thread and raises
+    AssertionError.  Returns fn's result or re-raises its exception."""
     box = {}
 
     def body():
@@ -244,9 +245,9 @@ def guarded(fn, timeout, on_timeout, what):
     th.join(timeout)
     if th.is_alive():
         on_timeout()
-        th.join(30)
-        raise AssertionError("%s did not return within %ss (daemon killed)"
-                             % (what, timeout))
+        th.join(wait)
+        raise AssertionError("%s did not return within %ss (%s)"
+                             % (what, timeout, done))
     if "e" in box:
         raise box["e"]
     return box.get("r")
