@@ -201,9 +201,11 @@ static int parse_args(struct fuse_args *args, struct options *o,
 static int load_key(const struct options *o, struct ckpt_key **key)
 {
 	struct ckpt_error err;
+	char text[1024];
 
 	if (ckpt_key_load(o->enc_mode, o->keyfile, o->keyfd, key, &err)) {
-		say(LOG_ERR, "%s", err.msg);
+		say(LOG_ERR, "%s", ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
+						   sizeof(text)));
 		return -1;
 	}
 	return 0;
@@ -235,9 +237,10 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .scratch = o->scratch,
 				    .create = o->create,
 				    .read_only = o->ro,
-				    .add_crc = o->crc,
+				    .crc = o->crc ? CKPT_CRC_ADD : CKPT_CRC_KEEP,
 				    .open.key = key};
 	struct ckpt_error err;
+	char text[1024];
 	struct timespec now;
 	ckpt_err e;
 
@@ -251,7 +254,8 @@ static int load(struct ckptfs *fs, const struct options *o,
 		e = ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err);
 	}
 	if (e) {
-		say(LOG_ERR, "%s", err.msg);
+		say(LOG_ERR, "%s", ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
+						   sizeof(text)));
 		if (e == CKPT_ERR_CRC)
 			say(LOG_ERR, "-o ignore_crc mounts it read-only "
 			    "anyway");

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ckpt_hint.h"
 #include "ckpt_status.h"
 #include "ckpt_tree.h"
 

@@ -132,7 +132,7 @@ static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 		memset(&info, 0, sizeof(info));
 		info.kind = CKPT_ENTRY_DIR;
 		info.mtime_ns = fs->mount_ns;
-	} else if (ckpt_tree_stat(fs->tree, ino, &info) != CKPT_OK) {
+	} else if (ckpt_tree_stat(fs->tree, ino, &info, NULL) != CKPT_OK) {
 		return false;
 	}
 	get_shown(fs, &s);
@@ -333,7 +333,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	uint64_t id;
 
-	if (ckpt_tree_lookup(fs_of(req)->tree, dir_of(parent), name, &id))
+	if (ckpt_tree_lookup(fs_of(req)->tree, dir_of(parent), name, &id,
+			     NULL))
 		fuse_reply_err(req, ENOENT);
 	else
 		reply_entry(req, id);
@@ -670,15 +671,19 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 /* ---- data -------------------------------------------------------------- */
 
 /* Replies to a read with the tree's pieces (spliced where they are in a
- * file); 0 or -ENOMEM. */
-static int reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
+ * file); CKPT_ERR_NOMEM if there is no memory to describe them. */
+static ckpt_err reply_pieces(void *ctx, const struct ckpt_piece *p,
+			     uint32_t n, struct ckpt_error *err)
 {
 	fuse_req_t req = ctx;
 	struct fuse_bufvec *bv;
 
 	bv = calloc(1, sizeof(*bv) + n * sizeof(struct fuse_buf));
-	if (!bv)
-		return -ENOMEM;
+	if (!bv) {
+		*err = (struct ckpt_error){.code = CKPT_ERR_NOMEM,
+					   .msg = "out of memory"};
+		return CKPT_ERR_NOMEM;
+	}
 	bv->count = n;
 	for (uint32_t i = 0; i < n; i++) {
 		if (p[i].fd >= 0)
@@ -696,7 +701,7 @@ static int reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n)
 	else
 		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 	free(bv);
-	return 0;
+	return CKPT_OK;
 }
 
 /* After a read failed with EIO: if the checkpoint changed underneath,
@@ -722,15 +727,15 @@ static void note_source_problem(struct ckptfs *fs)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	int r;
+	struct ckpt_error err;
 
 	(void)fi;
-	r = ckpt_tree_read_pieces(fs_of(req)->tree, ino, (uint64_t)off, size,
-				  reply_pieces, req);
-	if (r == -EIO)
+	if (ckpt_tree_read_pieces(fs_of(req)->tree, ino, (uint64_t)off, size,
+				  reply_pieces, req, &err) == CKPT_OK)
+		return;
+	if (ckpt_errno(&err) == EIO)
 		note_source_problem(fs_of(req));
-	if (r < 0)
-		fuse_reply_err(req, -r);
+	fuse_reply_err(req, ckpt_errno(&err));
 }
 
 /* Writes into the entry's staging data. */
@@ -738,15 +743,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct ckpt_error err;
-	ssize_t n;
 
 	(void)fi;
-	n = ckpt_tree_write(fs_of(req)->tree, ino, buf, size, (uint64_t)off,
-			    &err);
-	if (n < 0)
+	if (ckpt_tree_write(fs_of(req)->tree, ino, buf, size, (uint64_t)off,
+			    &err))
 		reply_fail(req, &err);
 	else
-		fuse_reply_write(req, (size_t)n);
+		fuse_reply_write(req, size);
 }
 
 /* ---- commits ----------------------------------------------------------- */
@@ -765,7 +768,7 @@ static void note_commit(struct ckptfs *fs, const struct ckpt_error *err)
 			 "file the path holds now with 'ckpt umount --force %s'",
 			 err->msg, fs->mountpoint, fs->mountpoint);
 	else if (err)
-		snprintf(msg, sizeof(msg), "%s", err->msg);
+		ckpt_error_text(err, CKPT_FRONT_MOUNT, msg, sizeof(msg));
 	pthread_mutex_lock(&fs->lock);
 	memcpy(fs->last_error, msg, sizeof(msg));
 	fs->changed = err && err->code == CKPT_ERR_CHANGED;
@@ -874,7 +877,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (ckpt_tree_stat(fs_of(req)->tree, ino, &info)) {
+	if (ckpt_tree_stat(fs_of(req)->tree, ino, &info, NULL)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -897,7 +900,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		reply_value(req, "", 0, size);
 		return;
 	}
-	if (ckpt_tree_stat(fs_of(req)->tree, ino, &info)) {
+	if (ckpt_tree_stat(fs_of(req)->tree, ino, &info, NULL)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -932,8 +935,9 @@ static bool exists_already(struct ckptfs *fs, fuse_ino_t ino, int flags)
 {
 	struct ckpt_entry_info info;
 
-	return (flags & XATTR_CREATE) && ckpt_tree_stat(fs->tree, ino, &info)
-		== CKPT_OK && info.kind == CKPT_ENTRY_FILE;
+	return (flags & XATTR_CREATE) &&
+	       ckpt_tree_stat(fs->tree, ino, &info, NULL) == CKPT_OK &&
+	       info.kind == CKPT_ENTRY_FILE;
 }
 
 /* Sets user.dtype or user.shape (XATTR_CREATE: EEXIST, they always
@@ -992,7 +996,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 
 	(void)ino;
-	if (ckpt_tree_statfs(fs->tree, &sv) != 0) {
+	if (ckpt_tree_statfs(fs->tree, &sv, NULL) != CKPT_OK) {
 		memset(&sv, 0, sizeof(sv));
 		sv.f_bsize = sv.f_frsize = 4096;
 	}

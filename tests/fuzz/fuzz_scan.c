@@ -15,12 +15,14 @@ static void read_all(struct ckpt_file *f, const struct ckpt_tensor *t)
 {
 	struct ckpt_error err;
 	uint8_t buf[4096];
+	size_t n;
 
 	for (uint64_t off = 0; off < t->size; off += sizeof(buf))
-		if (ckpt_tensor_read(f, t, buf, sizeof(buf), off, &err) <= 0)
+		if (ckpt_tensor_read(f, t, buf, sizeof(buf), off, &n, &err) ||
+		    n == 0)
 			abort(); /* the index promised these bytes */
 	if (t->size > 1)
-		ckpt_tensor_read(f, t, buf, 3, t->size / 2 - 1, &err);
+		ckpt_tensor_read(f, t, buf, 3, t->size / 2 - 1, &n, &err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -74,6 +74,11 @@ bool oracle_check(const uint8_t *data, size_t n, const struct ckpt_file *f);
 
 /* Reads all shown bytes of t with ckpt_tensor_read (asserting that exactly
  * t->size bytes come back); returns a malloc'd buffer. */
+/* ckpt_tensor_read as a count: the bytes read, or -1 when it fails. */
+ssize_t tensor_read_n(const struct ckpt_file *f, const struct ckpt_tensor *t,
+		      void *buf, size_t size, uint64_t off,
+		      struct ckpt_error *err);
+
 uint8_t *read_tensor(const struct ckpt_file *f, const struct ckpt_tensor *t);
 
 /* Reads a whole file into b; returns false on failure. */

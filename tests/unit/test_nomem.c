@@ -430,7 +430,7 @@ static void describe_tensor(struct sb *s, const struct ckpt_file *f,
 		ssize_t n;
 
 		assert_non_null(p);
-		n = ckpt_tensor_read(f, t, p, (size_t)t->size, 0, &err);
+		n = tensor_read_n(f, t, p, (size_t)t->size, 0, &err);
 		if (n != (ssize_t)t->size)
 			sb_printf(s, " READ-FAILED(%s)", err.msg);
 		else
@@ -962,6 +962,27 @@ static void list_free(struct list_ctx *l)
 	l->n = 0;
 }
 
+
+/* ckpt_tree_read / ckpt_tree_write as counts: bytes, or -1 on failure. */
+static ssize_t tree_read_n(struct ckpt_tree *t, uint64_t id, void *buf,
+			   size_t size, uint64_t off, struct ckpt_error *err)
+{
+	size_t done;
+
+	if (ckpt_tree_read(t, id, buf, size, off, &done, err))
+		return -1;
+	return (ssize_t)done;
+}
+
+static ssize_t tree_write_n(struct ckpt_tree *t, uint64_t id,
+			    const void *buf, size_t size, uint64_t off,
+			    struct ckpt_error *err)
+{
+	if (ckpt_tree_write(t, id, buf, size, off, err))
+		return -1;
+	return (ssize_t)size;
+}
+
 static void snap_entry(struct sb *s, struct ckpt_tree *t, const char *name,
 		       uint64_t id)
 {
@@ -969,7 +990,7 @@ static void snap_entry(struct sb *s, struct ckpt_tree *t, const char *name,
 	struct ckpt_error err = {0};
 
 	sb_printf(s, "%s", name);
-	if (ckpt_tree_stat(t, id, &info) != CKPT_OK) {
+	if (ckpt_tree_stat(t, id, &info, NULL) != CKPT_OK) {
 		sb_printf(s, " STAT-FAILED\n");
 		return;
 	}
@@ -993,7 +1014,7 @@ static void snap_entry(struct sb *s, struct ckpt_tree *t, const char *name,
 		uint8_t *p = malloc(info.size + 1);
 		ssize_t n;
 		assert_non_null(p);
-		n = ckpt_tree_read(t, id, p, (size_t)info.size, 0, &err);
+		n = tree_read_n(t, id, p, (size_t)info.size, 0, &err);
 		if (n != (ssize_t)info.size)
 			sb_printf(s, " READ-FAILED(%zd: %s)", n, err.msg);
 		else
@@ -1013,7 +1034,7 @@ static char *snapshot(struct ckpt_tree *t)
 	ckpt_tree_list(t, 0, 0, list_cb, &l, false);
 	for (size_t i = 0; i < l.n; i++) {
 		uint64_t id;
-		if (ckpt_tree_lookup(t, 0, l.names[i], &id) != CKPT_OK ||
+		if (ckpt_tree_lookup(t, 0, l.names[i], &id, NULL) != CKPT_OK ||
 		    id != l.ids[i])
 			sb_printf(&s, "LOOKUP-MISMATCH ");
 		snap_entry(&s, t, l.names[i], l.ids[i]);
@@ -1050,7 +1071,7 @@ static void pattern(uint8_t *p, size_t n, size_t step, uint64_t off)
 static ckpt_err lookup(struct ckpt_tree *t, const char *name, uint64_t *id,
 		       struct ckpt_error *err)
 {
-	if (ckpt_tree_lookup(t, 0, name, id) != CKPT_OK) {
+	if (ckpt_tree_lookup(t, 0, name, id, NULL) != CKPT_OK) {
 		snprintf(err->msg, sizeof(err->msg), "test: no entry '%s'",
 			 name);
 		err->code = CKPT_ERR_NOTFOUND;
@@ -1091,13 +1112,13 @@ static ckpt_err read_all(struct runner *r, struct ckpt_tree *t,
 		ssize_t n;
 
 		fi.armed = false;
-		assert_int_equal(ckpt_tree_stat(t, ids[i], &info), CKPT_OK);
+		assert_int_equal(ckpt_tree_stat(t, ids[i], &info, NULL), CKPT_OK);
 		p = malloc(info.size + 1);
 		q = malloc(info.size + 1);
 		assert_non_null(p);
 		assert_non_null(q);
 		fi.armed = was;
-		n = ckpt_tree_read(t, ids[i], p, (size_t)info.size, 0, err);
+		n = tree_read_n(t, ids[i], p, (size_t)info.size, 0, err);
 		fi.armed = false;
 		if (n < 0) {
 			rc = err->code ? err->code : CKPT_ERR_IO;
@@ -1105,7 +1126,7 @@ static ckpt_err read_all(struct runner *r, struct ckpt_tree *t,
 				problem("%s: ckpt_tree_read returned -1 "
 					"without err.code", r->what);
 		} else if (n != (ssize_t)info.size ||
-			   ckpt_tree_read(t, ids[i], q, (size_t)info.size, 0,
+			   tree_read_n(t, ids[i], q, (size_t)info.size, 0,
 					  NULL) != n ||
 			   memcmp(p, q, (size_t)n) != 0) {
 			problem("%s: ckpt_tree_read of entry %llu returned "
@@ -1137,7 +1158,7 @@ static ckpt_err do_step(struct runner *r, struct ckpt_tree *t, size_t k,
 		rc = lookup(t, s->a, &id, err);
 		if (rc)
 			return rc;
-		n = ckpt_tree_write(t, id, data, s->len, s->off, err);
+		n = tree_write_n(t, id, data, s->len, s->off, err);
 		if (n < 0)
 			return err->code ? err->code : CKPT_ERR_IO;
 		if (n != (ssize_t)s->len)
@@ -1395,7 +1416,7 @@ static struct ckpt_key *make_key(void)
 static void encrypt_file(const char *plain, const char *enc,
 			 const struct ckpt_key *key)
 {
-	struct ckpt_tree_opts o = {.output = enc, .out_key_set = true,
+	struct ckpt_tree_opts o = {.output = enc, .out_key_policy = CKPT_OUT_KEY_NEW,
 				   .out_key = key};
 	struct ckpt_tree *t;
 	struct ckpt_error err = {0};
@@ -1596,7 +1617,7 @@ static void test_key_and_encrypted_open(void **state)
 	/* encrypting through a tree (what ckpt convert does), with faults */
 	encrypt_file(plain, enc, key); /* warm up OpenSSL */
 	for (unsigned long n = 1;; n++) {
-		struct ckpt_tree_opts o = {.output = enc, .out_key_set = true,
+		struct ckpt_tree_opts o = {.output = enc, .out_key_policy = CKPT_OUT_KEY_NEW,
 					   .out_key = key};
 		struct ckpt_tree *t = NULL;
 		struct usage u0;

@@ -52,7 +52,7 @@ static void check_all_reads(const struct ckpt_file *f,
 			ssize_t n;
 
 			memset(got, 0xA5, size + 16);
-			n = ckpt_tensor_read(f, t, got, len, off, &err);
+			n = tensor_read_n(f, t, got, len, off, &err);
 			assert_int_equal(n, (ssize_t)exp);
 			if (exp)
 				assert_memory_equal(got, want + off, exp);
@@ -109,15 +109,15 @@ static void test_read_past_end(void **state)
 	buf_record(&b, "t", d4, 1, "Int8", "abcd", 4);
 	f = open_ok(&b);
 	t = &ckpt_param_at(f, 0)->tensor;
-	assert_int_equal(ckpt_tensor_read(f, t, got, 8, 4, NULL), 0);
-	assert_int_equal(ckpt_tensor_read(f, t, got, 8, 5, NULL), 0);
-	assert_int_equal(ckpt_tensor_read(f, t, got, 8, 1u << 31, NULL), 0);
-	assert_int_equal(ckpt_tensor_read(f, t, got, 8, UINT64_MAX, NULL), 0);
-	assert_int_equal(ckpt_tensor_read(f, t, got, 0, UINT64_MAX, NULL), 0);
+	assert_int_equal(tensor_read_n(f, t, got, 8, 4, NULL), 0);
+	assert_int_equal(tensor_read_n(f, t, got, 8, 5, NULL), 0);
+	assert_int_equal(tensor_read_n(f, t, got, 8, 1u << 31, NULL), 0);
+	assert_int_equal(tensor_read_n(f, t, got, 8, UINT64_MAX, NULL), 0);
+	assert_int_equal(tensor_read_n(f, t, got, 0, UINT64_MAX, NULL), 0);
 	/* a huge size is clamped to what is there */
-	assert_int_equal(ckpt_tensor_read(f, t, got, SIZE_MAX, 1, NULL), 3);
+	assert_int_equal(tensor_read_n(f, t, got, SIZE_MAX, 1, NULL), 3);
 	assert_memory_equal(got, "bcd", 3);
-	assert_int_equal(ckpt_tensor_read(f, t, got, SIZE_MAX, 0, NULL), 4);
+	assert_int_equal(tensor_read_n(f, t, got, SIZE_MAX, 0, NULL), 4);
 	assert_memory_equal(got, "abcd", 4);
 	ckpt_close(f);
 	buf_free(&b);
@@ -195,7 +195,7 @@ static void test_many_slices(void **state)
 	for (uint64_t off = 0; off < total; off++) {
 		size_t len = (off * 31) % sizeof(got);
 		size_t exp = total - off < len ? total - off : len;
-		assert_int_equal(ckpt_tensor_read(f, t, got, len, off, NULL),
+		assert_int_equal(tensor_read_n(f, t, got, len, off, NULL),
 				 (ssize_t)exp);
 		if (exp)
 			assert_memory_equal(got, data + off, exp);
@@ -248,7 +248,7 @@ static void test_bf16_large(void **state)
 			size_t exp = off >= NEL * 2 ? 0
 				   : NEL * 2 - off < len ? NEL * 2 - off : len;
 			memset(got, 0x5A, NEL * 2 + 8);
-			assert_int_equal(ckpt_tensor_read(f, t, got, len, off,
+			assert_int_equal(tensor_read_n(f, t, got, len, off,
 							  NULL),
 					 (ssize_t)exp);
 			if (exp)
@@ -258,7 +258,7 @@ static void test_bf16_large(void **state)
 		}
 	/* byte by byte from the end */
 	for (uint64_t off = NEL * 2; off-- > NEL * 2 - 50;) {
-		assert_int_equal(ckpt_tensor_read(f, t, got, 1, off, NULL), 1);
+		assert_int_equal(tensor_read_n(f, t, got, 1, off, NULL), 1);
 		assert_int_equal(got[0], want[off]);
 	}
 	assert_true(oracle_check(b.p, b.len, f));
@@ -287,15 +287,15 @@ static void test_read_after_truncate(void **state)
 	path = buf_to_tmpfile(&b);
 	assert_int_equal(ckpt_open(path, NULL, &f, &err), CKPT_OK);
 	t = &ckpt_param_at(f, 0)->tensor;
-	assert_int_equal(ckpt_tensor_read(f, t, got, 64, 0, &err), 64);
+	assert_int_equal(tensor_read_n(f, t, got, 64, 0, &err), 64);
 	assert_int_equal(truncate(path, (off_t)(b.len - 10)), 0);
-	assert_int_equal(ckpt_tensor_read(f, t, got, 10, 0, &err), 10);
+	assert_int_equal(tensor_read_n(f, t, got, 10, 0, &err), 10);
 	assert_memory_equal(got, data, 10);
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(ckpt_tensor_read(f, t, got, 64, 0, &err), -1);
+	assert_int_equal(tensor_read_n(f, t, got, 64, 0, &err), -1);
 	assert_int_equal(err.code, CKPT_ERR_IO);
 	assert_non_null(strstr(err.msg, path));
-	assert_int_equal(ckpt_tensor_read(f, t, got, 64, 0, NULL), -1);
+	assert_int_equal(tensor_read_n(f, t, got, 64, 0, NULL), -1);
 	ckpt_close(f);
 	unlink(path);
 	free(path);
@@ -368,7 +368,7 @@ static void test_real_fixtures(void **state)
 			assert_int_equal(ckpt_find(f, p->fname), (ssize_t)i);
 			buf = malloc(p->tensor.size + 1);
 			assert_non_null(buf);
-			n = ckpt_tensor_read(f, &p->tensor, buf,
+			n = tensor_read_n(f, &p->tensor, buf,
 					     (size_t)p->tensor.size + 1, 0,
 					     &err);
 			if (n < 0)

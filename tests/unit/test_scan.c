@@ -373,7 +373,7 @@ static void test_crc_invalid(void **state)
 	assert_true(st->has_crc);
 	assert_false(st->crc_checked);
 	assert_int_equal(st->crc_stored, 0x440453A5u);
-	assert_int_equal(ckpt_tensor_read(f, &param(f, 0)->tensor, v8, 4, 0,
+	assert_int_equal(tensor_read_n(f, &param(f, 0)->tensor, v8, 4, 0,
 					  NULL),
 			 4);
 	assert_int_equal(v8[0], 8);
@@ -953,7 +953,7 @@ static void test_bf16(void **state)
 		for (size_t len = 0; len <= 12; len++) {
 			size_t exp = off >= 10 ? 0 : (10 - off < len ? 10 - off : len);
 			memset(got, 0xEE, sizeof(got));
-			assert_int_equal(ckpt_tensor_read(f, &p->tensor, got,
+			assert_int_equal(tensor_read_n(f, &p->tensor, got,
 							  len, off, NULL),
 					 (ssize_t)exp);
 			if (exp)
@@ -1003,7 +1003,7 @@ static void test_zero_elements(void **state)
 	assert_int_equal(p->tensor.size, 0);
 	assert_int_equal(p->tensor.stored, 0);
 	assert_int_equal(p->tensor.nextents, 0);
-	assert_int_equal(ckpt_tensor_read(f, &p->tensor, x, 4, 0, NULL), 0);
+	assert_int_equal(tensor_read_n(f, &p->tensor, x, 4, 0, NULL), 0);
 	p = find(f, "e3");
 	assert_dims(&p->tensor, d402, 3);
 	assert_int_equal(p->tensor.size, 0);

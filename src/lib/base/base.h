@@ -1,0 +1,131 @@
+/*
+ * base.h - what every part of libckpt builds on, and nothing that knows a
+ * checkpoint: errors (error.c), full reads and writes, kernel copies and
+ * unnamed files (io.c), the clock and hashing (util.c), CRC-32 (crc32.c),
+ * and the files underneath a tree held by descriptor (place.c).
+ *
+ * Not installed: the front ends see only include/.
+ */
+#ifndef CKPT_BASE_H
+#define CKPT_BASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "ckpt.h"
+
+/* ---- errors (error.c) -------------------------------------------------- */
+
+/* Fills err (if non-NULL) with code, offset and a printf-style message, and
+ * returns code.  sys_errno is taken from errno for CKPT_ERR_IO. */
+ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
+		   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Sets the remedy a front end should suggest for err (if non-NULL). */
+void ckpt_set_hint(struct ckpt_error *err, enum ckpt_hint hint, int mode);
+
+/* ---- I/O (io.c) ---------------------------------------------------------
+ * These mirror the system calls they wrap: -1 with errno on failure. */
+
+/* pread that retries on EINTR and short reads; returns bytes read (fewer
+ * than n only at the end of the file) or -1. */
+ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
+/* pwrite of all n bytes, retrying on EINTR and short writes; 0 or -1. */
+int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+
+/* One copy in the kernel of up to len bytes (at most 1 GiB) from in_fd at
+ * in_off to out_fd at out_off: copy_file_range, or sendfile where the two
+ * files are on different filesystems.  Returns the bytes copied, 0 when
+ * neither call works for these files (copy by hand then), -1 with errno
+ * on an error (EIO for a source shorter than len). */
+ssize_t ckpt_kernel_copy(int in_fd, uint64_t in_off, int out_fd,
+			 uint64_t out_off, uint64_t len);
+
+/* Copies len bytes from in_fd at in_off to out_fd at out_off: in the
+ * kernel where it can, else through a buffer.  0, or -1 with errno (EIO
+ * for a source shorter than len). */
+int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
+		    uint64_t len);
+
+/* A new read-write file (mode 0600) in directory dirfd: unnamed
+ * (O_TMPFILE), or where the filesystem has none, named prefix + 8 random
+ * characters.  With keep NULL such a name is unlinked at once; else it is
+ * left in keep (size bytes), which is "" for an unnamed file.  Returns the
+ * descriptor or -1 with errno. */
+int ckpt_tmpfile_at(int dirfd, const char *prefix, char *keep, size_t size);
+
+/* ---- clock and hashing (util.c) ---------------------------------------- */
+
+/* Nanoseconds since the epoch of ts. */
+uint64_t ckpt_ts_ns(const struct timespec *ts);
+
+/* CLOCK_REALTIME now, in nanoseconds since the epoch. */
+uint64_t ckpt_now_ns(void);
+
+/* FNV-1a of the NUL-terminated string s. */
+uint64_t ckpt_hash_str(const char *s);
+
+/* ---- identity of a file (place.c) ---------------------------------------
+ * What identifies a file and its content: device and inode, and size and
+ * mtime, which every write changes (ctime also changes on chmod, link and
+ * rename, which leave the bytes alone, so it is not compared). */
+struct ckpt_ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* Records the identity of the file st describes. */
+void ckpt_ident_of(const struct stat *st, struct ckpt_ident *id);
+
+/* True if st is the file id was taken of (device and inode). */
+bool ckpt_ident_same_file(const struct ckpt_ident *id, const struct stat *st);
+
+/* True if st is that file with the same content (also size and mtime). */
+bool ckpt_ident_same(const struct ckpt_ident *id, const struct stat *st);
+
+/* ---- places: paths resolved once (place.c) ----------------------------- */
+
+/* A path resolved once: its directory, held open, and the final name. */
+struct ckpt_place {
+	int dirfd;  /* O_RDONLY | O_DIRECTORY */
+	char *base; /* the final component */
+	char *path; /* absolute, for messages only: never opened again */
+};
+
+/* Resolves path (whose final name need not exist) into pl.  A symlink at
+ * the final name is followed (resolved once, here) only if the caller
+ * owns it; one owned by someone else is refused (CKPT_ERR_PERM).  Release
+ * pl with ckpt_place_close, also after a failure. */
+ckpt_err ckpt_place_open(const char *path, struct ckpt_place *pl,
+			 struct ckpt_error *err);
+
+/* Releases pl (safe on a zeroed or failed one). */
+void ckpt_place_close(struct ckpt_place *pl);
+
+/* A second, independent copy of pl.  0, or -1 (out is then empty). */
+int ckpt_place_dup(const struct ckpt_place *pl, struct ckpt_place *out);
+
+/* Writes prefix + 8 random characters [0-9a-z] + suffix into buf. */
+void ckpt_random_name(char *buf, size_t size, const char *prefix,
+		      const char *suffix);
+
+/* Takes the OFD write lock on fd (open for writing) of the checkpoint at
+ * path; CKPT_ERR_BUSY if another writer holds it. */
+ckpt_err ckpt_lock_writer(int fd, const char *path, struct ckpt_error *err);
+
+/* The names of a commit's temporary files start with this (a printf
+ * format taking the base name, cut so that every name fits NAME_MAX). */
+#define CKPT_TMP_PREFIX ".%.200s.ckptfs-"
+
+/* Removes what a crashed commit of pl's file left in its directory: the
+ * regular files named CKPT_TMP_PREFIX "*" that the caller owns. */
+void ckpt_remove_strays(const struct ckpt_place *pl);
+
+#endif /* CKPT_BASE_H */

@@ -1,0 +1,28 @@
+/*
+ * util.c - the clock and the string hash libckpt uses everywhere.
+ */
+#include <time.h>
+
+#include "base/base.h"
+
+uint64_t ckpt_ts_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+uint64_t ckpt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ckpt_ts_ns(&ts);
+}
+
+uint64_t ckpt_hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}

@@ -1,0 +1,218 @@
+/*
+ * dio.c - writing a file front to back with O_DIRECT, by a thread of its
+ * own.
+ *
+ * The caller fills one 16 MiB chunk while the writer thread writes the
+ * previous one, so reading the sources (often from the disk themselves)
+ * overlaps writing the output.  Every direct write is a whole chunk at a
+ * multiple of the chunk size from a buffer aligned to 1 MiB, which suits
+ * every logical block size up to 1 MiB; the last, shorter chunk goes
+ * through the page cache.  A write the file system refuses (EINVAL:
+ * stricter alignment; EOPNOTSUPP) is made again through the page cache,
+ * and so is every later chunk.  The first error stops the writing; it is
+ * reported by the next call, with the offset of the chunk that failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "commit/commit.h"
+
+#define CHUNK (16u << 20)
+#define ALIGN (1u << 20)
+
+struct ckpt_dio {
+	int fd;
+	uint8_t *buf[2];
+	unsigned cur;     /* the buffer the caller fills */
+	size_t len;       /* bytes in it */
+	uint64_t off;     /* file offset of buf[cur][0] */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu: */
+	bool pending;     /* buf[!cur] waits for the writer or is written */
+	bool stop;
+	bool direct;      /* the fd is still O_DIRECT */
+	int err;          /* errno of the first failure, 0 if none */
+	uint64_t err_at;  /* offset of the chunk that failed */
+};
+
+/* Clears O_DIRECT on the fd; 0 or -1 (errno set). */
+static int set_buffered(struct ckpt_dio *d)
+{
+	int fl = fcntl(d->fd, F_GETFL);
+
+	if (fl < 0 || fcntl(d->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return -1;
+	d->direct = false;
+	return 0;
+}
+
+/* Writes len bytes of p at off; falls back to the page cache for good
+ * when a direct write is refused.  0 or an errno. */
+static int write_chunk(struct ckpt_dio *d, const uint8_t *p, size_t len,
+		       uint64_t off)
+{
+	int rc = ckpt_pwrite_full(d->fd, p, len, off);
+
+	if (rc < 0 && d->direct && (errno == EINVAL || errno == EOPNOTSUPP)) {
+		if (set_buffered(d) < 0)
+			return errno;
+		rc = ckpt_pwrite_full(d->fd, p, len, off);
+	}
+	if (rc < 0)
+		return errno;
+	if (!d->direct) /* start the writeback now, as commit.c does */
+		(void)sync_file_range(d->fd, (off64_t)off, (off64_t)len,
+				      SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
+static void *writer(void *arg)
+{
+	struct ckpt_dio *d = arg;
+
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (!d->pending && !d->stop)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (!d->pending)
+			break;
+		/* buf[!cur] and off - CHUNK are stable while pending; no chunk
+		 * is handed over after an error (ckpt_dio_fill) */
+		const uint8_t *p = d->buf[!d->cur];
+		uint64_t at = d->off - CHUNK;
+		pthread_mutex_unlock(&d->mu);
+		int e = write_chunk(d, p, CHUNK, at);
+		pthread_mutex_lock(&d->mu);
+		if (e) {
+			d->err = e;
+			d->err_at = at;
+		}
+		d->pending = false;
+		pthread_cond_broadcast(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+/* Waits until the writer is idle; returns the first error (0 if none). */
+static int wait_idle(struct ckpt_dio *d, uint64_t *at)
+{
+	int e;
+
+	pthread_mutex_lock(&d->mu);
+	while (d->pending)
+		pthread_cond_wait(&d->cv, &d->mu);
+	e = d->err;
+	*at = d->err_at;
+	pthread_mutex_unlock(&d->mu);
+	return e;
+}
+
+struct ckpt_dio *ckpt_dio_start(int fd)
+{
+	struct ckpt_dio *d = calloc(1, sizeof(*d));
+	int fl = fcntl(fd, F_GETFL);
+
+	if (!d || fl < 0)
+		goto fail;
+	d->fd = fd;
+	d->buf[0] = aligned_alloc(ALIGN, CHUNK);
+	d->buf[1] = aligned_alloc(ALIGN, CHUNK);
+	if (!d->buf[0] || !d->buf[1])
+		goto fail;
+	if (fcntl(fd, F_SETFL, fl | O_DIRECT) < 0)
+		goto fail;
+	d->direct = true;
+	if (pthread_mutex_init(&d->mu, NULL))
+		goto fail_fl;
+	if (pthread_cond_init(&d->cv, NULL))
+		goto fail_mu;
+	if (pthread_create(&d->thread, NULL, writer, d))
+		goto fail_cv;
+	return d;
+fail_cv:
+	pthread_cond_destroy(&d->cv);
+fail_mu:
+	pthread_mutex_destroy(&d->mu);
+fail_fl:
+	(void)fcntl(fd, F_SETFL, fl);
+fail:
+	if (d) {
+		free(d->buf[0]);
+		free(d->buf[1]);
+	}
+	free(d);
+	return NULL;
+}
+
+uint8_t *ckpt_dio_room(struct ckpt_dio *d, size_t *room)
+{
+	*room = CHUNK - d->len;
+	return d->buf[d->cur] + d->len;
+}
+
+int ckpt_dio_fill(struct ckpt_dio *d, size_t n, uint64_t *at)
+{
+	int e;
+
+	d->len += n;
+	if (d->len < CHUNK)
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	while (d->pending)
+		pthread_cond_wait(&d->cv, &d->mu);
+	e = d->err;
+	*at = d->err_at;
+	if (!e) {
+		d->cur = !d->cur;
+		d->len = 0;
+		d->off += CHUNK;
+		d->pending = true;
+		pthread_cond_broadcast(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (e)
+		errno = e;
+	return e ? -1 : 0;
+}
+
+int ckpt_dio_finish(struct ckpt_dio *d, uint64_t *at)
+{
+	int e = wait_idle(d, at);
+
+	if (!e && d->len) {
+		*at = d->off;
+		if (d->direct && set_buffered(d) < 0)
+			return -1;
+		e = write_chunk(d, d->buf[d->cur], d->len, d->off);
+		if (!e) {
+			d->off += d->len;
+			d->len = 0;
+		}
+	}
+	if (e)
+		errno = e;
+	return e ? -1 : 0;
+}
+
+void ckpt_dio_free(struct ckpt_dio *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->thread, NULL);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+	free(d->buf[0]);
+	free(d->buf[1]);
+	free(d);
+}

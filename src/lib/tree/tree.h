@@ -1,0 +1,213 @@
+/*
+ * tree_internal.h - the editable tree's data structures, shared by tree.c
+ * (model and edits), stage.c (staging files) and commit.c (writing).
+ */
+#ifndef CKPT_TREE_INTERNAL_H
+#define CKPT_TREE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "ckpt_tree.h"
+#include "format/format.h"
+
+#define ID_STEP 4 /* a map entry's tensors are id+1 .. id+3 */
+
+/* One parameter (or scratch file) of the tree.  Kept small: a tree of a
+ * million parameters holds a million of these. */
+struct entry {
+	struct entry *hnext; /* hash chain of live root entries */
+	char *name;          /* borrowed from orig until renamed (own_name) */
+	char *fname;
+	const struct ckpt_param *orig; /* in src; NULL for new entries */
+	struct ckpt_file *src;         /* t->base, or a retired one */
+	int64_t *dims;       /* explicit shape (ndims entries); borrowed from
+			      * orig until changed (own_dims) */
+	uint64_t size;
+	uint64_t mtime_ns;
+	uint32_t nlookup;    /* the kernel's lookups (atomic under the read
+			      * lock) */
+	uint32_t slot;       /* the id is (slot + 1) * ID_STEP */
+	uint32_t name_len;
+	int stage_fd;        /* -1: the bytes are orig's */
+	uint8_t dtype;       /* ckpt_dtype */
+	uint8_t ndims;       /* <= CKPT_MAX_DIMS */
+	uint8_t kind;        /* enum ckpt_entry_kind */
+	bool live : 1;
+	bool data_changed : 1, meta_changed : 1, renamed : 1;
+	bool shape_explicit : 1; /* else 1-D: size / element size */
+	bool dtype_set : 1;  /* dtype/shape are its own (file or setxattr) */
+	bool inherited : 1;  /* dtype/shape taken from the parameter it
+			      * replaced: shown only while the size fits */
+	bool scratch : 1;    /* a scratch file (ckpt_tree_is_scratch) */
+	bool own_name : 1, own_dims : 1;
+	bool in_block : 1;   /* part of t->entry_block, not malloc'd */
+};
+
+#define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * ID_STEP)
+
+/* A parameter deleted (or renamed to a scratch name) since the last
+ * commit: a new file of that name takes its place, dtype and shape. */
+struct tomb {
+	char *fname;
+	size_t pos;
+	ckpt_dtype dtype;
+	uint32_t ndims;
+	int64_t *dims;
+	bool shape_explicit;
+};
+
+struct ckpt_tree {
+	pthread_rwlock_t lock;
+	struct ckpt_place src_pl, tgt_pl; /* the checkpoint's, commits' */
+	int stage_dirfd;  /* staging files go here */
+	int tmp_dirfd;    /* $TMPDIR: staging and recovery fallback; or -1 */
+	int pin_fd;       /* the file at the target, locked when writable;
+			   * -1 while there is none */
+	struct ckpt_ident pin; /* ... its identity when opened or written */
+	mode_t pin_mode;       /* ... and its mode and owner */
+	uid_t pin_uid;
+	gid_t pin_gid;
+	mode_t src_mode; /* the checkpoint's, as opened (what is shown) */
+	uid_t src_uid;
+	gid_t src_gid;
+	bool force;      /* the next commit replaces whatever is there */
+	char *staging_dir; /* for messages */
+	char *tmp_path;    /* $TMPDIR or /tmp, for messages */
+	bool staging_fixed; /* given by the user: no fallback */
+	const char *ro_reason;
+	char ro_buf[600];  /* ro_reason, when it names a path */
+	char warning[512];
+	enum ckpt_crc_policy crc;
+	bool one_shot;                    /* no rebind after a commit */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+	bool memory_staging;              /* encrypted: no plaintext on disk */
+	const struct ckpt_key *out_key;   /* commits are encrypted with it */
+	struct ckpt_file *base; /* NULL while the tree has no file yet */
+	struct ckpt_file **retired; /* earlier bases that deleted but open */
+	size_t nretired;            /* entries still read from */
+	struct ckpt_open_opts open_opts;
+	uint64_t base_mtime_ns;
+	char **scratch_globs; /* NULL-terminated, pointing into scratch_buf */
+	char *scratch_buf;
+	struct tomb *tombs;
+	size_t ntombs;
+
+	struct entry *entry_block; /* the entries of the parameters opened
+				    * with the tree, in one mapping */
+	size_t entry_block_len;
+	struct entry **slots; /* by id / ID_STEP - 1; NULL: free */
+	size_t nslots, slots_cap;
+	size_t *free_slots;   /* indexes of NULL slots, reused first */
+	size_t nfree, free_cap;
+	struct entry **order; /* live root entries in checkpoint order */
+	size_t norder, order_cap;
+	struct entry **buckets;
+	size_t nbuckets;
+	bool dirty;
+	bool dir_unsynced; /* the last commit's directory fsync failed */
+};
+
+/* tree.c: a new entry with a fresh (or freed) id, not yet linked; with
+ * mem (zeroed, in t->entry_block), that memory instead of a new one. */
+struct entry *ckpt_entry_new(struct ckpt_tree *t, struct entry *mem,
+			     struct ckpt_error *err);
+
+/* tree.c: makes room for n more entries at once (slots, order, hash), so
+ * that opening a big checkpoint grows nothing; best effort. */
+void ckpt_tree_reserve(struct ckpt_tree *t, size_t n);
+
+/* tree.c: gives e its own copy of name (len bytes). */
+ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len);
+
+/* tree.c: appends e to the order and the hash of live entries. */
+ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
+			 struct ckpt_error *err);
+
+/* tree.c: frees e and what it owns (NULL is a no-op). */
+void ckpt_entry_free(struct entry *e);
+
+/* scratch.c: parses the ':'-separated globs (NULL: the defaults). */
+ckpt_err ckpt_scratch_init(struct ckpt_tree *t, const char *globs,
+			   struct ckpt_error *err);
+void ckpt_scratch_free(struct ckpt_tree *t);
+
+/* scratch.c: whether e, under its current name, is a scratch file. */
+bool ckpt_scratch_match(const struct ckpt_tree *t, const struct entry *e);
+
+/* scratch.c: remembers live entry e (at position pos) as deleted; best
+ * effort (nothing is remembered when memory is short). */
+void ckpt_tomb_add(struct ckpt_tree *t, const struct entry *e, size_t pos);
+
+/* scratch.c: the tomb named fname, or NULL. */
+struct tomb *ckpt_tomb_find(struct ckpt_tree *t, const char *fname);
+
+/* scratch.c: an entry came into the order at pos (by +1) or left it from
+ * pos (by -1): the tombs' places move with their neighbours. */
+void ckpt_tombs_shift(struct ckpt_tree *t, size_t pos, int by);
+
+/* scratch.c: forgets one tomb / all of them (after a commit). */
+void ckpt_tomb_drop(struct ckpt_tree *t, struct tomb *tb);
+void ckpt_tombs_clear(struct ckpt_tree *t);
+
+/* stage.c: makes e's bytes live in a staging file.  With copy, the current
+ * bytes are copied in first; the file is then sized to e->size. */
+ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
+		    struct ckpt_error *err);
+
+/* stage.c: stages e (copying its bytes) and sizes its staging file to
+ * size: truncated or zero-extended; 0 takes a new, empty file (see the top
+ * of stage.c).  e->size is the caller's to set.  On failure e is as
+ * before. */
+ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
+			   uint64_t size, struct ckpt_error *err);
+
+/* pieces.c: the pieces holding [off, off+size) of a file entry e, or of
+ * the map tensor mt of src when e is NULL: *pieces (malloc'd) and *count
+ * of them, none past the end.  *mem receives a buffer the caller frees
+ * (converted bfloat16). */
+ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
+			   const struct ckpt_tensor *mt, uint64_t off,
+			   size_t size, struct ckpt_piece **pieces,
+			   uint32_t *count, void **mem,
+			   struct ckpt_error *err);
+
+/* pieces.c: copies the bytes of n pieces into buf and their total into
+ * *done (EIO for a source shorter than its piece). */
+ckpt_err ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf,
+			  size_t *done, struct ckpt_error *err);
+
+/* What ckpt_entry_walk calls for each piece; at is the entry offset of its
+ * first byte. */
+typedef ckpt_err (*ckpt_piece_fn)(void *ctx, const struct ckpt_piece *p,
+				  uint64_t at, struct ckpt_error *err);
+
+/* pieces.c: calls fn, in order, for every piece of bytes [off, off+len)
+ * of file entry e (len must not pass its size: that is CKPT_ERR_IO), and
+ * stops at the first failure, returning it.  Converted buffers are wiped
+ * after use. */
+ckpt_err ckpt_entry_walk(const struct entry *e, uint64_t off, uint64_t len,
+			 ckpt_piece_fn fn, void *ctx, struct ckpt_error *err);
+
+/* tree.c: shown dtype/shape of e as dims; false if they do not fit its
+ * size (err explains).  With coerce, a misfit is made to fit instead. */
+bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err);
+
+/* tree.c: closes the retired files no entry refers to any more. */
+void ckpt_tree_release_retired(struct ckpt_tree *t);
+
+/* tree.c: (re)initializes e from parameter p of file src: its dims (and,
+ * its name) are p's, borrowed.  Cannot fail. */
+void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
+		     struct ckpt_file *src);
+/* tree.c: after a commit that does not rebind (encrypted trees), an
+ * inferred shape becomes the explicit one the commit wrote, as a rebind
+ * would have read it back. */
+void ckpt_entry_pin_shape(struct entry *e);
+
+/* tree.c: the dtype and shape e shows: an inherited dtype/shape whose
+ * bytes do not fit the size is shown as UInt8 with an inferred shape. */
+void ckpt_entry_view(const struct entry *e, struct entry *view);
+
+#endif /* CKPT_TREE_INTERNAL_H */
