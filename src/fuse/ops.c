@@ -65,6 +65,9 @@ static void reply_fail(fuse_req_t req, const struct ckpt_error *err)
 }
 
 /* The tree's directory id of inode ino (the root is 0 in the tree). */
+_Static_assert(FUSE_ROOT_ID % CKPT_TREE_ID_STEP != 0,
+	       "the root's inode must never be a tree id");
+
 static uint64_t dir_of(fuse_ino_t ino)
 {
 	return ino == FUSE_ROOT_ID ? 0 : ino;
@@ -103,7 +106,7 @@ static void fill_attr(const struct shown *s, fuse_ino_t ino,
 		      const struct ckpt_entry_info *info, struct stat *st)
 {
 	bool file = info->kind == CKPT_ENTRY_FILE;
-	bool writable = ino == FUSE_ROOT_ID || (file && ino % 4 == 0);
+	bool writable = ino == FUSE_ROOT_ID || (file && ckpt_tree_id_is_entry(ino));
 	mode_t m = writable ? s->file : s->file & 0444;
 
 	memset(st, 0, sizeof(*st));

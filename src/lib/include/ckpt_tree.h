@@ -31,6 +31,24 @@
 
 struct ckpt_tree;
 
+/* ---- ids ---------------------------------------------------------------
+ * Every root entry's id is a positive multiple of CKPT_TREE_ID_STEP; the
+ * three tensors of a map entry id are id+1 .. id+3.  Ids are never 0 and
+ * never 1 (FUSE_ROOT_ID), so a front end can use them as inode numbers. */
+#define CKPT_TREE_ID_STEP 4
+
+/* True if id is that of a root entry (not a tensor inside a map). */
+static inline bool ckpt_tree_id_is_entry(uint64_t id)
+{
+	return id % CKPT_TREE_ID_STEP == 0;
+}
+
+/* The map entry that map tensor id belongs to. */
+static inline uint64_t ckpt_tree_id_map_of(uint64_t id)
+{
+	return id - id % CKPT_TREE_ID_STEP;
+}
+
 /* What a commit does with the crc_num trailer. */
 enum ckpt_crc_policy {
 	CKPT_CRC_KEEP, /* write one if the source had one */

@@ -75,8 +75,8 @@ bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id)
 	bool s = false;
 
 	pthread_rwlock_rdlock(&t->lock);
-	e = id % ID_STEP == 0 && id / ID_STEP - 1 < t->nslots
-		    ? t->slots[id / ID_STEP - 1]
+	e = id % CKPT_TREE_ID_STEP == 0 && id / CKPT_TREE_ID_STEP - 1 < t->nslots
+		    ? t->slots[id / CKPT_TREE_ID_STEP - 1]
 		    : NULL;
 	s = e && e->scratch;
 	pthread_rwlock_unlock(&t->lock);

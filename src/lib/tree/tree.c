@@ -77,7 +77,7 @@ static ckpt_err hash_insert(struct ckpt_tree *t, struct entry *e, bool grow,
 
 static struct entry *by_id(struct ckpt_tree *t, uint64_t id)
 {
-	uint64_t slot = id / ID_STEP;
+	uint64_t slot = id / CKPT_TREE_ID_STEP;
 
 	if (slot == 0 || slot > t->nslots)
 		return NULL;
@@ -90,7 +90,7 @@ static struct entry *resolve(struct ckpt_tree *t, uint64_t id, int *sub)
 {
 	struct entry *e = by_id(t, id);
 
-	*sub = (int)(id % ID_STEP) - 1;
+	*sub = (int)(id % CKPT_TREE_ID_STEP) - 1;
 	if (!e || (*sub >= 0 && e->kind != CKPT_ENTRY_DIR))
 		return NULL;
 	return e;

@@ -10,7 +10,6 @@
 #include "ckpt_tree.h"
 #include "format/format.h"
 
-#define ID_STEP 4 /* a map entry's tensors are id+1 .. id+3 */
 
 /* One parameter (or scratch file) of the tree.  Kept small: a tree of a
  * million parameters holds a million of these. */
@@ -26,7 +25,7 @@ struct entry {
 	uint64_t mtime_ns;
 	uint32_t nlookup;    /* the kernel's lookups (atomic under the read
 			      * lock) */
-	uint32_t slot;       /* the id is (slot + 1) * ID_STEP */
+	uint32_t slot;       /* the id is (slot + 1) * CKPT_TREE_ID_STEP */
 	uint32_t name_len;
 	int stage_fd;        /* -1: the bytes are orig's */
 	uint8_t dtype;       /* ckpt_dtype */
@@ -43,7 +42,7 @@ struct entry {
 	bool in_block : 1;   /* part of t->entry_block, not malloc'd */
 };
 
-#define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * ID_STEP)
+#define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * CKPT_TREE_ID_STEP)
 
 /* A parameter deleted (or renamed to a scratch name) since the last
  * commit: a new file of that name takes its place, dtype and shape. */
@@ -96,7 +95,7 @@ struct ckpt_tree {
 	struct entry *entry_block; /* the entries of the parameters opened
 				    * with the tree, in one mapping */
 	size_t entry_block_len;
-	struct entry **slots; /* by id / ID_STEP - 1; NULL: free */
+	struct entry **slots; /* by id / CKPT_TREE_ID_STEP - 1; NULL: free */
 	size_t nslots, slots_cap;
 	size_t *free_slots;   /* indexes of NULL slots, reused first */
 	size_t nfree, free_cap;
