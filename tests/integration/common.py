@@ -86,6 +86,7 @@ def _scripts_digest():
     h = hashlib.sha256()
     for p in (os.path.join(REF_DIR, "ckref.py"),
               os.path.join(REF_DIR, "gen_fixtures.py"),
+              os.path.join(REF_DIR, "wire.py"),
               os.path.join(REPO, "proto", "checkpoint.proto")):
         with open(p, "rb") as f:
             h.update(f.read())

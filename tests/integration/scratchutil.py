@@ -31,6 +31,7 @@ if HERE not in sys.path:
 import common  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+import wire  # noqa: E402
 
 # seconds one step through a mount (a read, an fsync, a commit, the mount
 # itself) may take before the test calls it hung.  A LeNet commit takes
@@ -369,38 +370,13 @@ def mount(tc, source, *opts, **kw):
 # --------------------------------------------------------------------------
 # checkpoints with any bytes as names (the protobuf runtime refuses to put
 # bytes that are not UTF-8 into a string field; the TensorProto comes from
-# the runtime and only the outer framing is written here, as test_names does)
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def record(name, dtype, shape, data):
-    """One Checkpoint message (one parameter) as MindSpore >= 2.3 writes
-    it; name is bytes."""
-    t = ckref.pb.TensorProto()
-    t.dims.extend(shape)
-    t.tensor_type = dtype
-    t.tensor_content = data
-    tb = t.SerializeToString()
-    value = (b"\x0a" + varint(len(name)) + name +
-             b"\x12" + varint(len(tb)) + tb)
-    return b"\x0a" + varint(len(value)) + value
-
+# the runtime and only the outer framing is written, by wire.raw_record)
 
 def write_raw(path, params):
     """params: [(name bytes, dtype, shape, data)]."""
     with open(path, "wb") as f:
         for p in params:
-            f.write(record(*p))
+            f.write(wire.raw_record(*p))
     return path
 
 

@@ -26,6 +26,8 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import ckref, escape_name  # noqa: E402
+from wire import (  # noqa: E402
+    key, ld, map_record, record as rec, tensor, value, varint)
 
 FAIL_DIR = os.path.join(os.path.dirname(common.GEN_DIR), "corrupt_failures")
 MAX_REPORTED = 15
@@ -45,45 +47,7 @@ def read(path):
         return f.read()
 
 
-# ---- hand encoding of test inputs (not the reader under test) -------------
-
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def key(field, wt):
-    return varint((field << 3) | wt)
-
-
-def ld(field, payload, length=None):
-    return key(field, 2) + varint(len(payload) if length is None
-                                  else length) + payload
-
-
-def tensor(dims=(), ttype="Float32", content=b"", packed=False):
-    if packed:
-        d = ld(1, b"".join(varint(x) for x in dims)) if dims else b""
-    else:
-        d = b"".join(key(1, 0) + varint(x) for x in dims)
-    return d + ld(2, ttype.encode() if isinstance(ttype, str) else ttype) + \
-        ld(3, content)
-
-
-def value(tag, tensor_bytes):
-    t = tag.encode() if isinstance(tag, str) else tag
-    return ld(1, t) + ld(2, tensor_bytes)
-
-
-def rec(tag, tensor_bytes):
-    return ld(1, value(tag, tensor_bytes))
-
+# ---- hand encoding of test inputs (not the reader under test): wire.py
 
 def f32(*xs):
     return struct.pack("<%df" % len(xs), *xs)
@@ -96,12 +60,6 @@ GOOD2 = rec("b", tensor((), "Int64", struct.pack("<q", 5)))
 def with_crc(body, crc=None):
     c = zlib.crc32(body) if crc is None else crc
     return body + b"crc_num" + c.to_bytes(10, "big")
-
-
-def map_value(tag, tensors):
-    mt = b"".join(ld(1, t) for t in tensors)
-    t = tag.encode() if isinstance(tag, str) else tag
-    return ld(1, ld(1, t) + ld(3, mt))
 
 
 KEYS = tensor((2,), "int64", struct.pack("<2q", 1, 2))
@@ -230,17 +188,17 @@ HAND_CASES = [
     ("wire_type_6", GOOD + b"\x0e", False),
     ("field_number_zero", GOOD + b"\x02\x00", False),
     # maps
-    ("map_two_tensors", map_value("m", [KEYS, VALS]), False),
-    ("map_four_tensors", map_value("m", [KEYS, VALS, STAT, STAT]), False),
-    ("map_zero_tensors", map_value("m", []), False),
+    ("map_two_tensors", map_record("m", [KEYS, VALS]), False),
+    ("map_four_tensors", map_record("m", [KEYS, VALS, STAT, STAT]), False),
+    ("map_zero_tensors", map_record("m", []), False),
     ("map_unknown_type",
-     map_value("m", [tensor((2,), "int65", b"\0" * 16), VALS, STAT]), False),
+     map_record("m", [tensor((2,), "int65", b"\0" * 16), VALS, STAT]), False),
     ("map_values_short",
-     map_value("m", [KEYS, tensor((2, 1), "float32", f32(1)), STAT]), False),
+     map_record("m", [KEYS, tensor((2, 1), "float32", f32(1)), STAT]), False),
     ("map_sub_missing_content",
-     map_value("m", [KEYS, VALS, key(1, 0) + varint(2) + ld(2, b"int32")]),
+     map_record("m", [KEYS, VALS, key(1, 0) + varint(2) + ld(2, b"int32")]),
      False),
-    ("map_ok", map_value("m", [KEYS, VALS, STAT]), True),
+    ("map_ok", map_record("m", [KEYS, VALS, STAT]), True),
     # unusual but valid protobuf (the reference accepts these)
     ("fields_reordered",
      ld(1, ld(2, ld(3, f32(1, 2)) + ld(2, b"Float32") + key(1, 0) +
@@ -277,11 +235,11 @@ HAND_CASES = [
      rec("w", tensor((2,), "Int32", f32(1))) +
      rec("w", tensor((2,), "Float32", f32(2))), True),
     ("map_slice_with_unknown_type_first",
-     map_value("m", [KEYS, tensor((2, 1), "floa32", f32(1, 2)), STAT]) +
-     map_value("m", [KEYS, VALS, STAT]), False),
+     map_record("m", [KEYS, tensor((2, 1), "floa32", f32(1, 2)), STAT]) +
+     map_record("m", [KEYS, VALS, STAT]), False),
     ("map_sliced_ok",
-     map_value("m", [KEYS, VALS, STAT]) +
-     map_value("m", [KEYS, VALS, STAT]), True),
+     map_record("m", [KEYS, VALS, STAT]) +
+     map_record("m", [KEYS, VALS, STAT]), True),
     ("repeated_noncontiguous",
      GOOD + GOOD2 + rec("w", tensor((1,), "Int8", b"\x05")), True),
     ("bf16_float32_form", rec("w", tensor((2,), "BFloat16", f32(1, 2))),

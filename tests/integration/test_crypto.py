@@ -58,6 +58,7 @@ if HERE not in sys.path:
 import common  # noqa: E402  (puts tests/ref on sys.path)
 import ckref  # noqa: E402
 import cryptref  # noqa: E402
+from wire import varint  # noqa: E402
 
 BLOCK = cryptref.BLOCK
 MODES = cryptref.MODES
@@ -919,27 +920,15 @@ class TestEmpty(CryptoBase):
                        label="-o create")
 
 
-def _varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _inner_len(name, n):
     # TensorProto: dims (08 varint n), tensor_type (12 05 "UInt8"),
     # content (1a varint(n) data)
-    return 1 + len(_varint(n)) + 2 + 5 + 1 + len(_varint(n)) + n
+    return 1 + len(varint(n)) + 2 + 5 + 1 + len(varint(n)) + n
 
 
 def _value_len(name, n):
     t = _inner_len(name, n)
-    return 1 + len(_varint(len(name))) + len(name) + 1 + len(_varint(t)) + t
+    return 1 + len(varint(len(name))) + len(name) + 1 + len(varint(t)) + t
 
 
 def _fill(n):
@@ -951,7 +940,7 @@ def exact_plain(target, name="blk"):
     """A single-UInt8-tensor checkpoint stream of exactly target bytes."""
     for n in range(target - 40, target):
         vlen = _value_len(name, n)
-        total = 1 + len(_varint(vlen)) + vlen
+        total = 1 + len(varint(vlen)) + vlen
         if total == target:
             plain = ckref.dumps([param(name, "UInt8", (n,), _fill(n))])
             assert len(plain) == target, (len(plain), target)

@@ -48,20 +48,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+from wire import raw_record as record  # noqa: E402
 
 NAME_MAX = 255
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def esc(name):
@@ -77,19 +66,6 @@ def esc(name):
         else:
             out.append(c)
     return bytes(out)
-
-
-def record(name, dtype, shape, data):
-    """One Checkpoint message as MindSpore >= 2.3 writes it, with any bytes
-    as the tag: the TensorProto comes from the protobuf runtime."""
-    t = ckref.pb.TensorProto()
-    t.dims.extend(shape)
-    t.tensor_type = dtype
-    t.tensor_content = data
-    tb = t.SerializeToString()
-    value = (b"\x0a" + varint(len(name)) + name +
-             b"\x12" + varint(len(tb)) + tb)
-    return b"\x0a" + varint(len(value)) + value
 
 
 def f32(*vals):
