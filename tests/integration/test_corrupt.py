@@ -25,6 +25,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 from common import ckref, escape_name  # noqa: E402
 from wire import (  # noqa: E402
     key, ld, map_record, record as rec, tensor, value, varint)
@@ -283,7 +284,7 @@ class CorruptBase(unittest.TestCase):
             ref_err = None
         except ValueError as e:
             params, ref_err = None, e
-        res = common.ckpt("verify", path)
+        res = M.ckpt("verify", path)
         if res.rc < 0:
             return params is not None, "ckpt verify killed by signal %d" % (
                 -res.rc)
@@ -302,11 +303,11 @@ class CorruptBase(unittest.TestCase):
         if not items:
             return True, None
         # One process for all names; one per name only to explain a failure.
-        r_all = common.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
+        r_all = M.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
         if r_all.rc == 0 and r_all.out == b"".join(t.data for _, t in items):
             return True, None
         for shown, t in items:
-            r = common.ckpt("cat", path, os.fsencode(shown))
+            r = M.ckpt("cat", path, os.fsencode(shown))
             if r.rc < 0:
                 return True, "ckpt cat %r killed by signal %d" % (shown,
                                                                  -r.rc)
@@ -362,11 +363,11 @@ class TestNegFixtures(CorruptBase):
         for path in common.neg_files():
             with self.subTest(os.path.basename(path)):
                 self.assertRaises(ValueError, ckref.load, path)
-                res = common.ckpt("verify", path)
+                res = M.ckpt("verify", path)
                 common.assert_not_signal(self, res, "ckpt verify")
                 self.assertNotEqual(res.rc, 0, res.describe())
                 self.assertTrue(res.err.strip(), "no message on stderr")
-                res = common.ckpt("ls", path)
+                res = M.ckpt("ls", path)
                 common.assert_not_signal(self, res, "ckpt ls")
                 self.assertNotEqual(res.rc, 0, "ckpt ls of an invalid file "
                                     "must fail\n" + res.describe())
@@ -375,13 +376,14 @@ class TestNegFixtures(CorruptBase):
         for path in common.neg_files():
             with self.subTest(os.path.basename(path)):
                 copy = common.private_copy(self, path)
-                res, mnt = common.try_mount(self, copy)
+                res, m = M.try_mount(self, copy)
+                mnt = res.mnt
                 common.assert_not_signal(self, res, "ckptfs")
                 self.assertNotEqual(res.rc, 0, res.describe())
                 self.assertIn(os.path.basename(path), res.errtext,
                               "stderr does not name the file\n" +
                               res.describe())
-                self.assertFalse(common.is_mounted(mnt),
+                self.assertFalse(M.is_mounted(mnt),
                                  "%s left mounted" % mnt)
                 self.assertEqual(common.sha256_file(copy),
                                  common.sha256_file(path),
@@ -562,7 +564,8 @@ class TestCorruptMount(CorruptBase):
                 path = os.path.join(self.tmp, name + ".ckpt")
                 with open(path, "wb") as f:
                     f.write(data)
-                res, mnt = common.try_mount(self, path)
+                res, m = M.try_mount(self, path)
+                mnt = res.mnt
                 common.assert_not_signal(self, res, "ckptfs")
                 if not valid:
                     self.assertNotEqual(res.rc, 0, "ckptfs mounted an "
@@ -570,35 +573,37 @@ class TestCorruptMount(CorruptBase):
                     self.assertIn(os.path.basename(path), res.errtext,
                                   "stderr does not name the file\n" +
                                   res.describe())
-                    self.assertFalse(common.is_mounted(mnt))
+                    self.assertFalse(M.is_mounted(mnt))
                     continue
                 self.assertEqual(res.rc, 0, res.describe())
-                self.assertTrue(common.is_mounted(mnt))
+                self.assertTrue(M.is_mounted(mnt))
                 params = ckref.loads(data)
                 self.assertEqual(sorted(os.listdir(mnt)),
                                  sorted(escape_name(p.name) for p in params))
                 for shown, t in common.tensors_of(params):
                     with open(os.path.join(mnt, shown), "rb") as f:
                         self.assertEqual(f.read(), t.data, shown)
-                common.unmount(mnt)
+                m.unmount()
 
     def test_mount_truncated_real(self):
         data = read(fixture("serving_lenet_ascend_v111_int32_scalars.ckpt"))
         path = os.path.join(self.tmp, "lenet_truncated.ckpt")
         with open(path, "wb") as f:
             f.write(data[:len(data) // 2])
-        res, mnt = common.try_mount(self, path)
+        res, m = M.try_mount(self, path)
+        mnt = res.mnt
         common.assert_not_signal(self, res, "ckptfs")
         self.assertNotEqual(res.rc, 0, res.describe())
         self.assertIn("lenet_truncated.ckpt", res.errtext, res.describe())
-        self.assertFalse(common.is_mounted(mnt))
+        self.assertFalse(M.is_mounted(mnt))
 
     def test_mount_missing_file(self):
-        res, mnt = common.try_mount(self, os.path.join(self.tmp, "nope.ckpt"))
+        res, m = M.try_mount(self, os.path.join(self.tmp, "nope.ckpt"))
+        mnt = res.mnt
         common.assert_not_signal(self, res, "ckptfs")
         self.assertNotEqual(res.rc, 0)
         self.assertIn("nope.ckpt", res.errtext, res.describe())
-        self.assertFalse(common.is_mounted(mnt))
+        self.assertFalse(M.is_mounted(mnt))
 
 
 def setUpModule():
