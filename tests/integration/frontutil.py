@@ -20,6 +20,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 
 TIMEOUT = common.TIMEOUT
 XATTR_FORCE = "user.ckptfs.force"
@@ -141,12 +142,9 @@ def as_user(code, uid=NOBODY, timeout=None):
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    r = subprocess.run([common.PYTHON, "-c", code], cwd="/",
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, preexec_fn=drop,
-                       timeout=timeout or TIMEOUT)
-    return (r.returncode, r.stdout.decode(errors="replace").strip(),
-            r.stderr.decode(errors="replace").strip())
+    r = M.run([common.PYTHON, "-c", code], cwd="/", preexec_fn=drop,
+              timeout=timeout or TIMEOUT)
+    return r.rc, r.outtext.strip(), r.errtext.strip()
 
 
 ERRNO_OF = """
