@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Shared helpers for the ckptfs integration tests.
+"""Shared helpers for the ckptfs integration tests: binaries, fixtures,
+the reference.  Processes and mounts: mounting.py.
 
 Environment (set by ctest; the defaults suit running by hand from the repo):
   CKPTFS_BIN     the ckptfs mount binary        (default <repo>/build/ckptfs)
@@ -86,6 +87,7 @@ def _scripts_digest():
     h = hashlib.sha256()
     for p in (os.path.join(REF_DIR, "ckref.py"),
               os.path.join(REF_DIR, "gen_fixtures.py"),
+              os.path.join(REF_DIR, "wire.py"),
               os.path.join(REPO, "proto", "checkpoint.proto")):
         with open(p, "rb") as f:
             h.update(f.read())
@@ -178,79 +180,7 @@ def tensors_of(params):
 
 
 # --------------------------------------------------------------------------
-# processes
-
-class Result:
-    def __init__(self, cmd, rc, out, err):
-        self.cmd, self.rc, self.out, self.err = cmd, rc, out, err
-
-    @property
-    def text(self):
-        return self.out.decode("utf-8", "surrogateescape")
-
-    @property
-    def errtext(self):
-        return self.err.decode("utf-8", "replace")
-
-    def describe(self):
-        return "%s -> exit %s\nstderr: %s" % (
-            " ".join(os.fsdecode(c) for c in self.cmd), self.rc,
-            self.errtext.strip()[:2000])
-
-
-def run(cmd, timeout=None, out_path=None):
-    """Runs cmd with stdout/stderr in temporary files (not pipes, so a
-    daemon that inherits them cannot make us wait).  Returns a Result; the
-    output bytes are in .out unless out_path is given (then stdout goes
-    there and .out is b'').  Raises AssertionError on timeout."""
-    timeout = TIMEOUT if timeout is None else timeout
-    with tempfile.TemporaryFile() as ef:
-        of = open(out_path, "wb") if out_path else tempfile.TemporaryFile()
-        try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=of,
-                                    stderr=ef)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError("timed out after %ss: %s" % (
-                    timeout, " ".join(os.fsdecode(c) for c in cmd)))
-            ef.seek(0)
-            err = ef.read()
-            out = b""
-            if not out_path:
-                of.seek(0)
-                out = of.read()
-        finally:
-            of.close()
-    return Result(cmd, rc, out, err)
-
-
-def ckpt(*args, **kw):
-    return run([CKPT_BIN] + [os.fsencode(a) if isinstance(a, str) else a
-                             for a in args], **kw)
-
-
-# --------------------------------------------------------------------------
-# mounting
-
-def _unescape_mountinfo(s):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
-def is_mounted(mnt):
-    mnt = os.path.realpath(mnt)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 4 and _unescape_mountinfo(parts[4]) == mnt:
-                    return True
-    except OSError:
-        pass
-    return False
-
+# waiting and files (processes and mounts: mounting.py)
 
 def wait_until(pred, timeout=10.0, interval=0.02):
     end = time.monotonic() + timeout
@@ -260,30 +190,6 @@ def wait_until(pred, timeout=10.0, interval=0.02):
         if time.monotonic() >= end:
             return False
         time.sleep(interval)
-
-
-def unmount(mnt):
-    """Unmounts mnt (fusermount3 -u, falling back to -uz) and removes it."""
-    if is_mounted(mnt):
-        subprocess.run([FUSERMOUNT, "-u", mnt], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=30)
-        if is_mounted(mnt):
-            subprocess.run([FUSERMOUNT, "-uz", mnt],
-                           stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30)
-            wait_until(lambda: not is_mounted(mnt), timeout=10)
-    try:
-        os.rmdir(mnt)
-    except OSError:
-        pass
-
-
-def new_mountpoint(tc):
-    mnt = tempfile.mkdtemp(prefix="ckptfs_mnt_")
-    tc.addCleanup(unmount, mnt)
-    return mnt
 
 
 def private_copy(tc, path):
@@ -305,35 +211,6 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(16 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def try_mount(tc, ckpt_path, *options):
-    """Runs ckptfs on ckpt_path as given (callers pass a private copy or a
-    file that must be refused); returns (Result, mountpoint).  Cleanup is
-    registered before the mount is attempted, so nothing stays mounted."""
-    require_bin(tc, CKPTFS_BIN)
-    mnt = new_mountpoint(tc)
-    res = run([CKPTFS_BIN] + list(options) + [ckpt_path, mnt])
-    return res, mnt
-
-
-def mount_copy(tc, ckpt_path, *options):
-    """Mounts a private copy of ckpt_path; returns (mountpoint, copy path).
-    The mount is undone and the copy removed at cleanup."""
-    require_bin(tc, CKPTFS_BIN)
-    copy = private_copy(tc, ckpt_path)
-    res, mnt = try_mount(tc, copy, *options)
-    if res.rc != 0:
-        tc.fail("ckptfs failed to mount %s\n%s" % (ckpt_path,
-                                                   res.describe()))
-    if not is_mounted(mnt):
-        tc.fail("ckptfs exited 0 but %s is not mounted" % mnt)
-    return mnt, copy
-
-
-def mount(tc, ckpt_path, *options):
-    """Mounts a private copy of ckpt_path and returns the mount point."""
-    return mount_copy(tc, ckpt_path, *options)[0]
 
 
 _SNAPSHOT = {}

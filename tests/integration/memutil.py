@@ -24,6 +24,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+REF_DIR = os.path.join(os.path.dirname(HERE), "ref")
+if REF_DIR not in sys.path:
+    sys.path.insert(0, REF_DIR)
+
+import wire  # noqa: E402
 
 NAME_FMT = "l%d.attn.w"
 DTYPE = "Float32"
@@ -43,22 +48,10 @@ def data(i):
     return struct.pack("<I", i & 0xFFFFFFFF) * shape(i)[0]
 
 
-def _varint(v):
-    if v < 0x80:
-        return bytes((v,))
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
 def _tensor_head(dims, dtype, content_len):
     """TensorProto bytes up to (and including) the content length."""
-    h = b"".join(b"\x08" + _varint(d) for d in dims)
-    t = dtype.encode()
-    return h + b"\x12" + _varint(len(t)) + t + b"\x1a" + _varint(content_len)
+    return wire.dims_field(dims) + wire.ld(2, dtype.encode()) + \
+        wire.key(3, wire.LEN) + wire.varint(content_len)
 
 
 def write(path, n, name_fmt=NAME_FMT, chunk=65536):
@@ -70,6 +63,8 @@ def write(path, n, name_fmt=NAME_FMT, chunk=65536):
         th = _tensor_head(dims, DTYPE, nbytes)
         heads[dims[0]] = (th, len(th) + nbytes)
     pack = struct.pack
+    ld, varint = wire.ld, wire.varint
+    key1, key2 = wire.key(1, wire.LEN), wire.key(2, wire.LEN)
     total = 0
     with open(path, "wb") as f:
         for start in range(0, n, chunk):
@@ -79,10 +74,8 @@ def write(path, n, name_fmt=NAME_FMT, chunk=65536):
                 tag = (name_fmt % i).encode()
                 k = 4 if i % 10 == 0 else 1
                 th, tlen = heads[k]
-                vlen = 1 + len(_varint(len(tag))) + len(tag) + 1 + \
-                    len(_varint(tlen)) + tlen
-                add(b"\x0a" + _varint(vlen) + b"\x0a" + _varint(len(tag)) +
-                    tag + b"\x12" + _varint(tlen) + th +
+                value = ld(1, tag) + key2 + varint(tlen)
+                add(key1 + varint(len(value) + tlen) + value + th +
                     pack("<I", i & 0xFFFFFFFF) * k)
             buf = b"".join(parts)
             f.write(buf)

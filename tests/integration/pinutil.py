@@ -15,11 +15,10 @@ changes them):
   * recovery files (DIR/BASE.recovery-YYYYmmdd-HHMMSS-XXXXXXXX.ckpt) and the
     message of 'ckpt umount' ("could not be saved: NAME, NAME, ...");
   * F_OFD_GETLK probes of the lock a read-write mount holds;
-  * mounting, fsync and 'ckpt umount' under a deadline (no hang can stall a
-    suite), and a replacer child process for the stress test.
+  * the LIMITS of their mounts (mounting.py: no hang can stall a suite),
+    and a replacer child process for the stress test.
 """
 
-import errno
 import fcntl
 import glob
 import os
@@ -28,7 +27,6 @@ import select
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -37,6 +35,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -158,18 +157,12 @@ def rewrite_in_place(path, kind, data):
     write) for larger/smaller, an overwrite without truncation for
     same_size, truncate(0) for truncated."""
     wait_clock_past(path)
-    if kind in ("larger", "smaller"):
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    elif kind == "same_size":
-        if os.path.getsize(path) != len(data):
+    if kind in ("larger", "smaller", "same_size"):
+        if kind == "same_size" and os.path.getsize(path) != len(data):
             raise AssertionError("same_size variant has %d bytes, the file "
                                  "%d" % (len(data), os.path.getsize(path)))
-        fd = os.open(path, os.O_WRONLY)
+        flags = os.O_WRONLY | (0 if kind == "same_size" else os.O_TRUNC)
+        fd = os.open(path, flags)
         try:
             _write_all(fd, data)
             os.fsync(fd)
@@ -191,80 +184,10 @@ def _write_all(fd, data):
 
 
 # --------------------------------------------------------------------------
-# mounting and commands under a deadline
+# mounts of these suites: mounting.mount(..., **LIMITS), every step under
+# DEADLINE
 
-def try_mount(tc, source, *opts, timeout=None, cwd=None):
-    """Runs ckptfs OPTS SOURCE MNT under a deadline.  Returns (Result,
-    Mounted or None, mnt).  The cleanup (unmount, wait for the daemon,
-    kill it if it does not exit) is registered before mounting."""
-    common.require_bin(tc, common.CKPTFS_BIN)
-    mnt = tempfile.mkdtemp(prefix="ckptfs_mnt_")
-    box = {}
-    tc.addCleanup(W._cleanup_mount, mnt, box)
-    cmd = [common.CKPTFS_BIN] + list(opts) + [source, mnt]
-    timeout = DEADLINE if timeout is None else timeout
-    if cwd is None:
-        res = common.run(cmd, timeout=timeout)
-    else:
-        with tempfile.TemporaryFile() as ef:
-            r = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=ef,
-                               timeout=timeout)
-            ef.seek(0)
-            res = common.Result(cmd, r.returncode, b"", ef.read())
-    if res.rc != 0 or not common.is_mounted(mnt):
-        return res, None, mnt
-    try:
-        pid = int(os.getxattr(mnt, W.XATTR_PID))
-    except OSError as e:
-        tc.fail("getxattr(%s, %s) failed: %s" % (mnt, W.XATTR_PID, e))
-    box["pid"] = pid
-    m = W.Mounted(tc, source, mnt, pid, opts)
-    m.cleanup_box = box
-    return res, m, mnt
-
-
-def forget_daemon(m):
-    """Once m's daemon is known to have exited, its cleanup no longer waits
-    for (or kills) that pid: after many mounts the number may belong to
-    another process by the time the cleanups run."""
-    box = getattr(m, "cleanup_box", None)
-    if box is not None:
-        box.pop("pid", None)
-
-
-def mount(tc, source, *opts, timeout=None, cwd=None):
-    res, m, _ = try_mount(tc, source, *opts, timeout=timeout, cwd=cwd)
-    if m is None:
-        tc.fail("ckptfs failed to mount %s\n%s" % (source, res.describe()))
-    return m
-
-
-def commit(m, path=None, timeout=None):
-    """fsync(2) of path (default: the mount root) under a deadline: 0 or
-    the errno; on a hang the daemon is killed and AssertionError raised."""
-    target = m.mnt if path is None else path
-    return W.guarded(lambda: W.fsync_path(target),
-                     DEADLINE if timeout is None else timeout,
-                     lambda: W.kill9(m.pid), "fsync(%s)" % target)
-
-
-def ckpt_umount(m, *args, timeout=None):
-    """'ckpt umount [ARGS] MNT' under a deadline; returns common.Result.
-    On a hang the command is killed and AssertionError raised (the
-    mount's cleanup then deals with the daemon)."""
-    return common.ckpt("umount", *(list(args) + [m.mnt]),
-                       timeout=DEADLINE if timeout is None else timeout)
-
-
-def error_text(m):
-    """user.ckptfs.error of the mount root ('' if there is none)."""
-    try:
-        return m.error()
-    except OSError as e:
-        if e.errno in (errno.ENODATA, errno.ENOTSUP):
-            return ""
-        raise
+LIMITS = dict(timeout=DEADLINE, step=DEADLINE, tool=DEADLINE)
 
 
 def read_result(path):
@@ -307,11 +230,11 @@ def wait_log(path, word, timeout=10.0):
 
 def wait_gone(m, timeout=10.0):
     """True once the daemon has exited and the mount is gone."""
-    exited = W.wait_pid_exit(m.pid, timeout)
+    exited = M.wait_pid_exit(m.pid, timeout)
     if exited:
-        forget_daemon(m)
+        m.forget()
     return exited and common.wait_until(
-        lambda: not common.is_mounted(m.mnt), timeout)
+        lambda: not M.is_mounted(m.mnt), timeout)
 
 
 # --------------------------------------------------------------------------

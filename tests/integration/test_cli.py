@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 from common import escape_name, shape_str  # noqa: E402
 
 LS_L = re.compile(r"^(\S+)\s+(\[[0-9,]*\])\s+(\d+)\s+(.+)$")
@@ -66,10 +67,10 @@ class CliChecks(unittest.TestCase):
         base = os.path.basename(path)
 
         # verify
-        self.ok(common.ckpt("verify", path), "ckpt verify " + base)
+        self.ok(M.ckpt("verify", path), "ckpt verify " + base)
 
         # ls
-        res = common.ckpt("ls", path)
+        res = M.ckpt("ls", path)
         self.ok(res, "ckpt ls " + base)
         got = fold_maps(lines_of(res), params)
         self.assertEqual(sorted(got), sorted(escape_name(p.name)
@@ -77,7 +78,7 @@ class CliChecks(unittest.TestCase):
                          "%s: ckpt ls" % base)
 
         # ls -l
-        res = common.ckpt("ls", "-l", path)
+        res = M.ckpt("ls", "-l", path)
         self.ok(res, "ckpt ls -l " + base)
         rows = {}
         for line in lines_of(res):
@@ -104,7 +105,7 @@ class CliChecks(unittest.TestCase):
         if len(items) > MAX_CATS:
             items = random.Random(base).sample(items, MAX_CATS)
         for shown, t in items:
-            res = common.ckpt("cat", path, shown)
+            res = M.ckpt("cat", path, shown)
             self.ok(res, "ckpt cat %s %s" % (base, shown))
             if res.out != t.data:
                 self.fail("%s: ckpt cat %r: %d bytes, expected %d (content "
@@ -114,7 +115,7 @@ class CliChecks(unittest.TestCase):
         # cat of every name at once: the concatenation, in argument order
         items = common.tensors_of(params)[::-1]
         if items:
-            res = common.ckpt("cat", path, *[s for s, _ in items])
+            res = M.ckpt("cat", path, *[s for s, _ in items])
             self.ok(res, "ckpt cat %s (all %d names)" % (base, len(items)))
             self.assertTrue(res.out == b"".join(t.data for _, t in items),
                             "%s: ckpt cat of all names: %d bytes, expected "
@@ -124,7 +125,7 @@ class CliChecks(unittest.TestCase):
         # names before it exist
         for names in (["no such parameter"],
                       [s for s, _ in items[:1]] + ["no such parameter"]):
-            res = common.ckpt("cat", path, *names)
+            res = M.ckpt("cat", path, *names)
             common.assert_not_signal(self, res, "ckpt cat missing")
             self.assertEqual(res.rc, 1, "ckpt cat of a missing name must "
                              "fail")
@@ -133,7 +134,7 @@ class CliChecks(unittest.TestCase):
             self.assertIn("no such parameter", res.errtext)
 
         # info
-        res = common.ckpt("info", path)
+        res = M.ckpt("info", path)
         self.ok(res, "ckpt info " + base)
         self.assertRegex(res.text, r"(?<![0-9.])%d(?![0-9.])" % len(params),
                          "%s: ckpt info does not mention the parameter "
@@ -162,13 +163,13 @@ _add_tests(TestCliGenerated, common.generated_files())
 
 class TestCliMisc(CliChecks):
     def test_missing_file(self):
-        res = common.ckpt("verify", "/nonexistent/dir/x.ckpt")
+        res = M.ckpt("verify", "/nonexistent/dir/x.ckpt")
         common.assert_not_signal(self, res, "ckpt verify missing file")
         self.assertNotEqual(res.rc, 0)
         self.assertTrue(res.err.strip(), "no message on stderr")
 
     def test_no_arguments(self):
-        res = common.ckpt()
+        res = M.ckpt()
         common.assert_not_signal(self, res, "ckpt without arguments")
         self.assertNotEqual(res.rc, 0)
 
@@ -179,8 +180,8 @@ class TestCliBig(CliChecks):
         common.ensure_generated(big=True)
         path = common.BIG_FILE
         p = common.ref(path)[0]
-        self.ok(common.ckpt("verify", path), "ckpt verify big")
-        res = common.ckpt("ls", "-l", path)
+        self.ok(M.ckpt("verify", path), "ckpt verify big")
+        res = M.ckpt("ls", "-l", path)
         self.ok(res, "ckpt ls -l big")
         m = LS_L.match(lines_of(res)[0])
         self.assertIsNotNone(m)
@@ -192,7 +193,7 @@ class TestCliBig(CliChecks):
         del p
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "cat.bin")
-            res = common.ckpt("cat", path,
+            res = M.ckpt("cat", path,
                               escape_name(common.gen_fixtures.BIG_PARAM),
                               out_path=out)
             self.ok(res, "ckpt cat big")

@@ -57,7 +57,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -328,7 +328,7 @@ class Stress:
                 except OSError as e:
                     err = ""
                     try:
-                        err = os.getxattr(self.mnt, W.XATTR_ERROR).decode()
+                        err = os.getxattr(self.mnt, M.XATTR_ERROR).decode()
                     except OSError:
                         pass
                     self.error("commit %d: fsync failed: %s (%s)" % (
@@ -393,7 +393,7 @@ class TestConcurrency(unittest.TestCase):
         snapdir = os.path.join(d, "snapshots")
         os.mkdir(snapdir)
         src, params = self.make_source(d, rng)
-        m = W.mount(self, src)
+        m = M.mount(self, src)
         s = Stress(self, m.mnt, params, rng)
         threads = []
         for w in range(WRITERS):
@@ -419,7 +419,7 @@ class TestConcurrency(unittest.TestCase):
         hung = [t.name for t in threads if t.is_alive()]
         elapsed = time.monotonic() - t0
         if hung:
-            W.kill9(m.pid)       # aborts the connection: calls return
+            M.kill9(m.pid)       # aborts the connection: calls return
             for t in threads:
                 t.join(10)
             self.fail("threads did not finish within %ss after the stop "

@@ -25,7 +25,10 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 from common import ckref, escape_name  # noqa: E402
+from wire import (  # noqa: E402
+    key, ld, map_record, record as rec, tensor, value, varint)
 
 FAIL_DIR = os.path.join(os.path.dirname(common.GEN_DIR), "corrupt_failures")
 MAX_REPORTED = 15
@@ -45,45 +48,7 @@ def read(path):
         return f.read()
 
 
-# ---- hand encoding of test inputs (not the reader under test) -------------
-
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def key(field, wt):
-    return varint((field << 3) | wt)
-
-
-def ld(field, payload, length=None):
-    return key(field, 2) + varint(len(payload) if length is None
-                                  else length) + payload
-
-
-def tensor(dims=(), ttype="Float32", content=b"", packed=False):
-    if packed:
-        d = ld(1, b"".join(varint(x) for x in dims)) if dims else b""
-    else:
-        d = b"".join(key(1, 0) + varint(x) for x in dims)
-    return d + ld(2, ttype.encode() if isinstance(ttype, str) else ttype) + \
-        ld(3, content)
-
-
-def value(tag, tensor_bytes):
-    t = tag.encode() if isinstance(tag, str) else tag
-    return ld(1, t) + ld(2, tensor_bytes)
-
-
-def rec(tag, tensor_bytes):
-    return ld(1, value(tag, tensor_bytes))
-
+# ---- hand encoding of test inputs (not the reader under test): wire.py
 
 def f32(*xs):
     return struct.pack("<%df" % len(xs), *xs)
@@ -96,12 +61,6 @@ GOOD2 = rec("b", tensor((), "Int64", struct.pack("<q", 5)))
 def with_crc(body, crc=None):
     c = zlib.crc32(body) if crc is None else crc
     return body + b"crc_num" + c.to_bytes(10, "big")
-
-
-def map_value(tag, tensors):
-    mt = b"".join(ld(1, t) for t in tensors)
-    t = tag.encode() if isinstance(tag, str) else tag
-    return ld(1, ld(1, t) + ld(3, mt))
 
 
 KEYS = tensor((2,), "int64", struct.pack("<2q", 1, 2))
@@ -230,17 +189,17 @@ HAND_CASES = [
     ("wire_type_6", GOOD + b"\x0e", False),
     ("field_number_zero", GOOD + b"\x02\x00", False),
     # maps
-    ("map_two_tensors", map_value("m", [KEYS, VALS]), False),
-    ("map_four_tensors", map_value("m", [KEYS, VALS, STAT, STAT]), False),
-    ("map_zero_tensors", map_value("m", []), False),
+    ("map_two_tensors", map_record("m", [KEYS, VALS]), False),
+    ("map_four_tensors", map_record("m", [KEYS, VALS, STAT, STAT]), False),
+    ("map_zero_tensors", map_record("m", []), False),
     ("map_unknown_type",
-     map_value("m", [tensor((2,), "int65", b"\0" * 16), VALS, STAT]), False),
+     map_record("m", [tensor((2,), "int65", b"\0" * 16), VALS, STAT]), False),
     ("map_values_short",
-     map_value("m", [KEYS, tensor((2, 1), "float32", f32(1)), STAT]), False),
+     map_record("m", [KEYS, tensor((2, 1), "float32", f32(1)), STAT]), False),
     ("map_sub_missing_content",
-     map_value("m", [KEYS, VALS, key(1, 0) + varint(2) + ld(2, b"int32")]),
+     map_record("m", [KEYS, VALS, key(1, 0) + varint(2) + ld(2, b"int32")]),
      False),
-    ("map_ok", map_value("m", [KEYS, VALS, STAT]), True),
+    ("map_ok", map_record("m", [KEYS, VALS, STAT]), True),
     # unusual but valid protobuf (the reference accepts these)
     ("fields_reordered",
      ld(1, ld(2, ld(3, f32(1, 2)) + ld(2, b"Float32") + key(1, 0) +
@@ -277,11 +236,11 @@ HAND_CASES = [
      rec("w", tensor((2,), "Int32", f32(1))) +
      rec("w", tensor((2,), "Float32", f32(2))), True),
     ("map_slice_with_unknown_type_first",
-     map_value("m", [KEYS, tensor((2, 1), "floa32", f32(1, 2)), STAT]) +
-     map_value("m", [KEYS, VALS, STAT]), False),
+     map_record("m", [KEYS, tensor((2, 1), "floa32", f32(1, 2)), STAT]) +
+     map_record("m", [KEYS, VALS, STAT]), False),
     ("map_sliced_ok",
-     map_value("m", [KEYS, VALS, STAT]) +
-     map_value("m", [KEYS, VALS, STAT]), True),
+     map_record("m", [KEYS, VALS, STAT]) +
+     map_record("m", [KEYS, VALS, STAT]), True),
     ("repeated_noncontiguous",
      GOOD + GOOD2 + rec("w", tensor((1,), "Int8", b"\x05")), True),
     ("bf16_float32_form", rec("w", tensor((2,), "BFloat16", f32(1, 2))),
@@ -325,7 +284,7 @@ class CorruptBase(unittest.TestCase):
             ref_err = None
         except ValueError as e:
             params, ref_err = None, e
-        res = common.ckpt("verify", path)
+        res = M.ckpt("verify", path)
         if res.rc < 0:
             return params is not None, "ckpt verify killed by signal %d" % (
                 -res.rc)
@@ -344,11 +303,11 @@ class CorruptBase(unittest.TestCase):
         if not items:
             return True, None
         # One process for all names; one per name only to explain a failure.
-        r_all = common.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
+        r_all = M.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
         if r_all.rc == 0 and r_all.out == b"".join(t.data for _, t in items):
             return True, None
         for shown, t in items:
-            r = common.ckpt("cat", path, os.fsencode(shown))
+            r = M.ckpt("cat", path, os.fsencode(shown))
             if r.rc < 0:
                 return True, "ckpt cat %r killed by signal %d" % (shown,
                                                                  -r.rc)
@@ -404,11 +363,11 @@ class TestNegFixtures(CorruptBase):
         for path in common.neg_files():
             with self.subTest(os.path.basename(path)):
                 self.assertRaises(ValueError, ckref.load, path)
-                res = common.ckpt("verify", path)
+                res = M.ckpt("verify", path)
                 common.assert_not_signal(self, res, "ckpt verify")
                 self.assertNotEqual(res.rc, 0, res.describe())
                 self.assertTrue(res.err.strip(), "no message on stderr")
-                res = common.ckpt("ls", path)
+                res = M.ckpt("ls", path)
                 common.assert_not_signal(self, res, "ckpt ls")
                 self.assertNotEqual(res.rc, 0, "ckpt ls of an invalid file "
                                     "must fail\n" + res.describe())
@@ -417,13 +376,14 @@ class TestNegFixtures(CorruptBase):
         for path in common.neg_files():
             with self.subTest(os.path.basename(path)):
                 copy = common.private_copy(self, path)
-                res, mnt = common.try_mount(self, copy)
+                res, m = M.try_mount(self, copy)
+                mnt = res.mnt
                 common.assert_not_signal(self, res, "ckptfs")
                 self.assertNotEqual(res.rc, 0, res.describe())
                 self.assertIn(os.path.basename(path), res.errtext,
                               "stderr does not name the file\n" +
                               res.describe())
-                self.assertFalse(common.is_mounted(mnt),
+                self.assertFalse(M.is_mounted(mnt),
                                  "%s left mounted" % mnt)
                 self.assertEqual(common.sha256_file(copy),
                                  common.sha256_file(path),
@@ -604,7 +564,8 @@ class TestCorruptMount(CorruptBase):
                 path = os.path.join(self.tmp, name + ".ckpt")
                 with open(path, "wb") as f:
                     f.write(data)
-                res, mnt = common.try_mount(self, path)
+                res, m = M.try_mount(self, path)
+                mnt = res.mnt
                 common.assert_not_signal(self, res, "ckptfs")
                 if not valid:
                     self.assertNotEqual(res.rc, 0, "ckptfs mounted an "
@@ -612,35 +573,37 @@ class TestCorruptMount(CorruptBase):
                     self.assertIn(os.path.basename(path), res.errtext,
                                   "stderr does not name the file\n" +
                                   res.describe())
-                    self.assertFalse(common.is_mounted(mnt))
+                    self.assertFalse(M.is_mounted(mnt))
                     continue
                 self.assertEqual(res.rc, 0, res.describe())
-                self.assertTrue(common.is_mounted(mnt))
+                self.assertTrue(M.is_mounted(mnt))
                 params = ckref.loads(data)
                 self.assertEqual(sorted(os.listdir(mnt)),
                                  sorted(escape_name(p.name) for p in params))
                 for shown, t in common.tensors_of(params):
                     with open(os.path.join(mnt, shown), "rb") as f:
                         self.assertEqual(f.read(), t.data, shown)
-                common.unmount(mnt)
+                m.unmount()
 
     def test_mount_truncated_real(self):
         data = read(fixture("serving_lenet_ascend_v111_int32_scalars.ckpt"))
         path = os.path.join(self.tmp, "lenet_truncated.ckpt")
         with open(path, "wb") as f:
             f.write(data[:len(data) // 2])
-        res, mnt = common.try_mount(self, path)
+        res, m = M.try_mount(self, path)
+        mnt = res.mnt
         common.assert_not_signal(self, res, "ckptfs")
         self.assertNotEqual(res.rc, 0, res.describe())
         self.assertIn("lenet_truncated.ckpt", res.errtext, res.describe())
-        self.assertFalse(common.is_mounted(mnt))
+        self.assertFalse(M.is_mounted(mnt))
 
     def test_mount_missing_file(self):
-        res, mnt = common.try_mount(self, os.path.join(self.tmp, "nope.ckpt"))
+        res, m = M.try_mount(self, os.path.join(self.tmp, "nope.ckpt"))
+        mnt = res.mnt
         common.assert_not_signal(self, res, "ckptfs")
         self.assertNotEqual(res.rc, 0)
         self.assertIn("nope.ckpt", res.errtext, res.describe())
-        self.assertFalse(common.is_mounted(mnt))
+        self.assertFalse(M.is_mounted(mnt))
 
 
 def setUpModule():

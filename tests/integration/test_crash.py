@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -162,7 +163,7 @@ class TestCrash(unittest.TestCase):
         times = []
         for _ in range(2):
             self.restore()
-            m = W.mount(self, self.path)
+            m = M.mount(self, self.path)
             apply(m)
             t0 = time.monotonic()
             e = m.commit()
@@ -197,12 +198,12 @@ class TestCrash(unittest.TestCase):
             name, apply, secs, new_sha = refs[trial % len(refs)]
             label = "seed %d trial %d (%s)" % (seed, trial, name)
             self.restore()
-            m = W.mount(self, self.path)
+            m = M.mount(self, self.path)
             apply(m)
             box = {}
 
             def do_fsync():
-                box["rc"] = W.fsync_path(m.mnt)
+                box["rc"] = M.fsync_path(m.mnt)
             th = threading.Thread(target=do_fsync, daemon=True)
             delay = rng.uniform(0, secs * 1.1)
             th.start()

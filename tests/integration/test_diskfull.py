@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -88,7 +89,7 @@ class TestDiskFull(DiskFullBase):
     def test_enospc_staging_elsewhere(self):
         staging = os.path.join(self.work, "staging")
         os.mkdir(staging)
-        m = W.mount(self, self.path, "-o", "staging=" + staging)
+        m = M.mount(self, self.path, "-o", "staging=" + staging)
         big = blob(MIB, 1)
         big.tofile(m.p("extra.weight"))
         W.set_meta(m.p("extra.weight"), "Float32", "[256, 1024]")
@@ -126,7 +127,7 @@ class TestDiskFull(DiskFullBase):
 
     def test_enospc_staging_on_full_fs(self):
         # default staging: beside the checkpoint, on the tmpfs
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         extra = blob(600 * KIB, 2)
         extra.tofile(m.p("extra.weight"))
         W.set_meta(m.p("extra.weight"), "Float32", "[150, 1024]")
@@ -151,7 +152,7 @@ class TestDiskFull(DiskFullBase):
     def test_write_enospc_in_staging(self):
         # a write that does not fit in the staging area fails with ENOSPC;
         # the mount stays usable
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         with self.assertRaises(OSError) as cm:
             with open(m.p("huge.weight"), "wb") as f:
                 for i in range(4):
@@ -175,7 +176,7 @@ class TestDiskFull(DiskFullBase):
         # the first write to a stored parameter copies it into a staging
         # file; if that copy does not fit, the write fails with ENOSPC and
         # the parameter is unchanged
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         filler = os.path.join(self.fs, "filler")
         with open(filler, "wb") as f:
             left = W.free_bytes(self.fs) - 100 * KIB
@@ -199,7 +200,7 @@ class TestDiskFull(DiskFullBase):
     def test_ckpt_umount_disk_full(self):
         staging = os.path.join(self.work, "staging")
         os.mkdir(staging)
-        m = W.mount(self, self.path, "-o", "staging=" + staging)
+        m = M.mount(self, self.path, "-o", "staging=" + staging)
         big = blob(MIB, 3)
         big.tofile(m.p("extra.weight"))
         W.set_meta(m.p("extra.weight"), "Float32")
@@ -224,7 +225,7 @@ class TestDiskFull(DiskFullBase):
         os.mkdir(staging)
         os.mkdir(tmpdir)
         with W.environ(TMPDIR=tmpdir):
-            m = W.mount(self, self.path, "-o", "staging=" + staging)
+            m = M.mount(self, self.path, "-o", "staging=" + staging)
         big = blob(MIB, 4)
         big.tofile(m.p("extra.weight"))
         W.set_meta(m.p("extra.weight"), "Float32", "[1024, 256]")
@@ -242,7 +243,7 @@ class TestDiskFull(DiskFullBase):
             self.base[2],
             W.param("extra.weight", "Float32", (1024, 256), big)],
             exact=False)
-        st = W.take_status(pid)
+        st = M.take_status(pid)
         self.assertIsNotNone(st, "no status file for the failed commit")
         self.assertIn(rec[0], st)
 

@@ -85,6 +85,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -212,12 +213,11 @@ def parse_stats(text):
 
 
 class FaultMount:
-    """ckptfs -f SOURCE MNT under the shim; unmounted at cleanup."""
+    """ckptfs -f SOURCE MNT under the shim (a mounting.Mount in .m, made
+    again by remount() on the same mountpoint); unmounted at cleanup."""
 
     def __init__(self, tc, source, *opts):
         self.tc, self.source, self.opts = tc, source, list(opts)
-        common.require_bin(tc, common.CKPTFS_BIN)
-        shim = shim_path(tc)
         # control and statistics on the tmpfs (rewritten at every call);
         # $TMPDIR of the daemon (fallback for staging and recovery files)
         # on the disk, another file system than the checkpoint's
@@ -229,14 +229,12 @@ class FaultMount:
         self.seq = 0
         self.arm("")
         self.mnt = tempfile.mkdtemp(prefix="ckptfs_mnt_")
-        self.proc = None
-        tc.addCleanup(self._cleanup)
+        tc.addCleanup(self._rmdir)   # after the mounts' cleanups
         self._start()
 
     def _start(self):
-        tc, source = self.tc, self.source
-        shim = shim_path(tc)
-        env = dict(os.environ, LD_PRELOAD=shim, CKPT_FAULT_FILE=self.ctl,
+        env = dict(os.environ, LD_PRELOAD=shim_path(self.tc),
+                   CKPT_FAULT_FILE=self.ctl,
                    CKPT_FAULT_STATS=self.stats_path, TMPDIR=self.tmpdir)
         # a sanitizer build: the shim comes before libasan, on purpose
         asan = env.get("ASAN_OPTIONS", "")
@@ -245,19 +243,24 @@ class FaultMount:
         env.pop("CKPT_FAULT_TRACE", None)
         if os.environ.get("CKPT_FAULT_TRACE"):
             env["CKPT_FAULT_TRACE"] = "1"
-        with open(self.logpath, "ab") as log:
-            self.proc = subprocess.Popen(
-                [common.CKPTFS_BIN, "-f"] + self.opts + [source, self.mnt],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        ok = common.wait_until(lambda: common.is_mounted(self.mnt) or
-                               self.proc.poll() is not None, 15)
-        if not ok or not common.is_mounted(self.mnt):
-            tc.fail("ckptfs -f %s did not mount (exit %s): %s" % (
-                source, self.proc.poll(), self.log()))
-        self.pid = self.proc.pid
-        got = int(os.getxattr(self.mnt, W.XATTR_PID))
-        tc.assertEqual(got, self.pid, "user.ckptfs.pid is not the daemon "
-                       "we started")
+        self.m = M.mount(self.tc, self.source, *self.opts, mnt=self.mnt,
+                         foreground=True, env=env, log=self.logpath,
+                         timeout=15)
+        self.tc.addCleanup(self._disarm_if_alive)  # before its unmount
+        self.proc, self.pid = self.m.proc, self.m.pid
+
+    def _rmdir(self):
+        try:
+            os.rmdir(self.mnt)
+        except OSError:
+            pass
+
+    def _disarm_if_alive(self):
+        if self.m.alive():
+            try:
+                self.disarm()
+            except OSError:
+                pass
 
     # control
     def arm(self, rules):
@@ -287,26 +290,19 @@ class FaultMount:
 
     # the daemon
     def alive(self):
-        return self.proc.poll() is None
+        return self.m.alive()
 
     def log(self):
-        try:
-            with open(self.logpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.m.log_text()
 
     def p(self, name):
-        return os.path.join(self.mnt, W.escape_name(name))
+        return self.m.p(name)
 
     def commit(self, path=None):
-        target = self.mnt if path is None else path
-        return W.guarded(lambda: W.fsync_path(target), TIMEOUT,
-                         lambda: W.kill9(self.pid), "fsync(%s)" % target)
+        return self.m.commit(path)
 
     def error(self):
-        return os.getxattr(self.mnt, W.XATTR_ERROR).decode("utf-8",
-                                                            "replace")
+        return self.m.error()
 
     def fds(self):
         """[(fd, link)] of the daemon's regular files."""
@@ -330,44 +326,8 @@ class FaultMount:
 
     def unmount(self):
         """fusermount3 -u and wait for the daemon; returns its exit code.
-        What it reports of its last commit is kept for W.take_status."""
-        r = W.unmount_reporting(self.mnt, self.proc.pid)
-        if r.returncode != 0:
-            self.tc.fail("fusermount3 -u %s failed: %s" % (
-                self.mnt, r.stderr.decode(errors="replace")))
-        try:
-            return self.proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.tc.fail("ckptfs did not exit within %ss after unmount"
-                         % TIMEOUT)
-
-    def _cleanup(self):
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                try:
-                    self.disarm()
-                except OSError:
-                    pass
-            if common.is_mounted(self.mnt):
-                W.fusermount("-u", self.mnt)
-                if common.is_mounted(self.mnt):
-                    W.fusermount("-uz", self.mnt)
-                    common.wait_until(
-                        lambda: not common.is_mounted(self.mnt), 10)
-            if self.proc is not None:
-                try:
-                    self.proc.wait(TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-                W.take_status(self.proc.pid)
-        finally:
-            try:
-                os.rmdir(self.mnt)
-            except OSError:
-                pass
+        What it reports of its last commit is kept for M.take_status."""
+        return self.m.unmount()
 
 
 # --------------------------------------------------------------------------
@@ -450,7 +410,7 @@ class Config:
             self.keyfile = os.path.join(d, "model.key")
             with open(self.keyfile, "wb") as f:
                 f.write(bytes(range(32)))
-            r = common.ckpt("convert", "--out-enc-mode", self.key,
+            r = M.ckpt("convert", "--out-enc-mode", self.key,
                             "--out-keyfile", self.keyfile, plain, src)
             tc.assertEqual(r.rc, 0, r.describe())
             os.unlink(plain)
@@ -470,7 +430,7 @@ class Config:
             return W.read_bytes(path)
         d = fast_dir(tc, "dec_")
         out = os.path.join(d, "plain.ckpt")
-        r = common.ckpt("convert", "--enc-mode", self.key, "--keyfile",
+        r = M.ckpt("convert", "--enc-mode", self.key, "--keyfile",
                         self.keyfile, "--decrypt", path, out)
         if r.rc != 0:
             raise AssertionError("cannot decrypt %s: %s" % (path,
@@ -1270,7 +1230,7 @@ class TestUnmountFaults(FaultBase):
         st = fm.stats()
         probs = []
         log = fm.log()
-        status = W.take_status(fm.pid)
+        status = M.take_status(fm.pid)
         if not st.fired:
             probs.append("no fault fired")
         # documented (docs/editing.md): when only the directory fsync
@@ -1356,7 +1316,7 @@ class TestUnmountFaults(FaultBase):
                           ("pwrite 1 ENOSPC", "ENOSPC")):
             self.count(err)
             fm.arm(rule)
-            r = common.ckpt("umount", fm.mnt)
+            r = M.ckpt("umount", fm.mnt)
             st = fm.stats()
             fm.disarm()
             probs = []
@@ -1367,7 +1327,7 @@ class TestUnmountFaults(FaultBase):
                 probs.append("ckpt umount does not say why: %r" % r.errtext)
             if not st.fired:
                 probs.append("no fault fired")
-            if not common.is_mounted(fm.mnt) or not fm.alive():
+            if not M.is_mounted(fm.mnt) or not fm.alive():
                 probs.append("the mount is gone")
                 self.trial_failed("ckpt umount with " + rule, probs)
                 break
@@ -1379,7 +1339,7 @@ class TestUnmountFaults(FaultBase):
             if probs:
                 self.trial_failed("ckpt umount with " + rule, probs)
         if fm.alive():
-            r = common.ckpt("umount", fm.mnt)
+            r = M.ckpt("umount", fm.mnt)
             if r.rc != 0:
                 self.trial_failed("ckpt umount disarmed", [r.describe()])
             else:
@@ -1506,7 +1466,7 @@ class TestOldVersions(unittest.TestCase):
         common.require_bin(self, common.CKPTFS_BIN)
         d = fast_dir(self, "old_")
         src = W.make_lenet(os.path.join(d, NAME))
-        m = W.mount(self, src)
+        m = M.mount(self, src)
 
         def held():
             fdd = "/proc/%d/fd" % m.pid

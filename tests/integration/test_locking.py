@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import pinutil as P  # noqa: E402
 
@@ -59,7 +60,7 @@ class LockBase(unittest.TestCase):
         self.assertIsNone(m, "%s: the second read-write mount must be "
                           "refused\n%s" % (what, res.describe()))
         self.assertNotEqual(res.rc, 0, "%s: ckptfs must exit non-zero" % what)
-        self.assertFalse(common.is_mounted(mnt), "%s: nothing may be "
+        self.assertFalse(M.is_mounted(mnt), "%s: nothing may be "
                          "mounted" % what)
         self.assertIn("another", res.errtext.lower(), "%s: the message must "
                       "say that another mount holds the file\n%s" % (
@@ -68,21 +69,21 @@ class LockBase(unittest.TestCase):
                       "-o ro\n%s" % (what, res.describe()))
 
     def assertCommitOK(self, m, what):
-        e = P.commit(m)
+        e = m.commit()
         self.assertEqual(e, 0, "%s: fsync failed with %s: %s" % (
-            what, W.errno_name(e), P.error_text(m)))
+            what, W.errno_name(e), m.error_text()))
 
 
 class TestTwoMounts(LockBase):
 
     def test_second_rw_mount_refused(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m, self.base)
-        res, m2, mnt2 = P.try_mount(self, self.src)
-        self.assertRefused(res, m2, mnt2, "same path")
+        res, m2 = M.try_mount(self, self.src, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "same path")
         # the first mount is unaffected
         self.assertCommitOK(m, "first mount after the refusal")
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         W.check_ckpt(self, self.src, want)
 
@@ -90,24 +91,24 @@ class TestTwoMounts(LockBase):
         # the lock is on the file, not on the name
         link = os.path.join(self.dir, "hard.ckpt")
         os.link(self.src, link)
-        m = P.mount(self, self.src)
-        res, m2, mnt2 = P.try_mount(self, link)
-        self.assertRefused(res, m2, mnt2, "hard link")
+        m = M.mount(self, self.src, **P.LIMITS)
+        res, m2 = M.try_mount(self, link, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "hard link")
         self.assertTrue(m.mounted())
 
     def test_second_rw_mount_via_symlink_refused(self):
         # a symlink the caller owns is followed (spec 3): same file
         link = os.path.join(self.dir, "soft.ckpt")
         os.symlink("lenet.ckpt", link)
-        m = P.mount(self, self.src)
-        res, m2, mnt2 = P.try_mount(self, link)
-        self.assertRefused(res, m2, mnt2, "symlink")
+        m = M.mount(self, self.src, **P.LIMITS)
+        res, m2 = M.try_mount(self, link, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "symlink")
         self.assertTrue(m.mounted())
 
     def test_ro_mount_of_rw_mounted_file_allowed(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m, self.base)
-        res, ro, _ = P.try_mount(self, self.src, "-o", "ro")
+        res, ro = M.try_mount(self, self.src, "-o", "ro", **P.LIMITS)
         self.assertIsNotNone(ro, "-o ro of a file mounted read-write must "
                              "work\n%s" % res.describe())
         for p in self.base:
@@ -116,9 +117,9 @@ class TestTwoMounts(LockBase):
         # the writer commits while the read-only mount exists
         self.assertCommitOK(m, "read-write mount beside a read-only one")
         W.check_ckpt(self, self.src, want)
-        r = P.ckpt_umount(ro)
+        r = ro.ckpt_umount()
         self.assertEqual(r.rc, 0, "read-only mount: %s" % r.describe())
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         W.check_ckpt(self, self.src, want)
 
@@ -126,13 +127,13 @@ class TestTwoMounts(LockBase):
         # Assumption: only read-write mounts lock (spec: "A read-write mount
         # holds an OFD write lock"), so a read-only mount does not keep a
         # later read-write mount out.
-        ro = P.mount(self, self.src, "-o", "ro")
-        res, m, _ = P.try_mount(self, self.src)
+        ro = M.mount(self, self.src, "-o", "ro", **P.LIMITS)
+        res, m = M.try_mount(self, self.src, **P.LIMITS)
         self.assertIsNotNone(m, "a read-write mount beside a read-only "
                              "one must work\n%s" % res.describe())
         self.assertWriteLocked(self.src, "read-write mount")
         want = self.edit(m, self.base)
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         W.check_ckpt(self, self.src, want)
         self.assertTrue(ro.mounted())
@@ -142,15 +143,15 @@ class TestLockLifetime(LockBase):
 
     def test_rw_mount_holds_ofd_write_lock(self):
         self.assertNotLocked(self.src, "before mounting")
-        P.mount(self, self.src)
+        M.mount(self, self.src, **P.LIMITS)
         self.assertWriteLocked(self.src, "while mounted read-write")
 
     def test_ro_mount_holds_no_write_lock(self):
-        P.mount(self, self.src, "-o", "ro")
+        M.mount(self, self.src, "-o", "ro", **P.LIMITS)
         self.assertNotLocked(self.src, "while mounted read-only")
 
     def test_lock_follows_commit(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.base
         for i in range(2):
             ino = os.stat(self.src).st_ino
@@ -161,43 +162,44 @@ class TestLockLifetime(LockBase):
             W.check_ckpt(self, self.src, want)
             self.assertWriteLocked(self.src, "after commit %d (new inode)"
                                    % i)
-            res, m2, mnt2 = P.try_mount(self, self.src)
-            self.assertRefused(res, m2, mnt2, "after commit %d" % i)
-        r = P.ckpt_umount(m)
+            res, m2 = M.try_mount(self, self.src, **P.LIMITS)
+            self.assertRefused(res, m2, res.mnt, "after commit %d" % i)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         W.check_ckpt(self, self.src, want)
 
     def test_lock_released_at_ckpt_umount(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m, self.base)
         self.assertWriteLocked(self.src, "while mounted")
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         self.assertNotLocked(self.src, "after ckpt umount")
-        m2 = P.mount(self, self.src)   # a new read-write mount works
+        # a new read-write mount works
+        m2 = M.mount(self, self.src, **P.LIMITS)
         self.assertWriteLocked(self.src, "the new mount")
         want = self.edit(m2, want, P.f32(3.5))
         self.assertCommitOK(m2, "new mount")
         W.check_ckpt(self, self.src, want)
 
     def test_lock_released_at_plain_unmount(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         self.assertWriteLocked(self.src, "while mounted")
         m.unmount()   # fusermount3 -u, waits for the daemon
         self.assertNotLocked(self.src, "after fusermount3 -u")
-        m2 = P.mount(self, self.src)
+        m2 = M.mount(self, self.src, **P.LIMITS)
         self.assertTrue(m2.mounted())
 
     def test_lock_released_after_refused_mount(self):
         # a refused second mount leaves nothing behind: once the first one
         # is gone, a new read-write mount works
-        m = P.mount(self, self.src)
-        res, m2, mnt2 = P.try_mount(self, self.src)
-        self.assertRefused(res, m2, mnt2, "second mount")
-        r = P.ckpt_umount(m)
+        m = M.mount(self, self.src, **P.LIMITS)
+        res, m2 = M.try_mount(self, self.src, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "second mount")
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         self.assertNotLocked(self.src, "after both")
-        m3 = P.mount(self, self.src)
+        m3 = M.mount(self, self.src, **P.LIMITS)
         self.assertWriteLocked(self.src, "third mount")
         self.assertTrue(m3.mounted())
 
@@ -211,11 +213,11 @@ class TestOutput(LockBase):
     def test_existing_output_locked(self):
         W.make_lenet(self.out)
         before = W.file_state(self.out)
-        m = P.mount(self, self.src, "-o", "output=" + self.out)
+        m = M.mount(self, self.src, "-o", "output=" + self.out, **P.LIMITS)
         self.assertWriteLocked(self.out, "-o output= (existing)")
-        res, m2, mnt2 = P.try_mount(self, self.out)
-        self.assertRefused(res, m2, mnt2, "rw mount of the output")
-        res, ro, _ = P.try_mount(self, self.out, "-o", "ro")
+        res, m2 = M.try_mount(self, self.out, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "rw mount of the output")
+        res, ro = M.try_mount(self, self.out, "-o", "ro", **P.LIMITS)
         self.assertIsNotNone(ro, "-o ro of the output must work\n%s"
                              % res.describe())
         self.assertEqual(W.file_state(self.out), before)
@@ -228,33 +230,33 @@ class TestOutput(LockBase):
         # Assumption: with -o output=PATH only PATH (the commit target) is
         # locked, so the source can still be mounted read-write.
         W.make_lenet(self.out)
-        P.mount(self, self.src, "-o", "output=" + self.out)
+        M.mount(self, self.src, "-o", "output=" + self.out, **P.LIMITS)
         self.assertNotLocked(self.src, "the source of -o output=")
-        res, m2, _ = P.try_mount(self, self.src)
+        res, m2 = M.try_mount(self, self.src, **P.LIMITS)
         self.assertIsNotNone(m2, "the source of an -o output= mount is not "
                              "its commit target\n%s" % res.describe())
 
     def test_new_output_locked_after_commit(self):
         # Assumption: "after a commit the lock moves to the new file" also
         # when -o output= named no file at mount time.
-        m = P.mount(self, self.src, "-o", "output=" + self.out)
+        m = M.mount(self, self.src, "-o", "output=" + self.out, **P.LIMITS)
         self.assertFalse(os.path.exists(self.out))
         want = self.edit(m, self.base)
         self.assertCommitOK(m, "-o output= (new file)")
         W.check_ckpt(self, self.out, want)
         self.assertWriteLocked(self.out, "the output after the commit")
-        res, m2, mnt2 = P.try_mount(self, self.out)
-        self.assertRefused(res, m2, mnt2, "rw mount of the new output")
+        res, m2 = M.try_mount(self, self.out, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "rw mount of the new output")
 
     def test_output_into_rw_mounted_file_refused(self):
         # Assumption: a mount whose -o output= names a file mounted
         # read-write elsewhere needs that file's lock and is refused the
         # same way.
         W.make_lenet(self.out)
-        m1 = P.mount(self, self.out)
-        res, m2, mnt2 = P.try_mount(self, self.src, "-o",
-                                    "output=" + self.out)
-        self.assertRefused(res, m2, mnt2, "-o output= into a mounted file")
+        m1 = M.mount(self, self.out, **P.LIMITS)
+        res, m2 = M.try_mount(self, self.src, "-o",
+                                    "output=" + self.out, **P.LIMITS)
+        self.assertRefused(res, m2, res.mnt, "-o output= into a mounted file")
         self.assertTrue(m1.mounted())
 
 
@@ -262,10 +264,10 @@ class TestConvert(LockBase):
 
     def test_convert_into_rw_mounted_file_refused(self):
         other = W.make_lenet(os.path.join(self.dir, "in.ckpt"))
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m, self.base)
         before = W.file_state(self.src)
-        r = common.ckpt("convert", "--crc", other, self.src,
+        r = M.ckpt("convert", "--crc", other, self.src,
                         timeout=P.DEADLINE)
         self.assertEqual(r.rc, 1, "ckpt convert into a file mounted "
                          "read-write must exit 1\n%s" % r.describe())
@@ -277,21 +279,21 @@ class TestConvert(LockBase):
         self.assertWriteLocked(self.src, "after the refused convert")
         self.assertCommitOK(m, "after the refused convert")
         W.check_ckpt(self, self.src, want)
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         # unmounted: convert works again
-        r = common.ckpt("convert", "--crc", other, self.src,
+        r = M.ckpt("convert", "--crc", other, self.src,
                         timeout=P.DEADLINE)
         self.assertEqual(r.rc, 0, "convert after unmount\n%s" % r.describe())
-        r = common.ckpt("verify", self.src, timeout=P.DEADLINE)
+        r = M.ckpt("verify", self.src, timeout=P.DEADLINE)
         self.assertEqual(r.rc, 0, r.describe())
 
     def test_convert_into_ro_mounted_file_allowed(self):
         # Assumption: only a read-write mount locks, so a read-only mount
         # does not keep ckpt convert out.
         other = W.make_lenet(os.path.join(self.dir, "in.ckpt"))
-        P.mount(self, self.src, "-o", "ro")
-        r = common.ckpt("convert", "--crc", other, self.src,
+        M.mount(self, self.src, "-o", "ro", **P.LIMITS)
+        r = M.ckpt("convert", "--crc", other, self.src,
                         timeout=P.DEADLINE)
         self.assertEqual(r.rc, 0, r.describe())
 

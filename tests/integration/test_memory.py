@@ -40,6 +40,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import memutil  # noqa: E402
 import ckref  # noqa: E402
@@ -93,7 +94,7 @@ class MemoryTests(unittest.TestCase):
     def test_million_a_mount(self):
         path = big_file()
         t0 = time.monotonic()
-        m = W.mount(self, path)   # the mount command (and a getxattr)
+        m = M.mount(self, path)   # the mount command (and a getxattr)
         secs = time.monotonic() - t0
         names = os.listdir(m.mnt)
         rss = memutil.rss_kib(m.pid)
@@ -117,7 +118,7 @@ class MemoryTests(unittest.TestCase):
     def test_million_b_ckpt_ls(self):
         path = big_file()
         t0 = time.monotonic()
-        res = common.ckpt("ls", "-l", path)
+        res = M.ckpt("ls", "-l", path)
         secs = time.monotonic() - t0
         common.assert_not_signal(self, res, "ckpt ls -l")
         self.assertEqual(res.rc, 0, res.describe())
@@ -136,7 +137,7 @@ class MemoryTests(unittest.TestCase):
                 (common.escape_name(p.name), p.dtype,
                  common.shape_str(p.shape), len(p.data)),
                 "ckpt ls -l line %d" % i)
-        res = common.ckpt("ls", path)
+        res = M.ckpt("ls", path)
         self.assertEqual(res.rc, 0, res.describe())
         names = res.text.splitlines()
         self.assertEqual(len(names), len(ref), "ckpt ls: line count")
@@ -148,7 +149,7 @@ class MemoryTests(unittest.TestCase):
         d = W.tempdir(self)
         src = os.path.join(d, "small.ckpt")
         memutil.write(src, 20)
-        m = W.mount(self, src)
+        m = M.mount(self, src)
         data = b"0123456789abcdef"
 
         def cycles(first, n):

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 from common import escape_name, shape_str  # noqa: E402
 
 PREAD_PARAMS = 40     # params per file that get random preads
@@ -82,7 +83,9 @@ class MountChecks(unittest.TestCase):
 
     def check_mount(self, path):
         params = common.ref(path)
-        mnt, copy = common.mount_copy(self, path)
+        copy = common.private_copy(self, path)
+        m = M.mount(self, copy)
+        mnt = m.mnt
         base = os.path.basename(path)
         self.assertTrue(os.path.isdir(mnt))
         listing = sorted(os.listdir(mnt))
@@ -119,8 +122,8 @@ class MountChecks(unittest.TestCase):
         # a name that is not there
         self.assertFalse(os.path.exists(os.path.join(mnt, "no such param")))
         # only reads happened: the checkpoint must be left as it was
-        common.unmount(mnt)
-        self.assertFalse(common.is_mounted(mnt))
+        m.unmount()
+        self.assertFalse(M.is_mounted(mnt))
         self.assertEqual(common.sha256_file(copy), common.sha256_file(path),
                          "%s: the checkpoint changed although the mount was "
                          "only read" % base)
@@ -152,7 +155,9 @@ class TestMountReadOnly(MountChecks):
 
     def check_ro(self, path):
         params = common.ref(path)
-        mnt, copy = common.mount_copy(self, path, "-o", "ro")
+        copy = common.private_copy(self, path)
+        m = M.mount(self, copy, "-o", "ro")
+        mnt = m.mnt
         items = common.tensors_of(params)
         denied = (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -186,7 +191,7 @@ class TestMountReadOnly(MountChecks):
             self.assertEqual(read_all(fp), items[0][1].data)
         self.assertEqual(sorted(os.listdir(mnt)),
                          sorted(escape_name(p.name) for p in params))
-        common.unmount(mnt)
+        m.unmount()
         self.assertEqual(common.sha256_file(copy), common.sha256_file(path),
                          "the checkpoint changed under a read-only mount")
 
@@ -210,16 +215,16 @@ class TestMountMisc(MountChecks):
 
     def test_two_mounts_at_once(self):
         path = os.path.join(common.FIXTURES, "mindformers_golden_router.ckpt")
-        m1 = common.mount(self, path)
-        m2 = common.mount(self, path)
+        m1 = M.mount(self, common.private_copy(self, path)).mnt
+        m2 = M.mount(self, common.private_copy(self, path)).mnt
         self.assertEqual(sorted(os.listdir(m1)), sorted(os.listdir(m2)))
 
     def test_unmount_then_gone(self):
         path = os.path.join(common.FIXTURES, "nsu2022_LinearNet_1_step_64B.ckpt")
-        mnt = common.mount(self, path)
-        self.assertTrue(os.listdir(mnt))
-        common.unmount(mnt)
-        self.assertFalse(common.is_mounted(mnt))
+        m = M.mount(self, common.private_copy(self, path))
+        self.assertTrue(os.listdir(m.mnt))
+        m.unmount()
+        self.assertFalse(M.is_mounted(m.mnt))
 
 
 @unittest.skipUnless(common.BIG, "CKPT_BIG=0")
@@ -235,7 +240,7 @@ class TestMountBig(MountChecks):
         self.assertEqual(len(params), 1)
         p = params[0]
         self.assertEqual(len(p.data), common.BIG_SIZE)
-        mnt = common.mount(self, path)
+        mnt = M.mount(self, common.private_copy(self, path)).mnt
         fp = os.path.join(mnt, escape_name(p.name))
         self.assertEqual(os.listdir(mnt), [escape_name(p.name)])
         self.assertEqual(os.stat(fp).st_size, common.BIG_SIZE)

@@ -46,22 +46,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+from wire import raw_record as record  # noqa: E402
 
 NAME_MAX = 255
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def esc(name):
@@ -77,19 +67,6 @@ def esc(name):
         else:
             out.append(c)
     return bytes(out)
-
-
-def record(name, dtype, shape, data):
-    """One Checkpoint message as MindSpore >= 2.3 writes it, with any bytes
-    as the tag: the TensorProto comes from the protobuf runtime."""
-    t = ckref.pb.TensorProto()
-    t.dims.extend(shape)
-    t.tensor_type = dtype
-    t.tensor_content = data
-    tb = t.SerializeToString()
-    value = (b"\x0a" + varint(len(name)) + name +
-             b"\x12" + varint(len(tb)) + tb)
-    return b"\x0a" + varint(len(value)) + value
 
 
 def f32(*vals):
@@ -209,7 +186,7 @@ class TestNames(NamesBase):
         self.assertEqual(got, want, "the reference reads the names back")
 
     def test_listing_and_contents(self):
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         mnt = os.fsencode(m.mnt)
         real_mnt = os.path.realpath(mnt)
         listed = os.listdir(mnt)
@@ -290,7 +267,7 @@ class TestNames(NamesBase):
             with self.assertRaises(FileNotFoundError, msg=repr(e)):
                 os.lstat(os.path.join(mnt, e))
         # 'ckpt ls' shows the names the kernel cannot
-        res = common.ckpt("ls", self.path)
+        res = M.ckpt("ls", self.path)
         self.assertEqual(res.rc, 0, res.describe())
         for raw, e in hidden:
             self.assertIn(e, res.out.split(b"\n"),
@@ -305,7 +282,7 @@ class TestNames(NamesBase):
 
     def test_commit_keeps_every_name(self):
         before = W.file_state(self.path)
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         W.pwrite_file(os.path.join(m.mnt, "plain"), f32(9, 8, 7, 6), 0)
         m.unmount()
         after = W.file_state(self.path)
@@ -327,7 +304,7 @@ class TestNames(NamesBase):
                              (name, dt, shape, data))
 
     def test_create_and_rename_names(self):
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         bad = ["a%zz", "x%", "x%2", "%2f", "x%2fy", "%41", "a%2E", "%2E%2",
                "%%", "%0", "%2E%2E%2E", "%25%", "%G0"]
         for n in bad:
@@ -396,7 +373,7 @@ class TestNames(NamesBase):
         """statfs says f_namemax 255 and readdir hides longer names, so
         a longer name must not be creatable (else a parameter appears that
         no listing shows): ENAMETOOLONG for create, mknod and rename."""
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         self.assertEqual(os.statvfs(m.mnt).f_namemax, NAME_MAX)
         made = []
         for n in (256, 300, 1024):
@@ -427,7 +404,7 @@ class TestNames(NamesBase):
                       % ("; ".join(made), len(hidden), hidden, len(listed)))
 
     def test_mount_is_private(self):
-        m = W.mount(self, self.path)
+        m = M.mount(self, self.path)
         opts = mount_options(m.mnt)
         self.assertIsNotNone(opts, "the mount is not in mountinfo")
         mount_opts, fstype, super_opts = opts
@@ -445,14 +422,14 @@ class TestNames(NamesBase):
         self.assertIn(b"PermissionError", r.stderr)
         m.unmount()
         # with -o allow_other the option shows (the check above is real)
-        m2 = W.mount(self, self.path, "-o", "allow_other")
+        m2 = M.mount(self, self.path, "-o", "allow_other")
         mount_opts, fstype, super_opts = mount_options(m2.mnt)
         self.assertIn("allow_other", super_opts.split(","))
         self.assertIn("default_permissions", super_opts.split(","))
         m2.unmount()
 
     def test_ckpt_ls_one_line_per_tensor(self):
-        res = common.ckpt("ls", self.path)
+        res = M.ckpt("ls", self.path)
         self.assertEqual(res.rc, 0, res.describe())
         lines = res.out.split(b"\n")
         self.assertEqual(lines[-1], b"")
@@ -481,7 +458,7 @@ def mount_options(mnt):
         for line in f:
             left, _, right = line.partition(" - ")
             parts = left.split()
-            if common._unescape_mountinfo(parts[4]) != real:
+            if M._unescape_mountinfo(parts[4]) != real:
                 continue
             rparts = right.split()
             return parts[5], rparts[0], rparts[2] if len(rparts) > 2 else ""

@@ -40,6 +40,7 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import scratchutil as S  # noqa: E402
 import ckref  # noqa: E402
@@ -110,7 +111,8 @@ class TestSymlinkOwners(PathsBase):
         sticky = self.sticky_dir()
         link = self.nobody_link(secret, os.path.join(sticky, "out.ckpt"))
         src_before = W.file_state(self.src)
-        res, m = S.try_mount(self, self.src, "-o", "output=" + link)
+        res, m = M.try_mount(self, self.src, "-o", "output=" + link,
+                             **S.LIMITS)
         self.edit_and_unmount(m)
         self.assertEqual((W.file_state(secret), os.stat(secret).st_mode),
                          before, "the root-only target of the planted "
@@ -138,7 +140,7 @@ class TestSymlinkOwners(PathsBase):
                 link = self.nobody_link(target,
                                         os.path.join(ld, "model.ckpt"))
                 before = (W.file_state(target), os.stat(target).st_mode)
-                res, m = S.try_mount(self, link)
+                res, m = M.try_mount(self, link, **S.LIMITS)
                 self.edit_and_unmount(m)
                 self.assertEqual((W.file_state(target),
                                   os.stat(target).st_mode), before,
@@ -405,7 +407,7 @@ class TestNamesAndFifos(PathsBase):
         d = W.tempdir(self)
         src = os.path.join(d, "L" * 250 + ".ckpt")  # 255 bytes
         os.rename(W.make_lenet(os.path.join(d, "a.ckpt")), src)
-        m = W.mount(self, src)
+        m = M.mount(self, src)
         W.pwrite_file(m.p("fc3.bias"), np.zeros(10, "<f4").tobytes(), 0)
         e = m.commit()
         self.assertEqual(e, 0, "commit of a 255-byte name: %s" % m.error())
@@ -427,7 +429,7 @@ class TestNamesAndFifos(PathsBase):
         os.chown(os.path.join(d, "theirs"), 65534, 65534,
                  follow_symlinks=False)
         os.symlink("theirs", os.path.join(d, "ours"))
-        res, m = W.try_mount(self, os.path.join(d, "ours"))
+        res, m = M.try_mount(self, os.path.join(d, "ours"))
         self.assertNotEqual(res.rc, 0, "mounted through another user's "
                             "symlink")
         self.assertIn("symbolic link", res.errtext)
@@ -439,12 +441,12 @@ class TestNamesAndFifos(PathsBase):
         src = W.make_lenet(os.path.join(d, "a.ckpt"))
         fifo = os.path.join(d, "out.ckpt")
         os.mkfifo(fifo)
-        res, m = W.try_mount(self, src, "-o", "output=" + fifo)
+        res, m = M.try_mount(self, src, "-o", "output=" + fifo)
         self.assertNotEqual(res.rc, 0, "a FIFO as the output was accepted")
         self.assertIn("not a regular file", res.errtext)
         os.unlink(fifo)
         os.mkfifo(src + ".fifo")
-        res, m = W.try_mount(self, src + ".fifo")
+        res, m = M.try_mount(self, src + ".fifo")
         self.assertNotEqual(res.rc, 0, "a FIFO as the checkpoint mounted")
         self.assertIn("not a regular file", res.errtext)
 
@@ -476,7 +478,7 @@ class TestSelfMounts(PathsBase):
         self.src = os.path.join(d, "a.ckpt")
         dfd = self.covered(d)
         # cd d && ckptfs a.ckpt .
-        m = S.mount(self, "a.ckpt", mnt=d, cmd_mnt=".", cwd=d)
+        m = M.mount(self, "a.ckpt", mnt=d, cmd_mnt=".", cwd=d, **S.LIMITS)
         return m, d, dfd
 
     def test_mount_over_own_directory(self):
@@ -511,7 +513,8 @@ class TestSelfMounts(PathsBase):
         mfd = self.covered(mnt)
         out = os.path.join(mnt, "out.ckpt")
         before = W.file_state(self.src)
-        m = S.mount(self, self.src, "-o", "output=" + out, mnt=mnt)
+        m = M.mount(self, self.src, "-o", "output=" + out, mnt=mnt,
+                    **S.LIMITS)
         ones = np.ones(10, dtype="<f4").tobytes()
         m.step(lambda: W.pwrite_file(m.p("fc3.bias"), ones, 0), "write")
         self.assertCommitOK(m, what="fsync commit to an output inside the "
@@ -533,7 +536,8 @@ class TestSelfMounts(PathsBase):
         os.makedirs(stage)
         mfd = self.covered(mnt)
         covered_dev = os.fstat(mfd).st_dev
-        m = S.mount(self, self.src, "-o", "staging=" + stage, mnt=mnt)
+        m = M.mount(self, self.src, "-o", "staging=" + stage, mnt=mnt,
+                    **S.LIMITS)
         m.step(lambda: W.pwrite_file(m.p("fc1.weight"), f32(5, 5), 64),
                "write into fc1.weight")
         m.step(lambda: W.write_file(m.p("added"), f32(1, 2)), "create")

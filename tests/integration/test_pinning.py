@@ -36,6 +36,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import pinutil as P  # noqa: E402
 
@@ -102,13 +103,13 @@ class PinBase(unittest.TestCase):
     # -- assertions -------------------------------------------------------
 
     def assertCommitErrno(self, m, err, path=None, what="fsync"):
-        e = P.commit(m, path)
+        e = m.commit(path)
         self.assertEqual(W.errno_name(e), W.errno_name(err),
                          "%s must fail with %s (error xattr: %r)" % (
-                             what, W.errno_name(err), P.error_text(m)))
+                             what, W.errno_name(err), m.error_text()))
 
     def assertErrorSays(self, m, word, what):
-        msg = P.error_text(m)
+        msg = m.error_text()
         self.assertIn(word, msg.lower(), "%s: user.ckptfs.error must say "
                       "%r: %r" % (what, word, msg))
         return msg
@@ -118,7 +119,7 @@ class PinBase(unittest.TestCase):
         one recovery file it saved beside the checkpoint.  Returns
         (Result, recovery path)."""
         before = set(os.listdir(self.dir))
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 1, "%s: ckpt umount must exit 1\n%s" % (
             what, r.describe()))
         # Assumption: 'ckpt umount' does not leave the mount in place here
@@ -192,7 +193,7 @@ class ReplacedBase(PinBase):
         raise ValueError(kind)
 
     def check_fsync_eio(self, kind):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         word, check = self.change(kind)
         self.assertCommitErrno(m, errno.EIO, what="fsync of the root after "
@@ -213,7 +214,7 @@ class ReplacedBase(PinBase):
                          "failed commits" % kind)
 
     def check_untouched_read_old(self, kind):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         self.edit(m)
         self.change(kind)
         half = len(UNTOUCHED_READ) // 2
@@ -222,7 +223,7 @@ class ReplacedBase(PinBase):
                              ("ok", W.find(self.base, name)["data"]),
                              "%s: %s must read the pinned file's bytes"
                              % (kind, name))
-        P.commit(m)   # fails (checked elsewhere); the pinned file stays
+        m.commit()   # fails (checked elsewhere); the pinned file stays
         for name in UNTOUCHED_READ[half:]:
             self.assertEqual(P.read_result(m.p(name)),
                              ("ok", W.find(self.base, name)["data"]),
@@ -230,7 +231,7 @@ class ReplacedBase(PinBase):
                              "after a commit attempt" % (kind, name))
 
     def check_umount_recovery(self, kind):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         _, check = self.change(kind)
         _, rec = self.assertUmountFailsWithRecovery(m, kind)
@@ -282,9 +283,9 @@ class TestReplacedMore(ReplacedBase):
     """No edits, --force, user.ckptfs.force, our own commits."""
 
     def check_no_edits(self, kind):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         _, check = self.change(kind)
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, "no edits, checkpoint %s: ckpt umount "
                          "must exit 0\n%s" % (kind, r.describe()))
         self.assertTrue(P.wait_gone(m, 1.0), "the mount must be gone")
@@ -303,11 +304,11 @@ class TestReplacedMore(ReplacedBase):
         self.assertEqual(os.listdir(self.dir), [])
 
     def test_umount_force_replaces(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         self.change("renamed")
         ino = os.stat(self.src).st_ino
-        r = P.ckpt_umount(m, "--force")
+        r = m.ckpt_umount("--force")
         self.assertEqual(r.rc, 0, "ckpt umount --force must commit over "
                          "the new file\n%s" % r.describe())
         self.assertTrue(P.wait_gone(m, 1.0))
@@ -320,16 +321,16 @@ class TestReplacedMore(ReplacedBase):
     def test_umount_force_after_delete(self):
         # Assumption: "replacing whatever file the path holds now" includes
         # nothing: --force creates the checkpoint again.
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         self.change("deleted")
-        r = P.ckpt_umount(m, "--force")
+        r = m.ckpt_umount("--force")
         self.assertEqual(r.rc, 0, r.describe())
         self.assertTrue(P.wait_gone(m, 1.0))
         W.check_ckpt(self, self.src, want, label="--force after delete")
 
     def test_force_xattr_then_fsync(self):
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         self.change("renamed")
         self.assertCommitErrno(m, errno.EIO, what="fsync before forcing")
@@ -349,14 +350,14 @@ class TestReplacedMore(ReplacedBase):
             want, "fc3.bias")["data"][len(edit2):])
         self.assertCommitErrno(m, 0, what="fsync after the forced commit")
         W.check_ckpt(self, self.src, want, label="commit after forcing")
-        r = P.ckpt_umount(m)
+        r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         W.check_ckpt(self, self.src, want, label="after ckpt umount")
 
     def test_replaced_after_own_commit(self):
         # the identity is taken again after each commit: our own commit is
         # not a replacement, a later one is
-        m = P.mount(self, self.src)
+        m = M.mount(self, self.src, **P.LIMITS)
         want = self.edit(m)
         self.assertCommitErrno(m, 0, what="first commit")
         W.check_ckpt(self, self.src, want, label="first commit")
@@ -403,7 +404,7 @@ class TestModifiedInPlace(PinBase):
                 if p["name"] not in ("fc2.bias", "fc3.bias", DELETED)]
 
     def setup_modified(self, kind, *opts):
-        m = P.mount(self, self.src, *opts)
+        m = M.mount(self, self.src, *opts, **P.LIMITS)
         saved = self.edit(m)
         ino = os.stat(self.src).st_ino
         data = P.inplace_data(kind, self.base)

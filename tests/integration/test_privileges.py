@@ -30,6 +30,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import frontutil as F  # noqa: E402
 import wbutil as W  # noqa: E402
 
@@ -54,7 +55,8 @@ class Base(unittest.TestCase):
         self.log = os.path.join(self.dir, "ckptfs.log")
 
     def start(self, *opts, env=None):
-        return F.start(self, self.src, *opts, env=env or self.env)
+        return M.mount(self, self.src, *opts,
+                       env=M.with_env(env or self.env), **F.DAEMON)
 
     def sockdir(self):
         return os.path.join(self.runtime, "ckptfs")
@@ -116,7 +118,7 @@ class TestModes(Base):
         src = common.private_copy(self, os.path.join(common.GEN_DIR,
                                                      "map.ckpt"))
         os.chmod(src, 0o660)
-        d = F.start(self, src, env=self.env)
+        d = M.mount(self, src, env=M.with_env(self.env), **F.DAEMON)
         self.assertEqual(mode_of(os.path.join(d.mnt, "emb.table")), 0o550)
         self.assertEqual(mode_of(os.path.join(d.mnt, "emb.table", "keys")),
                          0o440)
@@ -140,10 +142,10 @@ class TestCommitPermission(Base):
         self.assertEqual(got, ["EACCES", "EACCES"])
         self.assertEqual(W.file_state(self.src), before,
                          "another user's fsync committed")
-        self.assertIn("refused", F.read_text(self.log))
-        self.assertIn("uid 65534", F.read_text(self.log))
+        self.assertIn("refused", M.read_text(self.log))
+        self.assertIn("uid 65534", M.read_text(self.log))
         # the owner's fsync of a read-only open commits
-        self.assertEqual(W.fsync_path(d.p("fc3.bias")), 0)
+        self.assertEqual(M.fsync_path(d.p("fc3.bias")), 0)
         got = {p.name: p for p in common.ckref.load(self.src)}
         self.assertEqual(got["fc3.bias"].data, NEW_BIAS)
 
@@ -188,7 +190,7 @@ class TestStatusChannel(Base):
         self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
         st = os.stat(self.sockdir())
         self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid), (0o700, 0))
-        self.assertNotIn(F.XATTR_STATUS, os.listxattr(d.mnt))
+        self.assertNotIn(M.XATTR_STATUS, os.listxattr(d.mnt))
         c = F.StatusClient(path)
         self.addCleanup(c.close)
         self.assertEqual(c.peer()[:2], (d.pid, 0))
@@ -239,12 +241,13 @@ class TestStatusChannel(Base):
                         os.rmdir(self.sockdir())
 
     def refused(self, words):
-        d = F.try_start(self, self.src, env=self.env)
-        self.assertNotEqual(d.res.rc, 0, "mounted with a status directory "
+        res, d = M.try_mount(self, self.src, env=M.with_env(self.env),
+                             **F.DAEMON)
+        self.assertNotEqual(res.rc, 0, "mounted with a status directory "
                             "that is not private")
-        self.assertFalse(d.mounted())
-        self.assertIn(words, d.res.errtext)
-        self.assertIn("not mounted", d.res.errtext)
+        self.assertFalse(M.is_mounted(res.mnt))
+        self.assertIn(words, res.errtext)
+        self.assertIn("not mounted", res.errtext)
 
     def test_planted_status_files_and_sockets_change_nothing(self):
         d = self.start()
@@ -303,7 +306,7 @@ class TestStatusChannel(Base):
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         res = d.ckpt_umount("--force")
         self.assertEqual(res.rc, 0, res.describe())
-        self.assertIn("forced", F.read_text(self.log))
+        self.assertIn("forced", M.read_text(self.log))
         got = {p.name: p for p in common.ckref.load(self.src)}
         self.assertEqual(got["fc3.bias"].data, NEW_BIAS)
 
@@ -324,12 +327,13 @@ class TestRefusals(Base):
     def test_keyfile_and_keyfd_exclude_each_other(self):
         key = os.path.join(self.dir, "key")
         W.write_file(key, b"k" * 16)
-        d = F.try_start(self, self.src, "-o", "enc_mode=AES-GCM,keyfile=%s,"
-                        "keyfd=0" % key, env=self.env)
-        self.assertNotEqual(d.res.rc, 0)
-        self.assertFalse(d.mounted())
-        self.assertIn("exclude each other", d.res.errtext)
-        res = common.ckpt("ls", "--enc-mode", "AES-GCM", "--keyfile", key,
+        res, d = M.try_mount(self, self.src, "-o", "enc_mode=AES-GCM,"
+                             "keyfile=%s,keyfd=0" % key,
+                             env=M.with_env(self.env), **F.DAEMON)
+        self.assertNotEqual(res.rc, 0)
+        self.assertFalse(M.is_mounted(res.mnt))
+        self.assertIn("exclude each other", res.errtext)
+        res = M.ckpt("ls", "--enc-mode", "AES-GCM", "--keyfile", key,
                           "--keyfd", "0", self.src)
         self.assertEqual(res.rc, 2, res.describe())
         self.assertIn("exclude each other", res.errtext)

@@ -39,6 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -283,7 +284,7 @@ class Runner:
         self.log = []
         self.stats = dict(ops=0, commits=0, failed_commits=0, remounts=0,
                           recoveries=0, einval=0)
-        self.m = W.mount(tc, self.src)
+        self.m = M.mount(tc, self.src)
         self.counter = 0
         self.fds = {}   # open descriptor -> the Ent it refers to
 
@@ -664,7 +665,7 @@ class Runner:
         fsync, label = self.commit_target()
         ino = os.stat(self.src).st_ino
         self.note("fsync %s (model: %s)" % (label, problems or "valid"))
-        e = W.guarded(fsync, W.TIMEOUT, lambda: W.kill9(self.m.pid),
+        e = M.guarded(fsync, W.TIMEOUT, lambda: M.kill9(self.m.pid),
                       "fsync " + label)
         if problems:
             if e != errno.EINVAL:
@@ -764,7 +765,7 @@ class Runner:
         self.committed_model = self.model.copy()
         self.committed_bytes = W.read_bytes(self.src)
         self.maybe_dirty = False
-        self.m = W.mount(self.tc, self.src)
+        self.m = M.mount(self.tc, self.src)
         self.op_list()
 
     def remount_with_recovery(self, problems):
@@ -790,11 +791,11 @@ class Runner:
             if name not in gotd or gotd[name].data != data:
                 self.fail("recovery checkpoint lacks the data of %r" % name)
         os.unlink(rec[0])
-        W.take_status(pid)
+        M.take_status(pid)
         # the edits are gone: back to the last commit
         self.model = self.committed_model.copy()
         self.maybe_dirty = False
-        self.m = W.mount(self.tc, self.src)
+        self.m = M.mount(self.tc, self.src)
         self.op_list()
 
     # -- driver ------------------------------------------------------------

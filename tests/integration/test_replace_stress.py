@@ -45,6 +45,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import pinutil as P  # noqa: E402
 import ckref  # noqa: E402
@@ -146,7 +147,7 @@ class StressBase(unittest.TestCase):
 
     def commit(self, m):
         try:
-            return P.commit(m, timeout=OP_DEADLINE)
+            return m.commit()
         except AssertionError as e:   # the daemon was killed
             raise Hang(str(e))
 
@@ -154,7 +155,7 @@ class StressBase(unittest.TestCase):
         """fn() (an operation through the mount) under the deadline; on a
         hang the daemon is killed (which unblocks it) and Hang raised."""
         try:
-            return W.guarded(fn, OP_DEADLINE, lambda: W.kill9(m.pid), what)
+            return m.step(fn, what, OP_DEADLINE)
         except AssertionError as e:
             raise Hang(str(e))
 
@@ -163,15 +164,18 @@ class StressBase(unittest.TestCase):
                 lambda: W.pwrite_file(m.p(name), data, 0))
 
     def error_text(self, m):
-        return self.op(m, "getxattr(user.ckptfs.error)",
-                       lambda: P.error_text(m))
+        try:
+            return m.error_text()
+        except AssertionError as e:
+            raise Hang(str(e))
 
     def mount_trial(self, trial):
-        """Mounts the checkpoint under the deadline: the Mounted, or None
+        """Mounts the checkpoint under the deadline: the Mount, or None
         (counted) if the mount failed."""
         try:
-            res, m, _ = P.try_mount(self, self.src, timeout=OP_DEADLINE)
-        except AssertionError as e:   # common.run's timeout
+            res, m = M.try_mount(self, self.src, timeout=OP_DEADLINE,
+                                 step=OP_DEADLINE, tool=OP_DEADLINE)
+        except AssertionError as e:   # M.run's timeout
             raise Hang(str(e))
         if m is None:
             self.violation(trial, "mount failed: %s" % res.describe())
@@ -179,9 +183,9 @@ class StressBase(unittest.TestCase):
 
     def umount(self, m):
         try:
-            return P.ckpt_umount(m, timeout=OP_DEADLINE)
+            return m.ckpt_umount()
         except AssertionError as e:
-            W.kill9(m.pid)
+            M.kill9(m.pid)
             raise Hang(str(e))
 
     def rep_wait(self):
@@ -210,14 +214,14 @@ class StressBase(unittest.TestCase):
         if m is None or getattr(m, "finished", False):
             return
         m.finished = True
-        if common.is_mounted(m.mnt):
-            W.fusermount("-u", m.mnt)
-        if not W.wait_pid_exit(m.pid, OP_DEADLINE):
-            W.kill9(m.pid)
-            if not W.wait_pid_exit(m.pid, 5):
+        if M.is_mounted(m.mnt):
+            M.fusermount("-u", m.mnt)
+        if not M.wait_pid_exit(m.pid, OP_DEADLINE):
+            M.kill9(m.pid)
+            if not M.wait_pid_exit(m.pid, 5):
                 return
-        P.forget_daemon(m)
-        W.lazy_unmount(m.mnt)
+        m.forget()
+        M.lazy_unmount(m.mnt)
 
     def check_recovery(self, trial, before, want):
         """One new recovery file beside the checkpoint, valid, holding

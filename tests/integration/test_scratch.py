@@ -30,7 +30,7 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import scratchutil as S  # noqa: E402
 import ckref  # noqa: E402
@@ -72,7 +72,7 @@ class ScratchBase(S.LenetCase):
         self.ls_before = self.ckpt_ls(self.src)
 
     def ckpt_ls(self, path):
-        r = common.ckpt("ls", "-l", path)
+        r = M.ckpt("ls", "-l", path)
         self.assertEqual(r.rc, 0, r.describe())
         return r.text
 

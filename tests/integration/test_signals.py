@@ -28,6 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import frontutil as F  # noqa: E402
 import wbutil as W  # noqa: E402
 
@@ -62,13 +63,13 @@ class Base(unittest.TestCase):
         return glob.glob(glob.escape(src) + ".recovery-*")
 
     def log_text(self):
-        return F.read_text(self.log)
+        return M.read_text(self.log)
 
 
 class TestEverySignal(Base):
     def signal_commits(self, sig, *opts):
         src = self.fresh_source("s%d" % sig)
-        d = F.start(self, src, *opts)
+        d = M.mount(self, src, *opts, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         d.kill_and_wait(sig)
         self.assertFalse(d.mounted(), "%s: still mounted after the daemon "
@@ -89,7 +90,7 @@ class TestEverySignal(Base):
     def test_signal_while_workers_are_busy(self):
         # readers keep the worker threads inside requests: the signal may
         # land on any of them and must still end the session
-        d = F.start(self, self.src)
+        d = M.mount(self, self.src, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         stop = threading.Event()
 
@@ -112,13 +113,13 @@ class TestEverySignal(Base):
         self.assert_committed(self.src, "SIGUSR2 with busy workers")
 
     def test_sigpipe_is_ignored(self):
-        d = F.start(self, self.src)
+        d = M.mount(self, self.src, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         os.kill(d.pid, signal.SIGPIPE)
         # kill() of a fatal signal ends the process before it returns;
         # a request answered afterwards proves it is ignored
         self.assertEqual(W.read_bytes(d.p("fc3.bias")), NEW_BIAS)
-        self.assertTrue(W.pid_alive(d.pid), "SIGPIPE killed the daemon")
+        self.assertTrue(M.pid_alive(d.pid), "SIGPIPE killed the daemon")
         res = d.ckpt_umount()
         self.assertEqual(res.rc, 0, res.describe())
         self.assert_committed(self.src, "after SIGPIPE")
@@ -126,7 +127,7 @@ class TestEverySignal(Base):
 
 class TestExitStatus(Base):
     def test_zero_after_a_commit(self):
-        d = F.start_fg(self, self.src)
+        d = M.mount(self, self.src, foreground=True, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         rc = d.kill_and_wait(signal.SIGTERM)
         self.assertEqual(rc, 0, "ckptfs -f exited %s after a successful "
@@ -137,23 +138,25 @@ class TestExitStatus(Base):
         before = W.file_state(self.src)
         for sig in (signal.SIGINT, signal.SIGHUP):
             with self.subTest(signal=sig.name):
-                d = F.start_fg(self, self.src)
+                d = M.mount(self, self.src, foreground=True,
+                            **F.DAEMON)
                 rc = d.kill_and_wait(sig)
                 self.assertEqual(rc, 0, "ckptfs -f exited %s with nothing "
                                  "to commit: %s" % (rc, d.stderr()))
                 self.assertEqual(W.file_state(self.src), before)
 
     def test_zero_after_fusermount(self):
-        d = F.start_fg(self, self.src)
+        d = M.mount(self, self.src, foreground=True, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
-        W.fusermount("-u", d.mnt)
+        M.fusermount("-u", d.mnt)
         rc = d.wait_exit()
         self.assertEqual(rc, 0, d.stderr())
         self.assert_committed(self.src, "fusermount3 -u")
 
     def test_nonzero_when_the_commit_fails(self):
         before = W.file_state(self.src)
-        d = F.start_fg(self, self.src, "-o", "log=" + self.log)
+        d = M.mount(self, self.src, "-o", "log=" + self.log,
+                    foreground=True, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         W.set_meta(d.p("conv1.weight"), shape=BAD_SHAPE)
         rc = d.kill_and_wait(signal.SIGTERM)
@@ -176,7 +179,7 @@ class TestExitStatus(Base):
 class TestDaemonizedFailure(Base):
     def test_reported_by_ckpt_umount_and_the_log(self):
         before = W.file_state(self.src)
-        d = F.start(self, self.src, "-o", "log=" + self.log)
+        d = M.mount(self, self.src, "-o", "log=" + self.log, **F.DAEMON)
         W.set_meta(d.p("conv1.weight"), shape=BAD_SHAPE)
         res = d.ckpt_umount()
         self.assertEqual(res.rc, 1, res.describe())
@@ -192,7 +195,7 @@ class TestDaemonizedFailure(Base):
         # the outcome of the commit at unmount, and so does the log
         client = F.StatusClient(d.status_path())
         self.addCleanup(client.close)
-        W.fusermount("-u", d.mnt)
+        M.fusermount("-u", d.mnt)
         line = client.read_all()
         d.wait_exit()
         rec = self.recoveries(self.src)
@@ -205,7 +208,7 @@ class TestDaemonizedFailure(Base):
         self.assertEqual(W.file_state(self.src), before)
 
     def test_status_line_after_a_good_commit(self):
-        d = F.start(self, self.src)
+        d = M.mount(self, self.src, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         client = F.StatusClient(d.status_path())
         self.addCleanup(client.close)
@@ -215,10 +218,10 @@ class TestDaemonizedFailure(Base):
         self.assert_committed(self.src, "SIGTERM")
 
     def test_ckpt_umount_of_a_killed_daemon(self):
-        d = F.start(self, self.src)
+        d = M.mount(self, self.src, **F.DAEMON)
         W.write_file(d.p("fc3.bias"), NEW_BIAS)
         self.assertEqual(d.commit(), 0)
-        W.kill9(d.pid)
+        M.kill9(d.pid)
         d.wait_exit()
         res = d.ckpt_umount()
         self.assertEqual(res.rc, 1, res.describe())
@@ -229,7 +232,7 @@ class TestDaemonizedFailure(Base):
 
 class TestLogFile(Base):
     def test_created_private_and_timestamped(self):
-        d = F.start(self, self.src, "-o", "log=" + self.log)
+        d = M.mount(self, self.src, "-o", "log=" + self.log, **F.DAEMON)
         self.assertEqual(stat.S_IMODE(os.stat(self.log).st_mode), 0o600)
         W.set_meta(d.p("conv1.weight"), shape=BAD_SHAPE)
         self.assertNotEqual(d.commit(), 0)
@@ -246,7 +249,7 @@ class TestLogFile(Base):
     def test_appends(self):
         W.write_file(self.log, b"earlier line\n")
         os.chmod(self.log, 0o640)
-        d = F.start(self, self.src, "-o", "log=" + self.log)
+        d = M.mount(self, self.src, "-o", "log=" + self.log, **F.DAEMON)
         d.kill_and_wait(signal.SIGTERM)
         text = self.log_text()
         self.assertTrue(text.startswith("earlier line\n"), text)
@@ -258,20 +261,21 @@ class TestLogFile(Base):
         target = os.path.join(self.dir, "target")
         W.write_file(target, b"precious\n")
         os.symlink(target, self.log)
-        d = F.try_start(self, self.src, "-o", "log=" + self.log)
-        self.assertNotEqual(d.res.rc, 0, "mounted with log= a symlink")
-        self.assertFalse(d.mounted())
-        self.assertIn("symbolic link", d.res.errtext)
+        res, d = M.try_mount(self, self.src, "-o", "log=" + self.log,
+                             **F.DAEMON)
+        self.assertNotEqual(res.rc, 0, "mounted with log= a symlink")
+        self.assertFalse(M.is_mounted(res.mnt))
+        self.assertIn("symbolic link", res.errtext)
         self.assertEqual(W.read_bytes(target), b"precious\n")
 
     def test_mount_messages_go_to_the_log(self):
-        d = F.try_start(self, os.path.join(self.dir, "missing.ckpt"),
-                        "-o", "log=" + self.log)
-        self.assertNotEqual(d.res.rc, 0)
+        res, d = M.try_mount(self, os.path.join(self.dir, "missing.ckpt"),
+                             "-o", "log=" + self.log, **F.DAEMON)
+        self.assertNotEqual(res.rc, 0)
         self.assertIn("not mounted", self.log_text())
 
     def test_help_documents_the_options(self):
-        res = common.run([common.CKPTFS_BIN, "--help"])
+        res = M.run([common.CKPTFS_BIN, "--help"])
         self.assertEqual(res.rc, 0)
         for word in ("log=PATH", "scratch=GLOB", "SIGUSR1", "Exit status"):
             self.assertIn(word, res.text)
@@ -283,7 +287,7 @@ class TestScratchOption(Base):
         # kernel, which would refuse an unknown option
         for value in ("scratch=", "scratch=*.tmp:#*#:.*"):
             with self.subTest(option=value):
-                d = F.start(self, self.src, "-o", value)
+                d = M.mount(self, self.src, "-o", value, **F.DAEMON)
                 W.write_file(d.p("fc3.bias"), NEW_BIAS)
                 res = d.ckpt_umount()
                 self.assertEqual(res.rc, 0, res.describe())

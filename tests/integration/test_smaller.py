@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import scratchutil as S  # noqa: E402
 import cryptref  # noqa: E402
@@ -137,7 +138,7 @@ class TestNonUtf8Names(unittest.TestCase):
                          W.errno_name(err), "%s: %s" % (what, cm.exception))
 
     def test_new_names_must_be_utf8(self):
-        m = S.mount(self, self.src)
+        m = M.mount(self, self.src, **S.LIMITS)
         mnt = os.fsencode(m.mnt)
 
         def create(name):
@@ -181,7 +182,7 @@ class TestNonUtf8Names(unittest.TestCase):
         self.assertEqual(r.rc, 0, r.describe())
 
     def test_existing_non_utf8_names_still_work(self):
-        m = S.mount(self, self.src)
+        m = M.mount(self, self.src, **S.LIMITS)
         mnt = os.fsencode(m.mnt)
         self.assertEqual(os.listdir(mnt), [p[0] for p in self.PARAMS])
         for name, dt, shape, data in self.PARAMS:
@@ -218,7 +219,7 @@ class TestDuplicateNames(unittest.TestCase):
             W.param("mid", "Float32", (1,), f32(5)),
             W.param("dup.weight", "Float32", (3,), f32(7, 8, 9)),
             W.param("tail", "Float32", (1,), f32(6))])
-        res, m = S.try_mount(self, src)
+        res, m = M.try_mount(self, src, **S.LIMITS)
         self.assertIsNotNone(m, res.describe())
         # Assumption: the warning contains the word "warning" and the
         # parameter's name (its wording is not fixed by the spec)
@@ -259,7 +260,7 @@ class TestDuplicateNames(unittest.TestCase):
         lenet = W.make_lenet(os.path.join(self.dir, "lenet.ckpt"))
         for path in (src, lenet):
             with self.subTest(path=os.path.basename(path)):
-                res, m = S.try_mount(self, path)
+                res, m = M.try_mount(self, path, **S.LIMITS)
                 self.assertIsNotNone(m, res.describe())
                 self.assertNotRegex(res.errtext, r"(?i)warning")
                 m.unmount()
@@ -325,7 +326,8 @@ class TestOutputDirNotWritable(S.LenetCase):
         self.addCleanup(os.chmod, outdir, 0o755)
         out = os.path.join(outdir, "new.ckpt")
         before = W.file_state(self.src)
-        res, m = S.try_mount(self, self.src, "-o", "output=" + out)
+        res, m = M.try_mount(self, self.src, "-o", "output=" + out,
+                             **S.LIMITS)
         if m is not None:
             # Assumption: refusing the mount or mounting read-only are
             # both acceptable; a mount must then be read-only
@@ -371,14 +373,15 @@ class TestKeyOptions(S.LenetCase):
 
     def test_ckptfs_keyfile_with_keyfd_refused(self):
         # control: each alone mounts
-        res, m = S.try_mount(self, self.enc, "-o",
-                             "enc_mode=AES-GCM,keyfile=" + self.kf)
+        res, m = M.try_mount(self, self.enc, "-o",
+                             "enc_mode=AES-GCM,keyfile=" + self.kf,
+                             **S.LIMITS)
         self.assertIsNotNone(m, res.describe())
         m.unmount()
         fd = self.keyfd()
-        res, m = S.try_mount(self, self.enc, "-o",
+        res, m = M.try_mount(self, self.enc, "-o",
                              "enc_mode=AES-GCM,keyfd=%d" % fd,
-                             pass_fds=(fd,))
+                             pass_fds=(fd,), **S.LIMITS)
         self.assertIsNotNone(m, res.describe())
         m.unmount()
         before = W.file_state(self.enc)
@@ -392,15 +395,16 @@ class TestKeyOptions(S.LenetCase):
             else:
                 o = opts % fd
             with self.subTest(opts=o):
-                res, m = S.try_mount(self, self.enc, "-o", o,
-                                     pass_fds=(fd,), stdin_data=self.key)
+                res, m = M.try_mount(self, self.enc, "-o", o,
+                                     pass_fds=(fd,), stdin_data=self.key,
+                                     **S.LIMITS)
                 self.assertIsNone(m, o + ": mounted")
                 self.assertExclusive(res, "ckptfs -o " + o)
         self.assertUntouched(before, path=self.enc)
 
     def test_ckpt_keyfile_with_keyfd_refused(self):
-        r = S.run([common.CKPT_BIN, "ls", "--enc-mode", "AES-GCM",
-                   "--keyfile", self.kf, self.enc])
+        r = M.run([common.CKPT_BIN, "ls", "--enc-mode", "AES-GCM",
+                   "--keyfile", self.kf, self.enc], timeout=S.TOOL)
         self.assertEqual(r.rc, 0, "control: " + r.describe())
         for order in ("file-fd", "fd-file"):
             fd = self.keyfd()
@@ -410,9 +414,10 @@ class TestKeyOptions(S.LenetCase):
             for cmd in (["ls"], ["verify"], ["cat"]):
                 with self.subTest(cmd=cmd[0], order=order):
                     extra = ["fc1.bias"] if cmd == ["cat"] else []
-                    r = S.run([common.CKPT_BIN] + cmd + ["--enc-mode",
+                    r = M.run([common.CKPT_BIN] + cmd + ["--enc-mode",
                                                          "AES-GCM"] +
-                              args + [self.enc] + extra, pass_fds=(fd,))
+                              args + [self.enc] + extra, pass_fds=(fd,),
+                              timeout=S.TOOL)
                     self.assertExclusive(r, "ckpt %s %s" % (cmd[0], order))
                     self.assertEqual(r.out, b"", "output despite the "
                                      "refusal")

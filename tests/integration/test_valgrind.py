@@ -8,13 +8,13 @@ cannot run under valgrind: set CKPT_NO_VALGRIND=1 there.
 """
 import os
 import shutil
-import subprocess
 import sys
 import unittest
 
 import numpy as np
 
 import common
+import mounting as M
 import wbutil
 
 VALGRIND = shutil.which("valgrind")
@@ -36,17 +36,10 @@ class TestValgrind(unittest.TestCase):
         d = wbutil.tempdir(self)
         src = os.path.join(d, "lenet.ckpt")
         wbutil.make_lenet(src)
-        mnt = common.new_mountpoint(self)
         log = os.path.join(d, "vg.log")
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(VG + [common.CKPTFS_BIN, "-f", src, mnt],
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        self.assertTrue(common.wait_until(lambda: common.is_mounted(mnt)
-                                          or proc.poll() is not None,
-                                          timeout=60),
-                        "ckptfs under valgrind did not mount")
-        self.assertIsNone(proc.poll(), read_log(log))
+        m = M.mount(self, src, foreground=True, wrapper=VG, log=log,
+                    timeout=60)
+        mnt = m.mnt
 
         names = sorted(os.listdir(mnt))
         self.assertIn("conv1.weight", names)
@@ -61,17 +54,11 @@ class TestValgrind(unittest.TestCase):
         os.setxattr(os.path.join(mnt, "added"), "user.dtype", b"float32")
         os.rename(os.path.join(mnt, "moments.fc1.bias"),
                   os.path.join(mnt, "renamed"))
-        wbutil.fsync_path(mnt)
+        M.fsync_path(mnt)
         with open(os.path.join(mnt, "fc2.bias"), "rb") as f:
             self.assertEqual(f.read(), ones.tobytes())
 
-        res = common.run([common.FUSERMOUNT, "-u", mnt])
-        self.assertEqual(res.rc, 0, res.describe())
-        try:
-            rc = proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            self.fail("ckptfs did not exit after unmount")
+        rc = m.unmount()
         self.assertEqual(rc, 0, "valgrind reported errors or leaks:\n" +
                          read_log(log))
         got = {p.name: p for p in common.ref(src)}
@@ -86,7 +73,7 @@ class TestValgrind(unittest.TestCase):
                          ["verify", path],
                          ["convert", "-q", path, os.path.join(d, "o.ckpt")]):
                 with self.subTest(file=os.path.basename(path), cmd=args[0]):
-                    res = common.run(VG + [common.CKPT_BIN] + args,
+                    res = M.run(VG + [common.CKPT_BIN] + args,
                                      timeout=300)
                     self.assertNotEqual(res.rc, 99, res.describe())
 

@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
@@ -48,26 +49,11 @@ def f32(*v):
     return np.array(v, dtype="<f4").tobytes()
 
 
-class WritebackBase(unittest.TestCase):
-    maxDiff = 6000
-
+class WritebackBase(W.LenetBase):
     def setUp(self):
-        common.require_bin(self, common.CKPTFS_BIN)
-        common.require_bin(self, common.CKPT_BIN)
-        self.dir = W.tempdir(self)
-        self.src = W.make_lenet(os.path.join(self.dir, "lenet.ckpt"))
-        self.base = W.lenet_params()
+        super().setUp()
         # the generator and the reference agree (sanity of the oracle)
         W.check_ckpt(self, self.src, self.base, label="fresh lenet")
-
-    def mount(self, *opts, source=None, cwd=None):
-        return W.mount(self, source or self.src, *opts, cwd=cwd)
-
-    def assertCommitOK(self, m, path=None, what="commit"):
-        e = m.commit(path)
-        if e:
-            self.fail("%s: fsync failed with %s: %s" % (
-                what, W.errno_name(e), m.error()))
 
     def assertCommitFails(self, m, err=errno.EINVAL, path=None,
                           what="commit"):
@@ -76,17 +62,6 @@ class WritebackBase(unittest.TestCase):
                          "%s: fsync must fail with %s" % (
                              what, W.errno_name(err)))
         return m.error()
-
-    def assertUntouched(self, before, path=None, what=""):
-        after = W.file_state(path or self.src)
-        self.assertEqual(after, before, "%s: the checkpoint changed (inode, "
-                         "mtime_ns, size, sha256)" % what)
-
-    def assertOSError(self, err, fn, *args, what=""):
-        with self.assertRaises(OSError, msg=what) as cm:
-            fn(*args)
-        self.assertEqual(W.errno_name(cm.exception.errno),
-                         W.errno_name(err), "%s: %s" % (what, cm.exception))
 
     def assertMountShows(self, m, expected):
         """Listing order, sizes, xattrs and data of the mount."""
@@ -875,7 +850,7 @@ class TestUnmount(WritebackBase):
         r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
         self.assertFalse(m.mounted())
-        self.assertFalse(W.pid_alive(m.pid), "ckpt umount returned before "
+        self.assertFalse(M.pid_alive(m.pid), "ckpt umount returned before "
                          "the daemon exited")
         W.check_ckpt(self, self.src, W.remove(self.base, "conv1.weight"))
 
@@ -891,7 +866,7 @@ class TestUnmount(WritebackBase):
         self.assertIn("[84,121]", r.errtext)
         self.assertTrue(m.mounted(), "a failed 'ckpt umount' must leave "
                         "the mount in place")
-        self.assertTrue(W.pid_alive(m.pid))
+        self.assertTrue(M.pid_alive(m.pid))
         self.assertUntouched(before, what="failed ckpt umount")
         self.assertEqual(W.read_bytes(m.p("fc3.bias")), z)
         self.assertEqual(W.getx(m.p("fc2.weight"), "user.shape"), "[84,121]")
@@ -934,7 +909,7 @@ class TestUnmount(WritebackBase):
                 self.assertEqual(got[p["name"]].shape, p["shape"])
         self.assertEqual(got["conv1.weight"].dtype, "Float32")
         # the daemon leaves a status file for 'ckpt umount'; nobody read it
-        st = W.take_status(pid)
+        st = M.take_status(pid)
         self.assertIsNotNone(st, "no status file for the failed commit")
         self.assertIn(os.path.basename(rec[0]), st)
 
@@ -958,7 +933,7 @@ class TestUnmount(WritebackBase):
         W.write_file(m.p("added"), b"\x01\x02")
         pid = m.pid
         m.unmount()
-        W.take_status(pid)
+        M.take_status(pid)
         for p, data in sentinels.items():
             if W.read_bytes(p) != data:
                 self.fail("an earlier recovery checkpoint (%s) was replaced "
@@ -986,7 +961,7 @@ class TestScalarForms(unittest.TestCase):
                                     changed else "[0]") for p in params)
 
     def test_untouched_zero_form_scalars_kept(self):
-        m = W.mount(self, self.src)
+        m = M.mount(self, self.src)
         ones = np.ones(10, dtype="<f4").tobytes()
         W.pwrite_file(m.p("fc3.bias"), ones, 0)
         m.unmount()
@@ -999,7 +974,7 @@ class TestScalarForms(unittest.TestCase):
                       "difference at %d)" % W.first_diff(raw, exp))
 
     def test_changed_scalar_written_as_mindspore_23(self):
-        m = W.mount(self, self.src)
+        m = M.mount(self, self.src)
         lr = f32(0.5)
         W.pwrite_file(m.p("learning_rate"), lr, 0)
         m.unmount()
@@ -1030,7 +1005,7 @@ class TestScalarForms(unittest.TestCase):
                           exp[max(0, i - 20):][:40]))
 
     def test_renamed_scalar_written_as_mindspore_23(self):
-        m = W.mount(self, self.src)
+        m = M.mount(self, self.src)
         os.rename(m.p("momentum"), m.p("momentum.renamed"))
         m.unmount()
         want = [dict(p, name="momentum.renamed") if p["name"] == "momentum"
@@ -1038,7 +1013,7 @@ class TestScalarForms(unittest.TestCase):
         self.check_zero_form(want, {"momentum.renamed"})
 
     def test_retyped_scalar_written_as_mindspore_23(self):
-        m = W.mount(self, self.src)
+        m = M.mount(self, self.src)
         W.set_meta(m.p("epoch_num"), "UInt64")
         m.unmount()
         self.check_zero_form(W.replace(self.base, "epoch_num",
@@ -1096,7 +1071,7 @@ class TestTargets(WritebackBase):
         self.assertEqual(os.stat(self.src).st_mode & 0o7777, 0o640,
                          "the commit changed the file mode")
         os.chmod(self.src, 0o600)
-        m = W.remount(self, m)
+        m = m.remount()
         os.unlink(m.p("fc2.bias"))
         m.unmount()
         self.assertEqual(os.stat(self.src).st_mode & 0o7777, 0o600)
@@ -1252,7 +1227,7 @@ class TestSlicing(WritebackBase):
         self.assertEqual(got[-1].shape, (n // 256, 256))
         del got
         # edit across the boundary of the stored slices, after a remount
-        m = W.remount(self, m)
+        m = m.remount()
         patch = np.full(8, -1.0, dtype="<f4").tobytes()
         W.pwrite_file(m.p("huge.weight"), patch, SLICE - 16)
         os.rename(m.p("huge.weight"), m.p("huge.renamed"))
@@ -1277,7 +1252,7 @@ class CarryOver(unittest.TestCase):
             fo.write(fi.read())
         orig = W.read_bytes(src)
         before = ckref.loads(orig)
-        m = W.mount(self, src)
+        m = M.mount(self, src)
         W.write_file(m.p(ADDED), b"\x07\x08\x09")
         self.assertEqual(m.commit(), 0, m.error() if m.mounted() else "")
         m.unmount()
@@ -1323,7 +1298,7 @@ class CarryOver(unittest.TestCase):
         if len(tensors) > 300:   # many_10000: a sample is enough
             tensors = random.Random(fixture).sample(tensors, 300)
         edited = {}
-        m = W.mount(self, src)
+        m = M.mount(self, src)
         for p in tensors:
             new = bytes(b ^ 0xFF for b in p.data[:64]) + p.data[64:]
             with open(m.p(p.name), "r+b") as f:

@@ -1,15 +1,9 @@
 #!/usr/bin/python3
 """Shared helpers of the write-back tests (test_writeback, test_random_ops,
-test_crash, test_diskfull).  Builds on common.py (binaries, run, is_mounted)
-and the reference reader/writer tests/ref/ckref.py.
-
-Mounts made here remember the daemon's pid (getxattr user.ckptfs.pid on the
-mount root) so that unmounting can wait for the daemon to finish its last
-commit instead of sleeping.  Every mount registers a cleanup that unmounts
-(fusermount3 -u, then -uz), waits for the daemon to exit and, if it does not
-exit within CKPT_TEST_TIMEOUT, kills it.  Blocking calls that go through the
-mount and may hang on a daemon bug (fsync) run under a watchdog that kills
-the daemon (which aborts the FUSE connection) instead of hanging the suite.
+test_crash, test_diskfull): the LeNet example, expected-dicts checked
+against the reference reader/writer tests/ref/ckref.py, files in a mount,
+small file systems.  Builds on common.py (binaries, fixtures); mounting,
+unmounting and every step under a deadline are mounting.py's.
 """
 
 import contextlib
@@ -17,29 +11,23 @@ import errno
 import hashlib
 import io
 import os
-import select
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+import mounting as M  # noqa: E402
 import ckref  # noqa: E402  (common put tests/ref on sys.path)
 
 EXAMPLES_DIR = os.path.join(common.REPO, "examples")
 MAKE_LENET = os.path.join(EXAMPLES_DIR, "make_lenet.py")
-FUSERMOUNT = common.FUSERMOUNT
 TIMEOUT = common.TIMEOUT
-XATTR_PID = "user.ckptfs.pid"
-XATTR_ERROR = "user.ckptfs.error"
 
 escape_name = ckref.escape_name
 shape_str = ckref.shape_str
@@ -146,228 +134,16 @@ def file_state(path):
 
 
 def first_diff(a, b):
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))
-
-
-# --------------------------------------------------------------------------
-# processes
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie counts as gone
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_pid_exit(pid, timeout):
-    """Waits until process pid (not our child) has exited.  True if it did
-    within timeout."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return common.wait_until(lambda: not pid_alive(pid), timeout)
-    try:
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            if p.poll(int(left * 1000) + 1):
-                return True
-    finally:
-        os.close(fd)
-
-
-def kill9(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def fusermount(*args):
-    return subprocess.run([FUSERMOUNT] + list(args), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=60)
-
-
-def lazy_unmount(mnt):
-    if common.is_mounted(mnt):
-        fusermount("-uz", mnt)
-        common.wait_until(lambda: not common.is_mounted(mnt), timeout=10)
-
-
-def fsync_path(path):
-    """open(O_RDONLY) + fsync + close.  Returns 0 or the errno."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        return e.errno
-    try:
-        os.fsync(fd)
-        return 0
-    except OSError as e:
-        return e.errno
-    finally:
-        os.close(fd)
-
-
-def guarded(fn, timeout, on_timeout, what, done="daemon killed",
-            wait=30):
-    """Runs fn() in a thread; if it has not returned after timeout,
-    calls on_timeout() (which must unblock it, e.g. kill the daemon: done
-    says what it did), waits up to wait seconds for the thread and raises
-    AssertionError.  Returns fn's result or re-raises its exception."""
-    box = {}
-
-    def body():
-        try:
-            box["r"] = fn()
-        except BaseException as e:  # noqa: B902 - re-raised below
-            box["e"] = e
-    th = threading.Thread(target=body, daemon=True)
-    th.start()
-    th.join(timeout)
-    if th.is_alive():
-        on_timeout()
-        th.join(wait)
-        raise AssertionError("%s did not return within %ss (%s)"
-                             % (what, timeout, done))
-    if "e" in box:
-        raise box["e"]
-    return box.get("r")
-
-
-# --------------------------------------------------------------------------
-# mounts
-
-class Mounted:
-    """A live ckptfs mount of `source` at `mnt` (see mount())."""
-
-    def __init__(self, tc, source, mnt, pid, opts):
-        self.tc, self.source, self.mnt, self.pid = tc, source, mnt, pid
-        self.opts = opts
-
-    def p(self, name):
-        """Path in the mount of parameter `name`."""
-        return os.path.join(self.mnt, escape_name(name))
-
-    def names(self):
-        return os.listdir(self.mnt)
-
-    def commit(self, path=None):
-        """fsync(2) of path (default: the mount root).  0 or the errno."""
-        target = self.mnt if path is None else path
-        return guarded(lambda: fsync_path(target), TIMEOUT,
-                       lambda: kill9(self.pid), "fsync(%s)" % target)
-
-    def error(self):
-        return os.getxattr(self.mnt, XATTR_ERROR).decode("utf-8",
-                                                          "replace")
-
-    def mounted(self):
-        return common.is_mounted(self.mnt)
-
-    def unmount(self):
-        """fusermount3 -u and wait for the daemon (and its last commit) to
-        finish.  Fails the test if either does not happen.  What the daemon
-        reports of that commit is kept for take_status(pid)."""
-        r = unmount_reporting(self.mnt, self.pid)
-        if r.returncode != 0:
-            self.tc.fail("fusermount3 -u %s failed: %s" % (
-                self.mnt, r.stderr.decode(errors="replace")))
-        if not wait_pid_exit(self.pid, TIMEOUT):
-            kill9(self.pid)
-            self.tc.fail("ckptfs (pid %d) did not exit within %ss after "
-                         "unmount" % (self.pid, TIMEOUT))
-
-    def ckpt_umount(self):
-        """Runs 'ckpt umount MNT'; returns common.Result."""
-        return common.ckpt("umount", self.mnt)
-
-    def kill(self):
-        """kill -9 the daemon, wait for it, lazily unmount the dead mount."""
-        kill9(self.pid)
-        wait_pid_exit(self.pid, TIMEOUT)
-        lazy_unmount(self.mnt)
-
-
-def _cleanup_mount(mnt, box):
-    try:
-        if common.is_mounted(mnt):
-            fusermount("-u", mnt)
-            if common.is_mounted(mnt):
-                fusermount("-uz", mnt)
-                common.wait_until(lambda: not common.is_mounted(mnt), 10)
-        pid = box.get("pid")
-        if pid and not wait_pid_exit(pid, TIMEOUT):
-            kill9(pid)
-            wait_pid_exit(pid, 10)
-        if pid:
-            take_status(pid)   # a failed commit at unmount nobody read
-    finally:
-        try:
-            os.rmdir(mnt)
-        except OSError:
-            pass
-
-
-def try_mount(tc, source, *opts, cwd=None):
-    """Runs ckptfs OPTS SOURCE MNT (in directory cwd if given).  Returns
-    (Result, Mounted or None).  The cleanup (unmount, wait for the daemon)
-    is registered first."""
-    common.require_bin(tc, common.CKPTFS_BIN)
-    mnt = tempfile.mkdtemp(prefix="ckptfs_mnt_")
-    box = {}
-    tc.addCleanup(_cleanup_mount, mnt, box)
-    cmd = [common.CKPTFS_BIN] + list(opts) + [source, mnt]
-    if cwd is None:
-        res = common.run(cmd)
-    else:
-        # stderr in a file, not a pipe the daemon could keep open
-        with tempfile.TemporaryFile() as ef:
-            r = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=ef,
-                               timeout=TIMEOUT)
-            ef.seek(0)
-            res = common.Result(cmd, r.returncode, b"", ef.read())
-    if res.rc != 0 or not common.is_mounted(mnt):
-        return res, None
-    try:
-        pid = int(os.getxattr(mnt, XATTR_PID))
-    except OSError as e:
-        tc.fail("getxattr(%s, %s) failed: %s" % (mnt, XATTR_PID, e))
-    box["pid"] = pid
-    return res, Mounted(tc, source, mnt, pid, opts)
-
-
-def mount(tc, source, *opts, cwd=None):
-    res, m = try_mount(tc, source, *opts, cwd=cwd)
-    if m is None:
-        tc.fail("ckptfs failed to mount %s\n%s" % (source, res.describe()))
-    return m
-
-
-def remount(tc, m):
-    """Unmounts m (waiting for its commit) and mounts its source again with
-    the same options."""
-    m.unmount()
-    return mount(tc, m.source, *m.opts)
+    """The first offset where a and b differ (the shorter length if one is
+    a prefix of the other)."""
+    n = min(len(a), len(b))
+    step = 1 << 16
+    for off in range(0, n, step):
+        if a[off:off + step] != b[off:off + step]:
+            for i in range(off, min(off + step, n)):
+                if a[i] != b[i]:
+                    return i
+    return n
 
 
 # --------------------------------------------------------------------------
@@ -510,7 +286,7 @@ def mount_tmpfs(tc, size="3m"):
 
 
 def _cleanup_tmpfs(d):
-    if common.is_mounted(d):
+    if M.is_mounted(d):
         r = subprocess.run(["umount", d], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         if r.returncode != 0:
@@ -543,43 +319,40 @@ def environ(**kw):
                 os.environ[k] = v
 
 
-_STATUS = {}  # pid -> what its daemon reported of the unmount commit
+# --------------------------------------------------------------------------
+# a base class with a fresh LeNet per test
 
+class LenetBase(unittest.TestCase):
+    """self.src: a fresh LeNet checkpoint in self.dir, self.base its
+    expected-dicts; mount() mounts it with the keywords MOUNT_KW."""
+    maxDiff = 6000
+    DIR_PREFIX = "ckptfs_wb_"
+    MOUNT_KW = {}
 
-def unmount_reporting(mnt, pid):
-    """fusermount3 -u MNT, listening on the daemon's status socket as 'ckpt
-    umount' does (src/common/status.c): the line it sends after its last
-    commit is kept for take_status(pid), unless it is "OK".  Returns the
-    fusermount CompletedProcess."""
-    sock = None
-    try:
-        path = os.getxattr(mnt, "user.ckptfs.status").decode()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT)
-        sock.connect(path)
-    except OSError:
-        if sock:
-            sock.close()
-        sock = None
-    r = fusermount("-u", mnt)
-    if sock:
-        out = b""
-        try:
-            while True:
-                chunk = sock.recv(65536) if r.returncode == 0 else b""
-                if not chunk:
-                    break
-                out += chunk
-        except OSError:
-            pass
-        sock.close()
-        line = out.decode("utf-8", "replace").strip()
-        if line and line != "OK":
-            _STATUS[pid] = line
-    return r
+    def setUp(self):
+        common.require_bin(self, common.CKPTFS_BIN)
+        common.require_bin(self, common.CKPT_BIN)
+        self.dir = tempdir(self, self.DIR_PREFIX)
+        self.src = make_lenet(os.path.join(self.dir, "lenet.ckpt"))
+        self.base = lenet_params()
 
+    def mount(self, *opts, source=None, **kw):
+        return M.mount(self, source or self.src, *opts,
+                       **dict(self.MOUNT_KW, **kw))
 
-def take_status(pid):
-    """What the daemon pid reported of a failed commit at unmount (see
-    unmount_reporting); None if nothing failed or nobody listened."""
-    return _STATUS.pop(pid, None)
+    def assertCommitOK(self, m, path=None, what="commit"):
+        e = m.commit(path)
+        if e:
+            self.fail("%s: fsync failed with %s: %s" % (
+                what, errno_name(e), m.error()))
+
+    def assertUntouched(self, before, path=None, what=""):
+        after = file_state(path or self.src)
+        self.assertEqual(after, before, "%s: the checkpoint changed (inode, "
+                         "mtime_ns, size, sha256)" % what)
+
+    def assertOSError(self, err, fn, *args, what=""):
+        with self.assertRaises(OSError, msg=what) as cm:
+            fn(*args)
+        self.assertEqual(errno_name(cm.exception.errno),
+                         errno_name(err), "%s: %s" % (what, cm.exception))

@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ckref  # noqa: E402
+from wire import ld, record, tensor  # noqa: E402
 
 BIG_NAME = "big_600MiB.ckpt"
 BIG_SHAPE = (40960, 3840)          # 157286400 Float32 elements = 600 MiB
@@ -52,40 +53,6 @@ def rand_for(rng, dtype, shape):
             .astype("<c16").tobytes()
     return rand_bytes(rng, n * ckref.ITEMSIZE[ckref.OLD_SPELLING.get(dtype,
                                                                    dtype)])
-
-
-# ---- hand-built wire bytes (writer side only) -----------------------------
-
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def ld(field, payload):
-    """A length-delimited field."""
-    return varint((field << 3) | 2) + varint(len(payload)) + payload
-
-
-def record(tag, tensor_bytes):
-    value = ld(1, tag.encode()) + ld(2, tensor_bytes)
-    return ld(1, value)
-
-
-def packed_tensor(dims, tensor_type, content, mixed=False):
-    if mixed:  # first dim unpacked, the rest packed: protobuf joins them
-        d = b"\x08" + varint(dims[0]) + \
-            ld(1, b"".join(varint(x) for x in dims[1:]))
-    else:
-        d = ld(1, b"".join(varint(x) for x in dims))
-    return d + ld(2, tensor_type.encode()) + ld(3, content)
 
 
 # ---- the fixtures ---------------------------------------------------------
@@ -188,13 +155,14 @@ def gen_all(out):
         a = rng.standard_normal(24).astype("<f4").tobytes()
         b = rng.integers(-1000, 1000, 5, dtype="<i2").tobytes()
         c = rng.standard_normal(60).astype("<f4").tobytes()
-        body = (record("packed.f32", packed_tensor((2, 3, 4), "Float32", a)) +
-                record("packed.i16", packed_tensor((5,), "Int16", b)) +
+        body = (record("packed.f32", tensor((2, 3, 4), "Float32", a,
+                                             packed=True)) +
+                record("packed.i16", tensor((5,), "Int16", b, packed=True)) +
                 record("packed.empty_scalar",
-                       packed_tensor((), "Float32",
-                                     np.float32(4).tobytes())) +
+                       tensor((), "Float32", np.float32(4).tobytes(),
+                              packed=True)) +
                 record("packed.mixed",
-                       packed_tensor((3, 4, 5), "Float32", c, mixed=True)))
+                       tensor((3, 4, 5), "Float32", c, mixed=True)))
         with open(p, "wb") as f:
             f.write(body)
     files["packed_dims.ckpt"] = packed
