@@ -1,38 +1,34 @@
 /*
  * commit.h - writing a tree as a new file: the orchestration (commit.c),
- * the O_DIRECT writer (dio.c), and putting the written file in place
- * (replace.c).
+ * recovery files (recovery.c), putting the written file in place
+ * (replace.c).  Where the bytes go is behind the sinks of sink.h.
+ *
+ * Everything here is called with the tree locked for writing (the public
+ * entry points take the lock).  Nothing here knows a file format: the
+ * tree's format module (format.h) encodes, a sink writes.
  */
 #ifndef CKPT_COMMIT_H
 #define CKPT_COMMIT_H
 
 #include "tree/tree.h"
 
-/* A file written front to back with O_DIRECT by a thread of its own
- * (dio.c): the caller fills one chunk while the previous one is written. */
-struct ckpt_dio;
+/* What every failed commit says, and it is true: nothing was replaced and
+ * the tree holds every edit still.  Appended to the messages. */
+#define CKPT_EDITS_KEPT "the original is untouched and all edits are kept"
 
-/* Switches fd to O_DIRECT and starts the writer, which will write the file
- * from offset 0.  NULL when the file system has no direct I/O, or memory
- * or a thread is short: then write through the page cache instead. */
-struct ckpt_dio *ckpt_dio_start(int fd);
+/* sink.c: fills err with "writing the new checkpoint PATH failed (WHAT
+ * [at offset AT]): <errno>; " CKPT_EDITS_KEPT; at may be NULL.  Returns
+ * CKPT_ERR_IO. */
+ckpt_err ckpt_write_failed(struct ckpt_error *err, const char *path,
+			   const char *what, const uint64_t *at);
 
-/* Where the next bytes go: *room (> 0) bytes free at the returned pointer,
- * valid until the next ckpt_dio_fill. */
-uint8_t *ckpt_dio_room(struct ckpt_dio *d, size_t *room);
-
-/* Appends the n (<= room) bytes just put at ckpt_dio_room's pointer; a full
- * chunk goes to the writer.  0, or -1 with errno and *at (the offset of
- * the chunk) of the first failed write. */
-int ckpt_dio_fill(struct ckpt_dio *d, size_t n, uint64_t *at);
-
-/* Waits for the writer and writes the rest through the page cache.  0, or
- * -1 with errno and *at as ckpt_dio_fill.  The data is not yet durable. */
-int ckpt_dio_finish(struct ckpt_dio *d, uint64_t *at);
-
-/* Stops the writer, waiting for a write in progress, and frees d (NULL is
- * allowed).  Call before closing the fd. */
-void ckpt_dio_free(struct ckpt_dio *d);
+/* commit.c: writes tree t into fd (new and empty) from offset 0: its
+ * format encodes what o selects into the sink the tree needs (encrypted,
+ * O_DIRECT, or through the page cache), with progress.  Syncs nothing.
+ * On failure fd holds garbage and the tree is unchanged. */
+ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
+			   const struct ckpt_encode_opts *o,
+			   struct ckpt_error *err);
 
 /* Creates the file a commit writes, readable and writable, in dirfd:
  * unnamed (O_TMPFILE), or where the filesystem has none named

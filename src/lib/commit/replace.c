@@ -3,7 +3,7 @@
  * over a file that is not the one the tree holds.
  *
  * A commit's file is created unnamed (O_TMPFILE) in the target's
- * directory, written and fsynced by commit.c, then here: given the mode
+ * directory, written by commit.c, then here fsynced, given the mode
  * and owner of the file it replaces (never setuid/setgid), locked, linked
  * as ".BASE.ckptfs-tmp-XXXXXXXX" and exchanged with BASE in one
  * renameat2(RENAME_EXCHANGE).  What came out of BASE must be the pinned
@@ -203,10 +203,7 @@ ckpt_err ckpt_replace_target(struct ckpt_tree *t, int fd, const char *tmp,
 	*lfd = -1;
 	strcpy(name, tmp);
 	if (set_mode(t, fd) != 0 || fsync(fd) != 0)
-		r = ckpt_fail(err, CKPT_ERR_IO, 0, "writing the new checkpoint "
-			      "%s failed (fsync): %s; the original is "
-			      "untouched and all edits are kept",
-			      t->tgt_pl.path, strerror(errno));
+		r = ckpt_write_failed(err, t->tgt_pl.path, "fsync", NULL);
 	else
 		r = ckpt_tree_check_target(t, err); /* again, after writing */
 	snprintf(prefix, sizeof(prefix), CKPT_TMP_PREFIX "tmp-",

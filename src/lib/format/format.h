@@ -17,4 +17,86 @@ bool ckpt_utf8_valid(const char *s, size_t len);
 /* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
 ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
 
+/* ---- format modules: the seam (format/FORMAT/module.c) ------------------
+ *
+ * A format is three functions in a descriptor: probe (is this file mine?),
+ * scan (a file to an index) and encode (a tree to the bytes of a file).
+ * index/open.c asks the modules in its table, in order; adding a format is
+ * a folder format/NAME/ and one line of that table.  encode emits the new
+ * file front to back as segments - bytes, ranges of a file, ranges of an
+ * entry's bytes - into an emitter that the commit (commit/sink.h) provides:
+ * it never writes, seeks or syncs a file itself, and needs no list of the
+ * segments in memory (a tree may hold a million parameters).
+ */
+
+struct ckpt_tree; /* tree/tree.h */
+struct entry;
+struct ckpt_emitter;
+
+/* What an encode writes into, in file order.  Each call returns CKPT_OK or
+ * the failure, already reported into the error the emitter was made with;
+ * the encode then stops and returns it. */
+struct ckpt_emit_ops {
+	/* n bytes at buf, copied before the call returns */
+	ckpt_err (*bytes)(struct ckpt_emitter *em, const void *buf, size_t n);
+	/* len bytes of fd at pos (a part of the file the tree was opened
+	 * from: it stays unchanged while the tree is locked) */
+	ckpt_err (*range)(struct ckpt_emitter *em, int fd, uint64_t pos,
+			  uint64_t len);
+	/* bytes [off, off+len) of file entry e, wherever they are now */
+	ckpt_err (*entry)(struct ckpt_emitter *em, const struct entry *e,
+			  uint64_t off, uint64_t len);
+};
+
+struct ckpt_emitter {
+	const struct ckpt_emit_ops *ops;
+	/* Set by an encode that must see every byte it emits (a checksum):
+	 * the emitter calls watch(watch_ctx, ...) on all of them, in order,
+	 * and then reads sources into memory instead of copying them in the
+	 * kernel.  NULL: nobody watches. */
+	void (*watch)(void *ctx, const void *p, size_t n);
+	void *watch_ctx;
+};
+
+/* What is encoded: every live, non-scratch entry of the tree in order,
+ * except those keep (if set) refuses. */
+struct ckpt_encode_opts {
+	/* a recovery file: shapes that do not fit their bytes are made to
+	 * fit, empty parameters are left out, no checksum is added */
+	bool recovery;
+	bool (*keep)(void *ctx, const struct entry *e);
+	void *keep_ctx;
+};
+
+struct ckpt_format {
+	const char *name;
+	/* True if a file whose plaintext starts with the len bytes at head
+	 * (fewer than asked for if the file is shorter, or none if it could
+	 * not be read) and holds size bytes is of this format. */
+	bool (*probe)(const uint8_t *head, size_t len, uint64_t size);
+	/* Scans f->fd (stream of f->stats.stream_size bytes) into f's
+	 * index; the errors name what is wrong where. */
+	ckpt_err (*scan)(struct ckpt_file *f, struct ckpt_error *err);
+	/* Emits the file that holds tree t (locked for writing by the
+	 * caller, so a consistent snapshot) into em, front to back; NULL
+	 * for a format that cannot be written.  On failure the emitted
+	 * bytes are garbage. */
+	ckpt_err (*encode)(const struct ckpt_tree *t,
+			   const struct ckpt_encode_opts *o,
+			   struct ckpt_emitter *em, struct ckpt_error *err);
+};
+
+/* Bytes of the head the probes see: enough for any magic. */
+#define CKPT_PROBE_LEN 16
+
+/* The MindSpore checkpoint (format/ckpt/module.c). */
+extern const struct ckpt_format ckpt_format_ckpt;
+
+/* format/ckpt/encode.c: the encode of ckpt_format_ckpt (see struct
+ * ckpt_format): MindSpore >= 2.3 records, unchanged records copied as they
+ * are, and the crc_num trailer when the tree or its file asks for one. */
+ckpt_err ckpt_encode(const struct ckpt_tree *t,
+		     const struct ckpt_encode_opts *o, struct ckpt_emitter *em,
+		     struct ckpt_error *err);
+
 #endif /* CKPT_FORMAT_SEAM_H */

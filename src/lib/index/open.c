@@ -1,5 +1,6 @@
 /*
- * open.c - opening a checkpoint: size, crc trailer, scan; and closing it.
+ * open.c - opening a checkpoint: size, crc trailer, its format (the table
+ * below), scan; and closing it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,28 @@
 #include "format/ckpt/ckpt_format.h"
 #include "format/format.h"
 #include "crypt/crypt.h"
+
+/* The formats a file may be in (format.h), asked in this order.  The ckpt
+ * format has no magic and takes what the others leave: it stays last. */
+static const struct ckpt_format *const formats[] = {
+	&ckpt_format_ckpt,
+};
+
+#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
+
+/* The format of f, by the first bytes of its plaintext; a head that
+ * cannot be read is left to the last format's scanner to report. */
+static const struct ckpt_format *pick_format(const struct ckpt_file *f)
+{
+	uint8_t head[CKPT_PROBE_LEN];
+	ssize_t n = ckpt_pread_full(f->fd, head, sizeof(head), 0);
+	size_t len = n > 0 ? (size_t)n : 0;
+
+	for (size_t i = 0; i < NFORMATS; i++)
+		if (formats[i]->probe(head, len, f->stats.file_size))
+			return formats[i];
+	return formats[NFORMATS - 1];
+}
 
 /* Detects the crc_num trailer and sets stream_size. */
 static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
@@ -133,7 +156,7 @@ static ckpt_err open_scan(int fd, const char *label,
 		if (e)
 			goto fail;
 	}
-	e = ckpt_scan(f, err);
+	e = pick_format(f)->scan(f, err);
 	if (e)
 		goto fail;
 	*out = f;

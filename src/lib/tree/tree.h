@@ -209,4 +209,13 @@ void ckpt_entry_pin_shape(struct entry *e);
  * bytes do not fit the size is shown as UInt8 with an inferred shape. */
 void ckpt_entry_view(const struct entry *e, struct entry *view);
 
+/* ---- rebase.c: after a commit ------------------------------------------ */
+
+/* The tree now matches what fd (the committed file; still the caller's)
+ * holds: it continues on it (see the top of rebase.c), its tombs are
+ * forgotten.  Cannot fail: when the new file cannot be read back, the
+ * tree stays on the old one and stays dirty.  Call with the tree locked
+ * for writing. */
+void ckpt_tree_rebase(struct ckpt_tree *t, int fd);
+
 #endif /* CKPT_TREE_INTERNAL_H */

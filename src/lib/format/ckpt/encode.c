@@ -1,0 +1,201 @@
+/*
+ * encode.c - a tree as a MindSpore checkpoint: the encode of the ckpt
+ * format module (module.c).
+ *
+ * Output follows MindSpore >= 2.3 (format document, section 11): one
+ * Checkpoint message per parameter slice, fields in number order, dims
+ * unpacked, exact dtype spellings, slices of CKPT_SLICE_SIZE bytes.  A
+ * parameter whose bytes, dtype, shape and name are unchanged (and a map
+ * parameter, always) is emitted as the range of its record in the old
+ * file, so its original encoding is kept byte for byte.  The crc_num
+ * trailer [5] is this format's too: the encode watches every byte it
+ * emits (struct ckpt_emitter) and appends the trailer last.  Encryption
+ * [6] wraps the whole stream and is done by the commit's encrypted sink;
+ * an encrypted checkpoint carries no trailer.
+ *
+ * Called with the tree locked for writing (its snapshot cannot change);
+ * takes no lock.  It must never write a file itself: everything goes
+ * through the emitter, in file order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/ckpt/ckpt_format.h"
+#include "tree/tree.h"
+
+/* The one-byte key of field f with wire type wt (every field we write). */
+#define KEY(f, wt) ((uint8_t)((f) << 3 | (wt)))
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v > 0x7f) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* A key and a varint at p; their length. */
+static size_t put_field(uint8_t *p, uint8_t key, uint64_t v)
+{
+	*p = key;
+	return 1 + put_varint(p + 1, v);
+}
+
+/* Emits the header of one record of a tensor slice: everything up to the
+ * content bytes, which the caller emits (clen of them). */
+static ckpt_err put_header(struct ckpt_emitter *em, const struct entry *e,
+			   const int64_t *dims, uint32_t ndims,
+			   const char *type, uint64_t clen,
+			   struct ckpt_error *err)
+{
+	size_t tlen = strlen(type), dlen = 0, n = 0;
+	uint64_t tensor_len, value_len;
+	uint8_t *h;
+	ckpt_err r;
+
+	for (uint32_t i = 0; i < ndims; i++)
+		dlen += 1 + varint_len((uint64_t)dims[i]);
+	tensor_len = dlen + 1 + varint_len(tlen) + tlen + 1 +
+		     varint_len(clen) + clen;
+	value_len = 1 + varint_len(e->name_len) + e->name_len + 1 +
+		    varint_len(tensor_len) + tensor_len;
+	h = malloc(e->name_len + dlen + tlen + 64);
+	if (!h)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	n += put_field(h + n, KEY(CKPT_FIELD_CHECKPOINT_VALUE, CKPT_WT_LEN),
+		       value_len);
+	n += put_field(h + n, KEY(CKPT_FIELD_VALUE_TAG, CKPT_WT_LEN),
+		       e->name_len);
+	memcpy(h + n, e->name, e->name_len);
+	n += e->name_len;
+	n += put_field(h + n, KEY(CKPT_FIELD_VALUE_TENSOR, CKPT_WT_LEN),
+		       tensor_len);
+	for (uint32_t i = 0; i < ndims; i++) /* unpacked */
+		n += put_field(h + n,
+			       KEY(CKPT_FIELD_TENSOR_DIMS, CKPT_WT_VARINT),
+			       (uint64_t)dims[i]);
+	n += put_field(h + n, KEY(CKPT_FIELD_TENSOR_TYPE, CKPT_WT_LEN), tlen);
+	memcpy(h + n, type, tlen);
+	n += tlen;
+	n += put_field(h + n, KEY(CKPT_FIELD_TENSOR_CONTENT, CKPT_WT_LEN),
+		       clen);
+	r = em->ops->bytes(em, h, n);
+	free(h);
+	return r;
+}
+
+/* True if e's record in its file can be copied as it is. */
+static bool unchanged(const struct entry *e)
+{
+	return e->orig && e->orig->rec_len &&
+	       (e->kind == CKPT_ENTRY_DIR ||
+		(!e->data_changed && !e->meta_changed && !e->renamed));
+}
+
+/* Emits the records of entry e. */
+static ckpt_err put_entry(struct ckpt_emitter *em, const struct entry *e,
+			  bool recovery, struct ckpt_error *err)
+{
+	int64_t dims[CKPT_MAX_DIMS];
+	uint32_t ndims;
+	ckpt_dtype dt;
+	uint64_t off = 0;
+	ckpt_err r;
+
+	if (unchanged(e))
+		return em->ops->range(em, ckpt_fd(e->src), e->orig->rec_off,
+				      e->orig->rec_len);
+	if (e->kind == CKPT_ENTRY_DIR)
+		return ckpt_fail(err, CKPT_ERR_UNSUPPORTED, 0,
+				 "map parameter '%s' is stored in separated "
+				 "records, which cannot be rewritten yet",
+				 e->fname);
+	if (recovery && e->size == 0)
+		return CKPT_OK; /* nothing to keep */
+	if (!ckpt_entry_dims(e, dims, &ndims, &dt, recovery, err))
+		return CKPT_ERR_INVAL;
+	if (ndims == 0 && dt == CKPT_DT_STR) {
+		dims[0] = 0; /* str is always written with dims [0] */
+		ndims = 1;
+	}
+	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
+		uint64_t n = e->size - off < CKPT_SLICE_SIZE
+				     ? e->size - off
+				     : CKPT_SLICE_SIZE;
+		r = put_header(em, e, dims, ndims, ckpt_dtype_name(dt), n,
+			       err);
+		if (!r)
+			r = em->ops->entry(em, e, off, n);
+		if (r)
+			return r;
+		off += n;
+	} while (off < e->size);
+	return CKPT_OK;
+}
+
+/* Whether the new file gets a crc_num trailer: as the tree asks, or as
+ * the file it came from had; never in a recovery file or an encrypted
+ * one. */
+static bool want_crc(const struct ckpt_tree *t, bool recovery)
+{
+	return !recovery && !t->out_key && t->crc != CKPT_CRC_DROP &&
+	       (t->crc == CKPT_CRC_ADD ||
+		(t->base && ckpt_stats(t->base)->has_crc));
+}
+
+/* ckpt_emitter watch: the CRC-32 of the stream so far, at ctx. */
+static void crc_watch(void *ctx, const void *p, size_t n)
+{
+	uint32_t *crc = ctx;
+
+	*crc = ckpt_crc32(*crc, p, n);
+}
+
+/* Emits the trailer that ends a stream whose CRC-32 is crc. */
+static ckpt_err put_trailer(struct ckpt_emitter *em, uint32_t crc)
+{
+	uint8_t tr[CKPT_CRC_TRAILER_LEN] = CKPT_CRC_MARK;
+
+	for (int k = 0; k < 4; k++) /* big-endian, in the last 4 bytes */
+		tr[CKPT_CRC_TRAILER_LEN - 1 - k] = (uint8_t)(crc >> (8 * k));
+	return em->ops->bytes(em, tr, sizeof(tr));
+}
+
+ckpt_err ckpt_encode(const struct ckpt_tree *t,
+		     const struct ckpt_encode_opts *o, struct ckpt_emitter *em,
+		     struct ckpt_error *err)
+{
+	bool crc_on = want_crc(t, o->recovery);
+	uint32_t crc = 0;
+	ckpt_err r = CKPT_OK;
+
+	if (crc_on) {
+		em->watch = crc_watch;
+		em->watch_ctx = &crc;
+	}
+	for (size_t i = 0; i < t->norder && !r; i++) {
+		const struct entry *e = t->order[i];
+		if (e->scratch || (o->keep && !o->keep(o->keep_ctx, e)))
+			continue;
+		r = put_entry(em, e, o->recovery, err);
+	}
+	em->watch = NULL; /* the trailer is not part of its own CRC */
+	em->watch_ctx = NULL;
+	if (!r && crc_on)
+		r = put_trailer(em, crc);
+	return r;
+}
