@@ -37,7 +37,7 @@
  * nothing to commit). */
 #define CKPT_STATUS_OK "OK"
 
-/* ---- daemon side (status.c) ------------------------------------------- */
+/* ---- daemon side (status.c) -------------------------------------------- */
 
 struct ckpt_status_server;
 
@@ -61,7 +61,7 @@ const char *ckpt_status_path(const struct ckpt_status_server *s);
  * them, removes the socket and frees s.  NULL s: nothing. */
 void ckpt_status_finish(struct ckpt_status_server *s, const char *line);
 
-/* ---- client side (status_client.c) ------------------------------------ */
+/* ---- client side (status_client.c) ------------------------------------- */
 
 /* What serves the mount point mnt. */
 enum ckpt_mount_state {
