@@ -37,7 +37,7 @@
  * nothing to commit). */
 #define CKPT_STATUS_OK "OK"
 
-/* ---- daemon side ------------------------------------------------------- */
+/* ---- daemon side (status.c) -------------------------------------------- */
 
 struct ckpt_status_server;
 
@@ -61,14 +61,52 @@ const char *ckpt_status_path(const struct ckpt_status_server *s);
  * them, removes the socket and frees s.  NULL s: nothing. */
 void ckpt_status_finish(struct ckpt_status_server *s, const char *line);
 
-/* ---- client side ------------------------------------------------------- */
+/* ---- client side (status_client.c) ------------------------------------- */
 
-/* Connects to the status socket at path and checks that its peer is
- * process pid running as uid.  Returns the connected descriptor; -1 if the
- * socket cannot be reached; -2 if something else serves it (both with a
- * message in msg). */
-int ckpt_status_connect(const char *path, pid_t pid, uid_t uid, char *msg,
-			size_t size);
+/* What serves the mount point mnt. */
+enum ckpt_mount_state {
+	CKPT_MOUNT_SERVED,  /* a running ckptfs daemon */
+	CKPT_MOUNT_STALE,   /* a ckptfs mount whose daemon is gone (ENOTCONN:
+			     * it crashed or was killed) */
+	CKPT_MOUNT_FOREIGN, /* not a ckptfs mount point */
+};
+
+/* Asks the root of mnt for its daemon's pid: CKPT_MOUNT_SERVED with *pid
+ * set, else *pid = 0. */
+enum ckpt_mount_state ckpt_status_daemon(const char *mnt, pid_t *pid);
+
+/* What ckpt_status_open returns when it has no descriptor. */
+enum {
+	CKPT_STATUS_UNREACHABLE = -1, /* the socket cannot be reached */
+	CKPT_STATUS_UNTRUSTED = -2,   /* something else serves it */
+	CKPT_STATUS_NO_SOCKET = -3,   /* the daemon has no status socket */
+};
+
+/* Connects to the status socket of mnt's daemon pid (its path from
+ * CKPT_XATTR_STATUS) and checks that its peer is that process running as
+ * the user who owns the mount (/proc/self/mountinfo).  Returns the
+ * connected descriptor, CKPT_STATUS_NO_SOCKET, or CKPT_STATUS_UNREACHABLE
+ * or _UNTRUSTED with a message in msg. */
+int ckpt_status_open(const char *mnt, pid_t pid, char *msg, size_t size);
+
+/* Sets CKPT_XATTR_FORCE on mnt's root: its next commit replaces whatever
+ * file the path holds now.  0, or -1 with errno. */
+int ckpt_status_force(const char *mnt);
+
+/* How a commit by fsync of a mount's root ended. */
+enum ckpt_commit_result {
+	CKPT_COMMIT_DONE,    /* every edit is in the checkpoint */
+	CKPT_COMMIT_FAILED,  /* nothing was written; the edits stay mounted */
+	CKPT_COMMIT_CHANGED, /* the checkpoint was replaced or modified
+			      * underneath: unmounting saves the edits as a
+			      * recovery file */
+};
+
+/* Commits every edit of mnt by an fsync of its root.  On failure msg gets
+ * why: the daemon's CKPT_XATTR_ERROR, or the errno text of the fsync if
+ * the daemon tried no commit (EACCES) or tells nothing. */
+enum ckpt_commit_result ckpt_status_commit(const char *mnt, char *msg,
+					   size_t size);
 
 /* Reads the daemon's line from fd (blocks until the daemon sends it or
  * closes).  1 with the line, without its newline, in buf; 0 if the

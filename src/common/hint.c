@@ -1,7 +1,9 @@
 /*
  * hint.c - a library error as the user reads it: what is wrong (the
  * library's message) and what to do about it, in the words of the program
- * that reports it.  Never calls into the library beyond the mode names.
+ * that reports it.  No state, no locks.  Never calls into the library
+ * beyond the mode names, and never prints: the text goes into the
+ * caller's buffer.
  */
 #include <stdio.h>
 

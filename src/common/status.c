@@ -1,10 +1,18 @@
 /*
- * status.c - the status socket of a ckptfs daemon (see ckpt_status.h).
+ * status.c - the daemon's side of the status channel (see ckpt_status.h):
+ * the private runtime directory, the listening socket and the thread that
+ * accepts 'ckpt umount' clients, and the last line they all get.  The
+ * client's side is in status_client.c.
  *
  * Every path operation goes through the runtime directory's descriptor:
- * sockets are bound and reached as /proc/self/fd/N/NAME, which is short
- * (sun_path holds 108 bytes) and cannot be redirected by renaming or
- * replacing a directory on the way.
+ * sockets are bound as /proc/self/fd/N/NAME, which is short (sun_path
+ * holds 108 bytes) and cannot be redirected by renaming or replacing a
+ * directory on the way.
+ *
+ * Locking: the listener thread alone touches the client list while it
+ * runs; ckpt_status_finish stops and joins it before it touches the list.
+ * Never calls into FUSE or the library, never blocks on a client (sends
+ * do not wait), and trusts only peers running as us or as root.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -401,81 +409,4 @@ void ckpt_status_finish(struct ckpt_status_server *s, const char *line)
 		close(s->stopfd);
 	close(s->dirfd);
 	free(s);
-}
-
-/* ---- the client -------------------------------------------------------- */
-
-/* Connects fd to the socket at path through a descriptor of its
- * directory (a short address whatever the path's length).  0 or -1. */
-static int connect_path(int fd, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char *dir;
-	int dfd, r;
-
-	if (!slash || !slash[1] || strlen(slash + 1) > 64) {
-		errno = EINVAL;
-		return -1;
-	}
-	dir = strndup(path, (size_t)(slash - path) + (slash == path));
-	if (!dir)
-		return -1;
-	dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (dfd < 0)
-		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
-		 dfd, slash + 1);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(dfd);
-	return r;
-}
-
-int ckpt_status_connect(const char *path, pid_t pid, uid_t uid, char *msg,
-			size_t size)
-{
-	struct ucred cred = {0};
-	socklen_t len = sizeof(cred);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || connect_path(fd, path) != 0) {
-		snprintf(msg, size, "cannot reach the daemon's status socket "
-			 "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-	    cred.pid != pid || cred.uid != uid) {
-		snprintf(msg, size, "the status socket %s is not the daemon's: "
-			 "it is served by pid %d (uid %u), the daemon is pid %d "
-			 "(uid %u)", path, (int)cred.pid, (unsigned)cred.uid,
-			 (int)pid, (unsigned)uid);
-		close(fd);
-		return -2;
-	}
-	return fd;
-}
-
-int ckpt_status_read(int fd, char *buf, size_t size)
-{
-	size_t used = 0;
-
-	while (used + 1 < size) {
-		ssize_t n = read(fd, buf + used, size - 1 - used);
-		char *nl;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return 0;
-		used += (size_t)n;
-		buf[used] = '\0';
-		nl = strchr(buf, '\n');
-		if (nl) {
-			*nl = '\0';
-			return 1;
-		}
-	}
-	return 1; /* a line longer than buf: what fits */
 }

@@ -1,9 +1,21 @@
 /*
  * ckptfs.h - what the parts of the ckptfs daemon share.
  *
- *   ckptfs.c  command line, start-up, signals, the session, exit status
- *   ops.c     the FUSE requests mapped onto the tree (libckpt)
- *   fslog.c   messages: stderr, syslog, -o log=PATH
+ *   main.c     command line, usage, the open policy, start-up, exit status
+ *   session.c  the FUSE session: signals, the loop, unmounting
+ *   inode.c    inode numbers, attributes, lookup and forget
+ *   dir.c      readdir and readdirplus
+ *   ops.c      the requests on files (open, read, write, create, unlink,
+ *              rename, setattr, statfs) and the table of operations
+ *   xattr.c    user.dtype, user.shape and the root's control values
+ *   control.c  commits (fsync, at unmount, recovery), who may commit, and
+ *              what 'ckpt umount' asks the mount (ckpt_status.h)
+ *   fslog.c    messages: stderr, syslog, -o log=PATH
+ *
+ * Everything about the format and about editing lives in libckpt; the
+ * tree locks itself and is safe to call from any worker thread.
+ * fs->lock guards only the fields marked below, is never held across a
+ * call into the tree, a reply or a log message, and nests nothing.
  */
 #ifndef CKPTFS_H
 #define CKPTFS_H
@@ -11,9 +23,12 @@
 #define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "ckpt_hint.h"
 #include "ckpt_status.h"
@@ -33,14 +48,127 @@ struct ckptfs {
 	char last_error[ERR_MSG_MAX + 512]; /* of the last commit, "" if ok */
 	bool changed;             /* it failed: the checkpoint changed */
 	char source_msg[ERR_MSG_MAX]; /* the last source problem logged */
-	/* Set by the unmount commit (op_destroy) when it failed: the
+	/* Set by the unmount commit (op_destroy, after the last request)
+	 * when it failed, read by main once the session is gone: the
 	 * malloc'd message for 'ckpt umount' (NULL if out of memory). */
 	bool final_failed;
 	char *final_error;
 };
 
+#define ATTR_TIMEOUT 1.0
+#define ENTRY_TIMEOUT 1.0
+
 /* The FUSE operations (ops.c); userdata is the struct ckptfs. */
 extern const struct fuse_lowlevel_ops ckptfs_ops;
+
+/* ---- inodes and attributes (inode.c) ----------------------------------- */
+
+/* The mount of the request. */
+struct ckptfs *fs_of(fuse_req_t req);
+
+/* Replies with the errno of err. */
+void reply_fail(fuse_req_t req, const struct ckpt_error *err);
+
+/* The tree's directory id of directory inode ino (the root is 0). */
+uint64_t tree_dir(fuse_ino_t ino);
+
+/* True if the kernel can show name: at most NAME_MAX bytes (longer names
+ * exist in checkpoints; 'ckpt ls' shows them). */
+static inline bool name_listable(const char *name)
+{
+	return strlen(name) <= NAME_MAX;
+}
+
+/* For a new name: true if name_listable, else replies ENAMETOOLONG. */
+bool name_fits(fuse_req_t req, const char *name);
+
+/* What every entry shows of the checkpoint: owner, group, the mode of a
+ * writable parameter file (mode & 0666, & 0444 if the tree is read-only). */
+struct shown {
+	uid_t uid;
+	gid_t gid;
+	mode_t file;
+};
+
+/* What the entries show now (the checkpoint's owner and mode). */
+void get_shown(struct ckptfs *fs, struct shown *s);
+
+/* Fills st for ino described by info, as s shows it. */
+void fill_attr(const struct shown *s, fuse_ino_t ino,
+	       const struct ckpt_entry_info *info, struct stat *st);
+
+/* Describes ino (the root too); false if it does not exist. */
+bool ino_info(struct ckptfs *fs, fuse_ino_t ino,
+	      struct ckpt_entry_info *info);
+
+/* The get-or-reply helpers: like ino_info (ino_attr: the attributes
+ * too), but if ino is gone they reply ENOENT and return false, so that
+ * an op starts "if (!ino_get(req, ino, &info)) return;". */
+bool ino_get(fuse_req_t req, fuse_ino_t ino, struct ckpt_entry_info *info);
+bool ino_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st);
+
+/* Fills e for id, whose lookup the tree has counted; false (ENOENT
+ * replied, the count given back) if id is gone. */
+bool make_entry(fuse_req_t req, uint64_t id, struct fuse_entry_param *e);
+
+/* Replies with the entry id (lookup counted); a failed reply gives the
+ * count back. */
+void reply_entry(fuse_req_t req, uint64_t id);
+
+/* The wall clock in ns since the epoch (the root's mtime). */
+uint64_t now_ns(void);
+
+/* The requests on names: the libfuse contracts. */
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void op_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets);
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- directories (dir.c) ----------------------------------------------- */
+
+/* readdir and readdirplus (each entry of readdirplus counts a lookup):
+ * ".", "..", then the tree's entries; ENOTDIR for a file. */
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+
+/* ---- extended attributes (xattr.c) ------------------------------------- */
+
+/* user.dtype and user.shape of parameter files (setting them changes the
+ * tree; removing user.shape makes it inferred again) and the root's
+ * control values (control.c). */
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- commits and control (control.c) ----------------------------------- */
+
+#define FH_WRITABLE 1 /* fi->fh: the file was opened for writing */
+
+/* fsync of a file or a directory commits the whole tree, unless ino is a
+ * scratch file or the tree is read-only (nothing to do), or the caller
+ * may not write the checkpoint (EACCES). */
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+
+/* Commits at unmount; a failure saves a recovery checkpoint and is
+ * recorded in fs->final_failed and fs->final_error. */
+void op_destroy(void *userdata);
+
+/* The value of the root's control xattr name (CKPT_XATTR_PID, _STATUS,
+ * _ERROR, _CHANGED) written into buf; false if name is none of them. */
+bool ctl_value(struct ckptfs *fs, const char *name, char *buf, size_t size);
+
+/* user.ckptfs.force on the root: makes the next commit replace whatever
+ * file the path holds now.  0, or the errno to reply (EROFS, EACCES). */
+int ctl_force(fuse_req_t req);
 
 /* ---- messages (fslog.c) ------------------------------------------------ */
 
@@ -64,5 +192,13 @@ void logmsg(int prio, const char *fmt, ...)
 /* A start-up message for the user who mounts: stderr and the log file. */
 void say(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* ---- the session (session.c) ------------------------------------------- */
+
+/* Mounts fs at opts->mountpoint, daemonizes without -f, starts the status
+ * socket, serves until unmounted or signalled, unmounts and commits
+ * (op_destroy).  The exit status: 0 if all of that worked. */
+int serve(struct ckptfs *fs, struct fuse_args *args,
+	  const struct fuse_cmdline_opts *opts);
 
 #endif /* CKPTFS_H */

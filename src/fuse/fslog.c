@@ -6,6 +6,11 @@
  * while a terminal is attached (before daemonizing, or with -f), to syslog
  * (runtime messages, as always), and to the -o log= file, one line each
  * with an ISO 8601 timestamp.
+ *
+ * Locking: none.  The destinations are set before the session's workers
+ * start (log_open_file, log_detach) and closed after they end, and each
+ * line is one call per destination.  Never calls into the tree and never
+ * fails a request: a message that cannot be written is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
