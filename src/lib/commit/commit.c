@@ -646,12 +646,9 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 	}
 	if (!t->dirty)
 		goto out;
-	if (t->ro_reason) {
-		r = ckpt_fail(err, CKPT_ERR_READONLY, 0,
-			      "the checkpoint is read-only: %s", t->ro_reason);
-		goto out;
-	}
-	r = ckpt_tree_check_target(t, err); /* what happened first */
+	r = ckpt_tree_writable(t, err);
+	if (!r)
+		r = ckpt_tree_check_target(t, err); /* what happened first */
 	if (!r)
 		r = check_entries(t, err);
 	if (r)
