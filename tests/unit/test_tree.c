@@ -308,6 +308,17 @@ static void check_param_bytes(struct ckpt_file *f, const char *name,
 	fail_msg("no parameter %s", name);
 }
 
+/* The checkpoint file still holds the bytes setup wrote. */
+static void check_untouched(const struct fx *f)
+{
+	struct buf now = {0};
+
+	assert_true(buf_read_file(&now, f->path));
+	assert_int_equal(now.len, f->orig.len);
+	assert_memory_equal(now.p, f->orig.p, now.len);
+	buf_free(&now);
+}
+
 /* ---- opening and reading ---------------------------------------------------- */
 
 static void test_open_shows_params(void **state)
@@ -802,17 +813,13 @@ static void test_commit_refuses_misfit(void **state)
 {
 	struct fx *f = *state;
 	struct ckpt_error err = {0};
-	struct buf now = {0};
 	uint64_t a = look(f->t, "a");
 
 	set_shape(f->t, a, "[3]"); /* 12 bytes for 16 */
 	assert_int_equal(ckpt_tree_commit(f->t, &err), CKPT_ERR_INVAL);
 	assert_non_null(strstr(err.msg, "'a'"));
 	assert_int_equal(err.hint, CKPT_HINT_FIX_SHAPE);
-	assert_true(buf_read_file(&now, f->path));
-	assert_int_equal(now.len, f->orig.len);
-	assert_memory_equal(now.p, f->orig.p, now.len); /* untouched */
-	buf_free(&now);
+	check_untouched(f);
 	assert_true(ckpt_tree_dirty(f->t));
 	set_shape(f->t, a, "[4]"); /* fixed: it commits */
 	commit(f->t);
@@ -864,13 +871,7 @@ static void test_save_recovery(void **state)
 	free(path);
 	/* the target is untouched and the tree still pending */
 	assert_true(ckpt_tree_dirty(f->t));
-	{
-		struct buf now = {0};
-		assert_true(buf_read_file(&now, f->path));
-		assert_int_equal(now.len, f->orig.len);
-		assert_memory_equal(now.p, f->orig.p, now.len);
-		buf_free(&now);
-	}
+	check_untouched(f);
 }
 
 static void test_read_only_refuses(void **state)

@@ -72,6 +72,13 @@ void ckpt_edit_touch(struct ckpt_tree *t, struct entry *e)
 
 /* ---- bytes -------------------------------------------------------------- */
 
+/* e's bytes changed. */
+static void data_changed(struct ckpt_tree *t, struct entry *e)
+{
+	e->data_changed = true;
+	ckpt_edit_touch(t, e);
+}
+
 /* Drops a staging file that the failed operation itself created, so the
  * entry reads as before the operation. */
 static void unstage_fresh(struct entry *e, bool fresh)
@@ -106,15 +113,13 @@ ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 			struct stat st;
 			if (fstat(e->stage_fd, &st) == 0)
 				e->size = (uint64_t)st.st_size;
-			e->data_changed = true;
-			ckpt_edit_touch(t, e);
+			data_changed(t, e);
 		}
 		goto out;
 	}
 	if (off + size > e->size)
 		e->size = off + size;
-	e->data_changed = true;
-	ckpt_edit_touch(t, e);
+	data_changed(t, e);
 	r = CKPT_OK;
 out:
 	pthread_rwlock_unlock(&t->lock);
@@ -133,8 +138,7 @@ ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 	if (r)
 		goto out;
 	e->size = size;
-	e->data_changed = true;
-	ckpt_edit_touch(t, e);
+	data_changed(t, e);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return r;
@@ -231,9 +235,8 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 			       err);
 	if (r)
 		goto fail;
-	e->data_changed = true;
 	ckpt_entry_count_lookup(e); /* the one the caller hands out */
-	ckpt_edit_touch(t, e);
+	data_changed(t, e);
 	*id = ENTRY_ID(e);
 	goto out;
 fail:

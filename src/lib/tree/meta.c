@@ -163,6 +163,13 @@ void ckpt_entry_pin_shape(struct entry *e)
 
 /* ---- edits -------------------------------------------------------------- */
 
+/* e's dtype or shape changed. */
+static void meta_changed(struct ckpt_tree *t, struct entry *e)
+{
+	e->meta_changed = true;
+	ckpt_edit_touch(t, e);
+}
+
 /* An inherited dtype/shape becomes the entry's own, as shown, before the
  * user changes it. */
 static void own_view(struct entry *e)
@@ -208,8 +215,7 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 	e->dtype_set = true;
 	if (dt != e->dtype) {
 		e->dtype = dt;
-		e->meta_changed = true;
-		ckpt_edit_touch(t, e);
+		meta_changed(t, e);
 	}
 out:
 	pthread_rwlock_unlock(&t->lock);
@@ -262,8 +268,7 @@ ckpt_err ckpt_tree_set_shape(struct ckpt_tree *t, uint64_t id,
 			goto out;
 		}
 		e->shape_explicit = true;
-		e->meta_changed = true;
-		ckpt_edit_touch(t, e);
+		meta_changed(t, e);
 	}
 out:
 	pthread_rwlock_unlock(&t->lock);
@@ -280,8 +285,7 @@ ckpt_err ckpt_tree_clear_shape(struct ckpt_tree *t, uint64_t id,
 		own_view(e);
 		if (e->shape_explicit) {
 			e->shape_explicit = false;
-			e->meta_changed = true;
-			ckpt_edit_touch(t, e);
+			meta_changed(t, e);
 		}
 	}
 	pthread_rwlock_unlock(&t->lock);
