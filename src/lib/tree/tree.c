@@ -52,16 +52,12 @@ static void hash_remove(struct ckpt_tree *t, struct entry *e)
 	}
 }
 
-/* Doubles the hash table when one more entry would make its load factor
- * greater than 1. */
+/* Doubles the hash table (or makes its first one). */
 static ckpt_err hash_grow(struct ckpt_tree *t, struct ckpt_error *err)
 {
 	size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
-	struct entry **nb;
+	struct entry **nb = calloc(n, sizeof(*nb));
 
-	if (t->norder + 1 <= t->nbuckets)
-		return CKPT_OK;
-	nb = calloc(n, sizeof(*nb));
 	if (!nb)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 	for (size_t i = 0; i < t->nbuckets; i++) {
@@ -86,7 +82,7 @@ static ckpt_err hash_insert(struct ckpt_tree *t, struct entry *e, bool grow,
 {
 	struct entry **b;
 
-	if (grow && hash_grow(t, err))
+	if (grow && t->norder + 1 > t->nbuckets && hash_grow(t, err))
 		return CKPT_ERR_NOMEM;
 	b = bucket(t, e->fname);
 	e->hnext = *b;
