@@ -158,12 +158,9 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err)
 		r = sync_dir_again(t, err);
 	if (!t->dirty)
 		goto out;
-	if (t->ro_reason) {
-		r = ckpt_fail(err, CKPT_ERR_READONLY, 0,
-			      "the checkpoint is read-only: %s", t->ro_reason);
-		goto out;
-	}
-	r = commit_dirty(t, err);
+	r = ckpt_tree_writable(t, err);
+	if (!r)
+		r = commit_dirty(t, err);
 out:
 	pthread_rwlock_unlock(&t->lock);
 	return r;

@@ -148,7 +148,11 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
  * ckpt_tree_create and ckpt_tree_list with count add one to each root
  * entry they hand out; ckpt_tree_forget takes n away.  A deleted entry
  * whose count is zero is freed, and its id may later name a new entry.
- * Map tensors (ids id+1..id+3) are not counted: they live with their map. */
+ * Map tensors (ids id+1..id+3) are not counted: they live with their map.
+ * The counts are 64 bits wide, as the kernel's.  Forgetting more than was
+ * counted is a caller's bug: an assertion failure in debug builds, and in
+ * release builds the count drops to zero.  An id that names nothing is
+ * ignored. */
 void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n);
 
 /* Finds name (a shown file name, see ckpt_name_escape) in directory dir

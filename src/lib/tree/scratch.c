@@ -73,12 +73,11 @@ bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id)
 {
 	struct entry *e;
 	bool s = false;
+	int sub;
 
 	pthread_rwlock_rdlock(&t->lock);
-	e = id % CKPT_TREE_ID_STEP == 0 && id / CKPT_TREE_ID_STEP - 1 < t->nslots
-		    ? t->slots[id / CKPT_TREE_ID_STEP - 1]
-		    : NULL;
-	s = e && e->scratch;
+	e = ckpt_tree_resolve(t, id, &sub);
+	s = e && sub < 0 && e->scratch;
 	pthread_rwlock_unlock(&t->lock);
 	return s;
 }

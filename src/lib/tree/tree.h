@@ -1,6 +1,15 @@
 /*
- * tree_internal.h - the editable tree's data structures, shared by tree.c
- * (model and edits), stage.c (staging files) and commit.c (writing).
+ * tree.h - the editable tree's data structures, shared by the files of
+ * tree/ and by commit/ (writing):
+ *   tree.c      entries, ids and slots, the hash of live names, the order,
+ *               lookup counts, retired files
+ *   query.c     list, lookup, stat, read
+ *   edit.c      write, truncate, create, unlink, rename
+ *   meta.c      dtype and shape: shown, written, edited
+ *   tree_open.c opening and closing a tree, what it tells about itself
+ *   stage.c     staging files
+ *   scratch.c   scratch names and tombs
+ *   pieces.c    where an entry's bytes are
  */
 #ifndef CKPT_TREE_INTERNAL_H
 #define CKPT_TREE_INTERNAL_H
@@ -12,7 +21,8 @@
 
 
 /* One parameter (or scratch file) of the tree.  Kept small: a tree of a
- * million parameters holds a million of these. */
+ * million parameters holds a million of these (88 bytes on LP64; see the
+ * assertion below). */
 struct entry {
 	struct entry *hnext; /* hash chain of live root entries */
 	char *name;          /* borrowed from orig until renamed (own_name) */
@@ -23,14 +33,14 @@ struct entry {
 			      * orig until changed (own_dims) */
 	uint64_t size;
 	uint64_t mtime_ns;
-	uint32_t nlookup;    /* the kernel's lookups (atomic under the read
-			      * lock) */
+	uint64_t nlookup;    /* the kernel's lookups (atomic under the read
+			      * lock; see ckpt_entry_count_lookup) */
 	uint32_t slot;       /* the id is (slot + 1) * CKPT_TREE_ID_STEP */
 	uint32_t name_len;
 	int stage_fd;        /* -1: the bytes are orig's */
 	uint8_t dtype;       /* ckpt_dtype */
 	uint8_t ndims;       /* <= CKPT_MAX_DIMS */
-	uint8_t kind;        /* enum ckpt_entry_kind */
+	uint8_t kind : 1;    /* enum ckpt_entry_kind */
 	bool live : 1;
 	bool data_changed : 1, meta_changed : 1, renamed : 1;
 	bool shape_explicit : 1; /* else 1-D: size / element size */
@@ -41,6 +51,10 @@ struct entry {
 	bool own_name : 1, own_dims : 1;
 	bool in_block : 1;   /* part of t->entry_block, not malloc'd */
 };
+
+_Static_assert(sizeof(struct entry) <= 96,
+	       "struct entry grew: the memory per parameter is measured "
+	       "(tests/integration/test_memory.py)");
 
 #define ENTRY_ID(e) ((uint64_t)((e)->slot + 1) * CKPT_TREE_ID_STEP)
 
@@ -126,6 +140,58 @@ ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
 /* tree.c: frees e and what it owns (NULL is a no-op). */
 void ckpt_entry_free(struct entry *e);
 
+/* tree.c: the live root entry shown as fname, or NULL. */
+struct entry *ckpt_tree_find(struct ckpt_tree *t, const char *fname);
+
+/* tree.c: the root entry of id, or the map entry of a map tensor id with
+ * the tensor's index in *sub (-1 for a root entry); NULL if id names
+ * nothing (a free slot, a tensor of a file entry). */
+struct entry *ckpt_tree_resolve(struct ckpt_tree *t, uint64_t id, int *sub);
+
+/* tree.c: gives e its own copy of dims (n of them, may be 0). */
+ckpt_err ckpt_entry_set_dims(struct entry *e, const int64_t *dims, uint32_t n);
+
+/* tree.c: renames live entry e to name (len bytes) shown as fname, both
+ * malloc'd and taken over, and rehashes it.  Cannot fail. */
+void ckpt_entry_rename(struct ckpt_tree *t, struct entry *e, char *name,
+		       size_t len, char *fname);
+
+/* tree.c: inserts e into the order at pos (clipped to the end) and into
+ * the hash, and marks it live; the tombs at or after pos move along.
+ * Fails (NOMEM) only if the hash must grow, which it need not for an entry
+ * that was in the tree just before. */
+ckpt_err ckpt_entry_link_at(struct ckpt_tree *t, struct entry *e, size_t pos,
+			    struct ckpt_error *err);
+
+/* tree.c: the position of live entry e in the order (linear). */
+size_t ckpt_entry_position(const struct ckpt_tree *t, const struct entry *e);
+
+/* tree.c: takes e out of the order and the hash (not live any more); it
+ * stays allocated (see ckpt_entry_drop). */
+void ckpt_entry_unlink(struct ckpt_tree *t, struct entry *e);
+
+/* tree.c: for an entry that is not live: frees it and gives its id back if
+ * no lookup of it is counted; else ckpt_tree_forget does, later. */
+void ckpt_entry_drop(struct ckpt_tree *t, struct entry *e);
+
+/* tree.c: counts one lookup of e; atomic, so callers need only the read
+ * lock.  The count is 64 bits wide and never saturates. */
+void ckpt_entry_count_lookup(struct entry *e);
+
+/* edit.c: CKPT_OK if the tree accepts changes, else CKPT_ERR_READONLY
+ * with the message that says why (the only place that says it). */
+ckpt_err ckpt_tree_writable(const struct ckpt_tree *t, struct ckpt_error *err);
+
+/* edit.c: takes the write lock and resolves id to a file entry (*out) of
+ * a writable tree: CKPT_ERR_READONLY, _NOTFOUND, or _PERM for a map.  The
+ * caller unlocks, also on failure. */
+ckpt_err ckpt_edit_begin(struct ckpt_tree *t, uint64_t id, struct entry **out,
+			 struct ckpt_error *err);
+
+/* edit.c: e changed: its mtime, and the tree's dirty flag unless e is a
+ * scratch file.  Under the write lock. */
+void ckpt_edit_touch(struct ckpt_tree *t, struct entry *e);
+
 /* scratch.c: parses the ':'-separated globs (NULL: the defaults). */
 ckpt_err ckpt_scratch_init(struct ckpt_tree *t, const char *globs,
 			   struct ckpt_error *err);
@@ -188,7 +254,7 @@ typedef ckpt_err (*ckpt_piece_fn)(void *ctx, const struct ckpt_piece *p,
 ckpt_err ckpt_entry_walk(const struct entry *e, uint64_t off, uint64_t len,
 			 ckpt_piece_fn fn, void *ctx, struct ckpt_error *err);
 
-/* tree.c: shown dtype/shape of e as dims; false if they do not fit its
+/* meta.c: shown dtype/shape of e as dims; false if they do not fit its
  * size (err explains).  With coerce, a misfit is made to fit instead. */
 bool ckpt_entry_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 		     ckpt_dtype *dt, bool coerce, struct ckpt_error *err);
@@ -200,12 +266,12 @@ void ckpt_tree_release_retired(struct ckpt_tree *t);
  * its name) are p's, borrowed.  Cannot fail. */
 void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 		     struct ckpt_file *src);
-/* tree.c: after a commit that does not rebind (encrypted trees), an
+/* meta.c: after a commit that does not rebind (encrypted trees), an
  * inferred shape becomes the explicit one the commit wrote, as a rebind
  * would have read it back. */
 void ckpt_entry_pin_shape(struct entry *e);
 
-/* tree.c: the dtype and shape e shows: an inherited dtype/shape whose
+/* meta.c: the dtype and shape e shows: an inherited dtype/shape whose
  * bytes do not fit the size is shown as UInt8 with an inferred shape. */
 void ckpt_entry_view(const struct entry *e, struct entry *view);
 
