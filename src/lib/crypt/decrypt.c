@@ -15,6 +15,8 @@
  * one of the first bad block in file order, as a sequential decryption
  * would report it, and on any error the memfd is closed: no plaintext of a
  * failed open survives.  The memfd never reaches a disk (no swap aside).
+ * The workers share only the read-only batch; each writes its own range
+ * of the memfd.  Headers are parsed by block.c, never here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,13 +58,7 @@ static ckpt_err decrypt_one(void *arg, uint64_t i,
 	unsigned pad;
 	int n = 0;
 
-	if (!EVP_CIPHER_CTX_reset(ctx) ||
-	    !EVP_DecryptInit_ex(ctx, ckpt_enc_cipher(key), NULL, NULL,
-				NULL) ||
-	    (gcm && !b->legacy &&
-	     !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, NULL)) ||
-	    !EVP_DecryptInit_ex(ctx, NULL, NULL, key->bytes, b->iv) ||
-	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 0)))
+	if (!ckpt_enc_ctx_init(ctx, key, b->iv, b->legacy, false))
 		goto refused;
 	for (uint32_t done = 0; done < b->cipher_len;) {
 		uint32_t k = b->cipher_len - done < CKPT_CRYPT_CHUNK
