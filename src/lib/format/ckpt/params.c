@@ -174,13 +174,21 @@ static ckpt_err check_tensor(struct ckpt_scan *s, struct ckpt_tensor *t)
 	return size_mismatch(s, t, need);
 }
 
+/* Whether a tensor of dtype dt and shape dims holds n bytes. */
+static bool holds(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
+		  uint64_t n)
+{
+	uint64_t need;
+
+	return ckpt_shape_bytes(dt, dims, ndims, &need) && need == n;
+}
+
 /* Validates map tensor i of the assembled map: its rows are the sum of
  * the slices' and all slices agreed on the rest of the shape. */
 static ckpt_err check_map_tensor(struct ckpt_scan *s, struct ckpt_group *g,
 				 int i)
 {
 	struct ckpt_tensor *t = &g->t[i];
-	uint64_t need;
 	ckpt_err e;
 
 	e = set_meta(s, t, &g->last[i], i);
@@ -193,8 +201,7 @@ static ckpt_err check_map_tensor(struct ckpt_scan *s, struct ckpt_group *g,
 	t->dims[0] = (int64_t)g->rows[i];
 	t->size = t->stored;
 	/* slices must agree on all but dims[0] */
-	if (!ckpt_shape_bytes(t->dtype, t->dims, t->ndims, &need) ||
-	    need != t->stored)
+	if (!holds(t->dtype, t->dims, t->ndims, t->stored))
 		return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 				 "%s%s: %llu bytes in slices that disagree on "
 				 "the type or the row shape",
@@ -369,7 +376,6 @@ static ckpt_err group_add_map(struct ckpt_scan *s, struct ckpt_group *g,
 	for (int i = 0; i < CKPT_MAP_NTENSORS; i++) {
 		const struct ckpt_rec_tensor *rt = &v->t[i];
 		ckpt_dtype dt;
-		uint64_t need;
 		ckpt_err e;
 
 		if (!parse_type(s, rt, true, &dt))
@@ -378,8 +384,7 @@ static ckpt_err group_add_map(struct ckpt_scan *s, struct ckpt_group *g,
 					 ckpt_scan_where(s), sub_path(i),
 					 rt->type);
 		if (rt->ndims == 0 ||
-		    !ckpt_shape_bytes(dt, rt->dims, rt->ndims, &need) ||
-		    need != rt->content_len)
+		    !holds(dt, rt->dims, rt->ndims, rt->content_len))
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, v->off,
 					 "%s%s: tensor_content is %llu bytes "
 					 "and does not match its dims",
