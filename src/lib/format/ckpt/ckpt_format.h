@@ -38,7 +38,7 @@
  *   Optional 17 bytes after the stream: "crc_num" followed by the CRC-32
  *   (zlib) of every byte before the trailer, as a 10-byte big-endian number.
  *
- * ENCRYPTION [6]: see crypto code (blocks of <= 64 MiB plaintext).
+ * ENCRYPTION [6]: see crypt/block.c (blocks of <= 64 MiB plaintext).
  */
 #ifndef CKPT_FORMAT_H
 #define CKPT_FORMAT_H
