@@ -1578,7 +1578,7 @@ static void test_key_and_encrypted_open(void **state)
 		close(fd);
 		if (rc)
 			check_failure("ckpt_key_read", rc, &err, false);
-		else if (!key || key->len != 16)
+		else if (!key || ckpt_key_len(key) != 16)
 			problem("ckpt_key_read: wrong key");
 		ckpt_key_free(key);
 		key = NULL;
@@ -1595,7 +1595,7 @@ static void test_key_and_encrypted_open(void **state)
 		disarm();
 		if (rc)
 			check_failure("ckpt_key_load", rc, &err, false);
-		else if (!key || key->len != 16)
+		else if (!key || ckpt_key_len(key) != 16)
 			problem("ckpt_key_load: wrong key");
 		ckpt_key_free(key);
 		key = NULL;

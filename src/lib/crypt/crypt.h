@@ -1,21 +1,48 @@
 /*
- * crypt_internal.h - block encryption shared by open.c and commit.c.
+ * crypt.h - MindSpore's block encryption (format document, section 6), for
+ * index/open.c (reading) and commit/commit.c (writing).
  *
- * crypto.c parses and builds single blocks (layout in crypto.c's head
- * comment), decrypt.c turns a whole encrypted file into a plaintext memfd,
- * encwriter.c turns a plaintext stream into encrypted blocks.  Both spread
- * blocks over ckpt_crypto_threads() threads.
+ * key.c holds the keys, the mode names and the OpenSSL cipher setup;
+ * block.c parses and builds the header of one block (its layout is in
+ * block.c's head comment); decrypt.c turns a whole encrypted file into a
+ * plaintext memfd and encwriter.c a plaintext stream into encrypted
+ * blocks, both spreading the blocks over the threads of cryptpool.c.
  */
-#ifndef CKPT_CRYPT_INTERNAL_H
-#define CKPT_CRYPT_INTERNAL_H
+#ifndef CKPT_CRYPT_H
+#define CKPT_CRYPT_H
 
 #include <openssl/evp.h>
 
 #include "index/index.h"
 
+/* A key as MindSpore's enc_key: raw bytes, no KDF.  ckpt_key_read puts it
+ * alone in a locked page that is wiped by ckpt_key_free (a key on the
+ * stack, as the fuzzer's, must never be given to ckpt_key_free). */
+struct ckpt_key {
+	enum ckpt_enc_mode mode;
+	size_t len;
+	uint8_t bytes[64];
+};
+
 /* Most plaintext in one block (MindSpore >= 1.7), and in a legacy one. */
 #define CKPT_ENC_BLOCK (64u << 20)
 #define CKPT_ENC_LEGACY_MAX ((512u << 20) + 16u)
+
+/* ---- key.c: keys and ciphers ------------------------------------------- */
+
+/* The OpenSSL cipher for key (mode and key length); NULL for a key of mode
+ * CKPT_ENC_NONE. */
+const EVP_CIPHER *ckpt_enc_cipher(const struct ckpt_key *key);
+
+/* Sets ctx (new or used) up to encrypt (enc true) or decrypt one block
+ * with key and the 16-byte iv: GCM with a 16-byte IV, or the 12-byte IV
+ * of MindSpore 1.3-1.6 when legacy; CBC with PKCS#7 padding when
+ * encrypting, without (the caller strips it) when decrypting.  False if
+ * OpenSSL refuses. */
+bool ckpt_enc_ctx_init(EVP_CIPHER_CTX *ctx, const struct ckpt_key *key,
+		       const uint8_t *iv, bool legacy, bool enc);
+
+/* ---- block.c: one block ------------------------------------------------ */
 
 /* One block as found in a file. */
 struct ckpt_enc_block {
@@ -28,6 +55,9 @@ struct ckpt_enc_block {
 	uint64_t plain_off;  /* where its plaintext goes in the stream */
 	uint32_t plain_len;  /* set by ckpt_enc_plain_len */
 };
+
+/* Largest block header (GCM). */
+#define CKPT_ENC_HEADER_MAX 48
 
 /* Reads and checks the header of the block at off of a file of size
  * bytes: magic, mode against key->mode, lengths against the file. */
@@ -42,8 +72,13 @@ ckpt_err ckpt_enc_plain_len(int fd, const char *label,
 			    const struct ckpt_key *key,
 			    struct ckpt_enc_block *b, struct ckpt_error *err);
 
-/* The OpenSSL cipher for key (mode and key length). */
-const EVP_CIPHER *ckpt_enc_cipher(const struct ckpt_key *key);
+/* Writes into h the header of a block of key's mode (current layout)
+ * holding cipher_len bytes of ciphertext encrypted with iv; tag is the GCM
+ * tag (unused for CBC).  Returns the header's length,
+ * ckpt_enc_header_len(key). */
+size_t ckpt_enc_put_header(const struct ckpt_key *key, const uint8_t *iv,
+			   const uint8_t *tag, uint32_t cipher_len,
+			   uint8_t h[CKPT_ENC_HEADER_MAX]);
 
 /* Bytes of a block header: 48 for GCM, 32 for the CBC modes. */
 size_t ckpt_enc_header_len(const struct ckpt_key *key);
@@ -81,15 +116,14 @@ ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
 			     void (*after)(void *arg, uint64_t i), void *arg,
 			     struct ckpt_error *err);
 
+/* ---- decrypt.c: an encrypted file to a plaintext memfd ----------------- */
+
 /* Decrypts the blocks of fd (st->file_size bytes) into a new memfd,
  * returned in *out; fills the enc_* fields of st.  On failure nothing of
  * the plaintext survives and the error names the first bad block. */
 ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 			       const struct ckpt_key *key, int *out,
 			       struct ckpt_stats *st, struct ckpt_error *err);
-
-/* The magic number that opens a block of mode (current layout). */
-uint32_t ckpt_enc_magic(enum ckpt_enc_mode mode);
 
 /* ---- encwriter.c: a plaintext stream to encrypted blocks ---------------- */
 
@@ -136,4 +170,4 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 /* Wipes and frees the description.  NULL is a no-op. */
 void ckpt_encw_free(struct ckpt_encw *w);
 
-#endif /* CKPT_CRYPT_INTERNAL_H */
+#endif /* CKPT_CRYPT_H */

@@ -15,6 +15,8 @@
  * one of the first bad block in file order, as a sequential decryption
  * would report it, and on any error the memfd is closed: no plaintext of a
  * failed open survives.  The memfd never reaches a disk (no swap aside).
+ * The workers share only the read-only batch; each writes its own range
+ * of the memfd.  Headers are parsed by block.c, never here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,31 +41,32 @@ struct batch {
 	int mfd; /* the plaintext goes here */
 };
 
-/* ckpt_crypt_job: decrypts block i chunk by chunk in the scratch buffer
- * and writes each chunk's plaintext to its place in the memfd. */
-static ckpt_err decrypt_one(void *arg, uint64_t i,
-			    struct ckpt_crypt_scratch *s,
-			    struct ckpt_error *err)
+static ckpt_err refused(const struct batch *bt, const struct ckpt_enc_block *b,
+		       struct ckpt_error *err)
 {
-	const struct batch *bt = arg;
-	const struct ckpt_enc_block *b = &bt->blocks[i];
-	EVP_CIPHER_CTX *ctx = s->ctx;
-	uint8_t *chunk = s->chunk;
-	const struct ckpt_key *key = bt->key;
-	bool gcm = key->mode == CKPT_ENC_AES_GCM;
-	uint32_t body = gcm ? b->cipher_len : b->cipher_len - 16;
-	uint8_t last[16];
-	unsigned pad;
+	return ckpt_fail(err, CKPT_ERR_IO, b->off,
+			 "%s: OpenSSL refused to decrypt", bt->label);
+}
+
+static ckpt_err no_room(const struct batch *bt,
+			const struct ckpt_enc_block *b, struct ckpt_error *err)
+{
+	return ckpt_fail(err, CKPT_ERR_NOMEM, b->off,
+			 "%s: cannot hold the decrypted data in memory: %s",
+			 bt->label, strerror(errno));
+}
+
+/* Decrypts the ciphertext of b chunk by chunk in place in chunk and
+ * writes the plaintext of its first body bytes to the memfd; for CBC the
+ * padded last cipher block goes into last[]. */
+static ckpt_err decrypt_chunks(const struct batch *bt,
+			       const struct ckpt_enc_block *b,
+			       EVP_CIPHER_CTX *ctx, uint8_t *chunk,
+			       uint32_t body, uint8_t *last,
+			       struct ckpt_error *err)
+{
 	int n = 0;
 
-	if (!EVP_CIPHER_CTX_reset(ctx) ||
-	    !EVP_DecryptInit_ex(ctx, ckpt_enc_cipher(key), NULL, NULL,
-				NULL) ||
-	    (gcm && !b->legacy &&
-	     !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, NULL)) ||
-	    !EVP_DecryptInit_ex(ctx, NULL, NULL, key->bytes, b->iv) ||
-	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 0)))
-		goto refused;
 	for (uint32_t done = 0; done < b->cipher_len;) {
 		uint32_t k = b->cipher_len - done < CKPT_CRYPT_CHUNK
 				     ? b->cipher_len - done
@@ -79,25 +82,37 @@ static ckpt_err decrypt_one(void *arg, uint64_t i,
 							      done),
 					 r < 0 ? strerror(errno)
 					       : "short read");
-		/* in place; CBC: the padded last block into last[] */
 		if ((direct && (!EVP_DecryptUpdate(ctx, chunk, &n, chunk,
 						   (int)direct) ||
 				n != (int)direct)) ||
 		    (direct < k && (!EVP_DecryptUpdate(ctx, last, &n,
 						       chunk + direct, 16) ||
 				    n != 16)))
-			goto refused;
+			return refused(bt, b, err);
 		if (direct && ckpt_pwrite_full(bt->mfd, chunk, direct,
 					       b->plain_off + done) < 0)
-			goto nomem;
+			return no_room(bt, b, err);
 		done += k;
 	}
-	if (gcm && b->legacy) /* never authenticated by MindSpore 1.3-1.6 */
-		return CKPT_OK;
-	if (gcm) {
+	return CKPT_OK;
+}
+
+/* After the chunks of b: checks a GCM tag, or writes the plaintext of
+ * the CBC block in last[] up to its padding. */
+static ckpt_err finish_block(const struct batch *bt,
+			     const struct ckpt_enc_block *b,
+			     EVP_CIPHER_CTX *ctx, uint32_t body,
+			     uint8_t *last, struct ckpt_error *err)
+{
+	unsigned pad;
+	int n = 0;
+
+	if (bt->key->mode == CKPT_ENC_AES_GCM) {
+		if (b->legacy) /* never authenticated by MindSpore 1.3-1.6 */
+			return CKPT_OK;
 		if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
 					 (void *)b->tag))
-			goto refused;
+			return refused(bt, b, err);
 		if (EVP_DecryptFinal_ex(ctx, last, &n))
 			return CKPT_OK;
 		return ckpt_fail(err, CKPT_ERR_INVAL, b->off,
@@ -107,27 +122,71 @@ static ckpt_err decrypt_one(void *arg, uint64_t i,
 				 (unsigned long long)b->off);
 	}
 	pad = last[15];
-	if (pad != b->cipher_len - b->plain_len) {
-		OPENSSL_cleanse(last, sizeof(last));
+	if (pad != b->cipher_len - b->plain_len)
 		return ckpt_fail(err, CKPT_ERR_IO, b->off,
 				 "%s: offset %llu: the block changed while it "
 				 "was read", bt->label,
 				 (unsigned long long)b->off);
-	}
-	n = ckpt_pwrite_full(bt->mfd, last, 16 - pad, b->plain_off + body);
-	OPENSSL_cleanse(last, sizeof(last));
-	if (n < 0)
-		goto nomem;
+	if (ckpt_pwrite_full(bt->mfd, last, 16 - pad, b->plain_off + body) < 0)
+		return no_room(bt, b, err);
 	return CKPT_OK;
-refused:
+}
+
+/* ckpt_crypt_job: decrypts block i chunk by chunk in the scratch buffer
+ * and writes each chunk's plaintext to its place in the memfd. */
+static ckpt_err decrypt_one(void *arg, uint64_t i,
+			    struct ckpt_crypt_scratch *s,
+			    struct ckpt_error *err)
+{
+	const struct batch *bt = arg;
+	const struct ckpt_enc_block *b = &bt->blocks[i];
+	bool gcm = bt->key->mode == CKPT_ENC_AES_GCM;
+	uint32_t body = gcm ? b->cipher_len : b->cipher_len - 16;
+	uint8_t last[16];
+	ckpt_err e;
+
+	if (!ckpt_enc_ctx_init(s->ctx, bt->key, b->iv, b->legacy, false))
+		e = refused(bt, b, err);
+	else
+		e = decrypt_chunks(bt, b, s->ctx, s->chunk, body, last, err);
+	if (!e)
+		e = finish_block(bt, b, s->ctx, body, last, err);
 	OPENSSL_cleanse(last, sizeof(last));
-	return ckpt_fail(err, CKPT_ERR_IO, b->off,
-			 "%s: OpenSSL refused to decrypt", bt->label);
-nomem:
-	OPENSSL_cleanse(last, sizeof(last));
-	return ckpt_fail(err, CKPT_ERR_NOMEM, b->off,
-			 "%s: cannot hold the decrypted data in memory: %s",
-			 bt->label, strerror(errno));
+	return e;
+}
+
+/* Reads the headers from *off on, up to BATCH or the first bad one (its
+ * error in *he and herr), into blocks: their place in the plaintext from
+ * *total on.  Returns how many; *bytes and *biggest are their ciphertext
+ * bytes and the longest. */
+static uint64_t read_batch(const struct batch *bt, uint64_t *off,
+			   uint64_t size, uint64_t *total,
+			   struct ckpt_enc_block *blocks, uint64_t *bytes,
+			   uint64_t *biggest, struct ckpt_stats *st,
+			   ckpt_err *he, struct ckpt_error *herr)
+{
+	uint64_t n = 0;
+
+	*bytes = *biggest = 0;
+	while (*off < size && n < BATCH) {
+		struct ckpt_enc_block *b = &blocks[n];
+		*he = ckpt_enc_read_header(bt->fd, bt->label, *off, size,
+					   bt->key, b, herr);
+		if (!*he)
+			*he = ckpt_enc_plain_len(bt->fd, bt->label, bt->key, b,
+						 herr);
+		if (*he)
+			break;
+		b->plain_off = *total;
+		*total += b->plain_len;
+		*bytes += b->cipher_len;
+		if (b->cipher_len > *biggest)
+			*biggest = b->cipher_len;
+		*off = b->cipher_off + b->cipher_len;
+		st->enc_legacy |= b->legacy;
+		n++;
+	}
+	return n;
 }
 
 ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
@@ -138,6 +197,8 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 	uint64_t off = 0, size = st->file_size, total = 0;
 	unsigned nthreads = ckpt_crypto_threads();
 	int mfd = memfd_create("ckptfs-plain", MFD_CLOEXEC);
+	struct batch bt = {.fd = fd, .mfd = mfd, .label = label, .key = key,
+			   .blocks = blocks};
 	struct ckpt_error herr;
 	ckpt_err e = CKPT_OK, he = CKPT_OK;
 
@@ -149,30 +210,11 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 		goto out;
 	}
 	while (off < size && !he) {
-		struct batch bt = {.fd = fd, .mfd = mfd, .label = label,
-				   .key = key, .blocks = blocks};
-		uint64_t bytes = 0, n = 0, biggest = 0;
+		uint64_t bytes, biggest, n;
 		unsigned threads;
 
-		/* headers up to the batch size or the first bad one */
-		while (off < size && n < BATCH) {
-			struct ckpt_enc_block *b = &blocks[n];
-			he = ckpt_enc_read_header(fd, label, off, size, key, b,
-						  &herr);
-			if (!he)
-				he = ckpt_enc_plain_len(fd, label, key, b,
-							&herr);
-			if (he)
-				break;
-			b->plain_off = total;
-			total += b->plain_len;
-			bytes += b->cipher_len;
-			if (b->cipher_len > biggest)
-				biggest = b->cipher_len;
-			off = b->cipher_off + b->cipher_len;
-			st->enc_legacy |= b->legacy;
-			n++;
-		}
+		n = read_batch(&bt, &off, size, &total, blocks, &bytes,
+			       &biggest, st, &he, &herr);
 		threads = bytes / MIN_PER_THREAD < nthreads
 				  ? (unsigned)(bytes / MIN_PER_THREAD)
 				  : nthreads;

@@ -15,6 +15,11 @@
  *
  * The first failure in stream order is the one reported.  Buffers that
  * held plaintext are wiped before they are freed.
+ *
+ * A ckpt_encw belongs to one thread while it is described; during
+ * ckpt_encw_run the workers only read it, except for the progress count,
+ * which block_done updates under the pool's lock.  The block header's
+ * layout is block.c's: nothing here writes header bytes itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,19 +30,19 @@
 
 #include "crypt/crypt.h"
 
-
+/* Where the bytes of a segment come from; the segment itself is the
+ * extent (stream offset, source offset, length) of the same index. */
 struct seg {
-	uint64_t start; /* offset in the plaintext stream */
-	uint64_t len;
 	enum { SEG_MEM, SEG_FD, SEG_FILL } kind;
-	int fd;
-	uint64_t pos;    /* MEM: offset in the arena; FD, FILL: source offset */
+	int fd;          /* FD */
 	const void *ctx; /* FILL */
 };
 
 struct ckpt_encw {
 	const struct ckpt_key *key;
 	ckpt_encw_fill_fn fill;
+	struct ckpt_extent *ext; /* src: MEM offset in the arena; FD, FILL
+				  * offset in the source */
 	struct seg *segs;
 	size_t nsegs, cap;
 	uint8_t *arena;
@@ -66,29 +71,45 @@ ckpt_err ckpt_encw_new(const struct ckpt_key *key, ckpt_encw_fill_fn fill,
 	return CKPT_OK;
 }
 
-/* Appends a segment, merged with the last one when it continues it. */
-static ckpt_err add(struct ckpt_encw *w, struct seg s, struct ckpt_error *err)
+/* Makes room for one more segment. */
+static ckpt_err grow(struct ckpt_encw *w, struct ckpt_error *err)
 {
-	struct seg *l = w->nsegs ? &w->segs[w->nsegs - 1] : NULL;
+	size_t cap = w->cap ? 2 * w->cap : 64;
+	struct ckpt_extent *x;
+	struct seg *n;
 
-	if (!s.len)
+	x = realloc(w->ext, cap * sizeof(*x));
+	if (x)
+		w->ext = x;
+	n = x ? realloc(w->segs, cap * sizeof(*n)) : NULL;
+	if (!n)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	w->segs = n;
+	w->cap = cap;
+	return CKPT_OK;
+}
+
+/* Appends len bytes of s at src, merged with the last segment when they
+ * continue it. */
+static ckpt_err add(struct ckpt_encw *w, struct seg s, uint64_t src,
+		    uint64_t len, struct ckpt_error *err)
+{
+	const struct seg *l = w->nsegs ? &w->segs[w->nsegs - 1] : NULL;
+	struct ckpt_extent *lx = w->nsegs ? &w->ext[w->nsegs - 1] : NULL;
+	uint64_t start = w->total;
+
+	if (!len)
 		return CKPT_OK;
-	s.start = w->total;
-	w->total += s.len;
+	w->total += len;
 	if (l && l->kind == s.kind && l->fd == s.fd && l->ctx == s.ctx &&
-	    l->pos + l->len == s.pos) {
-		l->len += s.len;
+	    lx->src + lx->len == src) {
+		lx->len += len;
 		return CKPT_OK;
 	}
-	if (w->nsegs == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 64;
-		struct seg *n = realloc(w->segs, cap * sizeof(*n));
-		if (!n)
-			return ckpt_fail(err, CKPT_ERR_NOMEM, 0,
-					 "out of memory");
-		w->segs = n;
-		w->cap = cap;
-	}
+	if (w->nsegs == w->cap && grow(w, err))
+		return CKPT_ERR_NOMEM;
+	w->ext[w->nsegs] = (struct ckpt_extent){.pos = start, .src = src,
+						.len = len};
 	w->segs[w->nsegs++] = s;
 	return CKPT_OK;
 }
@@ -116,25 +137,21 @@ ckpt_err ckpt_encw_bytes(struct ckpt_encw *w, const void *buf, size_t n,
 	if (n)
 		memcpy(w->arena + w->arena_len, buf, n);
 	w->arena_len += n;
-	return add(w, (struct seg){.kind = SEG_MEM, .fd = -1,
-				   .pos = w->arena_len - n, .len = n},
-		   err);
+	return add(w, (struct seg){.kind = SEG_MEM, .fd = -1},
+		   w->arena_len - n, n, err);
 }
 
 ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos,
 		      uint64_t len, struct ckpt_error *err)
 {
-	return add(w, (struct seg){.kind = SEG_FD, .fd = fd, .pos = pos,
-				   .len = len},
-		   err);
+	return add(w, (struct seg){.kind = SEG_FD, .fd = fd}, pos, len, err);
 }
 
 ckpt_err ckpt_encw_fill(struct ckpt_encw *w, const void *ctx, uint64_t off,
 			uint64_t len, struct ckpt_error *err)
 {
-	return add(w, (struct seg){.kind = SEG_FILL, .fd = -1, .ctx = ctx,
-				   .pos = off, .len = len},
-		   err);
+	return add(w, (struct seg){.kind = SEG_FILL, .fd = -1, .ctx = ctx},
+		   off, len, err);
 }
 
 uint64_t ckpt_encw_total(const struct ckpt_encw *w)
@@ -142,38 +159,24 @@ uint64_t ckpt_encw_total(const struct ckpt_encw *w)
 	return w->total;
 }
 
-/* The segment holding stream offset p. */
-static size_t seg_at(const struct ckpt_encw *w, uint64_t p)
-{
-	size_t lo = 0, hi = w->nsegs;
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (w->segs[mid].start <= p)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Copies stream bytes [p, p+n) into buf. */
 static ckpt_err gather(const struct ckpt_encw *w, uint64_t p, size_t n,
 		       uint8_t *buf, struct ckpt_error *err)
 {
-	for (size_t i = seg_at(w, p); n; i++) {
+	for (size_t i = ckpt_extent_at(w->ext, w->nsegs, p); n; i++) {
 		const struct seg *s = &w->segs[i];
-		uint64_t in = p - s->start;
-		size_t k = s->len - in < n ? (size_t)(s->len - in) : n;
+		const struct ckpt_extent *x = &w->ext[i];
+		uint64_t in = p - x->pos, from = x->src + in;
+		size_t k = x->len - in < n ? (size_t)(x->len - in) : n;
 		ssize_t r;
 		ckpt_err e;
 
 		switch (s->kind) {
 		case SEG_MEM:
-			memcpy(buf, w->arena + s->pos + in, k);
+			memcpy(buf, w->arena + from, k);
 			break;
 		case SEG_FD:
-			r = ckpt_pread_full(s->fd, buf, k, s->pos + in);
+			r = ckpt_pread_full(s->fd, buf, k, from);
 			if (r != (ssize_t)k) {
 				if (r >= 0)
 					errno = EIO;
@@ -187,7 +190,7 @@ static ckpt_err gather(const struct ckpt_encw *w, uint64_t p, size_t n,
 			}
 			break;
 		case SEG_FILL:
-			e = w->fill(s->ctx, s->pos + in, k, buf, err);
+			e = w->fill(s->ctx, from, k, buf, err);
 			if (e)
 				return e;
 			break;
@@ -209,12 +212,6 @@ static ckpt_err write_fail(const struct ckpt_encw *w, uint64_t off,
 			 strerror(errno));
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Plaintext bytes of block k. */
 static size_t block_plain(const struct ckpt_encw *w, uint64_t k)
 {
@@ -223,33 +220,26 @@ static size_t block_plain(const struct ckpt_encw *w, uint64_t k)
 	return left < CKPT_ENC_BLOCK ? (size_t)left : CKPT_ENC_BLOCK;
 }
 
-/* ckpt_crypt_job: encrypts and writes block k, its header last. */
-static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
-			 struct ckpt_error *err)
+static ckpt_err refused(uint64_t boff, struct ckpt_error *err)
 {
-	const struct ckpt_encw *w = arg;
-	EVP_CIPHER_CTX *ctx = s->ctx;
-	uint8_t *chunk = s->chunk;
-	const struct ckpt_key *key = w->key;
-	bool gcm = key->mode == CKPT_ENC_AES_GCM;
-	uint64_t p0 = k * CKPT_ENC_BLOCK;
-	size_t plen = block_plain(w, k);
-	size_t hdr = ckpt_enc_header_len(key), p = gcm ? 20 : 4;
-	uint64_t boff = w->file_off + k * ckpt_enc_block_len(key,
-							    CKPT_ENC_BLOCK);
-	uint64_t coff = boff + hdr, clen = 0;
-	uint8_t h[48] = {0}, fin[32];
+	return ckpt_fail(err, CKPT_ERR_IO, boff, "encryption failed "
+			 "(OpenSSL)");
+}
+
+/* Encrypts the plen bytes of the block at boff, which start at stream
+ * offset p0, chunk by chunk with ctx (set up) into the file after the
+ * header; *clen is the ciphertext written, tag the GCM tag. */
+static ckpt_err encrypt_block(const struct ckpt_encw *w, EVP_CIPHER_CTX *ctx,
+			      uint8_t *chunk, uint64_t p0, size_t plen,
+			      uint64_t boff, uint64_t *clen, uint8_t *tag,
+			      struct ckpt_error *err)
+{
+	bool gcm = w->key->mode == CKPT_ENC_AES_GCM;
+	uint64_t coff = boff + ckpt_enc_header_len(w->key);
+	uint8_t fin[32];
 	int n = 0;
 
-	if (RAND_bytes(h + p + 8, 16) != 1 ||
-	    !EVP_CIPHER_CTX_reset(ctx) ||
-	    !EVP_EncryptInit_ex(ctx, ckpt_enc_cipher(key), NULL, NULL,
-				NULL) ||
-	    (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16,
-					 NULL)) ||
-	    !EVP_EncryptInit_ex(ctx, NULL, NULL, key->bytes, h + p + 8) ||
-	    (!gcm && !EVP_CIPHER_CTX_set_padding(ctx, 1)))
-		goto refused;
+	*clen = 0;
 	for (size_t done = 0; done < plen;) {
 		size_t c = plen - done < CKPT_CRYPT_CHUNK ? plen - done
 							  : CKPT_CRYPT_CHUNK;
@@ -257,28 +247,47 @@ static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
 		if (e)
 			return e;
 		if (!EVP_EncryptUpdate(ctx, chunk, &n, chunk, (int)c))
-			goto refused;
+			return refused(boff, err);
 		if (n && ckpt_pwrite_full(w->fd, chunk, (size_t)n,
-					  coff + clen) < 0)
-			return write_fail(w, coff + clen, err);
-		clen += (uint64_t)n;
+					  coff + *clen) < 0)
+			return write_fail(w, coff + *clen, err);
+		*clen += (uint64_t)n;
 		done += c;
 	}
 	if (!EVP_EncryptFinal_ex(ctx, fin, &n) ||
-	    (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16,
-					 h + 4)))
-		goto refused;
-	if (n && ckpt_pwrite_full(w->fd, fin, (size_t)n, coff + clen) < 0)
-		return write_fail(w, coff + clen, err);
-	clen += (uint64_t)n;
+	    (gcm && !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag)))
+		return refused(boff, err);
+	if (n && ckpt_pwrite_full(w->fd, fin, (size_t)n, coff + *clen) < 0)
+		return write_fail(w, coff + *clen, err);
+	*clen += (uint64_t)n;
+	return CKPT_OK;
+}
+
+/* ckpt_crypt_job: encrypts and writes block k, its header last. */
+static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
+			 struct ckpt_error *err)
+{
+	const struct ckpt_encw *w = arg;
+	const struct ckpt_key *key = w->key;
+	size_t plen = block_plain(w, k), hdr = ckpt_enc_header_len(key);
+	uint64_t boff = w->file_off + k * ckpt_enc_block_len(key,
+							    CKPT_ENC_BLOCK);
+	uint64_t clen;
+	uint8_t h[CKPT_ENC_HEADER_MAX], iv[16], tag[16] = {0};
+	ckpt_err e;
+
+	if (RAND_bytes(iv, sizeof(iv)) != 1 ||
+	    !ckpt_enc_ctx_init(s->ctx, key, iv, false, true))
+		return refused(boff, err);
+	e = encrypt_block(w, s->ctx, s->chunk, k * CKPT_ENC_BLOCK, plen,
+			  boff, &clen, tag, err);
+	if (e)
+		return e;
 	if (hdr + clen != ckpt_enc_block_len(key, plen))
 		return ckpt_fail(err, CKPT_ERR_IO, boff, "internal error: a "
 				 "block of %zu bytes encrypted to %llu", plen,
 				 (unsigned long long)clen);
-	put_le32(h, ckpt_enc_magic(key->mode));
-	put_le32(h + p, 24 + (uint32_t)clen);
-	put_le32(h + p + 4, 16);
-	put_le32(h + p + 24, (uint32_t)clen);
+	ckpt_enc_put_header(key, iv, tag, (uint32_t)clen, h);
 	if (ckpt_pwrite_full(w->fd, h, hdr, boff) < 0)
 		return write_fail(w, boff, err);
 	/* start the disk on this block now; the commit's fsync waits for it
@@ -286,9 +295,6 @@ static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
 	(void)sync_file_range(w->fd, (off64_t)boff, (off64_t)(hdr + clen),
 			      SYNC_FILE_RANGE_WRITE);
 	return CKPT_OK;
-refused:
-	return ckpt_fail(err, CKPT_ERR_IO, boff, "encryption failed "
-			 "(OpenSSL)");
 }
 
 /* After block k (under the pool's lock): progress. */
@@ -335,6 +341,7 @@ void ckpt_encw_free(struct ckpt_encw *w)
 	if (w->arena)
 		OPENSSL_cleanse(w->arena, w->arena_len);
 	free(w->arena);
+	free(w->ext);
 	free(w->segs);
 	free(w);
 }

@@ -12,6 +12,12 @@
  * surrogates), as protobuf requires of a string field. */
 bool ckpt_utf8_valid(const char *s, size_t len);
 
+/* The bytes a tensor of dtype dt and shape dims[ndims] holds: prod(dims)
+ * times the element size (the element size itself for ndims == 0).  False,
+ * *out untouched, if a dim is negative or the product overflows. */
+bool ckpt_shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
+		      uint64_t *out);
+
 /* ---- the ckpt format (format/ckpt/) ------------------------------------ */
 
 /* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */

@@ -68,7 +68,10 @@ const char *ckpt_strerror(ckpt_err code);
  * This is the single place where library errors become errno values. */
 int ckpt_errno(const struct ckpt_error *err);
 
-/* ---- dtypes ------------------------------------------------------------ */
+/* ---- dtypes and shapes ------------------------------------------------- */
+
+/* Most dims a tensor may have (MindSpore uses at most 8). */
+#define CKPT_MAX_DIMS 64
 
 typedef enum ckpt_dtype {
 	CKPT_DT_BOOL,
@@ -119,14 +122,7 @@ int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
 bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims,
 		      uint32_t *ndims);
 
-/* Decodes a shown file name back to the parameter name; fails unless
- * ckpt_name_escape would give fname back (so the mapping stays 1:1). */
-ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
-
 /* ---- names ------------------------------------------------------------- */
-
-/* Most dims a tensor may have (MindSpore uses at most 8). */
-#define CKPT_MAX_DIMS 64
 
 /* Maximum parameter name length accepted in a file (bytes). */
 #define CKPT_NAME_MAX 65536
@@ -137,6 +133,12 @@ ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
  * name is shown as "%".  The mapping is one to one.
  * Returns a malloc'd string or NULL when out of memory. */
 char *ckpt_name_escape(const char *name, size_t len);
+
+/* Decodes a shown file name back to the parameter name: a malloc'd,
+ * NUL-terminated copy in *name (which may hold NULs; *len bytes).  Fails
+ * with CKPT_ERR_INVAL unless ckpt_name_escape would give fname back (so the
+ * mapping stays 1:1), CKPT_ERR_NOMEM when out of memory. */
+ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
 
 /* ---- an open checkpoint ------------------------------------------------ */
 
@@ -205,17 +207,18 @@ enum ckpt_enc_mode {
 	CKPT_ENC_SM4_CBC,
 };
 
-/* A key as MindSpore's enc_key: raw bytes, no KDF.  Allocate with
- * ckpt_key_new, which keeps it out of swap and core dumps where the system
- * allows, and release with ckpt_key_free, which wipes it. */
-struct ckpt_key {
-	enum ckpt_enc_mode mode;
-	size_t len;
-	uint8_t bytes[64];
-};
+/* A key as MindSpore's enc_key: raw bytes, no KDF, with its mode.  Opaque:
+ * it only comes from ckpt_key_read or ckpt_key_load, which keep it out of
+ * swap and core dumps where the system allows, and goes back with
+ * ckpt_key_free, which wipes it. */
+struct ckpt_key;
 
-/* "AES-GCM", "AES-CBC", "SM4-CBC" (case-insensitive) -> mode. */
+/* "AES-GCM", "AES-CBC", "SM4-CBC" (case-insensitive) -> mode.  Returns
+ * false, *mode untouched, for any other name ("none" included). */
 bool ckpt_enc_mode_parse(const char *s, enum ckpt_enc_mode *mode);
+
+/* The name of mode as ckpt_enc_mode_parse takes it ("none" for
+ * CKPT_ENC_NONE, "?" for a value out of range). */
 const char *ckpt_enc_mode_name(enum ckpt_enc_mode mode);
 
 /* Reads a key of mode from fd (all bytes up to EOF, at most 64) into a new
@@ -229,8 +232,15 @@ ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
 ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
 		       struct ckpt_key **out, struct ckpt_error *err);
 
-/* Wipes and frees a key from ckpt_key_read.  NULL is a no-op. */
+/* Wipes and frees a key from ckpt_key_read or ckpt_key_load.  NULL is a
+ * no-op. */
 void ckpt_key_free(struct ckpt_key *key);
+
+/* The mode key was read for. */
+enum ckpt_enc_mode ckpt_key_mode(const struct ckpt_key *key);
+
+/* The length of key in bytes (16, 24 or 32). */
+size_t ckpt_key_len(const struct ckpt_key *key);
 
 /* The encryption mode whose block magic the file at fd starts with, or
  * CKPT_ENC_NONE for a plain checkpoint. */
@@ -285,6 +295,8 @@ const char *ckpt_path(const struct ckpt_file *f);
 /* Descriptor the extents refer to (owned by f, valid until ckpt_close). */
 int ckpt_fd(const struct ckpt_file *f);
 
+/* What the scan of f found out (sizes, counts, CRC and encryption); owned
+ * by f and valid until ckpt_close. */
 const struct ckpt_stats *ckpt_stats(const struct ckpt_file *f);
 
 /* Number of parameters and the i-th in file order (i < ckpt_count). */

@@ -2,7 +2,8 @@
  * index.h - the index of an open checkpoint, whatever its format: the
  * parameters in file order, a hash by shown name, and the blocks their
  * names, dims and extents live in (index.c); opening a file, which picks
- * its format and scans it (open.c); reading a tensor's bytes (read.c).
+ * its format and scans it (open.c); reading a tensor's bytes and finding
+ * the extent of a byte (read.c).
  */
 #ifndef CKPT_INDEX_H
 #define CKPT_INDEX_H
@@ -42,6 +43,11 @@ ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
 
 /* Frees the parameters, the hash and every ckpt_index_alloc block. */
 void ckpt_index_free(struct ckpt_file *f);
+
+/* The index of the extent of x[0..n), sorted by pos, that holds byte pos:
+ * the last whose pos is at most pos (0 if there is none).  The one binary
+ * search for tensors (read.c) and the encrypted writer's segments. */
+size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos);
 
 /* Like ckpt_open on an open descriptor of path (owned from here on, closed
  * on failure): detects and decrypts, then scans. */

@@ -213,14 +213,15 @@ ckpt_err ckpt_open_file(int fd, const char *path,
 	close(fd);
 	if (e)
 		return e;
-	enc.enc_mode = key->mode;
+	enc.enc_mode = ckpt_key_mode(key);
 	e = open_scan(mfd, path, opts, &enc, out, err);
-	if (e == CKPT_ERR_CORRUPT && key->mode != CKPT_ENC_AES_GCM && err) {
+	if (e == CKPT_ERR_CORRUPT && ckpt_key_mode(key) != CKPT_ENC_AES_GCM &&
+	    err) {
 		size_t n = strlen(err->msg);
 		snprintf(err->msg + n, sizeof(err->msg) - n,
 			 " (after decryption with %s, which cannot always "
 			 "tell a wrong key: check the key)",
-			 ckpt_enc_mode_name(key->mode));
+			 ckpt_enc_mode_name(ckpt_key_mode(key)));
 	}
 	return e;
 }

@@ -1,23 +1,34 @@
 /*
- * read.c - reading tensor bytes from the source by offset.
+ * read.c - reading tensor bytes from the source by offset, and finding the
+ * extent that holds a given byte (for the tree and the encrypted writer
+ * too).
+ *
+ * Reads only: nothing here changes the index, so any number of threads may
+ * read one open file at a time (pread, no shared buffer).  A read must
+ * never go outside the extents of the tensor.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "index/index.h"
 
-uint32_t ckpt_tensor_extent_at(const struct ckpt_tensor *t, uint64_t pos)
+size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos)
 {
-	uint32_t lo = 0, hi = t->nextents;
+	size_t lo = 0, hi = n;
 
-	while (hi - lo > 1) { /* last extent with ext.pos <= pos */
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (t->extents[mid].pos <= pos)
+	while (hi - lo > 1) { /* last extent with x.pos <= pos */
+		size_t mid = lo + (hi - lo) / 2;
+		if (x[mid].pos <= pos)
 			lo = mid;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+uint32_t ckpt_tensor_extent_at(const struct ckpt_tensor *t, uint64_t pos)
+{
+	return (uint32_t)ckpt_extent_at(t->extents, t->nextents, pos);
 }
 
 /* Reads stored bytes [off, off+size) of t; size must fit in t->stored. */

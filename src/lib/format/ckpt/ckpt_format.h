@@ -38,7 +38,7 @@
  *   Optional 17 bytes after the stream: "crc_num" followed by the CRC-32
  *   (zlib) of every byte before the trailer, as a 10-byte big-endian number.
  *
- * ENCRYPTION [6]: see crypto code (blocks of <= 64 MiB plaintext).
+ * ENCRYPTION [6]: see crypt/block.c (blocks of <= 64 MiB plaintext).
  */
 #ifndef CKPT_FORMAT_H
 #define CKPT_FORMAT_H
@@ -65,6 +65,14 @@ enum {
 	CKPT_FIELD_TENSOR_TYPE = 2,
 	CKPT_FIELD_TENSOR_CONTENT = 3,
 	CKPT_FIELD_MAP_TENSOR = 1,
+};
+
+/* the messages of proto/checkpoint.proto */
+enum ckpt_pb_msg {
+	CKPT_PB_CHECKPOINT,
+	CKPT_PB_VALUE,
+	CKPT_PB_TENSOR,
+	CKPT_PB_MAP,
 };
 
 /* MindSpore >= 2.3 cuts a tensor into slices of this many content bytes. */
@@ -103,8 +111,135 @@ ckpt_err ckpt_reader_varint(struct ckpt_reader *r, uint64_t *pos,
 			    uint64_t limit, uint64_t *val,
 			    struct ckpt_error *err);
 
+/* Decodes the key of a field at *pos (below limit) of a message of type
+ * msg, advancing *pos: its field number and wire type.  In a Value or a
+ * TensorProto the field number is the low 32 bits of key >> 3, as these
+ * have always been read; elsewhere all of it.  (Protobuf allows at most
+ * 2^29 - 1 and refuses larger keys; both old readings are kept until that
+ * is decided.)  Field number 0, which protobuf never writes, is
+ * CKPT_ERR_CORRUPT at the key's offset. */
+ckpt_err ckpt_reader_key(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			 enum ckpt_pb_msg msg, uint64_t *field, unsigned *wt,
+			 struct ckpt_error *err);
+
+/* Decodes the length of a length-delimited field at *pos, advancing *pos
+ * past it, and checks that so many bytes follow before limit; if not,
+ * fails with ckpt_reader_overrun(r, at, what, ...), at being the offset
+ * the caller's messages name (its key's, usually). */
+ckpt_err ckpt_reader_len(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			 uint64_t at, const char *what, uint64_t *len,
+			 struct ckpt_error *err);
+
+/* Fails with CKPT_ERR_CORRUPT at offset at: what, of n bytes from pos on,
+ * runs past limit, the end of its message (or of the data, when limit is
+ * r->size).  The one "runs past the end" message. */
+ckpt_err ckpt_reader_overrun(const struct ckpt_reader *r, uint64_t at,
+			     const char *what, uint64_t n, uint64_t pos,
+			     uint64_t limit, struct ckpt_error *err);
+
 /* Skips a field of wire type wt whose key ended at *pos. */
 ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
 			  uint64_t limit, unsigned wt, struct ckpt_error *err);
+
+/* ---- scanning (scan.c) and assembling parameters (params.c) -------------
+ *
+ * scan.c walks the records and decodes each into a struct ckpt_rec_value;
+ * params.c joins consecutive records of one name (slices) into a
+ * parameter, checks its sizes and stores it in the index.  Both work on
+ * one struct ckpt_scan, owned by the thread running ckpt_scan. */
+
+/* One TensorProto as found in one record (only the first ndims dims and
+ * the type up to its NUL are meaningful). */
+struct ckpt_rec_tensor {
+	uint32_t ndims;
+	bool has_content; /* a required field */
+	uint64_t content_off, content_len;
+	char type[CKPT_MAX_TYPE_LEN + 1];
+	int64_t dims[CKPT_MAX_DIMS];
+};
+
+/* One Value record. */
+struct ckpt_rec_value {
+	uint64_t off, len; /* the whole record, key and length included */
+	char *name;        /* in the scan's vname buffer, NUL-terminated;
+			    * NULL until the tag is read */
+	size_t name_len;
+	int kind; /* enum ckpt_param_kind, or -1: neither tensor nor map */
+	struct ckpt_rec_tensor t[CKPT_MAP_NTENSORS];
+	uint32_t nt;
+};
+
+/* A buffer kept from record to record. */
+struct ckpt_strbuf {
+	char *p;
+	size_t cap;
+};
+
+/* The parameter being assembled from consecutive records: p.name is in
+ * the buffer name, the tensor (t[0]) or the map tensors (t[0..2]) have
+ * their extents in ext[] and their dims and type in last[]. */
+struct ckpt_group {
+	bool active;
+	struct ckpt_param p;
+	struct ckpt_tensor t[CKPT_MAP_NTENSORS];
+	struct ckpt_rec_tensor last[CKPT_MAP_NTENSORS];
+	uint64_t rows[CKPT_MAP_NTENSORS]; /* map: dims[0] summed over slices */
+	struct ckpt_extent *ext[CKPT_MAP_NTENSORS];
+	uint32_t ext_cap[CKPT_MAP_NTENSORS];
+	struct ckpt_strbuf name;
+};
+
+/* The last known type string: [0] of tensors, [1] of map tensors (which
+ * may use numpy names). */
+struct ckpt_type_memo {
+	char type[CKPT_MAX_TYPE_LEN];
+	size_t len; /* 0: none yet (the empty type is not known) */
+	ckpt_dtype dt;
+};
+
+struct ckpt_scan {
+	struct ckpt_file *f;
+	struct ckpt_reader r;
+	struct ckpt_error *err;
+	/* "FILE: offset N: parameter 'X'" for messages; as long as a message,
+	 * so that a long FILE does not push the offset out */
+	char where[sizeof(((struct ckpt_error *)0)->msg)];
+	uint64_t where_off;
+	/* what ckpt_scan_where formats into where when a message needs it */
+	const char *place_name;
+	size_t place_len;
+	bool place_pending;
+	struct ckpt_strbuf vname; /* the name of the record being parsed */
+	struct ckpt_type_memo types[2];
+	struct ckpt_group g; /* params.c's */
+};
+
+/* Formats "FILE: offset N: parameter 'X'" (name NULL: "FILE: offset N")
+ * into s->where, the name cut at 80 bytes, and returns it. */
+const char *ckpt_scan_at(struct ckpt_scan *s, uint64_t off, const char *name,
+			 size_t len);
+
+/* Notes the parameter that the next ckpt_scan_where names, at no cost
+ * until a message needs it (this happens for every parameter). */
+void ckpt_scan_place(struct ckpt_scan *s, uint64_t off, const char *name,
+		     size_t len);
+
+/* "FILE: offset N: parameter 'X'" of the last ckpt_scan_place or
+ * ckpt_scan_at; s->where_off is its N. */
+const char *ckpt_scan_where(struct ckpt_scan *s);
+
+/* Adds the record v (checked by the scanner) to the parameter being
+ * assembled, or finishes that one (see ckpt_params_finish) and starts a
+ * new one with v.  A new parameter takes v's name buffer (s->vname) and
+ * gives its old one back in its place. */
+ckpt_err ckpt_params_take(struct ckpt_scan *s,
+			  const struct ckpt_rec_value *v);
+
+/* Validates the parameter being assembled, if any, and stores it in the
+ * index with one ckpt_index_alloc block. */
+ckpt_err ckpt_params_finish(struct ckpt_scan *s);
+
+/* Frees the buffers of the assembly (not what was stored). */
+void ckpt_params_free(struct ckpt_scan *s);
 
 #endif /* CKPT_FORMAT_H */

@@ -4,6 +4,10 @@
  * The scanner asks for small ranges (keys, lengths, names, dims); the reader
  * serves them from a window filled with pread, so tensor content is never
  * read and the cost of a scan grows with the number of records only.
+ *
+ * Owns the protobuf wire decoding (varints, keys, lengths, skipping) and
+ * its messages.  A reader belongs to one scan on one thread.  It must never
+ * hand out a pointer past r->size, nor one that outlives the next call.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -93,6 +97,64 @@ ckpt_err ckpt_reader_varint(struct ckpt_reader *r, uint64_t *pos,
 			 r->label, (unsigned long long)start);
 }
 
+/* where a field of each message is, in messages */
+static const char *const pb_places[] = {
+	[CKPT_PB_CHECKPOINT] = "at the top level: not a checkpoint",
+	[CKPT_PB_VALUE] = "in a Value",
+	[CKPT_PB_TENSOR] = "in a TensorProto",
+	[CKPT_PB_MAP] = "in a MapTensorProto",
+};
+
+ckpt_err ckpt_reader_key(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			 enum ckpt_pb_msg msg, uint64_t *field, unsigned *wt,
+			 struct ckpt_error *err)
+{
+	uint64_t start = *pos, key;
+	bool low32 = msg == CKPT_PB_VALUE || msg == CKPT_PB_TENSOR;
+	ckpt_err e;
+
+	e = ckpt_reader_varint(r, pos, limit, &key, err);
+	if (e)
+		return e;
+	*field = low32 ? (uint32_t)(key >> 3) : key >> 3;
+	*wt = key & 7;
+	if (*field == 0)
+		return ckpt_fail(err, CKPT_ERR_CORRUPT, start,
+				 "%s: offset %llu: invalid field number 0 %s",
+				 r->label, (unsigned long long)start,
+				 pb_places[msg]);
+	return CKPT_OK;
+}
+
+ckpt_err ckpt_reader_overrun(const struct ckpt_reader *r, uint64_t at,
+			     const char *what, uint64_t n, uint64_t pos,
+			     uint64_t limit, struct ckpt_error *err)
+{
+	bool data = limit == r->size;
+
+	return ckpt_fail(err, CKPT_ERR_CORRUPT, at,
+			 "%s: offset %llu: %s of %llu bytes runs past the end "
+			 "of %s (%llu bytes left)%s", r->label,
+			 (unsigned long long)at, what, (unsigned long long)n,
+			 data ? "the data" : "its message",
+			 (unsigned long long)(limit - pos),
+			 data ? ": truncated or corrupt file" : "");
+}
+
+ckpt_err ckpt_reader_len(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			 uint64_t at, const char *what, uint64_t *len,
+			 struct ckpt_error *err)
+{
+	ckpt_err e;
+
+	e = ckpt_reader_varint(r, pos, limit, len, err);
+	if (e)
+		return e;
+	if (*len > limit - *pos)
+		return ckpt_reader_overrun(r, at, what, *len, *pos, limit, err);
+	return CKPT_OK;
+}
+
 ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
 			  uint64_t limit, unsigned wt, struct ckpt_error *err)
 {
@@ -120,12 +182,8 @@ ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
 				 (unsigned long long)*pos, wt);
 	}
 	if (n > limit - *pos)
-		return ckpt_fail(err, CKPT_ERR_CORRUPT, *pos,
-				 "%s: offset %llu: field of %llu bytes runs "
-				 "past the end of its message (ends at %llu)",
-				 r->label, (unsigned long long)*pos,
-				 (unsigned long long)n,
-				 (unsigned long long)limit);
+		return ckpt_reader_overrun(r, *pos, "field", n, *pos, limit,
+					   err);
 	*pos += n;
 	return CKPT_OK;
 }
