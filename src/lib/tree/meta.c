@@ -23,17 +23,6 @@
 /* How much of a user's malformed value a message quotes. */
 #define QUOTE_MAX(len) ((int)((len) > 64 ? 64 : (len)))
 
-/* Bytes e's dtype and explicit shape need; false on overflow. */
-static bool shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t n,
-			uint64_t *need)
-{
-	*need = ckpt_dtype_size(dt);
-	for (uint32_t i = 0; i < n; i++)
-		if (__builtin_mul_overflow(*need, (uint64_t)dims[i], need))
-			return false;
-	return true;
-}
-
 void ckpt_entry_view(const struct entry *e, struct entry *view)
 {
 	uint64_t need;
@@ -44,7 +33,7 @@ void ckpt_entry_view(const struct entry *e, struct entry *view)
 	if (e->dtype == CKPT_DT_STR ? e->size % 4 == 0 && e->size > 0
 	    : !e->shape_explicit
 		    ? e->size > 0 && e->size % ckpt_dtype_size(e->dtype) == 0
-		    : shape_bytes(e->dtype, e->dims, e->ndims, &need) &&
+		    : ckpt_shape_bytes(e->dtype, e->dims, e->ndims, &need) &&
 			      need == e->size)
 		return;
 	view->dtype = CKPT_DT_UINT8;
@@ -74,7 +63,7 @@ static bool explicit_dims(const struct entry *e, int64_t *dims,
 {
 	char shape[128];
 	uint64_t need;
-	bool fits = shape_bytes(e->dtype, e->dims, e->ndims, &need);
+	bool fits = ckpt_shape_bytes(e->dtype, e->dims, e->ndims, &need);
 
 	if (fits && need == e->size) {
 		if (e->ndims)
@@ -205,7 +194,7 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 		goto out;
 	}
 	own_view(e);
-	if (e->shape_explicit && !shape_bytes(dt, e->dims, e->ndims, &need)) {
+	if (e->shape_explicit && !ckpt_shape_bytes(dt, e->dims, e->ndims, &need)) {
 		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
 			      "parameter '%s': its shape in %s would need "
 			      "more than 2^64 bytes", e->fname,
@@ -238,7 +227,7 @@ static ckpt_err parse_shape(const struct entry *e, const char *value,
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "shape [0] cannot be stored: MindSpore reads "
 				 "dims [0] as a scalar");
-	if (!shape_bytes(e->dtype, dims, *n, &need))
+	if (!ckpt_shape_bytes(e->dtype, dims, *n, &need))
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "shape '%.*s' of %s would need more than "
 				 "2^64 bytes", QUOTE_MAX(len), value,
