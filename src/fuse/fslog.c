@@ -117,7 +117,8 @@ static void emit(int prio, bool sys, const char *msg)
 }
 
 /* Formats a message and emits it (see emit). */
-static void vemit(int prio, bool sys, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+vemit(int prio, bool sys, const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX];
 

@@ -49,6 +49,8 @@ struct options {
 };
 
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
+/* FUSE_OPT_KEY, its offset -1U converted in the open (clang warns) */
+#define OPT_KEY(t, k) {t, (unsigned long)-1U, k}
 static const struct fuse_opt option_spec[] = {
 	OPT("output=%s", output),
 	OPT("staging=%s", staging),
@@ -60,7 +62,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("enc_mode=%s", enc_mode),
 	OPT("keyfile=%s", keyfile),
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
-	FUSE_OPT_KEY("ro", 1),
+	OPT_KEY("ro", 1),
 	FUSE_OPT_END,
 };
 

@@ -217,7 +217,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (flags & ~RENAME_NOREPLACE) {
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -256,7 +256,9 @@ static ckpt_err reply_pieces(void *ctx, const struct ckpt_piece *p,
 				.pos = (off_t)p[i].pos};
 		else
 			bv->buf[i] = (struct fuse_buf){
-				.size = p[i].len, .mem = (void *)p[i].mem};
+				.size = p[i].len,
+				/* read only: fuse_buf has no const */
+				.mem = (void *)(uintptr_t)p[i].mem};
 	}
 	if (n == 0)
 		fuse_reply_buf(req, NULL, 0);

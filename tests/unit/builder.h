@@ -50,6 +50,10 @@ void buf_crc_trailer(struct buf *b);
 void buf_pack_checkpoint(struct buf *b, const Checkpoint *c);
 
 /* Independent bitwise CRC-32 (zlib), used as a reference. */
+/* p without its const: protobuf-c's structs take non-const pointers to
+ * what they only read (tag and type strings, content). */
+#define UNCONST(p) ((void *)(uintptr_t)(p))
+
 uint32_t ref_crc32(const void *data, size_t n);
 
 /* Writes b to a new temporary file and returns its path (malloc'd). */

@@ -569,7 +569,7 @@ static void add_f32(struct buf *b, const char *name, const int64_t *dims,
 
 	assert_non_null(v);
 	for (size_t i = 0; i < nel; i++)
-		v[i] = (float)(i * 0.5 + seed);
+		v[i] = (float)((double)i * 0.5 + seed);
 	buf_record(b, name, dims, ndims, "Float32", v, nel * sizeof(float));
 	free(v);
 }
@@ -586,7 +586,7 @@ static void map_tensors(struct buf *keys, struct buf *values,
 		k[i] = (int64_t)(seed * 100 + (unsigned)i);
 		st[i] = (int32_t)i;
 		for (int j = 0; j < 3; j++)
-			v[i * 3 + j] = (float)(seed + (unsigned)i + j);
+			v[i * 3 + j] = (float)(seed + (unsigned)i + (unsigned)j);
 	}
 	memset(keys, 0, sizeof(*keys));
 	memset(values, 0, sizeof(*values));
@@ -1191,10 +1191,10 @@ static ckpt_err do_step(struct runner *r, struct ckpt_tree *t, size_t k,
 		return read_all(r, t, err);
 	case OP_RECOVERY: {
 		char *lost = NULL;
-		ckpt_err rc = ckpt_tree_save_recovery(t, recovery, &lost, err);
+		ckpt_err saved = ckpt_tree_save_recovery(t, recovery, &lost, err);
 		if (lost) /* nothing underneath changes here */
 			fail_msg("save_recovery lost parameters: %s", lost);
-		return rc;
+		return saved;
 	}
 	}
 	return CKPT_ERR_INVAL;

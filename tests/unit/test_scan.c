@@ -225,10 +225,10 @@ static void test_worked_examples(void **state)
 		Checkpoint c = CHECKPOINT__INIT;
 		t.n_dims = 1;
 		t.dims = d;
-		t.tensor_type = (char *)"Int32";
-		t.tensor_content.data = (uint8_t *)seven;
+		t.tensor_type = UNCONST("Int32");
+		t.tensor_content.data = UNCONST(seven);
 		t.tensor_content.len = 4;
-		v.tag = (char *)"global_step";
+		v.tag = UNCONST("global_step");
 		v.value_case = CHECKPOINT__VALUE__VALUE_TENSOR;
 		v.tensor = &t;
 		c.n_value = 1;
@@ -241,10 +241,10 @@ static void test_worked_examples(void **state)
 		buf_free(&pc);
 		t.n_dims = 0;
 		t.dims = NULL;
-		t.tensor_type = (char *)"Int64";
-		t.tensor_content.data = (uint8_t *)three;
+		t.tensor_type = UNCONST("Int64");
+		t.tensor_content.data = UNCONST(three);
 		t.tensor_content.len = 8;
-		v.tag = (char *)"epoch_num";
+		v.tag = UNCONST("epoch_num");
 		buf_pack_checkpoint(&pc, &c);
 		assert_int_equal(pc.len, sizeof(epoch_num));
 		assert_memory_equal(pc.p, epoch_num, sizeof(epoch_num));
@@ -1093,13 +1093,13 @@ static void test_map(void **state)
 		for (int i = 0; i < 3; i++) {
 			t[i].n_dims = i == 1 ? 2 : 1;
 			t[i].dims = i == 1 ? dv : dk;
-			t[i].tensor_type = (char *)types[i];
-			t[i].tensor_content.data = (uint8_t *)bytes64 + 24 * i;
+			t[i].tensor_type = UNCONST(types[i]);
+			t[i].tensor_content.data = UNCONST(bytes64 + 24 * i);
 			t[i].tensor_content.len = lens[i];
 		}
 		m.n_tensor = 3;
 		m.tensor = tp;
-		v.tag = (char *)"emb";
+		v.tag = UNCONST("emb");
 		v.value_case = CHECKPOINT__VALUE__VALUE_MAPTENSOR;
 		v.maptensor = &m;
 		c.n_value = 1;
@@ -1357,10 +1357,10 @@ static void test_protobuf_c_file(void **state)
 	for (int i = 0; i < 4; i++) {
 		t[i].n_dims = nd[i];
 		t[i].dims = dims[i];
-		t[i].tensor_type = (char *)types[i];
-		t[i].tensor_content.data = (uint8_t *)bytes64 + i;
+		t[i].tensor_type = UNCONST(types[i]);
+		t[i].tensor_content.data = (uint8_t *)UNCONST(bytes64) + i;
 		t[i].tensor_content.len = len[i];
-		v[i].tag = (char *)tags[i];
+		v[i].tag = UNCONST(tags[i]);
 		v[i].value_case = CHECKPOINT__VALUE__VALUE_TENSOR;
 		v[i].tensor = &t[i];
 		buf_record(&b, tags[i], dims[i], (unsigned)nd[i], types[i],

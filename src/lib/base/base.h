@@ -17,6 +17,10 @@
 
 #include "ckpt.h"
 
+/* p without its const, for the APIs (OpenSSL's, the static dims table of
+ * ckpt.h) that take a non-const pointer to memory they only read. */
+#define CKPT_UNCONST(p) ((void *)(uintptr_t)(p))
+
 /* ---- errors (error.c) -------------------------------------------------- */
 
 /* Fills err (if non-NULL) with code, offset and a printf-style message, and

@@ -111,7 +111,7 @@ static ckpt_err finish_block(const struct batch *bt,
 		if (b->legacy) /* never authenticated by MindSpore 1.3-1.6 */
 			return CKPT_OK;
 		if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
-					 (void *)b->tag))
+					 CKPT_UNCONST(b->tag)))
 			return refused(bt, b, err);
 		if (EVP_DecryptFinal_ex(ctx, last, &n))
 			return CKPT_OK;

@@ -178,7 +178,7 @@ static void inherit(struct entry *e, ckpt_dtype dt, const int64_t *dims,
 	if (e->dtype_set || e->shape_explicit || e->kind != CKPT_ENTRY_FILE ||
 	    ckpt_entry_set_dims(e, dims, ndims))
 		return;
-	e->dtype = dt;
+	e->dtype = (uint8_t)dt;
 	e->shape_explicit = shape_explicit;
 	e->inherited = true;
 }

@@ -144,7 +144,7 @@ void ckpt_entry_pin_shape(struct entry *e)
 		return;
 	if ((e->shape_explicit && !e->inherited) ||
 	    ckpt_entry_set_dims(e, dims, n) == CKPT_OK) { /* else it stays */
-		e->dtype = dt;
+		e->dtype = (uint8_t)dt;
 		e->shape_explicit = e->dtype_set = true;
 		e->inherited = false;
 	}
@@ -203,7 +203,7 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 	}
 	e->dtype_set = true;
 	if (dt != e->dtype) {
-		e->dtype = dt;
+		e->dtype = (uint8_t)dt;
 		meta_changed(t, e);
 	}
 out:

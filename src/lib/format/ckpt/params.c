@@ -115,7 +115,7 @@ static ckpt_err set_meta(struct ckpt_scan *s, struct ckpt_tensor *t,
 	if (rt->ndims == 0)
 		rt->dims[0] = 0; /* dims is never empty */
 	t->dims = rt->dims;
-	t->ndims = rt->ndims;
+	t->ndims = (uint8_t)rt->ndims; /* <= CKPT_MAX_DIMS */
 	for (uint32_t i = 0; i < t->ndims; i++)
 		if (t->dims[i] < 0)
 			return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
@@ -246,9 +246,9 @@ static const int64_t small_dims[SMALL_DIMS] = {D64(0), D64(64), D64(128),
 static int64_t *shared_dims(const struct ckpt_tensor *t)
 {
 	if (t->ndims == 0)
-		return (int64_t *)small_dims; /* never written: see ckpt.h */
+		return CKPT_UNCONST(small_dims); /* never written: ckpt.h */
 	if (t->ndims == 1 && t->dims[0] >= 0 && t->dims[0] < SMALL_DIMS)
-		return (int64_t *)&small_dims[t->dims[0]];
+		return CKPT_UNCONST(&small_dims[t->dims[0]]);
 	return NULL;
 }
 
