@@ -41,7 +41,8 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 3 || argc > 5) {
-		fprintf(stderr, "usage: %s FILE COUNT [BLOCK [SEED]]\n", argv[0]);
+		fprintf(stderr, "usage: %s FILE COUNT [BLOCK [SEED]]\n",
+			argv[0]);
 		return 2;
 	}
 	count = strtol(argv[2], NULL, 10);
@@ -65,7 +66,8 @@ int main(int argc, char **argv)
 		ssize_t r = pread(fd, buf, bs, off);
 		if (r != (ssize_t)bs) {
 			fprintf(stderr, "randread: pread at %lld: %s\n",
-				(long long)off, r < 0 ? strerror(errno) : "short");
+				(long long)off,
+				r < 0 ? strerror(errno) : "short");
 			return 1;
 		}
 		sum += (unsigned char)buf[i % bs];

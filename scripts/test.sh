@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs dependencies, builds ckptfs twice (plain, and with ASan+UBSan),
+# Installs dependencies, checks the C formatting (scripts/check-format.sh),
+# builds ckptfs twice (plain, and with ASan+UBSan),
 # runs each libFuzzer harness for a minute (CKPT_FUZZ_SECONDS), and runs the
 # whole test suite (unit and integration) against both builds, two suites
 # at a time (tests/CMakeLists.txt says which run alone).
@@ -7,6 +8,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
+echo "== format (.clang-format, kernel style) =="
+"$top/scripts/check-format.sh"
 "$top/scripts/build.sh" build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 "$top/scripts/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DCKPT_SANITIZE=ON
 

@@ -103,8 +103,17 @@ static int load_key(const struct ckpt_keyopt *o, struct ckpt_key **key)
 }
 
 enum {
-	O_MODE = 256, O_KEYFILE, O_KEYFD, O_IGNORE_CRC, O_OUT_MODE,
-	O_OUT_KEYFILE, O_OUT_KEYFD, O_DECRYPT, O_CRC, O_NO_CRC, O_FORCE
+	O_MODE = 256,
+	O_KEYFILE,
+	O_KEYFD,
+	O_IGNORE_CRC,
+	O_OUT_MODE,
+	O_OUT_KEYFILE,
+	O_OUT_KEYFD,
+	O_DECRYPT,
+	O_CRC,
+	O_NO_CRC,
+	O_FORCE
 };
 
 static const struct option longopts[] = {
@@ -133,22 +142,54 @@ static int parse_options(struct cli *c, int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "lqhV", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'l': c->lng = true; break;
-		case 'q': c->quiet = true; break;
-		case 'h': fputs(usage, stdout); return 0;
-		case 'V': printf("ckpt %s\n", CKPT_VERSION); return 0;
-		case O_MODE: c->in.mode = optarg; break;
-		case O_KEYFILE: c->in.keyfile = optarg; break;
-		case O_KEYFD: c->in.keyfd = atoi(optarg); break;
-		case O_IGNORE_CRC: c->ignore_crc = true; break;
-		case O_OUT_MODE: c->out.mode = optarg; break;
-		case O_OUT_KEYFILE: c->out.keyfile = optarg; break;
-		case O_OUT_KEYFD: c->out.keyfd = atoi(optarg); break;
-		case O_DECRYPT: c->decrypt = true; break;
-		case O_CRC: c->crc = true; break;
-		case O_NO_CRC: c->no_crc = true; break;
-		case O_FORCE: c->force = true; break;
-		default: fputs(usage, stderr); return 2;
+		case 'l':
+			c->lng = true;
+			break;
+		case 'q':
+			c->quiet = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("ckpt %s\n", CKPT_VERSION);
+			return 0;
+		case O_MODE:
+			c->in.mode = optarg;
+			break;
+		case O_KEYFILE:
+			c->in.keyfile = optarg;
+			break;
+		case O_KEYFD:
+			c->in.keyfd = atoi(optarg);
+			break;
+		case O_IGNORE_CRC:
+			c->ignore_crc = true;
+			break;
+		case O_OUT_MODE:
+			c->out.mode = optarg;
+			break;
+		case O_OUT_KEYFILE:
+			c->out.keyfile = optarg;
+			break;
+		case O_OUT_KEYFD:
+			c->out.keyfd = atoi(optarg);
+			break;
+		case O_DECRYPT:
+			c->decrypt = true;
+			break;
+		case O_CRC:
+			c->crc = true;
+			break;
+		case O_NO_CRC:
+			c->no_crc = true;
+			break;
+		case O_FORCE:
+			c->force = true;
+			break;
+		default:
+			fputs(usage, stderr);
+			return 2;
 		}
 	}
 	return -1;
@@ -158,8 +199,8 @@ static int parse_options(struct cli *c, int argc, char **argv)
 static const struct command {
 	const char *name;
 	int (*fn)(struct cli *, int, char **);
-} commands[] = {{"ls", cmd_ls},         {"cat", cmd_cat},
-		{"info", cmd_info},     {"verify", cmd_verify},
+} commands[] = {{"ls", cmd_ls},		{"cat", cmd_cat},
+		{"info", cmd_info},	{"verify", cmd_verify},
 		{"umount", cmd_umount}, {"convert", cmd_convert}};
 
 /* The command called name, or NULL after a message. */
@@ -174,8 +215,7 @@ static const struct command *find_command(const char *name)
 
 /* Loads the keys, runs cmd with the arguments after the options and
  * wipes the keys; the exit status. */
-static int run(const struct command *cmd, struct cli *c, int argc,
-	       char **argv)
+static int run(const struct command *cmd, struct cli *c, int argc, char **argv)
 {
 	int r = load_key(&c->in, &c->key);
 
@@ -205,10 +245,9 @@ int main(int argc, char **argv)
 		argv[0] = argv[1];
 		argv++;
 		argc--;
-	} else if (argc < 2 || (strcmp(argv[1], "-h") &&
-				strcmp(argv[1], "--help") &&
-				strcmp(argv[1], "-V") &&
-				strcmp(argv[1], "--version"))) {
+	} else if (argc < 2 ||
+		   (strcmp(argv[1], "-h") && strcmp(argv[1], "--help") &&
+		    strcmp(argv[1], "-V") && strcmp(argv[1], "--version"))) {
 		fputs(usage, stderr);
 		return 2;
 	}

@@ -21,8 +21,8 @@
 /* The options of the command line, shared by the commands. */
 struct cli {
 	bool lng, quiet, ignore_crc, decrypt, crc, no_crc, force;
-	struct ckpt_keyopt in;  /* --enc-mode, --keyfile, --keyfd */
-	struct ckpt_keyopt out; /* --out-enc-mode, --out-keyfile, ... */
+	struct ckpt_keyopt in;		/* --enc-mode, --keyfile, --keyfd */
+	struct ckpt_keyopt out;		/* --out-enc-mode, --out-keyfile, ... */
 	struct ckpt_key *key, *out_key; /* loaded from in and out, or NULL */
 };
 

@@ -35,16 +35,17 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 		return -1;
 	if (c->decrypt && c->out_key) {
 		fprintf(stderr, "ckpt: --decrypt and --out-enc-mode exclude "
-			"each other\n");
+				"each other\n");
 		return 2;
 	}
 	to.output = argv[1];
 	to.open.key = c->key;
 	to.open.skip_crc = c->ignore_crc;
 	to.crc = c->no_crc ? CKPT_CRC_DROP
-		 : c->crc  ? CKPT_CRC_ADD : CKPT_CRC_KEEP;
+		 : c->crc  ? CKPT_CRC_ADD
+			   : CKPT_CRC_KEEP;
 	to.one_shot = true;
-	to.out_key_policy = c->out_key  ? CKPT_OUT_KEY_NEW
+	to.out_key_policy = c->out_key	 ? CKPT_OUT_KEY_NEW
 			    : c->decrypt ? CKPT_OUT_KEY_NONE
 					 : CKPT_OUT_KEY_SAME;
 	to.out_key = c->out_key;

@@ -19,8 +19,7 @@
 static int open_or_report(const struct cli *c, const char *path,
 			  struct ckpt_file **f)
 {
-	struct ckpt_open_opts oo = {.key = c->key,
-				    .skip_crc = c->ignore_crc};
+	struct ckpt_open_opts oo = {.key = c->key, .skip_crc = c->ignore_crc};
 	struct ckpt_error err;
 	char warning[PATH_MAX + 128];
 
@@ -43,8 +42,8 @@ static void print_entry(const char *name, const char *sub,
 	if (lng) {
 		ckpt_shape_format(t->dims, t->ndims, shape, sizeof(shape));
 		printf("%-10s %-16s %12llu  ",
-		       map_sub ? t->type_str : ckpt_dtype_name(t->dtype),
-		       shape, (unsigned long long)t->size);
+		       map_sub ? t->type_str : ckpt_dtype_name(t->dtype), shape,
+		       (unsigned long long)t->size);
 	}
 	printf("%s%s%s\n", name, sub ? "/" : "", sub ? sub : "");
 }
@@ -127,7 +126,9 @@ static int cat_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
  * a typo yields no output rather than a shifted concatenation. */
 int cmd_cat(struct cli *cl, int argc, char **argv)
 {
-	enum { CHUNK = 1 << 20 };
+	enum {
+		CHUNK = 1 << 20
+	};
 	const struct ckpt_tensor **ts = NULL;
 	char **names = argv + 1;
 	int n = argc - 1;
@@ -148,9 +149,10 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		ts[i] = find_tensor(f, names[i]);
 		if (!ts[i]) {
-			fprintf(stderr, "ckpt: %s: no parameter named '%s' "
-				"(see 'ckpt ls %s')\n", argv[0], names[i],
-				argv[0]);
+			fprintf(stderr,
+				"ckpt: %s: no parameter named '%s' "
+				"(see 'ckpt ls %s')\n",
+				argv[0], names[i], argv[0]);
 			goto out;
 		}
 	}
@@ -194,7 +196,8 @@ static void print_encoding(const struct ckpt_stats *st)
 		       ckpt_enc_mode_name(st->enc_mode),
 		       (unsigned long long)st->enc_blocks,
 		       st->enc_legacy ? ", legacy 1.3-1.6 layout "
-					"(unauthenticated)" : "");
+					"(unauthenticated)"
+				      : "");
 	else
 		printf("encryption:  none\n");
 	if (st->has_crc)
@@ -226,13 +229,11 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	st = ckpt_stats(f);
 	count_params(f, &n);
 	printf("file:        %s\n", ckpt_path(f));
-	printf("size:        %llu bytes\n",
-	       (unsigned long long)st->disk_size);
+	printf("size:        %llu bytes\n", (unsigned long long)st->disk_size);
 	printf("parameters:  %zu (%llu map, %llu sliced)\n", ckpt_count(f),
 	       (unsigned long long)n.maps, (unsigned long long)n.sliced);
 	printf("records:     %llu\n", (unsigned long long)st->records);
-	printf("data:        %llu bytes\n",
-	       (unsigned long long)st->data_bytes);
+	printf("data:        %llu bytes\n", (unsigned long long)st->data_bytes);
 	printf("dtypes:     ");
 	for (int d = 0; d < CKPT_DT_COUNT; d++)
 		if (n.dtype[d])
@@ -261,12 +262,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	       (unsigned long long)st->data_bytes,
 	       st->has_crc ? "valid" : "absent",
 	       st->enc_mode == CKPT_ENC_NONE ? "" : ", decrypted with ",
-	       st->enc_mode == CKPT_ENC_NONE
-		       ? ""
-		       : st->enc_mode == CKPT_ENC_AES_GCM && !st->enc_legacy
-				 ? "AES-GCM, every block authenticated"
-				 : ckpt_enc_mode_name(st->enc_mode));
+	       st->enc_mode == CKPT_ENC_NONE ? ""
+	       : st->enc_mode == CKPT_ENC_AES_GCM && !st->enc_legacy
+		       ? "AES-GCM, every block authenticated"
+		       : ckpt_enc_mode_name(st->enc_mode));
 	ckpt_close(f);
 	return 0;
 }
-

@@ -48,10 +48,12 @@ static pid_t daemon_pid(const char *mnt)
 	case CKPT_MOUNT_SERVED:
 		return pid;
 	case CKPT_MOUNT_STALE:
-		fprintf(stderr, "ckpt: the ckptfs daemon of %s is gone (it "
+		fprintf(stderr,
+			"ckpt: the ckptfs daemon of %s is gone (it "
 			"crashed or was killed): the checkpoint holds what the "
 			"last successful commit (fsync) wrote, and later edits "
-			"are lost; removing the stale mount point\n", mnt);
+			"are lost; removing the stale mount point\n",
+			mnt);
 		if (fusermount_u(mnt, true) != 0)
 			fprintf(stderr, "ckpt: fusermount3 -uz %s failed\n",
 				mnt);
@@ -73,20 +75,26 @@ static int open_status(const char *mnt, pid_t pid)
 	int fd = ckpt_status_open(mnt, pid, msg, sizeof(msg));
 
 	if (fd == CKPT_STATUS_NO_SOCKET) {
-		fprintf(stderr, "ckpt: warning: the daemon of %s has no status "
+		fprintf(stderr,
+			"ckpt: warning: the daemon of %s has no status "
 			"socket: the outcome of its commit at unmount cannot be "
-			"reported (see its log)\n", mnt);
+			"reported (see its log)\n",
+			mnt);
 		return -1;
 	}
 	if (fd == CKPT_STATUS_UNTRUSTED) {
-		fprintf(stderr, "ckpt: %s; not trusting it: nothing was "
-			"unmounted\n", msg);
+		fprintf(stderr,
+			"ckpt: %s; not trusting it: nothing was "
+			"unmounted\n",
+			msg);
 		return -2;
 	}
 	if (fd < 0)
-		fprintf(stderr, "ckpt: warning: %s: the outcome of the commit "
+		fprintf(stderr,
+			"ckpt: warning: %s: the outcome of the commit "
 			"at unmount cannot be reported (see the daemon's "
-			"log)\n", msg);
+			"log)\n",
+			msg);
 	return fd < 0 ? -1 : fd;
 }
 
@@ -95,8 +103,10 @@ static int force_commit(const char *mnt)
 {
 	if (ckpt_status_force(mnt) == 0)
 		return 0;
-	fprintf(stderr, "ckpt: cannot force the commit of %s: %s; nothing "
-		"was unmounted\n", mnt, strerror(errno));
+	fprintf(stderr,
+		"ckpt: cannot force the commit of %s: %s; nothing "
+		"was unmounted\n",
+		mnt, strerror(errno));
 	return -1;
 }
 
@@ -113,11 +123,13 @@ static enum ckpt_commit_result commit_mount(const char *mnt)
 	fprintf(stderr, "ckpt: commit of %s failed: %s\n", mnt, msg);
 	if (cr == CKPT_COMMIT_CHANGED)
 		fprintf(stderr, "ckpt: unmounting: the edits are saved as a "
-			"recovery file\n");
+				"recovery file\n");
 	else
-		fprintf(stderr, "ckpt: nothing was unmounted; the edits are "
+		fprintf(stderr,
+			"ckpt: nothing was unmounted; the edits are "
 			"still in the mount: fix the problem and run 'ckpt "
-			"umount %s' again\n", mnt);
+			"umount %s' again\n",
+			mnt);
 	return cr;
 }
 
@@ -131,10 +143,12 @@ static int report_outcome(int sfd, pid_t pid)
 	if (sfd < 0)
 		return 0;
 	if (!ckpt_status_read(sfd, line, sizeof(line))) {
-		fprintf(stderr, "ckpt: the ckptfs daemon (pid %d) ended without "
+		fprintf(stderr,
+			"ckpt: the ckptfs daemon (pid %d) ended without "
 			"reporting the outcome of its commit at unmount (it "
 			"crashed or was killed): edits made after the last "
-			"commit may be lost; see its log\n", (int)pid);
+			"commit may be lost; see its log\n",
+			(int)pid);
 		return 1;
 	}
 	if (strcmp(line, CKPT_STATUS_OK) == 0)

@@ -14,12 +14,12 @@
 
 enum ckpt_front {
 	CKPT_FRONT_MOUNT, /* ckptfs and its -o options */
-	CKPT_FRONT_CLI,   /* ckpt and its --options */
+	CKPT_FRONT_CLI,	  /* ckpt and its --options */
 };
 
 /* err->msg followed by the remedy for err->hint as front spells it,
  * written into buf (size bytes, cut if need be); returns buf. */
-const char *ckpt_error_text(const struct ckpt_error *err,
-			    enum ckpt_front front, char *buf, size_t size);
+const char *ckpt_error_text(const struct ckpt_error *err, enum ckpt_front front,
+			    char *buf, size_t size);
 
 #endif /* CKPT_HINT_H */

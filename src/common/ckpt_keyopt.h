@@ -18,11 +18,11 @@
 struct ckpt_keyopt {
 	const char *mode;    /* "AES-GCM", "AES-CBC", "SM4-CBC" */
 	const char *keyfile; /* a path; "-" is standard input */
-	int keyfd;           /* an inherited descriptor */
+	int keyfd;	     /* an inherited descriptor */
 };
 
 enum ckpt_keyopt_result {
-	CKPT_KEYOPT_OK,     /* *out is the key, or NULL if none was given */
+	CKPT_KEYOPT_OK,	    /* *out is the key, or NULL if none was given */
 	CKPT_KEYOPT_FAILED, /* the key could not be read (a message) */
 	CKPT_KEYOPT_USAGE,  /* the options do not make a key (a message) */
 };
@@ -40,8 +40,7 @@ enum ckpt_keyopt_result ckpt_keyopt_load(const struct ckpt_keyopt *o,
 /* If st (NULL: no file) describes a checkpoint in the MindSpore 1.3-1.6
  * encryption layout, which nothing authenticates: true, with the warning
  * for path as front words it in buf (size bytes).  Else false. */
-bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st,
-				const char *path, enum ckpt_front front,
-				char *buf, size_t size);
+bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st, const char *path,
+				enum ckpt_front front, char *buf, size_t size);
 
 #endif /* CKPT_KEYOPT_H */

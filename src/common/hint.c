@@ -20,13 +20,15 @@ static void remedy(enum ckpt_hint hint, const char *m, enum ckpt_front front,
 		*buf = '\0';
 		break;
 	case CKPT_HINT_READ_ONLY:
-		snprintf(buf, size, mnt ? "; or mount this one read-only with "
-					  "-o ro"
-					: "; a read-only mount (ckptfs -o ro) "
-					  "can still read it");
+		snprintf(buf, size,
+			 mnt ? "; or mount this one read-only with "
+			       "-o ro"
+			     : "; a read-only mount (ckptfs -o ro) "
+			       "can still read it");
 		break;
 	case CKPT_HINT_FORCE:
-		snprintf(buf, size, "; unmount to save the edits as a recovery "
+		snprintf(buf, size,
+			 "; unmount to save the edits as a recovery "
 			 "file beside it, or force the commit over it (ckpt "
 			 "umount --force)");
 		break;
@@ -35,26 +37,29 @@ static void remedy(enum ckpt_hint hint, const char *m, enum ckpt_front front,
 			 mnt ? "" : " on a mount");
 		break;
 	case CKPT_HINT_GIVE_KEY:
-		snprintf(buf, size, mnt ? "; give the key: enc_mode=%s with "
-					  "keyfile=PATH or keyfd=N"
-					: "; give the key: --enc-mode %s with "
-					  "--keyfile PATH or --keyfd N", m);
+		snprintf(buf, size,
+			 mnt ? "; give the key: enc_mode=%s with "
+			       "keyfile=PATH or keyfd=N"
+			     : "; give the key: --enc-mode %s with "
+			       "--keyfile PATH or --keyfd N",
+			 m);
 		break;
 	case CKPT_HINT_USE_MODE:
-		snprintf(buf, size, mnt ? ": use enc_mode=%s"
-					: ": use --enc-mode %s", m);
+		snprintf(buf, size,
+			 mnt ? ": use enc_mode=%s" : ": use --enc-mode %s", m);
 		break;
 	case CKPT_HINT_ONE_KEY:
-		snprintf(buf, size, mnt ? " (keyfile= or keyfd=): give one of "
-					  "them"
-					: " (--keyfile or --keyfd): give one "
-					  "of them");
+		snprintf(buf, size,
+			 mnt ? " (keyfile= or keyfd=): give one of "
+			       "them"
+			     : " (--keyfile or --keyfd): give one "
+			       "of them");
 		break;
 	}
 }
 
-const char *ckpt_error_text(const struct ckpt_error *err,
-			    enum ckpt_front front, char *buf, size_t size)
+const char *ckpt_error_text(const struct ckpt_error *err, enum ckpt_front front,
+			    char *buf, size_t size)
 {
 	char tail[200];
 

@@ -30,12 +30,12 @@ enum ckpt_keyopt_result ckpt_keyopt_load(const struct ckpt_keyopt *o,
 {
 	struct ckpt_error err;
 
-	if (ckpt_key_load(o->mode, o->keyfile, o->keyfd, out, &err) ==
-	    CKPT_OK)
+	if (ckpt_key_load(o->mode, o->keyfile, o->keyfd, out, &err) == CKPT_OK)
 		return CKPT_KEYOPT_OK;
 	if (!complete(o) && front == CKPT_FRONT_CLI) {
 		/* ckpt names every option the key needs */
-		snprintf(msg, size, "a key needs --enc-mode (AES-GCM, AES-CBC "
+		snprintf(msg, size,
+			 "a key needs --enc-mode (AES-GCM, AES-CBC "
 			 "or SM4-CBC) and --keyfile or --keyfd");
 		return CKPT_KEYOPT_USAGE;
 	}
@@ -45,15 +45,17 @@ enum ckpt_keyopt_result ckpt_keyopt_load(const struct ckpt_keyopt *o,
 		       : CKPT_KEYOPT_FAILED;
 }
 
-bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st,
-				const char *path, enum ckpt_front front,
-				char *buf, size_t size)
+bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st, const char *path,
+				enum ckpt_front front, char *buf, size_t size)
 {
 	if (!st || !st->enc_legacy)
 		return false;
-	snprintf(buf, size, "warning: %s uses the MindSpore 1.3-1.6 "
-		 "encryption layout, which is not authenticated%s", path,
+	snprintf(buf, size,
+		 "warning: %s uses the MindSpore 1.3-1.6 "
+		 "encryption layout, which is not authenticated%s",
+		 path,
 		 front == CKPT_FRONT_MOUNT
-			 ? ": nothing vouches for its integrity" : "");
+			 ? ": nothing vouches for its integrity"
+			 : "");
 	return true;
 }

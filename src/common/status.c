@@ -36,13 +36,13 @@
 #define MAX_CLIENTS 32
 
 struct ckpt_status_server {
-	int dirfd;               /* the runtime directory */
-	char dir[PATH_MAX];      /* its path */
-	char name[32];           /* PID.sock once bound, else "" */
+	int dirfd;		  /* the runtime directory */
+	char dir[PATH_MAX];	  /* its path */
+	char name[32];		  /* PID.sock once bound, else "" */
 	char path[PATH_MAX + 32]; /* dir/name once started, else "" */
-	int lfd;                 /* the listening socket, -1 if none */
-	int stopfd;              /* eventfd: readable = the thread ends */
-	bool running;            /* the listener thread was started */
+	int lfd;		  /* the listening socket, -1 if none */
+	int stopfd;		  /* eventfd: readable = the thread ends */
+	bool running;		  /* the listener thread was started */
 	pthread_t thread;
 	int clients[MAX_CLIENTS];
 	unsigned nclients;
@@ -90,15 +90,17 @@ static int check_private(int fd, const char *path, char *msg, size_t size)
 		return -1;
 	}
 	if (st.st_uid != geteuid()) {
-		snprintf(msg, size, "status directory %s belongs to uid %u, "
-			 "not to us (uid %u): remove it", path,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
+		snprintf(msg, size,
+			 "status directory %s belongs to uid %u, "
+			 "not to us (uid %u): remove it",
+			 path, (unsigned)st.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		snprintf(msg, size, "status directory %s has mode %04o: it "
-			 "must be 0700 (chmod 700 it or remove it)", path,
-			 (unsigned)(st.st_mode & 07777));
+		snprintf(msg, size,
+			 "status directory %s has mode %04o: it "
+			 "must be 0700 (chmod 700 it or remove it)",
+			 path, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -124,12 +126,13 @@ static int open_private_dir(struct ckpt_status_server *s, const char *base,
 		return -1;
 	}
 	if (mkdirat(bfd, name, 0700) != 0 && errno != EEXIST) {
-		snprintf(msg, size, "cannot create the status directory %s: "
-			 "%s", s->dir, strerror(errno));
+		snprintf(msg, size,
+			 "cannot create the status directory %s: "
+			 "%s",
+			 s->dir, strerror(errno));
 		goto out;
 	}
-	fd = openat(bfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			       O_CLOEXEC);
+	fd = openat(bfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(msg, size, "status directory %s: %s", s->dir,
 			 errno == ELOOP || errno == ENOTDIR
@@ -192,8 +195,7 @@ static void remove_stale(int dirfd)
 	closedir(d);
 }
 
-int ckpt_status_prepare(struct ckpt_status_server **out, char *msg,
-			size_t size)
+int ckpt_status_prepare(struct ckpt_status_server **out, char *msg, size_t size)
 {
 	struct ckpt_status_server *s = calloc(1, sizeof(*s));
 	char base[PATH_MAX], name[32];
@@ -321,8 +323,7 @@ static int bind_socket(struct ckpt_status_server *s)
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
 		 s->dirfd, s->name);
-	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			0);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->lfd < 0)
 		return -1;
 	if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {

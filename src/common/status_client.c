@@ -85,8 +85,8 @@ static void unescape_octal(char *s)
 	char *out = s;
 
 	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
 			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
 					(s[3] - '0'));
 			s += 3;
@@ -145,8 +145,8 @@ static int connect_path(int fd, const char *path)
 	free(dir);
 	if (dfd < 0)
 		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
-		 dfd, slash + 1);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd,
+		 slash + 1);
 	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(dfd);
 	return r;
@@ -155,26 +155,31 @@ static int connect_path(int fd, const char *path)
 /* Connects to the status socket at path and checks that its peer is
  * process pid running as uid.  The connected descriptor, or
  * CKPT_STATUS_UNREACHABLE or _UNTRUSTED with a message in msg. */
-static int connect_checked(const char *path, pid_t pid, uid_t uid,
-			   char *msg, size_t size)
+static int connect_checked(const char *path, pid_t pid, uid_t uid, char *msg,
+			   size_t size)
 {
 	struct ucred cred = {0};
 	socklen_t len = sizeof(cred);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || connect_path(fd, path) != 0) {
-		snprintf(msg, size, "cannot reach the daemon's status socket "
-			 "%s: %s", path, strerror(errno));
+		snprintf(msg, size,
+			 "cannot reach the daemon's status socket "
+			 "%s: %s",
+			 path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return CKPT_STATUS_UNREACHABLE;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
 	    cred.pid != pid || cred.uid != uid) {
-		snprintf(msg, size, "the status socket %s is not the daemon's: "
-			 "it is served by pid %d (uid %u), the daemon is pid %d "
-			 "(uid %u)", path, (int)cred.pid, (unsigned)cred.uid,
-			 (int)pid, (unsigned)uid);
+		snprintf(
+			msg, size,
+			"the status socket %s is not the daemon's: "
+			"it is served by pid %d (uid %u), the daemon is pid %d "
+			"(uid %u)",
+			path, (int)cred.pid, (unsigned)cred.uid, (int)pid,
+			(unsigned)uid);
 		close(fd);
 		return CKPT_STATUS_UNTRUSTED;
 	}

@@ -38,15 +38,15 @@
 
 struct ckptfs {
 	struct ckpt_tree *tree;
-	const char *mountpoint;   /* absolute (libfuse resolves it) */
-	uint64_t mount_ns;        /* mtime of the root directory */
-	unsigned max_read;        /* -o max_read=N, 0 if not given */
-	bool direct_writes;       /* the kernel invalidates pages on direct
+	const char *mountpoint; /* absolute (libfuse resolves it) */
+	uint64_t mount_ns;	/* mtime of the root directory */
+	unsigned max_read;	/* -o max_read=N, 0 if not given */
+	bool direct_writes;	/* the kernel invalidates pages on direct
 				   * writes */
-	struct ckpt_status_server *status; /* NULL: no status channel */
-	pthread_mutex_t lock;     /* the fields below */
+	struct ckpt_status_server *status;  /* NULL: no status channel */
+	pthread_mutex_t lock;		    /* the fields below */
 	char last_error[ERR_MSG_MAX + 512]; /* of the last commit, "" if ok */
-	bool changed;             /* it failed: the checkpoint changed */
+	bool changed;		      /* it failed: the checkpoint changed */
 	char source_msg[ERR_MSG_MAX]; /* the last source problem logged */
 	/* Set by the unmount commit (op_destroy, after the last request)
 	 * when it failed, read by main once the session is gone: the
@@ -98,8 +98,7 @@ void fill_attr(const struct shown *s, fuse_ino_t ino,
 	       const struct ckpt_entry_info *info, struct stat *st);
 
 /* Describes ino (the root too); false if it does not exist. */
-bool ino_info(struct ckptfs *fs, fuse_ino_t ino,
-	      struct ckpt_entry_info *info);
+bool ino_info(struct ckptfs *fs, fuse_ino_t ino, struct ckpt_entry_info *info);
 
 /* The get-or-reply helpers: like ino_info (ino_attr: the attributes
  * too), but if ino is gone they reply ENOENT and return false, so that
@@ -139,8 +138,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 /* user.dtype and user.shape of parameter files (setting them changes the
  * tree; removing user.shape makes it inferred again) and the root's
  * control values (control.c). */
-void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-		 size_t size);
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
@@ -190,8 +188,7 @@ void logmsg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* A start-up message for the user who mounts: stderr and the log file. */
-void say(int prio, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void say(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- the session (session.c) ------------------------------------------- */
 

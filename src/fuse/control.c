@@ -84,8 +84,10 @@ static bool may_commit(fuse_req_t req, const struct fuse_file_info *fi,
 
 	if ((fi && (fi->fh & FH_WRITABLE)) || caller_may_write(req, fs_of(req)))
 		return true;
-	logmsg(LOG_NOTICE, "%s by uid %u (pid %d) refused: it may not write "
-	       "the checkpoint %s", what, (unsigned)c->uid, (int)c->pid,
+	logmsg(LOG_NOTICE,
+	       "%s by uid %u (pid %d) refused: it may not write "
+	       "the checkpoint %s",
+	       what, (unsigned)c->uid, (int)c->pid,
 	       ckpt_tree_target(fs_of(req)->tree));
 	return false;
 }
@@ -100,11 +102,13 @@ static void note_commit(struct ckptfs *fs, const struct ckpt_error *err)
 	char msg[sizeof(fs->last_error)] = "";
 
 	if (err && err->code == CKPT_ERR_CHANGED)
-		snprintf(msg, sizeof(msg), "%s; every edit is still in the "
-			 "mount: unmount it ('ckpt umount %s') to save them as "
-			 "a recovery file beside the checkpoint, or replace the "
-			 "file the path holds now with 'ckpt umount --force %s'",
-			 err->msg, fs->mountpoint, fs->mountpoint);
+		snprintf(
+			msg, sizeof(msg),
+			"%s; every edit is still in the "
+			"mount: unmount it ('ckpt umount %s') to save them as "
+			"a recovery file beside the checkpoint, or replace the "
+			"file the path holds now with 'ckpt umount --force %s'",
+			err->msg, fs->mountpoint, fs->mountpoint);
 	else if (err)
 		ckpt_error_text(err, CKPT_FRONT_MOUNT, msg, sizeof(msg));
 	pthread_mutex_lock(&fs->lock);
@@ -123,7 +127,8 @@ static void commit(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct ckptfs *fs = fs_of(req);
 	struct ckpt_error err;
 
-	if (ckpt_tree_read_only(fs->tree) || ckpt_tree_is_scratch(fs->tree, ino)) {
+	if (ckpt_tree_read_only(fs->tree) ||
+	    ckpt_tree_is_scratch(fs->tree, ino)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -185,8 +190,10 @@ int ctl_force(fuse_req_t req)
 	if (!may_commit(req, NULL, "forcing the next commit"))
 		return EACCES;
 	ckpt_tree_force(fs->tree);
-	logmsg(LOG_NOTICE, "forced: the next commit replaces whatever file %s "
-	       "holds now", ckpt_tree_target(fs->tree));
+	logmsg(LOG_NOTICE,
+	       "forced: the next commit replaces whatever file %s "
+	       "holds now",
+	       ckpt_tree_target(fs->tree));
 	return 0;
 }
 
@@ -219,20 +226,23 @@ static void save_recovery(struct ckptfs *fs, const struct ckpt_error *err)
 	char *saved, *lost;
 	const char *sep;
 
-	if (ckpt_tree_save_recovery(fs->tree, &saved, &lost, &rerr) != CKPT_OK) {
+	if (ckpt_tree_save_recovery(fs->tree, &saved, &lost, &rerr) !=
+	    CKPT_OK) {
 		logmsg(LOG_CRIT, "could not save pending changes: %s",
 		       rerr.msg);
-		final_failure(fs, "commit at unmount failed (%s) and the "
-			      "changes could not be saved: %s", err->msg,
-			      rerr.msg);
+		final_failure(fs,
+			      "commit at unmount failed (%s) and the "
+			      "changes could not be saved: %s",
+			      err->msg, rerr.msg);
 		return;
 	}
 	sep = lost ? "; these could not be saved: " : "";
 	logmsg(LOG_ERR, "pending changes saved to %s%s%s", saved, sep,
 	       lost ? lost : "");
-	final_failure(fs, "commit at unmount failed (%s); pending changes "
-		      "saved to %s%s%s", err->msg, saved, sep,
-		      lost ? lost : "");
+	final_failure(fs,
+		      "commit at unmount failed (%s); pending changes "
+		      "saved to %s%s%s",
+		      err->msg, saved, sep, lost ? lost : "");
 	free(saved);
 	free(lost);
 }

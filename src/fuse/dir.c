@@ -24,8 +24,8 @@ struct dir_fill {
 	bool plus; /* readdirplus: entries carry attributes and a lookup */
 	char *buf;
 	size_t size, used;
-	uint64_t *ids;     /* plus: the lookups the tree counted, ... */
-	bool *given;       /* ... and whether the reply holds that entry */
+	uint64_t *ids; /* plus: the lookups the tree counted, ... */
+	bool *given;   /* ... and whether the reply holds that entry */
 	size_t nids, idcap;
 };
 
@@ -51,8 +51,7 @@ static bool note_counted(struct dir_fill *d, uint64_t id, bool given)
 
 /* Gives the tree back the lookups the kernel did not get: those of
  * entries left out of the reply, all of them if the reply failed. */
-static void forget_untaken(struct ckptfs *fs, struct dir_fill *d,
-			   bool replied)
+static void forget_untaken(struct ckptfs *fs, struct dir_fill *d, bool replied)
 {
 	for (size_t i = 0; i < d->nids; i++)
 		if (!replied || !d->given[i])
@@ -84,9 +83,9 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 		e.ino = dot ? 0 : id; /* no lookup is counted for . and .. */
 		e.attr_timeout = ATTR_TIMEOUT;
 		e.entry_timeout = ENTRY_TIMEOUT;
-		fuse_add_direntry_plus(d->req, d->buf + d->used,
-				       d->size - d->used, name, &e,
-				       (off_t)next + 2); /* the tree counts it */
+		fuse_add_direntry_plus(
+			d->req, d->buf + d->used, d->size - d->used, name, &e,
+			(off_t)next + 2); /* the tree counts it */
 	} else {
 		fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used,
 				  name, &e.attr, (off_t)next + 2);
@@ -139,4 +138,3 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)fi;
 	list_dir(req, ino, size, off, true);
 }
-

@@ -27,7 +27,7 @@
 #include "ckptfs.h"
 
 static bool to_stderr = true; /* until daemonized without -f */
-static int log_fd = -1;       /* -o log=PATH */
+static int log_fd = -1;	      /* -o log=PATH */
 
 int log_open_file(const char *path)
 {
@@ -35,12 +35,15 @@ int log_open_file(const char *path)
 
 	/* O_NONBLOCK: a FIFO without a reader must not hang the mount (it
 	 * is refused below, like anything that is not a regular file) */
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-				    O_NONBLOCK | O_CLOEXEC, 0600);
+	log_fd = open(path,
+		      O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+			      O_CLOEXEC,
+		      0600);
 	if (log_fd < 0) {
 		fprintf(stderr, "ckptfs: -o log=%s: %s%s\n", path,
-			strerror(errno), errno == ELOOP
-				? " (a symbolic link is not followed)" : "");
+			strerror(errno),
+			errno == ELOOP ? " (a symbolic link is not followed)"
+				       : "");
 		return -1;
 	}
 	if (fstat(log_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -68,11 +71,16 @@ void log_close(void)
 static const char *prio_name(int prio)
 {
 	switch (prio) {
-	case LOG_CRIT: return "crit";
-	case LOG_ERR: return "err";
-	case LOG_WARNING: return "warning";
-	case LOG_NOTICE: return "notice";
-	default: return "info";
+	case LOG_CRIT:
+		return "crit";
+	case LOG_ERR:
+		return "err";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_NOTICE:
+		return "notice";
+	default:
+		return "info";
 	}
 }
 

@@ -48,9 +48,12 @@ struct options {
 	unsigned max_read;
 };
 
+/* (clang-format would take these braces for blocks) */
+/* clang-format off */
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
 /* FUSE_OPT_KEY, its offset -1U converted in the open (clang warns) */
 #define OPT_KEY(t, k) {t, (unsigned long)-1U, k}
+/* clang-format on */
 static const struct fuse_opt option_spec[] = {
 	OPT("output=%s", output),
 	OPT("staging=%s", staging),
@@ -166,8 +169,10 @@ static int parse_args(struct fuse_args *args, struct options *o,
 		return 0;
 	}
 	if (!o->checkpoint || !opts->mountpoint) {
-		fprintf(stderr, "usage: %s [options] CHECKPOINT MOUNTPOINT\n"
-			"       %s --help for the options\n", prog, prog);
+		fprintf(stderr,
+			"usage: %s [options] CHECKPOINT MOUNTPOINT\n"
+			"       %s --help for the options\n",
+			prog, prog);
 		return -1;
 	}
 	return 1;
@@ -178,8 +183,8 @@ static int parse_args(struct fuse_args *args, struct options *o,
 /* Reads the key named by the options into *key (NULL: none). */
 static int load_key(const struct options *o, struct ckpt_key **key)
 {
-	struct ckpt_keyopt ko = {.mode = o->enc_mode, .keyfile = o->keyfile,
-				 .keyfd = o->keyfd};
+	struct ckpt_keyopt ko = {
+		.mode = o->enc_mode, .keyfile = o->keyfile, .keyfd = o->keyfd};
 	char text[1024];
 
 	if (ckpt_keyopt_load(&ko, CKPT_FRONT_MOUNT, key, text, sizeof(text)) ==
@@ -217,7 +222,8 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .scratch = o->scratch,
 				    .create = o->create,
 				    .read_only = o->ro,
-				    .crc = o->crc ? CKPT_CRC_ADD : CKPT_CRC_KEEP,
+				    .crc = o->crc ? CKPT_CRC_ADD
+						  : CKPT_CRC_KEEP,
 				    .open.key = key};
 	struct ckpt_error err;
 	char text[sizeof(err.msg) + 200];
@@ -226,19 +232,21 @@ static int load(struct ckptfs *fs, const struct options *o,
 	e = ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err);
 	if (e == CKPT_ERR_CRC && o->ignore_crc) {
 		say(LOG_WARNING, "warning: %s",
-		    ckpt_error_text(&err, CKPT_FRONT_MOUNT, text, sizeof(text)));
+		    ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
+				    sizeof(text)));
 		say(LOG_WARNING, "mounting it read-only because of -o "
-		    "ignore_crc");
+				 "ignore_crc");
 		to.open.skip_crc = true;
 		to.read_only = true;
 		e = ckpt_tree_open(o->checkpoint, &to, &fs->tree, &err);
 	}
 	if (e) {
-		say(LOG_ERR, "%s", ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
-						   sizeof(text)));
+		say(LOG_ERR, "%s",
+		    ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
+				    sizeof(text)));
 		if (e == CKPT_ERR_CRC)
 			say(LOG_ERR, "-o ignore_crc mounts it read-only "
-			    "anyway");
+				     "anyway");
 		say(LOG_ERR, "not mounted; 'ckpt verify %s' checks the file",
 		    o->checkpoint);
 		return -1;
@@ -257,7 +265,7 @@ static int prepare_status(struct ckptfs *fs)
 		return 0;
 	say(LOG_ERR, "%s", msg);
 	say(LOG_ERR, "not mounted: 'ckpt umount' reports through a socket "
-	    "in that directory");
+		     "in that directory");
 	return -1;
 }
 
@@ -272,8 +280,10 @@ static int add_mount_args(const struct ckptfs *fs, struct fuse_args *args,
 	    fuse_opt_add_arg(args, "-oro"))
 		return -1;
 	return fuse_opt_add_arg(args, "-odefault_permissions") ||
-	       fuse_opt_add_arg(args, "-osubtype=ckptfs") ||
-	       fuse_opt_add_arg(args, fsname) ? -1 : 0;
+			       fuse_opt_add_arg(args, "-osubtype=ckptfs") ||
+			       fuse_opt_add_arg(args, fsname)
+		       ? -1
+		       : 0;
 }
 
 /* The line for the status clients: how the commit at unmount ended. */

@@ -101,7 +101,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && ckpt_tree_read_only(fs->tree)) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY &&
+	    ckpt_tree_read_only(fs->tree)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -234,8 +235,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* Replies to a read with the tree's pieces (spliced where they are in a
  * file); CKPT_ERR_NOMEM if there is no memory to describe them. */
-static ckpt_err reply_pieces(void *ctx, const struct ckpt_piece *p,
-			     uint32_t n, struct ckpt_error *err)
+static ckpt_err reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n,
+			     struct ckpt_error *err)
 {
 	fuse_req_t req = ctx;
 	struct fuse_bufvec *bv;
@@ -281,8 +282,7 @@ static void note_source_problem(struct ckptfs *fs)
 	pthread_mutex_lock(&fs->lock);
 	fresh = strcmp(fs->source_msg, err.msg) != 0;
 	if (fresh)
-		snprintf(fs->source_msg, sizeof(fs->source_msg), "%s",
-			 err.msg);
+		snprintf(fs->source_msg, sizeof(fs->source_msg), "%s", err.msg);
 	pthread_mutex_unlock(&fs->lock);
 	if (fresh)
 		logmsg(LOG_ERR, "reads fail with EIO: %s",

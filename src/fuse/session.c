@@ -28,8 +28,10 @@ static void start_status(struct ckptfs *fs)
 	char msg[PATH_MAX + 256];
 
 	if (ckpt_status_start(fs->status, msg, sizeof(msg)) != 0)
-		logmsg(LOG_WARNING, "%s: 'ckpt umount' cannot report the "
-		       "commit at unmount", msg);
+		logmsg(LOG_WARNING,
+		       "%s: 'ckpt umount' cannot report the "
+		       "commit at unmount",
+		       msg);
 }
 
 /* ---- signals ----------------------------------------------------------- */
@@ -88,11 +90,10 @@ static int install_signals(struct fuse_session *se)
  * handlers are removed before the session is freed. */
 static void stop_signals(struct fuse_session *se)
 {
-	for (size_t i = 0; i < sizeof(all_signals) / sizeof(*all_signals);
-	     i++)
+	for (size_t i = 0; i < sizeof(all_signals) / sizeof(*all_signals); i++)
 		signal(all_signals[i], SIG_IGN);
 	fuse_remove_signal_handlers(se); /* leaves SIG_IGN alone ... */
-	signal(SIGPIPE, SIG_IGN);        /* ... except this one */
+	signal(SIGPIPE, SIG_IGN);	 /* ... except this one */
 }
 
 /* ---- the session ------------------------------------------------------- */

@@ -21,8 +21,7 @@ static const char xattr_list[] = "user.dtype\0user.shape";
 
 /* Replies to getxattr/listxattr with the len bytes at v (size 0: the
  * length only; too small: ERANGE). */
-static void reply_value(fuse_req_t req, const char *v, size_t len,
-			size_t size)
+static void reply_value(fuse_req_t req, const char *v, size_t len, size_t size)
 {
 	if (size == 0)
 		fuse_reply_xattr(req, len);
@@ -45,8 +44,7 @@ static void root_getxattr(fuse_req_t req, const char *name, size_t size)
 }
 
 /* user.dtype and user.shape of files; the root's control values. */
-void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-		 size_t size)
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct ckpt_entry_info info;
 

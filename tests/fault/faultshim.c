@@ -109,10 +109,9 @@ enum kind {
 };
 
 static const char *const kind_names[K_COUNT + 1] = {
-	"write",     "pwrite", "copy_file_range", "fsync",
-	"fdatasync", "ftruncate", "fchmod",        "rename",
-	"renameat",  "renameat2", "linkat",        "open",
-	"openat",    "memfd_create", "any"};
+	"write",     "pwrite", "copy_file_range", "fsync",	  "fdatasync",
+	"ftruncate", "fchmod", "rename",	  "renameat",	  "renameat2",
+	"linkat",    "open",   "openat",	  "memfd_create", "any"};
 
 #define ERR_SHORT (-1)
 #define MAX_RULES 64
@@ -120,7 +119,7 @@ static const char *const kind_names[K_COUNT + 1] = {
 #define TRACE_LEN 64
 
 struct rule {
-	int kind;    /* enum kind, K_ANY for all */
+	int kind; /* enum kind, K_ANY for all */
 	unsigned long from;
 	int open_end; /* N+ or * */
 	int err;      /* errno, or ERR_SHORT */
@@ -175,8 +174,7 @@ static int (*r___openat_2)(int, const char *, int);
 static int (*r___openat64_2)(int, const char *, int);
 static int (*r_memfd_create)(const char *, unsigned int);
 
-#define RESOLVE(name)                                                         \
-	(r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name))
+#define RESOLVE(name) (r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name))
 
 static void resolve_all(void)
 {
@@ -230,13 +228,26 @@ static const struct {
 	const char *name;
 	int value;
 } errnos[] = {
-	{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
-	{"EFBIG", EFBIG},   {"EROFS", EROFS},   {"EINTR", EINTR},
-	{"EAGAIN", EAGAIN}, {"EPERM", EPERM},   {"EACCES", EACCES},
-	{"ENOMEM", ENOMEM}, {"EEXIST", EEXIST}, {"EXDEV", EXDEV},
-	{"EINVAL", EINVAL}, {"ENOSYS", ENOSYS}, {"EOPNOTSUPP", EOPNOTSUPP},
-	{"EBADF", EBADF},   {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
-	{"ENOENT", ENOENT}, {"ETIMEDOUT", ETIMEDOUT},
+	{"EIO", EIO},
+	{"ENOSPC", ENOSPC},
+	{"EDQUOT", EDQUOT},
+	{"EFBIG", EFBIG},
+	{"EROFS", EROFS},
+	{"EINTR", EINTR},
+	{"EAGAIN", EAGAIN},
+	{"EPERM", EPERM},
+	{"EACCES", EACCES},
+	{"ENOMEM", ENOMEM},
+	{"EEXIST", EEXIST},
+	{"EXDEV", EXDEV},
+	{"EINVAL", EINVAL},
+	{"ENOSYS", ENOSYS},
+	{"EOPNOTSUPP", EOPNOTSUPP},
+	{"EBADF", EBADF},
+	{"EMFILE", EMFILE},
+	{"ENFILE", ENFILE},
+	{"ENOENT", ENOENT},
+	{"ETIMEDOUT", ETIMEDOUT},
 };
 
 static int parse_err(const char *s)
@@ -293,7 +304,8 @@ static void parse_rules(char *text)
 			snprintf(seq, sizeof(seq), "%s", n);
 			continue;
 		}
-		if (sscanf(line, " %63s %31s %31s", k, n, e) != 3 || k[0] == '#')
+		if (sscanf(line, " %63s %31s %31s", k, n, e) != 3 ||
+		    k[0] == '#')
 			continue;
 		r.kind = parse_kind(k);
 		r.err = parse_err(e);
@@ -347,7 +359,8 @@ static void refresh(void)
 		int fd = r_open(ctl_path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			char *buf = malloc((size_t)st.st_size + 1);
-			ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+			ssize_t n = buf ? read(fd, buf, (size_t)st.st_size)
+					: -1;
 			if (n >= 0) {
 				buf[n] = '\0';
 				parse_rules(buf);
@@ -366,17 +379,17 @@ static void write_stats(void)
 	size_t cap = 16384, len = 0;
 	int fd;
 
-	if (!stats_path ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", stats_path) >= (int)sizeof(tmp))
+	if (!stats_path || snprintf(tmp, sizeof(tmp), "%s.tmp", stats_path) >=
+				   (int)sizeof(tmp))
 		return;
 	buf = malloc(cap);
 	if (!buf)
 		return;
-#define ADD(...)                                                              \
-	do {                                                                  \
-		int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);         \
-		if (w_ > 0 && (size_t)w_ < cap - len)                         \
-			len += (size_t)w_;                                    \
+#define ADD(...)                                                      \
+	do {                                                          \
+		int w_ = snprintf(buf + len, cap - len, __VA_ARGS__); \
+		if (w_ > 0 && (size_t)w_ < cap - len)                 \
+			len += (size_t)w_;                            \
 	} while (0)
 	ADD("gen %lu\nseq %s\npid %d\n", gen, seq, (int)getpid());
 	for (int k = 0; k <= K_COUNT; k++)
@@ -384,7 +397,8 @@ static void write_stats(void)
 	for (int i = 0; i < nfired; i++)
 		ADD("fired %s\n", fired[i]);
 	if (tracing) {
-		unsigned long first = ntraces > TRACE_LEN ? ntraces - TRACE_LEN : 0;
+		unsigned long first = ntraces > TRACE_LEN ? ntraces - TRACE_LEN
+							  : 0;
 		for (unsigned long i = first; i < ntraces; i++) {
 			const struct trace *t = &traces[i % TRACE_LEN];
 			ADD("trace %s %lu %s\n", kind_names[t->kind], t->n,
@@ -453,7 +467,9 @@ static int decide(int k, int fd, const char *what)
 	nany = ++counts[K_ANY];
 	for (int i = 0; i < nrules && !inject; i++) {
 		const struct rule *r = &rules[i];
-		unsigned long c = r->kind == K_ANY ? nany : r->kind == k ? n : 0;
+		unsigned long c = r->kind == K_ANY ? nany
+				  : r->kind == k   ? n
+						   : 0;
 		if (c && (c == r->from || (r->open_end && c > r->from)))
 			inject = r->err;
 	}
@@ -525,8 +541,8 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 	return r_pwrite64(fd, buf, e == ERR_SHORT ? half(n) : n, off);
 }
 
-EXPORT ssize_t copy_file_range(int in, loff_t *in_off, int out,
-			       loff_t *out_off, size_t n, unsigned int flags)
+EXPORT ssize_t copy_file_range(int in, loff_t *in_off, int out, loff_t *out_off,
+			       size_t n, unsigned int flags)
 {
 	int e = decide(K_COPY_FILE_RANGE, out, NULL);
 
@@ -538,48 +554,45 @@ EXPORT ssize_t copy_file_range(int in, loff_t *in_off, int out,
 				 e == ERR_SHORT ? half(n) : n, flags);
 }
 
-#define FD_WRAPPER(ret, name, K, params, args, fd)                            \
-	EXPORT ret name params                                                \
-	{                                                                     \
-		int e = decide(K, fd, NULL);                                  \
-		if (e > 0) {                                                  \
-			errno = e;                                            \
-			return -1;                                            \
-		}                                                             \
-		return r_##name args;                                         \
+#define FD_WRAPPER(ret, name, K, params, args, fd) \
+	EXPORT ret name params                     \
+	{                                          \
+		int e = decide(K, fd, NULL);       \
+		if (e > 0) {                       \
+			errno = e;                 \
+			return -1;                 \
+		}                                  \
+		return r_##name args;              \
 	}
 
 FD_WRAPPER(int, fsync, K_FSYNC, (int fd), (fd), fd)
 FD_WRAPPER(int, fdatasync, K_FDATASYNC, (int fd), (fd), fd)
 FD_WRAPPER(int, ftruncate, K_FTRUNCATE, (int fd, off_t len), (fd, len), fd)
-FD_WRAPPER(int, ftruncate64, K_FTRUNCATE, (int fd, off64_t len), (fd, len),
-	   fd)
+FD_WRAPPER(int, ftruncate64, K_FTRUNCATE, (int fd, off64_t len), (fd, len), fd)
 FD_WRAPPER(int, fchmod, K_FCHMOD, (int fd, mode_t mode), (fd, mode), fd)
 
-#define PATH_WRAPPER(name, K, params, args, what)                             \
-	EXPORT int name params                                                \
-	{                                                                     \
-		int e = decide(K, -1, what);                                  \
-		if (e > 0) {                                                  \
-			errno = e;                                            \
-			return -1;                                            \
-		}                                                             \
-		return r_##name args;                                         \
+#define PATH_WRAPPER(name, K, params, args, what) \
+	EXPORT int name params                    \
+	{                                         \
+		int e = decide(K, -1, what);      \
+		if (e > 0) {                      \
+			errno = e;                \
+			return -1;                \
+		}                                 \
+		return r_##name args;             \
 	}
 
 PATH_WRAPPER(rename, K_RENAME, (const char *a, const char *b), (a, b), b)
-PATH_WRAPPER(renameat, K_RENAMEAT, (int da, const char *a, int db,
-				    const char *b),
-	     (da, a, db, b), b)
-PATH_WRAPPER(renameat2, K_RENAMEAT2, (int da, const char *a, int db,
-				      const char *b, unsigned int flags),
+PATH_WRAPPER(renameat, K_RENAMEAT,
+	     (int da, const char *a, int db, const char *b), (da, a, db, b), b)
+PATH_WRAPPER(renameat2, K_RENAMEAT2,
+	     (int da, const char *a, int db, const char *b, unsigned int flags),
 	     (da, a, db, b, flags), b)
-PATH_WRAPPER(linkat, K_LINKAT, (int da, const char *a, int db,
-				const char *b, int flags),
+PATH_WRAPPER(linkat, K_LINKAT,
+	     (int da, const char *a, int db, const char *b, int flags),
 	     (da, a, db, b, flags), b)
-PATH_WRAPPER(memfd_create, K_MEMFD_CREATE, (const char *name,
-					    unsigned int flags),
-	     (name, flags), name)
+PATH_WRAPPER(memfd_create, K_MEMFD_CREATE,
+	     (const char *name, unsigned int flags), (name, flags), name)
 
 static int creates(int flags)
 {
@@ -602,40 +615,40 @@ static int open_decision(int k, int flags, const char *path)
 	return e > 0 ? e : 0;
 }
 
-#define OPEN_WRAPPER(name)                                                    \
-	EXPORT int name(const char *path, int flags, ...)                     \
-	{                                                                     \
-		va_list ap;                                                   \
-		mode_t mode;                                                  \
-		int e;                                                        \
-		va_start(ap, flags);                                          \
-		mode = mode_arg(flags, ap);                                   \
-		va_end(ap);                                                   \
-		if (!r_##name)                                                \
-			init();                                               \
-		if ((e = open_decision(K_OPEN, flags, path))) {               \
-			errno = e;                                            \
-			return -1;                                            \
-		}                                                             \
-		return r_##name(path, flags, mode);                           \
+#define OPEN_WRAPPER(name)                                      \
+	EXPORT int name(const char *path, int flags, ...)       \
+	{                                                       \
+		va_list ap;                                     \
+		mode_t mode;                                    \
+		int e;                                          \
+		va_start(ap, flags);                            \
+		mode = mode_arg(flags, ap);                     \
+		va_end(ap);                                     \
+		if (!r_##name)                                  \
+			init();                                 \
+		if ((e = open_decision(K_OPEN, flags, path))) { \
+			errno = e;                              \
+			return -1;                              \
+		}                                               \
+		return r_##name(path, flags, mode);             \
 	}
 
-#define OPENAT_WRAPPER(name)                                                  \
-	EXPORT int name(int dirfd, const char *path, int flags, ...)          \
-	{                                                                     \
-		va_list ap;                                                   \
-		mode_t mode;                                                  \
-		int e;                                                        \
-		va_start(ap, flags);                                          \
-		mode = mode_arg(flags, ap);                                   \
-		va_end(ap);                                                   \
-		if (!r_##name)                                                \
-			init();                                               \
-		if ((e = open_decision(K_OPENAT, flags, path))) {             \
-			errno = e;                                            \
-			return -1;                                            \
-		}                                                             \
-		return r_##name(dirfd, path, flags, mode);                    \
+#define OPENAT_WRAPPER(name)                                         \
+	EXPORT int name(int dirfd, const char *path, int flags, ...) \
+	{                                                            \
+		va_list ap;                                          \
+		mode_t mode;                                         \
+		int e;                                               \
+		va_start(ap, flags);                                 \
+		mode = mode_arg(flags, ap);                          \
+		va_end(ap);                                          \
+		if (!r_##name)                                       \
+			init();                                      \
+		if ((e = open_decision(K_OPENAT, flags, path))) {    \
+			errno = e;                                   \
+			return -1;                                   \
+		}                                                    \
+		return r_##name(dirfd, path, flags, mode);           \
 	}
 
 /* the fortified entry points (glibc declares them only with

@@ -32,8 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
 	st.file_size = size;
-	if (ckpt_decrypt_to_memfd(fd, "fuzz", &key, &out, &st, &err) ==
-	    CKPT_OK)
+	if (ckpt_decrypt_to_memfd(fd, "fuzz", &key, &out, &st, &err) == CKPT_OK)
 		close(out);
 	close(fd);
 	return 0;

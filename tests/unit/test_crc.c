@@ -15,9 +15,9 @@
 
 /* spec section 1: one value, global_step, Int32, dims [1], value 7 */
 static const uint8_t global_step[32] = {
-	0x0a, 0x1e, 0x0a, 0x0b, 'g', 'l', 'o', 'b', 'a', 'l', '_',
-	's',  't',  'e',  'p',  0x12, 0x0f, 0x08, 0x01, 0x12, 0x05, 'I',
-	'n',  't',  '3',  '2',  0x1a, 0x04, 0x07, 0x00, 0x00, 0x00,
+	0x0a, 0x1e, 0x0a, 0x0b, 'g',  'l',  'o',  'b',	'a',  'l',  '_',
+	's',  't',  'e',  'p',	0x12, 0x0f, 0x08, 0x01, 0x12, 0x05, 'I',
+	'n',  't',  '3',  '2',	0x1a, 0x04, 0x07, 0x00, 0x00, 0x00,
 };
 
 static void test_known_vectors(void **state)
@@ -71,7 +71,9 @@ static uint8_t *pattern(size_t n)
  * every alignment of the start (slice-by-8 takes 8-byte steps). */
 static void test_lengths_and_alignment(void **state)
 {
-	enum { MAX = 300 };
+	enum {
+		MAX = 300
+	};
 	uint8_t *p = pattern(MAX + 16);
 	(void)state;
 
@@ -118,7 +120,9 @@ static void test_incremental(void **state)
 /* A larger buffer, in chunks of odd sizes. */
 static void test_large_chunked(void **state)
 {
-	enum { N = 1 << 20 };
+	enum {
+		N = 1 << 20
+	};
 	uint8_t *p = pattern(N);
 	uint32_t whole, c = 0;
 	size_t off = 0, step = 1;

@@ -110,8 +110,8 @@ static void test_parse_stored(void **state)
 	static const char *const old[] = {"Uint8", "Uint16", "Uint32",
 					  "Uint64"};
 	static const char *const numpy[] = {
-		"bool",    "int8",    "int16",     "int32",     "int64",
-		"uint8",   "uint16",  "uint32",    "uint64",    "float16",
+		"bool",	   "int8",    "int16",	  "int32",     "int64",
+		"uint8",   "uint16",  "uint32",	  "uint64",    "float16",
 		"float32", "float64", "bfloat16", "complex64", "complex128",
 	};
 	(void)state;
@@ -124,14 +124,14 @@ static void test_parse_stored(void **state)
 	}
 	for (size_t i = 0; i < N(old); i++) {
 		ckpt_dtype dt = CKPT_DT_COUNT;
-		assert_true(ckpt_dtype_parse_stored(old[i], strlen(old[i]),
-						    &dt));
+		assert_true(
+			ckpt_dtype_parse_stored(old[i], strlen(old[i]), &dt));
 		assert_int_equal(dt, CKPT_DT_UINT8 + i);
 	}
 	for (size_t i = 0; i < N(numpy); i++) {
 		ckpt_dtype dt = CKPT_DT_COUNT;
-		assert_false(ckpt_dtype_parse_stored(numpy[i],
-						     strlen(numpy[i]), &dt));
+		assert_false(ckpt_dtype_parse_stored(numpy[i], strlen(numpy[i]),
+						     &dt));
 		assert_int_equal(dt, CKPT_DT_COUNT);
 		/* while the general parser takes them */
 		assert_true(ckpt_dtype_parse(numpy[i], strlen(numpy[i]), &dt));
@@ -149,17 +149,18 @@ static void test_parse_stored(void **state)
 static void test_unknown_names(void **state)
 {
 	static const char *const bad[] = {
-		"", "Float", "float", "Int", "int", "UINT8", "uInt8", "FLOAT32",
-		"Float32 ", " Float32", "Float33", "Float128", "Int128",
-		"float32\n", "Str", "string", "random_op", "BFloat", "bf16",
-		"Bool8", "uint", "UInt", "Uint", "object",
+		"",	   "Float",	"float",   "Int",	"int",
+		"UINT8",   "uInt8",	"FLOAT32", "Float32 ",	" Float32",
+		"Float33", "Float128",	"Int128",  "float32\n", "Str",
+		"string",  "random_op", "BFloat",  "bf16",	"Bool8",
+		"uint",	   "UInt",	"Uint",	   "object",
 	};
 	(void)state;
 	for (size_t i = 0; i < N(bad); i++) {
 		ckpt_dtype dt = CKPT_DT_COUNT;
 		assert_false(parse(bad[i], &dt));
-		assert_false(ckpt_dtype_parse_stored(bad[i], strlen(bad[i]),
-						     &dt));
+		assert_false(
+			ckpt_dtype_parse_stored(bad[i], strlen(bad[i]), &dt));
 		assert_int_equal(dt, CKPT_DT_COUNT); /* *out untouched */
 	}
 }
@@ -231,8 +232,7 @@ static void check_shape(const int64_t *dims, uint32_t ndims, const char *want)
 	for (size_t size = 1; size <= wl + 2; size++) {
 		size_t got = size - 1 < wl ? size - 1 : wl;
 		memset(buf, 'X', sizeof(buf));
-		assert_int_equal(ckpt_shape_format(dims, ndims, buf, size),
-				 wl);
+		assert_int_equal(ckpt_shape_format(dims, ndims, buf, size), wl);
 		assert_int_equal(strlen(buf), got);
 		assert_memory_equal(buf, want, got);
 		for (size_t k = size; k < sizeof(buf); k++)
@@ -255,8 +255,7 @@ static void test_shape_format(void **state)
 	check_shape(lenet, 4, "[6,1,5,5]");
 	check_shape(one, 1, "[1]");
 	check_shape(zero4, 2, "[0,4]");
-	check_shape(big, 3,
-		    "[9223372036854775807,-9223372036854775808,-1]");
+	check_shape(big, 3, "[9223372036854775807,-9223372036854775808,-1]");
 	strcpy(want, "[");
 	for (int i = 0; i < 64; i++) {
 		many[i] = i % 10;
@@ -311,8 +310,8 @@ static void test_name_escape(void **state)
 static void test_name_escape_injective(void **state)
 {
 	static const char *const names[] = {
-		"", "%", "%25", "%2F", "/", ".", "..", "...", "%2E", "%2E%2E",
-		"%00", "a", "a/", "a%2F", "a%252F", "x.y",
+		"",    "%",	 "%25", "%2F", "/",  ".",    "..",     "...",
+		"%2E", "%2E%2E", "%00", "a",   "a/", "a%2F", "a%252F", "x.y",
 	};
 	char *esc[N(names) + 2];
 	size_t n = N(names);

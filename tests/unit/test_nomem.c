@@ -80,11 +80,11 @@ void *__wrap_realloc(void *p, size_t n);
 char *__wrap_strdup(const char *s);
 
 static struct {
-	bool armed;          /* count (and maybe fail) allocations */
-	bool persist;        /* fail every allocation from fail_at on */
-	unsigned long count; /* allocations seen while armed */
+	bool armed;	       /* count (and maybe fail) allocations */
+	bool persist;	       /* fail every allocation from fail_at on */
+	unsigned long count;   /* allocations seen while armed */
 	unsigned long fail_at; /* 1-based; 0: never fail */
-	bool hit;            /* an allocation was failed */
+	bool hit;	       /* an allocation was failed */
 } fi;
 
 static bool fault_now(void)
@@ -198,8 +198,8 @@ static void note_code(const char *what, ckpt_err code, const char *msg)
 	if (nnotes < 64) {
 		snprintf(notes[nnotes++], sizeof(notes[0]), "%s", key);
 		print_message("note: an allocation failure in %s gives '%s' "
-			      "(not 'out of memory'): %s\n", what,
-			      ckpt_strerror(code), msg);
+			      "(not 'out of memory'): %s\n",
+			      what, ckpt_strerror(code), msg);
 	}
 }
 
@@ -215,12 +215,13 @@ static void check_failure(const char *what, ckpt_err rc,
 			ckpt_strerror(rc));
 	else if (strstr(err->msg, "(null)"))
 		problem("%s: the message names no file (a NULL string was "
-			"printed): \"%s\"", what, err->msg);
+			"printed): \"%s\"",
+			what, err->msg);
 	if (rc != CKPT_ERR_NOMEM) {
 		if (nomem_only)
 			problem("%s: an allocation failure gave '%s', not "
-				"'out of memory': %s", what, ckpt_strerror(rc),
-				err->msg);
+				"'out of memory': %s",
+				what, ckpt_strerror(rc), err->msg);
 		else
 			note_code(what, rc, err->msg);
 	}
@@ -267,10 +268,12 @@ static void check_usage(const char *what, unsigned long n, struct usage u0)
 
 	if (u.fds != u0.fds)
 		problem("%s, fault %lu: %d descriptors open afterwards, %d "
-			"before (descriptor leak)", what, n, u.fds, u0.fds);
+			"before (descriptor leak)",
+			what, n, u.fds, u0.fds);
 	if (u.heap != u0.heap)
 		problem("%s, fault %lu: %zd heap bytes more in use afterwards "
-			"(leak)", what, n, (ssize_t)(u.heap - u0.heap));
+			"(leak)",
+			what, n, (ssize_t)(u.heap - u0.heap));
 }
 
 /* ---- small string builder ------------------------------------------------ */
@@ -326,8 +329,8 @@ static void show_diff(const char *what, const char *want, const char *got)
 	for (size_t k = 0; k < i; k++)
 		line += want[k] == '\n';
 	problem("%s: differs from the fault-free run at line %zu:\n"
-		"  expected: %.*s\n  got:      %.*s", what, line + 1,
-		(int)strcspn(want + i, "\n"), want + i,
+		"  expected: %.*s\n  got:      %.*s",
+		what, line + 1, (int)strcspn(want + i, "\n"), want + i,
 		(int)strcspn(got + i, "\n"), got + i);
 }
 
@@ -343,7 +346,7 @@ static const char *scratch(void)
 	if (!scratch_root[0]) {
 		const char *base = env && *env ? env
 				   : stat("/dev/shm", &st) == 0 &&
-						     S_ISDIR(st.st_mode)
+						   S_ISDIR(st.st_mode)
 					   ? "/dev/shm"
 					   : "/tmp";
 		snprintf(scratch_root, sizeof(scratch_root),
@@ -387,7 +390,8 @@ static char *listing(const char *dir)
 
 	sb_printf(&s, "%s", "");
 	for (int i = 0; i < n; i++) {
-		if (strcmp(list[i]->d_name, ".") && strcmp(list[i]->d_name, ".."))
+		if (strcmp(list[i]->d_name, ".") &&
+		    strcmp(list[i]->d_name, ".."))
 			sb_printf(&s, "%s\n", list[i]->d_name);
 		free(list[i]);
 	}
@@ -422,8 +426,8 @@ static void describe_tensor(struct sb *s, const struct ckpt_file *f,
 	sb_printf(s, " %s(%s) %s size=%llu stored=%llu ext=%u z=%d bf=%d",
 		  ckpt_dtype_name(t->dtype), t->type_str ? t->type_str : "-",
 		  shape, (unsigned long long)t->size,
-		  (unsigned long long)t->stored, t->nextents,
-		  t->dims_zero_form, t->bf16_from_f32);
+		  (unsigned long long)t->stored, t->nextents, t->dims_zero_form,
+		  t->bf16_from_f32);
 	if (data) {
 		uint8_t *p = malloc(t->size + 1);
 		struct ckpt_error err = {0};
@@ -446,7 +450,8 @@ static char *describe_file(const struct ckpt_file *f, bool data)
 	const struct ckpt_stats *st = ckpt_stats(f);
 	struct sb s = {0};
 
-	sb_printf(&s, "params=%zu records=%llu unknown=%llu dups=%llu "
+	sb_printf(&s,
+		  "params=%zu records=%llu unknown=%llu dups=%llu "
 		  "bytes=%llu crc=%d/%d/%d enc=%d blocks=%llu\n",
 		  ckpt_count(f), (unsigned long long)st->records,
 		  (unsigned long long)st->unknown_fields,
@@ -547,7 +552,8 @@ static unsigned long open_with_faults(const char *label, const char *path,
 					err.msg);
 			if (f != NULL)
 				problem("%s, fault %lu: failed but *out is not "
-					"NULL", what, n);
+					"NULL",
+					what, n);
 			check_failure(what, rc, &err, true);
 		}
 		check_usage(what, n, u0);
@@ -586,7 +592,8 @@ static void map_tensors(struct buf *keys, struct buf *values,
 		k[i] = (int64_t)(seed * 100 + (unsigned)i);
 		st[i] = (int32_t)i;
 		for (int j = 0; j < 3; j++)
-			v[i * 3 + j] = (float)(seed + (unsigned)i + (unsigned)j);
+			v[i * 3 + j] =
+				(float)(seed + (unsigned)i + (unsigned)j);
 	}
 	memset(keys, 0, sizeof(*keys));
 	memset(values, 0, sizeof(*values));
@@ -700,8 +707,8 @@ struct gen {
 };
 
 static const struct gen gens[] = {
-	{"gen_maps", gen_maps},   {"gen_slices", gen_slices},
-	{"gen_crc", gen_crc},     {"gen_dups", gen_dups},
+	{"gen_maps", gen_maps}, {"gen_slices", gen_slices},
+	{"gen_crc", gen_crc},	{"gen_dups", gen_dups},
 	{"gen_misc", gen_misc}, {"gen_many_10000", gen_many},
 };
 
@@ -766,8 +773,8 @@ static void test_open_generated(void **state)
 	problems = 0;
 	for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++) {
 		char *path = gen_file(&gens[i]);
-		unsigned long p = open_with_faults(gens[i].name, path, NULL,
-						   false);
+		unsigned long p =
+			open_with_faults(gens[i].name, path, NULL, false);
 		if (strcmp(gens[i].name, "gen_many_10000") != 0)
 			p += open_with_faults(gens[i].name, path, NULL, true);
 		if (strcmp(gens[i].name, "gen_crc") == 0)
@@ -808,12 +815,12 @@ enum op {
 };
 
 static const char *const op_names[] = {
-	"ckpt_tree_create",      "ckpt_tree_write",
-	"ckpt_tree_truncate",    "ckpt_tree_set_dtype",
-	"ckpt_tree_set_shape",   "ckpt_tree_clear_shape",
-	"ckpt_tree_rename",      "ckpt_tree_rename(noreplace)",
-	"ckpt_tree_unlink",      "ckpt_tree_commit",
-	"ckpt_tree_read",        "ckpt_tree_save_recovery",
+	"ckpt_tree_create",    "ckpt_tree_write",
+	"ckpt_tree_truncate",  "ckpt_tree_set_dtype",
+	"ckpt_tree_set_shape", "ckpt_tree_clear_shape",
+	"ckpt_tree_rename",    "ckpt_tree_rename(noreplace)",
+	"ckpt_tree_unlink",    "ckpt_tree_commit",
+	"ckpt_tree_read",      "ckpt_tree_save_recovery",
 };
 
 struct step {
@@ -827,8 +834,8 @@ struct step {
 struct scenario {
 	const char *name;
 	void (*gen)(struct buf *b); /* source; NULL: none (-o create) */
-	bool encrypt;               /* source and commits AES-GCM */
-	bool output;                /* commit to out.ckpt (-o output) */
+	bool encrypt;		    /* source and commits AES-GCM */
+	bool output;		    /* commit to out.ckpt (-o output) */
 	const struct step *steps;
 	size_t nsteps;
 };
@@ -864,20 +871,20 @@ static const struct step edit_steps[] = {
 	{OP_CREATE, "new%2Fparam", NULL, 0, 0},
 	{OP_WRITE, "new%2Fparam", NULL, 0, 24},
 	{OP_DTYPE, "new%2Fparam", "float32", 0, 0}, /* inferred shape [6] */
-	{OP_WRITE, "w1", NULL, 8, 4},               /* staged with a copy */
+	{OP_WRITE, "w1", NULL, 8, 4},		    /* staged with a copy */
 	{OP_SHAPE, "w1", "[6]", 0, 0},
-	{OP_RENAME, "w2", "victim", 0, 0},          /* replaces victim */
+	{OP_RENAME, "w2", "victim", 0, 0}, /* replaces victim */
 	{OP_RENAME_NOREPLACE, "sliced", "sliced2", 0, 0},
 	{OP_TRUNC, "victim", NULL, 8, 0},
 	{OP_SHAPE, "victim", "2", 0, 0},
 	{OP_UNLINK, "gone", NULL, 0, 0},
-	{OP_WRITE, "bf", NULL, 2, 2},               /* bf16 converted copy */
-	{OP_CREATE, "%", NULL, 0, 0},               /* the empty name */
+	{OP_WRITE, "bf", NULL, 2, 2}, /* bf16 converted copy */
+	{OP_CREATE, "%", NULL, 0, 0}, /* the empty name */
 	{OP_WRITE, "%", NULL, 0, 3},
 	{OP_READ_ALL, NULL, NULL, 0, 0},
 	{OP_COMMIT, NULL, NULL, 0, 0},
 	{OP_RENAME, "scalar", "scalar%25x", 0, 0},
-	{OP_WRITE, "new%2Fparam", NULL, 4, 8},      /* from the new file */
+	{OP_WRITE, "new%2Fparam", NULL, 4, 8}, /* from the new file */
 	{OP_CLEAR_SHAPE, "w1", NULL, 0, 0},
 	{OP_DTYPE, "sliced2", "int16", 0, 0},
 	{OP_SHAPE, "sliced2", "[2,2]", 0, 0},
@@ -892,16 +899,11 @@ static const struct step edit_steps[] = {
 
 static const struct step create_steps[] = {
 	{OP_COMMIT, NULL, NULL, 0, 0}, /* the empty checkpoint */
-	{OP_CREATE, "x", NULL, 0, 0},
-	{OP_WRITE, "x", NULL, 0, 12},
-	{OP_DTYPE, "x", "Float32", 0, 0},
-	{OP_SHAPE, "x", "[3,1]", 0, 0},
-	{OP_CREATE, "y%2Fz", NULL, 0, 0},
-	{OP_WRITE, "y%2Fz", NULL, 0, 5},
-	{OP_COMMIT, NULL, NULL, 0, 0},
-	{OP_RENAME, "x", "y%2Fz", 0, 0},
-	{OP_COMMIT, NULL, NULL, 0, 0},
-	{OP_READ_ALL, NULL, NULL, 0, 0},
+	{OP_CREATE, "x", NULL, 0, 0},	  {OP_WRITE, "x", NULL, 0, 12},
+	{OP_DTYPE, "x", "Float32", 0, 0}, {OP_SHAPE, "x", "[3,1]", 0, 0},
+	{OP_CREATE, "y%2Fz", NULL, 0, 0}, {OP_WRITE, "y%2Fz", NULL, 0, 5},
+	{OP_COMMIT, NULL, NULL, 0, 0},	  {OP_RENAME, "x", "y%2Fz", 0, 0},
+	{OP_COMMIT, NULL, NULL, 0, 0},	  {OP_READ_ALL, NULL, NULL, 0, 0},
 };
 
 #define NSTEPS(a) (sizeof(a) / sizeof((a)[0]))
@@ -923,7 +925,7 @@ static const struct scenario scenarios[] = {
 struct runner {
 	const struct scenario *sc;
 	char dir[PATH_MAX / 2], tmpdir[PATH_MAX], src[PATH_MAX], out[PATH_MAX];
-	struct buf source;         /* bytes of the source (maybe encrypted) */
+	struct buf source; /* bytes of the source (maybe encrypted) */
 	struct ckpt_key *key;
 	struct ckpt_tree_opts opts;
 	bool recording;
@@ -962,7 +964,6 @@ static void list_free(struct list_ctx *l)
 	l->n = 0;
 }
 
-
 /* ckpt_tree_read / ckpt_tree_write as counts: bytes, or -1 on failure. */
 static ssize_t tree_read_n(struct ckpt_tree *t, uint64_t id, void *buf,
 			   size_t size, uint64_t off, struct ckpt_error *err)
@@ -974,9 +975,8 @@ static ssize_t tree_read_n(struct ckpt_tree *t, uint64_t id, void *buf,
 	return (ssize_t)done;
 }
 
-static ssize_t tree_write_n(struct ckpt_tree *t, uint64_t id,
-			    const void *buf, size_t size, uint64_t off,
-			    struct ckpt_error *err)
+static ssize_t tree_write_n(struct ckpt_tree *t, uint64_t id, const void *buf,
+			    size_t size, uint64_t off, struct ckpt_error *err)
 {
 	if (ckpt_tree_write(t, id, buf, size, off, err))
 		return -1;
@@ -1112,7 +1112,8 @@ static ckpt_err read_all(struct runner *r, struct ckpt_tree *t,
 		ssize_t n;
 
 		fi.armed = false;
-		assert_int_equal(ckpt_tree_stat(t, ids[i], &info, NULL), CKPT_OK);
+		assert_int_equal(ckpt_tree_stat(t, ids[i], &info, NULL),
+				 CKPT_OK);
 		p = malloc(info.size + 1);
 		q = malloc(info.size + 1);
 		assert_non_null(p);
@@ -1124,10 +1125,11 @@ static ckpt_err read_all(struct runner *r, struct ckpt_tree *t,
 			rc = err->code ? err->code : CKPT_ERR_IO;
 			if (!err->code)
 				problem("%s: ckpt_tree_read returned -1 "
-					"without err.code", r->what);
+					"without err.code",
+					r->what);
 		} else if (n != (ssize_t)info.size ||
 			   tree_read_n(t, ids[i], q, (size_t)info.size, 0,
-					  NULL) != n ||
+				       NULL) != n ||
 			   memcmp(p, q, (size_t)n) != 0) {
 			problem("%s: ckpt_tree_read of entry %llu returned "
 				"%zd bytes that differ from a fault-free read",
@@ -1191,7 +1193,8 @@ static ckpt_err do_step(struct runner *r, struct ckpt_tree *t, size_t k,
 		return read_all(r, t, err);
 	case OP_RECOVERY: {
 		char *lost = NULL;
-		ckpt_err saved = ckpt_tree_save_recovery(t, recovery, &lost, err);
+		ckpt_err saved =
+			ckpt_tree_save_recovery(t, recovery, &lost, err);
 		if (lost) /* nothing underneath changes here */
 			fail_msg("save_recovery lost parameters: %s", lost);
 		return saved;
@@ -1200,8 +1203,7 @@ static ckpt_err do_step(struct runner *r, struct ckpt_tree *t, size_t k,
 	return CKPT_ERR_INVAL;
 }
 
-static void compare(struct runner *r, char **slot, char *got,
-		    const char *what)
+static void compare(struct runner *r, char **slot, char *got, const char *what)
 {
 	if (r->recording) {
 		*slot = got;
@@ -1246,8 +1248,10 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 
 	reset_dir(r);
 	u0 = usage_now();
-	snprintf(r->what, sizeof(r->what), "tree '%s', fault %lu: "
-		 "ckpt_tree_open", sc->name, fail_at);
+	snprintf(r->what, sizeof(r->what),
+		 "tree '%s', fault %lu: "
+		 "ckpt_tree_open",
+		 sc->name, fail_at);
 	memset(&err, 0, sizeof(err));
 	arm(fail_at, false);
 	rc = ckpt_tree_open(r->src, &r->opts, &t, &err);
@@ -1270,8 +1274,8 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 	if (ckpt_tree_read_only(t)) {
 		problem("%s: succeeded, but the tree is read-only: \"%s\" "
 			"(a transient allocation failure made the checkpoint "
-			"read-only for the whole session)", r->what,
-			ckpt_tree_read_only(t));
+			"read-only for the whole session)",
+			r->what, ckpt_tree_read_only(t));
 		goto out;
 	}
 	compare(r, &r->snap[0], snapshot(t), "tree after open");
@@ -1280,14 +1284,17 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 	 * problem (what follows would mostly be consequences) */
 	for (size_t k = 0; k < sc->nsteps && problems == p0; k++) {
 		const struct step *s = &sc->steps[k];
-		char *dir_before = listing(r->dir), *tmp_before = listing(r->tmpdir);
+		char *dir_before = listing(r->dir),
+		     *tmp_before = listing(r->tmpdir);
 		char *recovery = NULL;
 		struct buf target_before = {0};
 		bool had_target = read_file(commit_target(r), &target_before);
 		bool step_hit;
 
-		snprintf(r->what, sizeof(r->what), "tree '%s', fault %lu: step "
-			 "%zu %s(%s%s%s)", sc->name, fail_at, k, op_names[s->op],
+		snprintf(r->what, sizeof(r->what),
+			 "tree '%s', fault %lu: step "
+			 "%zu %s(%s%s%s)",
+			 sc->name, fail_at, k, op_names[s->op],
 			 s->a ? s->a : "", s->b ? ", " : "", s->b ? s->b : "");
 		memset(&err, 0, sizeof(err));
 		fi.armed = true;
@@ -1309,12 +1316,13 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 			now = listing(r->dir);
 			if (strcmp(now, dir_before) != 0)
 				problem("%s: failed, and the directory changed:"
-					"\n  before: %s\n  after:  %s", r->what,
-					dir_before, now);
+					"\n  before: %s\n  after:  %s",
+					r->what, dir_before, now);
 			free(now);
 			now = listing(r->tmpdir);
 			if (strcmp(now, tmp_before) != 0)
-				problem("%s: failed, and $TMPDIR changed", r->what);
+				problem("%s: failed, and $TMPDIR changed",
+					r->what);
 			free(now);
 			if (had_target) {
 				struct buf b;
@@ -1323,13 +1331,15 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 				    (b.len &&
 				     memcmp(b.p, target_before.p, b.len) != 0))
 					problem("%s: failed, and the target "
-						"changed", r->what);
+						"changed",
+						r->what);
 				buf_free(&b);
 			}
 			if (s->op == OP_COMMIT && !ckpt_tree_dirty(t))
 				problem("%s: failed, and the tree is no longer "
 					"dirty (the edits would not be "
-					"committed again)", r->what);
+					"committed again)",
+					r->what);
 			/* the same step again, without faults */
 			memset(&err, 0, sizeof(err));
 			free(recovery);
@@ -1337,7 +1347,8 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 			rc = do_step(r, t, k, &err, &recovery);
 			if (rc != CKPT_OK) {
 				problem("%s: the retry without faults fails: "
-					"%s", r->what, err.msg);
+					"%s",
+					r->what, err.msg);
 				buf_free(&target_before);
 				free(dir_before);
 				free(tmp_before);
@@ -1356,8 +1367,8 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 			want_list = w.p;
 			if (strcmp(now, want_list) != 0)
 				problem("%s: after the commit the directory "
-					"holds:\n%s(expected:\n%s)", r->what,
-					now, want_list);
+					"holds:\n%s(expected:\n%s)",
+					r->what, now, want_list);
 			free(now);
 			free(want_list);
 			compare(r, &r->files[k + 1],
@@ -1367,7 +1378,8 @@ static bool run_scenario(struct runner *r, unsigned long fail_at)
 			 * leaves the tree dirty on purpose */
 			if (!step_hit && ckpt_tree_dirty(t))
 				problem("%s: the tree is still dirty after a "
-					"commit that succeeded", r->what);
+					"commit that succeeded",
+					r->what);
 		}
 		if (s->op == OP_RECOVERY) {
 			if (!recovery) {
@@ -1416,7 +1428,8 @@ static struct ckpt_key *make_key(void)
 static void encrypt_file(const char *plain, const char *enc,
 			 const struct ckpt_key *key)
 {
-	struct ckpt_tree_opts o = {.output = enc, .out_key_policy = CKPT_OUT_KEY_NEW,
+	struct ckpt_tree_opts o = {.output = enc,
+				   .out_key_policy = CKPT_OUT_KEY_NEW,
 				   .out_key = key};
 	struct ckpt_tree *t;
 	struct ckpt_error err = {0};
@@ -1617,7 +1630,8 @@ static void test_key_and_encrypted_open(void **state)
 	/* encrypting through a tree (what ckpt convert does), with faults */
 	encrypt_file(plain, enc, key); /* warm up OpenSSL */
 	for (unsigned long n = 1;; n++) {
-		struct ckpt_tree_opts o = {.output = enc, .out_key_policy = CKPT_OUT_KEY_NEW,
+		struct ckpt_tree_opts o = {.output = enc,
+					   .out_key_policy = CKPT_OUT_KEY_NEW,
 					   .out_key = key};
 		struct ckpt_tree *t = NULL;
 		struct usage u0;
@@ -1638,17 +1652,20 @@ static void test_key_and_encrypted_open(void **state)
 		if (rc) {
 			struct buf after = {0};
 			check_failure("encrypting commit", rc, &err, false);
-			if (!read_file(enc, &after) || after.len != before.len ||
+			if (!read_file(enc, &after) ||
+			    after.len != before.len ||
 			    (after.len &&
 			     memcmp(after.p, before.p, after.len) != 0))
 				problem("encrypting commit, fault %lu: failed, "
-					"and the target changed", n);
+					"and the target changed",
+					n);
 			buf_free(&after);
 		} else {
 			struct ckpt_open_opts ko = {.key = key};
 			struct ckpt_file *f = NULL, *g = NULL;
 			char *a, *c;
-			assert_int_equal(ckpt_open(enc, &ko, &f, NULL), CKPT_OK);
+			assert_int_equal(ckpt_open(enc, &ko, &f, NULL),
+					 CKPT_OK);
 			assert_int_equal(ckpt_open(plain, NULL, &g, NULL),
 					 CKPT_OK);
 			a = describe_file(f, true);
@@ -1656,7 +1673,8 @@ static void test_key_and_encrypted_open(void **state)
 			/* the same parameters; the stats line differs */
 			if (strcmp(strchr(a, '\n'), strchr(c, '\n')) != 0)
 				problem("encrypting commit, fault %lu: the "
-					"encrypted file holds other data", n);
+					"encrypted file holds other data",
+					n);
 			free(a);
 			free(c);
 			ckpt_close(f);
@@ -1671,7 +1689,8 @@ static void test_key_and_encrypted_open(void **state)
 	}
 	{
 		struct ckpt_open_opts ko = {.key = key};
-		points += open_with_faults("AES-GCM encrypted", enc, &ko, false);
+		points +=
+			open_with_faults("AES-GCM encrypted", enc, &ko, false);
 		points += open_with_faults("AES-GCM encrypted", enc, &ko, true);
 	}
 	total_points += points;
@@ -1687,8 +1706,8 @@ static void test_key_and_encrypted_open(void **state)
 
 static void test_names(void **state)
 {
-	static const char *const names[] = {"a", "a/b%c", "", ".", "..",
-					    "x\ny"};
+	static const char *const names[] = {"a", "a/b%c", "",
+					    ".", "..",	  "x\ny"};
 	unsigned long points = 0;
 
 	(void)state;

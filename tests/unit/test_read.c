@@ -47,8 +47,9 @@ static void check_all_reads(const struct ckpt_file *f,
 	for (uint64_t off = 0; off <= size + 2; off++)
 		for (size_t len = 0; len <= size + 2; len++) {
 			struct ckpt_error err = {0};
-			size_t exp = off >= size ? 0
-				   : size - off < len ? size - off : len;
+			size_t exp = off >= size	? 0
+				     : size - off < len ? size - off
+							: len;
 			ssize_t n;
 
 			memset(got, 0xA5, size + 16);
@@ -159,7 +160,9 @@ static void test_extent_at(void **state)
  * single-byte and longer reads agree with the data. */
 static void test_many_slices(void **state)
 {
-	enum { NS = 257 };
+	enum {
+		NS = 257
+	};
 	uint8_t *data;
 	size_t total = 0, sizes[NS];
 	int64_t d[1];
@@ -210,12 +213,14 @@ static void test_many_slices(void **state)
  * and sliced at odd byte positions. */
 static void test_bf16_large(void **state)
 {
-	enum { NEL = 3001 };
+	enum {
+		NEL = 3001
+	};
 	static const size_t cuts[] = {0, 4097, 9103, NEL * 4};
-	static const uint64_t offs[] = {0,    1,    2,    3,    1023, 1024,
+	static const uint64_t offs[] = {0,    1,    2,	  3,	1023, 1024,
 					2047, 2048, 2049, 2050, 4095, 4096,
 					4097, 5999, 6000, 6001, 6002};
-	static const size_t lens[] = {0,    1,    2,    3,    2047, 2048,
+	static const size_t lens[] = {0,    1,	  2,	3,    2047, 2048,
 				      2049, 4096, 4097, 5000, 6002, 9999};
 	uint8_t *f32 = malloc(NEL * 4), *want = malloc(NEL * 2),
 		*got = malloc(NEL * 2 + 8);
@@ -245,11 +250,12 @@ static void test_bf16_large(void **state)
 		for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
 			uint64_t off = offs[i];
 			size_t len = lens[j];
-			size_t exp = off >= NEL * 2 ? 0
-				   : NEL * 2 - off < len ? NEL * 2 - off : len;
+			size_t exp = off >= NEL * 2	   ? 0
+				     : NEL * 2 - off < len ? NEL * 2 - off
+							   : len;
 			memset(got, 0x5A, NEL * 2 + 8);
 			assert_int_equal(tensor_read_n(f, t, got, len, off,
-							  NULL),
+						       NULL),
 					 (ssize_t)exp);
 			if (exp)
 				assert_memory_equal(got, want + off, exp);
@@ -369,8 +375,7 @@ static void test_real_fixtures(void **state)
 			buf = malloc(p->tensor.size + 1);
 			assert_non_null(buf);
 			n = tensor_read_n(f, &p->tensor, buf,
-					     (size_t)p->tensor.size + 1, 0,
-					     &err);
+					  (size_t)p->tensor.size + 1, 0, &err);
 			if (n < 0)
 				print_error("%s\n", err.msg);
 			assert_int_equal(n, (ssize_t)p->tensor.size);
@@ -378,8 +383,8 @@ static void test_real_fixtures(void **state)
 			total += p->tensor.size;
 		}
 		assert_int_equal(st->data_bytes, total);
-		assert_int_equal(st->file_size, st->stream_size +
-				 (st->has_crc ? 17 : 0));
+		assert_int_equal(st->file_size,
+				 st->stream_size + (st->has_crc ? 17 : 0));
 		listed = manifest_values(dir, de->d_name);
 		if (listed >= 0) {
 			assert_int_equal(st->records, (uint64_t)listed);

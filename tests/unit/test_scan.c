@@ -122,7 +122,7 @@ static void rec_raw(struct buf *b, const char *tag, const struct buf *tensor)
 }
 
 static const uint8_t bytes64[64] = {
-	1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+	1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13, 14, 15, 16,
 	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
 	33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
 	49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64,
@@ -130,13 +130,13 @@ static const uint8_t bytes64[64] = {
 
 /* spec section 1 worked examples */
 static const uint8_t global_step[32] = {
-	0x0a, 0x1e, 0x0a, 0x0b, 'g',  'l',  'o',  'b',  'a',  'l',  '_',
-	's',  't',  'e',  'p',  0x12, 0x0f, 0x08, 0x01, 0x12, 0x05, 'I',
-	'n',  't',  '3',  '2',  0x1a, 0x04, 0x07, 0x00, 0x00, 0x00,
+	0x0a, 0x1e, 0x0a, 0x0b, 'g',  'l',  'o',  'b',	'a',  'l',  '_',
+	's',  't',  'e',  'p',	0x12, 0x0f, 0x08, 0x01, 0x12, 0x05, 'I',
+	'n',  't',  '3',  '2',	0x1a, 0x04, 0x07, 0x00, 0x00, 0x00,
 };
 static const uint8_t epoch_num[32] = {
-	0x0a, 0x1e, 0x0a, 0x09, 'e',  'p',  'o',  'c',  'h',  '_',  'n',
-	'u',  'm',  0x12, 0x11, 0x12, 0x05, 'I',  'n',  't',  '6',  '4',
+	0x0a, 0x1e, 0x0a, 0x09, 'e',  'p',  'o',  'c',	'h',  '_',  'n',
+	'u',  'm',  0x12, 0x11, 0x12, 0x05, 'I',  'n',	't',  '6',  '4',
 	0x1a, 0x08, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 };
 /* spec section 5: trailer of the global_step file */
@@ -346,8 +346,7 @@ static void test_crc_valid(void **state)
 	f = open_ok(&b);
 	assert_int_equal(ckpt_count(f), 20);
 	assert_true(ckpt_stats(f)->crc_checked);
-	assert_int_equal(ckpt_stats(f)->crc_stored,
-			 ref_crc32(b.p, b.len - 17));
+	assert_int_equal(ckpt_stats(f)->crc_stored, ref_crc32(b.p, b.len - 17));
 	assert_true(oracle_check(b.p, b.len - 17, f));
 	ckpt_close(f);
 	buf_free(&b);
@@ -373,8 +372,7 @@ static void test_crc_invalid(void **state)
 	assert_true(st->has_crc);
 	assert_false(st->crc_checked);
 	assert_int_equal(st->crc_stored, 0x440453A5u);
-	assert_int_equal(tensor_read_n(f, &param(f, 0)->tensor, v8, 4, 0,
-					  NULL),
+	assert_int_equal(tensor_read_n(f, &param(f, 0)->tensor, v8, 4, 0, NULL),
 			 4);
 	assert_int_equal(v8[0], 8);
 	assert_int_equal(ckpt_verify_crc(f, &err), CKPT_ERR_CRC);
@@ -951,10 +949,12 @@ static void test_bf16(void **state)
 	assert_int_equal(p->tensor.stored, 20);
 	for (uint64_t off = 0; off <= 12; off++)
 		for (size_t len = 0; len <= 12; len++) {
-			size_t exp = off >= 10 ? 0 : (10 - off < len ? 10 - off : len);
+			size_t exp =
+				off >= 10 ? 0
+					  : (10 - off < len ? 10 - off : len);
 			memset(got, 0xEE, sizeof(got));
-			assert_int_equal(tensor_read_n(f, &p->tensor, got,
-							  len, off, NULL),
+			assert_int_equal(tensor_read_n(f, &p->tensor, got, len,
+						       off, NULL),
 					 (ssize_t)exp);
 			if (exp)
 				assert_memory_equal(got, want + off, exp);
@@ -1346,7 +1346,8 @@ static void test_protobuf_c_file(void **state)
 				  CHECKPOINT__VALUE__INIT};
 	Checkpoint__Value *vs[4] = {&v[0], &v[1], &v[2], &v[3]};
 	Checkpoint c = CHECKPOINT__INIT;
-	static const char *tags[4] = {"conv.weight", "step", "name", "moments.conv.weight"};
+	static const char *tags[4] = {"conv.weight", "step", "name",
+				      "moments.conv.weight"};
 	static const char *types[4] = {"Float32", "Int64", "str", "Float32"};
 	int64_t *dims[4] = {d23, NULL, d0, d23};
 	size_t nd[4] = {2, 0, 1, 2}, len[4] = {24, 8, 12, 24};
@@ -1394,10 +1395,10 @@ static void build_mixed(struct buf *b, size_t *bounds, int *want, size_t *nb)
 	struct buf t = {0};
 	size_t n = 0;
 
-#define MARK(w)                         \
-	do {                            \
-		bounds[n] = b->len;     \
-		want[n++] = (w);        \
+#define MARK(w)                     \
+	do {                        \
+		bounds[n] = b->len; \
+		want[n++] = (w);    \
 	} while (0)
 	MARK(0);
 	buf_record(b, "g", d1, 1, "Int32", bytes64, 4);
@@ -1513,11 +1514,13 @@ static void test_flip_every_byte(void **state)
 					assert_int_equal(ckpt_find(f, p->fname),
 							 (ssize_t)i);
 					if (p->kind == CKPT_PARAM_TENSOR) {
-						free(read_tensor(f, &p->tensor));
+						free(read_tensor(f,
+								 &p->tensor));
 						continue;
 					}
 					for (int k = 0; k < 3; k++)
-						free(read_tensor(f, &p->map[k]));
+						free(read_tensor(f,
+								 &p->map[k]));
 				}
 				/* where protobuf-c agrees it is valid, the
 				 * contents must agree too */
@@ -1872,7 +1875,8 @@ static void test_long_varints(void **state)
 
 static void test_negative_dim(void **state)
 {
-	static const int64_t neg[] = {-1}, neg2[] = {2, -3}, big[] = {INT64_MIN};
+	static const int64_t neg[] = {-1}, neg2[] = {2, -3},
+			     big[] = {INT64_MIN};
 	struct buf b = {0}, t = {0};
 	(void)state;
 
@@ -2108,8 +2112,7 @@ static void test_neg_fixtures(void **state)
 		struct ckpt_error err = {0};
 		struct stat st;
 
-		snprintf(path, sizeof(path), "%s/%s", fixtures_dir(),
-			 names[i]);
+		snprintf(path, sizeof(path), "%s/%s", fixtures_dir(), names[i]);
 		if (stat(path, &st) != 0)
 			print_error("missing fixture %s\n", path);
 		assert_int_equal(stat(path, &st), 0);
@@ -2139,8 +2142,7 @@ static void test_long_path_message(void **state)
 	unlink(tmp);
 	snprintf(dir1, sizeof(dir1), "%s-%s", tmp, name);
 	snprintf(dir2, sizeof(dir2), "%s/%s", dir1, name);
-	snprintf(path, sizeof(path), "%s/some-checkpoint-%s.ckpt", dir2,
-		 name);
+	snprintf(path, sizeof(path), "%s/some-checkpoint-%s.ckpt", dir2, name);
 	free(tmp);
 	assert_int_equal(mkdir(dir1, 0700), 0);
 	assert_int_equal(mkdir(dir2, 0700), 0);
@@ -2269,11 +2271,11 @@ static void test_find_escaped(void **state)
 		size_t len;
 		const char *fname;
 	} names[] = {
-		{"a/b", 3, "a%2Fb"},   {"%", 1, "%25"},
-		{"", 0, "%"},          {".", 1, "%2E"},
-		{"..", 2, "%2E%2E"},   {"...", 3, "..."},
-		{"x\0y", 3, "x%00y"},  {"layer.0.weight", 14, "layer.0.weight"},
-		{"/", 1, "%2F"},       {"%2F", 3, "%252F"},
+		{"a/b", 3, "a%2Fb"},  {"%", 1, "%25"},
+		{"", 0, "%"},	      {".", 1, "%2E"},
+		{"..", 2, "%2E%2E"},  {"...", 3, "..."},
+		{"x\0y", 3, "x%00y"}, {"layer.0.weight", 14, "layer.0.weight"},
+		{"/", 1, "%2F"},      {"%2F", 3, "%252F"},
 	};
 	struct buf b = {0}, t = {0};
 	struct ckpt_file *f;
@@ -2309,7 +2311,9 @@ static void test_find_escaped(void **state)
 
 static void test_find_10000(void **state)
 {
-	enum { NP = 10000 };
+	enum {
+		NP = 10000
+	};
 	static const int64_t d1[] = {1};
 	struct buf b = {0}, t = {0};
 	struct ckpt_file *f;
@@ -2328,8 +2332,7 @@ static void test_find_10000(void **state)
 	assert_int_equal(ckpt_stats(f)->data_bytes, 4 * NP);
 	for (int i = 0; i < NP; i++) {
 		int n = snprintf(name, sizeof(name),
-				 i % 7 ? "net.layer%d.weight" : "opt%%2F%d",
-				 i);
+				 i % 7 ? "net.layer%d.weight" : "opt%%2F%d", i);
 		const struct ckpt_param *p;
 		(void)n;
 		assert_int_equal(ckpt_find(f, name), i);

@@ -612,7 +612,7 @@ static void test_lookup_counts_exact(void **state)
 	uint64_t c;
 
 	ckpt_tree_list(f->t, 0, 0, add_name, &nm, true); /* one each */
-	c = look(f->t, "c");                              /* c: two */
+	c = look(f->t, "c");				 /* c: two */
 	assert_int_equal(nm.ids[2], c);
 	ok(ckpt_tree_unlink(f->t, "c", &err), &err);
 	ckpt_tree_forget(f->t, c, 1);
@@ -697,8 +697,8 @@ static void test_set_shape(void **state)
 			 CKPT_ERR_INVAL);
 	assert_int_equal(ckpt_tree_set_shape(f->t, a, "[0]", 3, &err),
 			 CKPT_ERR_INVAL);
-	assert_int_equal(ckpt_tree_set_shape(
-				 f->t, a, "[4294967296,4294967296]", 23, &err),
+	assert_int_equal(ckpt_tree_set_shape(f->t, a, "[4294967296,4294967296]",
+					     23, &err),
 			 CKPT_ERR_INVAL); /* more than 2^64 bytes */
 	check_info(f->t, a, 16, "Float32", "[1,4]", true);
 }
@@ -742,8 +742,8 @@ static void test_tomb_inherits(void **state)
 	uint8_t data[20] = {0};
 
 	ok(ckpt_tree_unlink(f->t, "a", &err), &err);
-	id = create(f->t, "a"); /* rm a; cp x a */
-	assert_string_equal(order(f->t), "a b c m"); /* a's old place */
+	id = create(f->t, "a");				/* rm a; cp x a */
+	assert_string_equal(order(f->t), "a b c m");	/* a's old place */
 	check_info(f->t, id, 0, "UInt8", "[0]", false); /* does not fit */
 	put(f->t, id, data, 16, 0);
 	check_info(f->t, id, 16, "Float32", "[2,2]", true);

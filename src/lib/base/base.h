@@ -26,8 +26,7 @@
 /* Fills err (if non-NULL) with code, offset and a printf-style message, and
  * returns code.  sys_errno is taken from errno for CKPT_ERR_IO. */
 ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
-		   const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Sets the remedy a front end should suggest for err (if non-NULL). */
 void ckpt_set_hint(struct ckpt_error *err, enum ckpt_hint hint, int mode);

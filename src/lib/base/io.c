@@ -94,8 +94,8 @@ int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 	char buf[COPY_BUF];
 
 	while (len) {
-		ssize_t n = ckpt_kernel_copy(in_fd, in_off, out_fd, out_off,
-					     len);
+		ssize_t n =
+			ckpt_kernel_copy(in_fd, in_off, out_fd, out_off, len);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -132,8 +132,9 @@ int ckpt_tmpfile_at(int dirfd, const char *prefix, char *keep, size_t size)
 		return fd;
 	for (int i = 0; i < 100; i++) { /* no O_TMPFILE here: a named one */
 		ckpt_random_name(name, sizeof(name), prefix, "");
-		fd = openat(dirfd, name, O_CREAT | O_EXCL | O_RDWR |
-			    O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = openat(dirfd, name,
+			    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST)

@@ -96,8 +96,8 @@ static ckpt_err split_open(const char *path, struct ckpt_place *pl,
 	    asprintf(&pl->path, "%s/%s", strcmp(rd, "/") ? rd : "", base) < 0)
 		pl->path = NULL;
 	if (pl->dirfd < 0 || !rd)
-		r = ckpt_fail(err, errno == ENOMEM ? CKPT_ERR_NOMEM
-						   : CKPT_ERR_IO, 0,
+		r = ckpt_fail(err,
+			      errno == ENOMEM ? CKPT_ERR_NOMEM : CKPT_ERR_IO, 0,
 			      "%s: cannot open its directory: %s", path,
 			      strerror(errno));
 	else if (!pl->base || !pl->path)
@@ -138,7 +138,8 @@ ckpt_err ckpt_place_open(const char *path, struct ckpt_place *pl,
 	/* each link of a chain must be the caller's; at most 8 of them */
 	for (int hops = 0; !r; hops++) {
 		char *next;
-		if (fstatat(pl->dirfd, pl->base, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		if (fstatat(pl->dirfd, pl->base, &st, AT_SYMLINK_NOFOLLOW) !=
+			    0 ||
 		    !S_ISLNK(st.st_mode))
 			return CKPT_OK;
 		if (st.st_uid != geteuid())
@@ -146,14 +147,15 @@ ckpt_err ckpt_place_open(const char *path, struct ckpt_place *pl,
 					 "%s is a symbolic link owned by "
 					 "another user (uid %u): refusing to "
 					 "follow it; give the path of the file "
-					 "itself", pl->path,
-					 (unsigned)st.st_uid);
+					 "itself",
+					 pl->path, (unsigned)st.st_uid);
 		next = hops < 8 ? link_target(pl) : NULL;
 		if (!next)
 			return ckpt_fail(err, CKPT_ERR_IO, 0,
 					 "%s: a symbolic link that cannot be "
 					 "followed (unreadable, or too many "
-					 "links)", pl->path);
+					 "links)",
+					 pl->path);
 		close(pl->dirfd);
 		pl->dirfd = -1;
 		r = split_open(next, pl, err);
@@ -192,9 +194,11 @@ ckpt_err ckpt_lock_writer(int fd, const char *path, struct ckpt_error *err)
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return CKPT_OK;
 	if (errno == EAGAIN || errno == EACCES) {
-		ckpt_fail(err, CKPT_ERR_BUSY, 0, "%s is being edited by "
+		ckpt_fail(err, CKPT_ERR_BUSY, 0,
+			  "%s is being edited by "
 			  "another ckptfs mount or ckpt command (it holds the "
-			  "write lock): unmount that one first", path);
+			  "write lock): unmount that one first",
+			  path);
 		ckpt_set_hint(err, CKPT_HINT_READ_ONLY, 0);
 		return CKPT_ERR_BUSY;
 	}

@@ -46,8 +46,7 @@ static uint64_t expected_bytes(const struct ckpt_tree *t)
 /* The sink for a new file of t: encrypted when the tree has an output
  * key, else O_DIRECT where the file system allows, else the page cache. */
 static ckpt_err sink_new(const struct ckpt_tree *t,
-			 const struct ckpt_sink_conf *c,
-			 struct ckpt_sink **out)
+			 const struct ckpt_sink_conf *c, struct ckpt_sink **out)
 {
 	if (t->out_key)
 		return ckpt_sink_enc_new(c, t->out_key, out);
@@ -61,8 +60,11 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 {
 	const struct ckpt_format *fmt = out_format(t);
 	struct ckpt_sink_conf c = {
-		.fd = fd, .path = t->tgt_pl.path, .err = err,
-		.progress = t->progress, .progress_ctx = t->progress_ctx,
+		.fd = fd,
+		.path = t->tgt_pl.path,
+		.err = err,
+		.progress = t->progress,
+		.progress_ctx = t->progress_ctx,
 		.total = expected_bytes(t),
 	};
 	struct ckpt_sink *s;
@@ -99,8 +101,8 @@ static ckpt_err check_entries(struct ckpt_tree *t, struct ckpt_error *err)
 			return ckpt_fail(err, CKPT_ERR_CHANGED, 0,
 					 "'%s' still reads from %s, which was "
 					 "modified underneath the mount: "
-					 "nothing was written", e->fname,
-					 ckpt_path(e->src));
+					 "nothing was written",
+					 e->fname, ckpt_path(e->src));
 	}
 	return CKPT_OK;
 }
@@ -112,9 +114,11 @@ static ckpt_err sync_dir_again(struct ckpt_tree *t, struct ckpt_error *err)
 	t->dir_unsynced = fsync(t->tgt_pl.dirfd) != 0;
 	if (!t->dir_unsynced)
 		return CKPT_OK;
-	return ckpt_fail(err, CKPT_ERR_IO, 0, "the directory of %s could not "
+	return ckpt_fail(err, CKPT_ERR_IO, 0,
+			 "the directory of %s could not "
 			 "be synced (%s): the last commit may not survive a "
-			 "power failure", t->tgt_pl.path, strerror(errno));
+			 "power failure",
+			 t->tgt_pl.path, strerror(errno));
 }
 
 /* Writes, checks and puts in place the new checkpoint of dirty tree t. */

@@ -58,7 +58,7 @@ void ckpt_repin(struct ckpt_tree *t, int fd);
 /* Links the complete unnamed recovery file fd into dirfd (the target's
  * directory or $TMPDIR) under a fresh name, mode 0600, and stores its
  * malloc'd path in *path. */
-ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd,
-			    char **path, struct ckpt_error *err);
+ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd, char **path,
+			    struct ckpt_error *err);
 
 #endif /* CKPT_COMMIT_H */

@@ -17,8 +17,8 @@
 
 #include "commit/commit.h"
 
-#define LOST_MAX 4000 /* bytes of names: enough to tell; the count says
-		       * the rest */
+/* Bytes of names a message lists: enough to tell; the count says the rest. */
+#define LOST_MAX 4000
 
 /* Names of parameters a recovery file could not hold: "a, b, c". */
 struct lost {
@@ -64,19 +64,24 @@ static ckpt_err recover_into(struct ckpt_tree *t, int dirfd, char **path,
 			     struct lost *lost, struct ckpt_error *err)
 {
 	const struct ckpt_encode_opts o = {
-		.recovery = true, .keep = keep_unchanged, .keep_ctx = lost,
+		.recovery = true,
+		.keep = keep_unchanged,
+		.keep_ctx = lost,
 	};
 	char tmp[300];
 	int fd = ckpt_out_create(dirfd, t->tgt_pl.base, tmp, sizeof(tmp));
 	ckpt_err r;
 
 	if (fd < 0)
-		return ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create the "
-				 "recovery file: %s", strerror(errno));
+		return ckpt_fail(err, CKPT_ERR_IO, 0,
+				 "cannot create the "
+				 "recovery file: %s",
+				 strerror(errno));
 	if (*tmp) { /* no unnamed files here: not worth a named one */
 		unlinkat(dirfd, tmp, 0);
 		close(fd);
-		return ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create the "
+		return ckpt_fail(err, CKPT_ERR_IO, 0,
+				 "cannot create the "
 				 "recovery file: no O_TMPFILE");
 	}
 	free(lost->names);
@@ -88,8 +93,8 @@ static ckpt_err recover_into(struct ckpt_tree *t, int dirfd, char **path,
 	return r;
 }
 
-ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
-				 char **lost, struct ckpt_error *err)
+ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path, char **lost,
+				 struct ckpt_error *err)
 {
 	struct lost l = {0};
 	ckpt_err r;

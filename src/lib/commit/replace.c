@@ -57,8 +57,8 @@ static ckpt_err changed(struct ckpt_tree *t, const char *what,
 {
 	ckpt_fail(err, CKPT_ERR_CHANGED, 0,
 		  "%s %s since it was mounted (or last committed): nothing "
-		  "was written over it and every edit is kept", t->tgt_pl.path,
-		  what);
+		  "was written over it and every edit is kept",
+		  t->tgt_pl.path, what);
 	ckpt_set_hint(err, CKPT_HINT_FORCE, 0);
 	return CKPT_ERR_CHANGED;
 }
@@ -118,8 +118,8 @@ static int set_mode(struct ckpt_tree *t, int fd)
 {
 	if (t->pin_fd < 0)
 		return fchmod(fd, 0644);
-	if (geteuid() == 0 && (t->pin_uid != geteuid() ||
-			       t->pin_gid != getegid()) &&
+	if (geteuid() == 0 &&
+	    (t->pin_uid != geteuid() || t->pin_gid != getegid()) &&
 	    fchown(fd, t->pin_uid, t->pin_gid) != 0) {
 		/* keeps our ids: the mode below still applies */
 	}
@@ -146,9 +146,8 @@ static ckpt_err exchange(struct ckpt_tree *t, const char *tmp,
 					 t->tgt_pl.path, strerror(errno));
 		return CKPT_OK;
 	}
-	if (!t->force &&
-	    (fstatat(d, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	     !ckpt_ident_same_file(&t->pin, &st))) {
+	if (!t->force && (fstatat(d, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			  !ckpt_ident_same_file(&t->pin, &st))) {
 		renameat2(d, tmp, d, base, RENAME_EXCHANGE); /* undo */
 		return changed(t, "was replaced by another file", err);
 	}
@@ -172,15 +171,19 @@ static bool same_file_at(int dirfd, const char *name, int fd)
 static int open_locked(struct ckpt_tree *t, int fd, const char *name,
 		       struct ckpt_error *err)
 {
-	int lfd = openat(t->tgt_pl.dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	int lfd =
+		openat(t->tgt_pl.dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	struct stat a, b;
 
 	if (lfd < 0 || fstat(lfd, &a) != 0 || fstat(fd, &b) != 0 ||
 	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-		ckpt_fail(err, CKPT_ERR_IO, 0, "%s: the new checkpoint could "
-			  "not be opened again: %s", t->tgt_pl.path,
-			  lfd < 0 ? strerror(errno) : "another file took its "
-			  "name");
+		ckpt_fail(err, CKPT_ERR_IO, 0,
+			  "%s: the new checkpoint could "
+			  "not be opened again: %s",
+			  t->tgt_pl.path,
+			  lfd < 0 ? strerror(errno)
+				  : "another file took its "
+				    "name");
 		if (lfd >= 0)
 			close(lfd);
 		return -1;
@@ -208,16 +211,16 @@ ckpt_err ckpt_replace_target(struct ckpt_tree *t, int fd, const char *tmp,
 		r = ckpt_tree_check_target(t, err); /* again, after writing */
 	snprintf(prefix, sizeof(prefix), CKPT_TMP_PREFIX "tmp-",
 		 t->tgt_pl.base);
-	if (!r && !*name && link_random(fd, d, prefix, "", name,
-					sizeof(name)) != 0)
+	if (!r && !*name &&
+	    link_random(fd, d, prefix, "", name, sizeof(name)) != 0)
 		r = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: link: %s",
 			      t->tgt_pl.path, strerror(errno));
 	if (!r && (*lfd = open_locked(t, fd, name, err)) < 0)
 		r = err ? err->code : CKPT_ERR_IO;
 	if (r)
 		goto fail;
-	if (t->pin_fd >= 0 && !(t->force && fstatat(d, t->tgt_pl.base, &st,
-						    AT_SYMLINK_NOFOLLOW)))
+	if (t->pin_fd >= 0 &&
+	    !(t->force && fstatat(d, t->tgt_pl.base, &st, AT_SYMLINK_NOFOLLOW)))
 		r = exchange(t, name, err);
 	else if (renameat2(d, name, d, t->tgt_pl.base,
 			   t->force ? 0 : RENAME_NOREPLACE) != 0)
@@ -233,8 +236,8 @@ ckpt_err ckpt_replace_target(struct ckpt_tree *t, int fd, const char *tmp,
 				 "the new checkpoint %s is complete and in "
 				 "place, but its directory could not be synced "
 				 "(%s): it may not survive a power failure; "
-				 "commit again", t->tgt_pl.path,
-				 strerror(errno));
+				 "commit again",
+				 t->tgt_pl.path, strerror(errno));
 	return CKPT_OK;
 fail:
 	if (*name && same_file_at(d, name, fd)) /* never someone else's */
@@ -265,22 +268,21 @@ void ckpt_repin(struct ckpt_tree *t, int fd)
 
 /* ---- recovery files ------------------------------------------------------ */
 
-ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd,
-			    char **path, struct ckpt_error *err)
+ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd, char **path,
+			    struct ckpt_error *err)
 {
 	char prefix[400], name[450], stamp[32];
 	const char *dir = dirfd == t->tgt_pl.dirfd ? t->tgt_pl.path
 						   : t->tmp_path;
-	int dlen = dirfd == t->tgt_pl.dirfd
-			   ? (int)(strrchr(dir, '/') - dir)
-			   : (int)strlen(dir);
+	int dlen = dirfd == t->tgt_pl.dirfd ? (int)(strrchr(dir, '/') - dir)
+					    : (int)strlen(dir);
 	time_t now = time(NULL);
 	struct tm tm;
 
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-	snprintf(prefix, sizeof(prefix), "%.200s.recovery-%s-",
-		 t->tgt_pl.base, stamp); /* 200 + 39 < NAME_MAX */
+	snprintf(prefix, sizeof(prefix), "%.200s.recovery-%s-", t->tgt_pl.base,
+		 stamp); /* 200 + 39 < NAME_MAX */
 	*path = malloc((size_t)dlen + sizeof(name) + 2); /* before linking */
 	if (!*path)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
@@ -288,8 +290,10 @@ ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd,
 	    link_random(fd, dirfd, prefix, ".ckpt", name, sizeof(name)) != 0) {
 		free(*path);
 		*path = NULL;
-		return ckpt_fail(err, CKPT_ERR_IO, 0, "saving the recovery "
-				 "file failed: %s", strerror(errno));
+		return ckpt_fail(err, CKPT_ERR_IO, 0,
+				 "saving the recovery "
+				 "file failed: %s",
+				 strerror(errno));
 	}
 	fsync(dirfd);
 	snprintf(*path, (size_t)dlen + sizeof(name) + 2, "%.*s/%s", dlen, dir,

@@ -23,16 +23,16 @@ ckpt_err ckpt_write_failed(struct ckpt_error *err, const char *path,
 	if (at)
 		snprintf(where, sizeof(where), " at offset %llu",
 			 (unsigned long long)*at);
-	return ckpt_fail(err, CKPT_ERR_IO, at ? *at : 0,
-			 "writing the new checkpoint %s failed (%s%s): %s; "
-			 CKPT_EDITS_KEPT, path, what, where, strerror(e));
+	return ckpt_fail(
+		err, CKPT_ERR_IO, at ? *at : 0,
+		"writing the new checkpoint %s failed (%s%s): %s; " CKPT_EDITS_KEPT,
+		path, what, where, strerror(e));
 }
 
 void ckpt_sink_init(struct ckpt_sink *s, const struct ckpt_sink_ops *ops,
 		    const struct ckpt_sink_conf *c)
 {
-	*s = (struct ckpt_sink){.em = {.ops = &ops->emit}, .ops = ops,
-				.c = *c};
+	*s = (struct ckpt_sink){.em = {.ops = &ops->emit}, .ops = ops, .c = *c};
 }
 
 ckpt_err ckpt_sink_finish(struct ckpt_sink *s)
@@ -67,8 +67,7 @@ void ckpt_sink_account(struct ckpt_sink *s, const void *p, size_t n)
 	ckpt_sink_account_unseen(s, n);
 }
 
-ckpt_err ckpt_sink_fail_at(struct ckpt_sink *s, const char *what,
-			   uint64_t at)
+ckpt_err ckpt_sink_fail_at(struct ckpt_sink *s, const char *what, uint64_t at)
 {
 	return ckpt_write_failed(s->c.err, s->c.path, what, &at);
 }
@@ -91,8 +90,8 @@ struct walk {
 };
 
 /* ckpt_piece_fn: appends a piece to the output. */
-static ckpt_err walk_piece(void *ctx, const struct ckpt_piece *p,
-			   uint64_t at, struct ckpt_error *err)
+static ckpt_err walk_piece(void *ctx, const struct ckpt_piece *p, uint64_t at,
+			   struct ckpt_error *err)
 {
 	struct walk *w = ctx;
 	ckpt_err r = p->fd >= 0

@@ -30,20 +30,20 @@ struct ckpt_sink_ops {
 
 /* What the commit tells a sink. */
 struct ckpt_sink_conf {
-	int fd;           /* the new file, empty, written from offset 0 */
+	int fd;		  /* the new file, empty, written from offset 0 */
 	const char *path; /* the target, for messages */
 	struct ckpt_error *err;
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
-	uint64_t total;   /* plaintext bytes expected (for progress) */
+	uint64_t total; /* plaintext bytes expected (for progress) */
 };
 
 struct ckpt_sink {
 	struct ckpt_emitter em; /* what the format emits into */
 	const struct ckpt_sink_ops *ops;
 	struct ckpt_sink_conf c;
-	uint64_t off;      /* bytes of the file written so far */
-	uint64_t plain;    /* plaintext bytes written so far */
+	uint64_t off;	   /* bytes of the file written so far */
+	uint64_t plain;	   /* plaintext bytes written so far */
 	uint64_t reported; /* plain at the last progress call */
 };
 
@@ -92,8 +92,7 @@ void ckpt_sink_account_unseen(struct ckpt_sink *s, uint64_t n);
 
 /* Reports the failed write (what, at file offset at, errno) as
  * ckpt_write_failed does; CKPT_ERR_IO. */
-ckpt_err ckpt_sink_fail_at(struct ckpt_sink *s, const char *what,
-			   uint64_t at);
+ckpt_err ckpt_sink_fail_at(struct ckpt_sink *s, const char *what, uint64_t at);
 
 /* Reads n bytes of fd at pos into p; a short read is an error (EIO). */
 ckpt_err ckpt_sink_read(struct ckpt_sink *s, int fd, void *p, size_t n,

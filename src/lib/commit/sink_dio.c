@@ -41,18 +41,18 @@ struct ckpt_dio {
 	struct ckpt_sink s; /* first: the sink this is */
 	int fd;
 	uint8_t *buf[2];
-	unsigned cur;     /* the buffer the caller fills */
-	size_t len;       /* bytes in it */
-	uint64_t off;     /* file offset of buf[cur][0] */
+	unsigned cur; /* the buffer the caller fills */
+	size_t len;   /* bytes in it */
+	uint64_t off; /* file offset of buf[cur][0] */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	/* under mu: */
-	bool pending;     /* buf[!cur] waits for the writer or is written */
+	bool pending; /* buf[!cur] waits for the writer or is written */
 	bool stop;
-	bool direct;      /* the fd is still O_DIRECT */
-	int err;          /* errno of the first failure, 0 if none */
-	uint64_t err_at;  /* offset of the chunk that failed */
+	bool direct;	 /* the fd is still O_DIRECT */
+	int err;	 /* errno of the first failure, 0 if none */
+	uint64_t err_at; /* offset of the chunk that failed */
 };
 
 /* Clears O_DIRECT on the fd; 0 or -1 (errno set). */
@@ -258,8 +258,7 @@ static ckpt_err put(struct ckpt_dio *d, size_t n)
 	return CKPT_OK;
 }
 
-static ckpt_err dio_bytes(struct ckpt_emitter *em, const void *buf,
-			  size_t n)
+static ckpt_err dio_bytes(struct ckpt_emitter *em, const void *buf, size_t n)
 {
 	struct ckpt_dio *d = dio_of(em);
 	const uint8_t *p = buf;
@@ -325,7 +324,8 @@ static void sink_free(struct ckpt_sink *s)
 }
 
 static const struct ckpt_sink_ops dio_ops = {
-	.emit = {.bytes = dio_bytes, .range = dio_range,
+	.emit = {.bytes = dio_bytes,
+		 .range = dio_range,
 		 .entry = ckpt_sink_walk},
 	.finish = sink_finish,
 	.free = sink_free,

@@ -40,13 +40,13 @@ static ckpt_err unwatched(struct ckpt_emitter *em)
 			 "checksummed as it is written; " CKPT_EDITS_KEPT);
 }
 
-static ckpt_err enc_bytes(struct ckpt_emitter *em, const void *buf,
-			  size_t n)
+static ckpt_err enc_bytes(struct ckpt_emitter *em, const void *buf, size_t n)
 {
 	ckpt_err r = unwatched(em);
 
-	return r ? r : ckpt_encw_bytes(enc_of(em)->w, buf, n,
-				       ckpt_sink_of(em)->c.err);
+	return r ? r
+		 : ckpt_encw_bytes(enc_of(em)->w, buf, n,
+				   ckpt_sink_of(em)->c.err);
 }
 
 static ckpt_err enc_range(struct ckpt_emitter *em, int fd, uint64_t pos,
@@ -54,8 +54,9 @@ static ckpt_err enc_range(struct ckpt_emitter *em, int fd, uint64_t pos,
 {
 	ckpt_err r = unwatched(em);
 
-	return r ? r : ckpt_encw_fd(enc_of(em)->w, fd, pos, len,
-				    ckpt_sink_of(em)->c.err);
+	return r ? r
+		 : ckpt_encw_fd(enc_of(em)->w, fd, pos, len,
+				ckpt_sink_of(em)->c.err);
 }
 
 static ckpt_err enc_entry(struct ckpt_emitter *em, const struct entry *e,
@@ -63,8 +64,9 @@ static ckpt_err enc_entry(struct ckpt_emitter *em, const struct entry *e,
 {
 	ckpt_err r = unwatched(em);
 
-	return r ? r : ckpt_encw_fill(enc_of(em)->w, e, off, len,
-				      ckpt_sink_of(em)->c.err);
+	return r ? r
+		 : ckpt_encw_fill(enc_of(em)->w, e, off, len,
+				  ckpt_sink_of(em)->c.err);
 }
 
 /* ckpt_piece_fn: copies a piece into the buffer at ctx. */
@@ -88,9 +90,10 @@ static ckpt_err fill_entry(const void *ctx, uint64_t off, size_t len,
 	ckpt_err r = ckpt_entry_walk(e, off, len, fill_piece, &buf, err);
 
 	if (r)
-		ckpt_fail(err, r, off, "reading parameter '%s' for the new "
-			  "checkpoint failed: %s; " CKPT_EDITS_KEPT, e->fname,
-			  strerror(errno));
+		ckpt_fail(err, r, off,
+			  "reading parameter '%s' for the new "
+			  "checkpoint failed: %s; " CKPT_EDITS_KEPT,
+			  e->fname, strerror(errno));
 	return r;
 }
 
@@ -104,18 +107,19 @@ static ckpt_err check_blocks(int fd, const char *path,
 	struct ckpt_enc_block b;
 
 	while (off < end) {
-		ckpt_err e = ckpt_enc_read_header(fd, path, off, end, key, &b,
-						  err);
+		ckpt_err e =
+			ckpt_enc_read_header(fd, path, off, end, key, &b, err);
 		if (e)
 			return e;
 		off = b.cipher_off + b.cipher_len;
 		n++;
 	}
 	if (n != nblocks)
-		return ckpt_fail(err, CKPT_ERR_IO, off, "internal error: %s "
+		return ckpt_fail(err, CKPT_ERR_IO, off,
+				 "internal error: %s "
 				 "holds %llu encrypted blocks, %llu were "
-				 "written; " CKPT_EDITS_KEPT, path,
-				 (unsigned long long)n,
+				 "written; " CKPT_EDITS_KEPT,
+				 path, (unsigned long long)n,
 				 (unsigned long long)nblocks);
 	return CKPT_OK;
 }

@@ -34,8 +34,7 @@ static void writeback(struct file_sink *f)
 	f->flushed = f->s.off;
 }
 
-static ckpt_err file_bytes(struct ckpt_emitter *em, const void *buf,
-			   size_t n)
+static ckpt_err file_bytes(struct ckpt_emitter *em, const void *buf, size_t n)
 {
 	struct file_sink *f = (struct file_sink *)ckpt_sink_of(em);
 
@@ -93,7 +92,8 @@ static void file_free(struct ckpt_sink *s)
 }
 
 static const struct ckpt_sink_ops file_ops = {
-	.emit = {.bytes = file_bytes, .range = file_range,
+	.emit = {.bytes = file_bytes,
+		 .range = file_range,
 		 .entry = ckpt_sink_walk},
 	.finish = file_finish,
 	.free = file_free,

@@ -25,11 +25,11 @@
 /* The layout: the magic, the tag of GCM, then a part every layout has. */
 enum {
 	HDR_MAGIC = 0,
-	HDR_TAG = 4,         /* GCM, current layout */
+	HDR_TAG = 4,	     /* GCM, current layout */
 	HDR_COMMON_GCM = 20, /* where the common part starts with a tag */
-	HDR_COMMON = 4,      /* ... and without one */
+	HDR_COMMON = 4,	     /* ... and without one */
 	/* the common part, from its start */
-	COM_BLOCK_SIZE = 0,  /* 24 + cipher_len: iv_len, iv, cipher_len */
+	COM_BLOCK_SIZE = 0, /* 24 + cipher_len: iv_len, iv, cipher_len */
 	COM_IV_LEN = 4,
 	COM_IV = 8,
 	COM_CIPHER_LEN = 24,
@@ -139,9 +139,10 @@ static ckpt_err check_magic(const uint8_t *h, ssize_t n, const char *label,
 		return CKPT_OK;
 	}
 	if (m != key->mode) {
-		ckpt_fail(err, CKPT_ERR_INVAL, off, "%s: offset %llu: the "
-			  "block is %s but the mode given is %s", label,
-			  (unsigned long long)off, ckpt_enc_mode_name(m),
+		ckpt_fail(err, CKPT_ERR_INVAL, off,
+			  "%s: offset %llu: the "
+			  "block is %s but the mode given is %s",
+			  label, (unsigned long long)off, ckpt_enc_mode_name(m),
 			  ckpt_enc_mode_name(key->mode));
 		ckpt_set_hint(err, CKPT_HINT_USE_MODE, (int)m);
 		return CKPT_ERR_INVAL;
@@ -151,8 +152,8 @@ static ckpt_err check_magic(const uint8_t *h, ssize_t n, const char *label,
 	if (n < HDR_COMMON_GCM + COM_LEN)
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: truncated encrypted "
-				 "block header", label,
-				 (unsigned long long)off);
+				 "block header",
+				 label, (unsigned long long)off);
 	memcpy(b->tag, h + HDR_TAG, TAG_LEN);
 	*common = HDR_COMMON_GCM;
 	return CKPT_OK;
@@ -171,8 +172,7 @@ static uint32_t cipher_max(const struct ckpt_enc_block *b,
 
 ckpt_err ckpt_enc_read_header(int fd, const char *label, uint64_t off,
 			      uint64_t size, const struct ckpt_key *key,
-			      struct ckpt_enc_block *b,
-			      struct ckpt_error *err)
+			      struct ckpt_enc_block *b, struct ckpt_error *err)
 {
 	uint8_t h[CKPT_ENC_HEADER_MAX];
 	const uint8_t *c;
@@ -183,12 +183,14 @@ ckpt_err ckpt_enc_read_header(int fd, const char *label, uint64_t off,
 
 	memset(b, 0, sizeof(*b));
 	b->off = off;
-	n = ckpt_pread_full(fd, h, size - off < sizeof(h) ? size - off
-							   : sizeof(h), off);
+	n = ckpt_pread_full(
+		fd, h, size - off < sizeof(h) ? size - off : sizeof(h), off);
 	if (n < 0)
-		return ckpt_fail(err, CKPT_ERR_IO, off, "%s: read at offset "
-				 "%llu failed: %s", label,
-				 (unsigned long long)off, strerror(errno));
+		return ckpt_fail(err, CKPT_ERR_IO, off,
+				 "%s: read at offset "
+				 "%llu failed: %s",
+				 label, (unsigned long long)off,
+				 strerror(errno));
 	if (n < HDR_MIN)
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: truncated encrypted block "
@@ -208,20 +210,20 @@ ckpt_err ckpt_enc_read_header(int fd, const char *label, uint64_t off,
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: encrypted block header is "
 				 "inconsistent (block_size %u, iv_len %u, "
-				 "cipher_len %u): damaged file", label,
-				 (unsigned long long)off, block_size, iv_len,
-				 b->cipher_len);
+				 "cipher_len %u): damaged file",
+				 label, (unsigned long long)off, block_size,
+				 iv_len, b->cipher_len);
 	if (b->cipher_len > cipher_max(b, key))
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: encrypted block claims %u "
-				 "bytes, more than a block may hold", label,
-				 (unsigned long long)off, b->cipher_len);
+				 "bytes, more than a block may hold",
+				 label, (unsigned long long)off, b->cipher_len);
 	if (b->cipher_len > size - off - hlen)
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, off,
 				 "%s: offset %llu: encrypted block of %u bytes "
 				 "runs past the end of the file (%llu bytes "
-				 "left): truncated file", label,
-				 (unsigned long long)off, b->cipher_len,
+				 "left): truncated file",
+				 label, (unsigned long long)off, b->cipher_len,
 				 (unsigned long long)(size - off - hlen));
 	b->cipher_off = off + hlen;
 	return CKPT_OK;
@@ -257,14 +259,14 @@ ckpt_err ckpt_enc_plain_len(int fd, const char *label,
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, b->off,
 				 "%s: offset %llu: %u bytes of %s ciphertext "
 				 "are not a whole number of 16-byte blocks: "
-				 "damaged file", label,
-				 (unsigned long long)b->off, b->cipher_len,
-				 ckpt_enc_mode_name(key->mode));
+				 "damaged file",
+				 label, (unsigned long long)b->off,
+				 b->cipher_len, ckpt_enc_mode_name(key->mode));
 	/* the last cipher block, chained to the one before it (or the IV) */
 	errno = EIO; /* for a short read */
 	if (b->cipher_len >= 32) {
-		if (ckpt_pread_full(fd, tail, 32, b->cipher_off +
-				    b->cipher_len - 32) != 32)
+		if (ckpt_pread_full(fd, tail, 32,
+				    b->cipher_off + b->cipher_len - 32) != 32)
 			goto io;
 		iv = tail;
 	} else if (ckpt_pread_full(fd, tail + 16, 16, b->cipher_off) != 16) {
@@ -283,12 +285,13 @@ ckpt_err ckpt_enc_plain_len(int fd, const char *label,
 		return ckpt_fail(err, CKPT_ERR_INVAL, b->off,
 				 "%s: offset %llu: decryption failed (bad "
 				 "padding): wrong key or wrong mode, or the "
-				 "file is damaged", label,
-				 (unsigned long long)b->off);
+				 "file is damaged",
+				 label, (unsigned long long)b->off);
 	b->plain_len = b->cipher_len - pad;
 	return CKPT_OK;
 io:
-	return ckpt_fail(err, CKPT_ERR_IO, b->off, "%s: read at offset %llu "
-			 "failed: %s", label, (unsigned long long)b->off,
-			 strerror(errno));
+	return ckpt_fail(err, CKPT_ERR_IO, b->off,
+			 "%s: read at offset %llu "
+			 "failed: %s",
+			 label, (unsigned long long)b->off, strerror(errno));
 }

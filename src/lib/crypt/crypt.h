@@ -46,14 +46,14 @@ bool ckpt_enc_ctx_init(EVP_CIPHER_CTX *ctx, const struct ckpt_key *key,
 
 /* One block as found in a file. */
 struct ckpt_enc_block {
-	uint64_t off;        /* of the magic */
-	bool legacy;         /* MindSpore 1.3-1.6 layout */
+	uint64_t off; /* of the magic */
+	bool legacy;  /* MindSpore 1.3-1.6 layout */
 	uint8_t tag[16];
 	uint8_t iv[16];
 	uint64_t cipher_off;
 	uint32_t cipher_len;
-	uint64_t plain_off;  /* where its plaintext goes in the stream */
-	uint32_t plain_len;  /* set by ckpt_enc_plain_len */
+	uint64_t plain_off; /* where its plaintext goes in the stream */
+	uint32_t plain_len; /* set by ckpt_enc_plain_len */
 };
 
 /* Largest block header (GCM). */
@@ -111,8 +111,8 @@ typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
  * CKPT_CRYPT_CHUNK is ever used).  after (may be NULL) is called after
  * each i, under a lock.  Returns the error of the lowest failed i, as a
  * single thread going in order would. */
-ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
-			     size_t chunk_size, ckpt_crypt_job job,
+ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads, size_t chunk_size,
+			     ckpt_crypt_job job,
 			     void (*after)(void *arg, uint64_t i), void *arg,
 			     struct ckpt_error *err);
 
@@ -128,9 +128,8 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 /* ---- encwriter.c: a plaintext stream to encrypted blocks ---------------- */
 
 /* Copies len bytes at offset off of the source ctx into buf. */
-typedef ckpt_err (*ckpt_encw_fill_fn)(const void *ctx, uint64_t off,
-				      size_t len, uint8_t *buf,
-				      struct ckpt_error *err);
+typedef ckpt_err (*ckpt_encw_fill_fn)(const void *ctx, uint64_t off, size_t len,
+				      uint8_t *buf, struct ckpt_error *err);
 
 struct ckpt_encw;
 
@@ -144,8 +143,8 @@ ckpt_err ckpt_encw_bytes(struct ckpt_encw *w, const void *buf, size_t n,
 			 struct ckpt_error *err);
 
 /* Appends len bytes of fd at pos, read when the block is written. */
-ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos,
-		      uint64_t len, struct ckpt_error *err);
+ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos, uint64_t len,
+		      struct ckpt_error *err);
 
 /* Appends len bytes that fill(ctx, off + ...) provides when needed. */
 ckpt_err ckpt_encw_fill(struct ckpt_encw *w, const void *ctx, uint64_t off,
@@ -160,12 +159,11 @@ uint64_t ckpt_encw_total(const struct ckpt_encw *w);
  * thread finished it, one call at a time.  *end is the offset
  * after the last block, *blocks how many there are.  On failure the error
  * of the first bad block is returned and fd holds garbage. */
-ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
-		       const char *path,
-		       void (*progress)(void *ctx, uint64_t done,
-					uint64_t total),
-		       void *progress_ctx, uint64_t *end, uint64_t *blocks,
-		       struct ckpt_error *err);
+ckpt_err
+ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off, const char *path,
+	      void (*progress)(void *ctx, uint64_t done, uint64_t total),
+	      void *progress_ctx, uint64_t *end, uint64_t *blocks,
+	      struct ckpt_error *err);
 
 /* Wipes and frees the description.  NULL is a no-op. */
 void ckpt_encw_free(struct ckpt_encw *w);

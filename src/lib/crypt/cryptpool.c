@@ -15,7 +15,9 @@
 
 #include "crypt/crypt.h"
 
-enum { MAX_THREADS = 64 };
+enum {
+	MAX_THREADS = 64
+};
 
 struct pool {
 	uint64_t n;
@@ -24,8 +26,8 @@ struct pool {
 	void (*after)(void *arg, uint64_t i);
 	void *arg;
 	pthread_mutex_t mu;
-	uint64_t next;  /* next block to take */
-	uint64_t bad;   /* lowest failed block, n if none */
+	uint64_t next; /* next block to take */
+	uint64_t bad;  /* lowest failed block, n if none */
 	ckpt_err e;
 	struct ckpt_error err;
 };
@@ -61,7 +63,8 @@ static void *worker(void *arg)
 		if (i == p->n)
 			break;
 		e = !s.ctx || !s.chunk
-			    ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0, "out of memory "
+			    ? ckpt_fail(&err, CKPT_ERR_NOMEM, 0,
+					"out of memory "
 					"for the cryptography buffers")
 			    : p->job(p->arg, i, &s, &err);
 		pthread_mutex_lock(&p->mu);
@@ -81,13 +84,17 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads,
-			     size_t chunk_size, ckpt_crypt_job job,
+ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads, size_t chunk_size,
+			     ckpt_crypt_job job,
 			     void (*after)(void *arg, uint64_t i), void *arg,
 			     struct ckpt_error *err)
 {
-	struct pool p = {.n = n, .job = job, .after = after, .arg = arg,
-			 .bad = n, .chunk_size = chunk_size ? chunk_size : 1};
+	struct pool p = {.n = n,
+			 .job = job,
+			 .after = after,
+			 .arg = arg,
+			 .bad = n,
+			 .chunk_size = chunk_size ? chunk_size : 1};
 	pthread_t tids[MAX_THREADS];
 	unsigned started = 0;
 

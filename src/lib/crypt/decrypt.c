@@ -29,7 +29,7 @@
 #include "crypt/crypt.h"
 
 enum {
-	BATCH = 1024,           /* block headers held at a time */
+	BATCH = 1024,		 /* block headers held at a time */
 	MIN_PER_THREAD = 4 << 20 /* a thread is not worth less than this */
 };
 
@@ -42,14 +42,14 @@ struct batch {
 };
 
 static ckpt_err refused(const struct batch *bt, const struct ckpt_enc_block *b,
-		       struct ckpt_error *err)
+			struct ckpt_error *err)
 {
 	return ckpt_fail(err, CKPT_ERR_IO, b->off,
 			 "%s: OpenSSL refused to decrypt", bt->label);
 }
 
-static ckpt_err no_room(const struct batch *bt,
-			const struct ckpt_enc_block *b, struct ckpt_error *err)
+static ckpt_err no_room(const struct batch *bt, const struct ckpt_enc_block *b,
+			struct ckpt_error *err)
 {
 	return ckpt_fail(err, CKPT_ERR_NOMEM, b->off,
 			 "%s: cannot hold the decrypted data in memory: %s",
@@ -72,22 +72,20 @@ static ckpt_err decrypt_chunks(const struct batch *bt,
 				     ? b->cipher_len - done
 				     : CKPT_CRYPT_CHUNK;
 		uint32_t direct = done + k <= body ? k : body - done;
-		ssize_t r = ckpt_pread_full(bt->fd, chunk, k,
-					    b->cipher_off + done);
+		ssize_t r =
+			ckpt_pread_full(bt->fd, chunk, k, b->cipher_off + done);
 		if (r != (ssize_t)k)
-			return ckpt_fail(err, CKPT_ERR_IO, b->cipher_off + done,
-					 "%s: read at offset %llu failed: %s",
-					 bt->label,
-					 (unsigned long long)(b->cipher_off +
-							      done),
-					 r < 0 ? strerror(errno)
-					       : "short read");
-		if ((direct && (!EVP_DecryptUpdate(ctx, chunk, &n, chunk,
-						   (int)direct) ||
-				n != (int)direct)) ||
-		    (direct < k && (!EVP_DecryptUpdate(ctx, last, &n,
-						       chunk + direct, 16) ||
-				    n != 16)))
+			return ckpt_fail(
+				err, CKPT_ERR_IO, b->cipher_off + done,
+				"%s: read at offset %llu failed: %s", bt->label,
+				(unsigned long long)(b->cipher_off + done),
+				r < 0 ? strerror(errno) : "short read");
+		if ((direct &&
+		     (!EVP_DecryptUpdate(ctx, chunk, &n, chunk, (int)direct) ||
+		      n != (int)direct)) ||
+		    (direct < k &&
+		     (!EVP_DecryptUpdate(ctx, last, &n, chunk + direct, 16) ||
+		      n != 16)))
 			return refused(bt, b, err);
 		if (direct && ckpt_pwrite_full(bt->mfd, chunk, direct,
 					       b->plain_off + done) < 0)
@@ -101,8 +99,8 @@ static ckpt_err decrypt_chunks(const struct batch *bt,
  * the CBC block in last[] up to its padding. */
 static ckpt_err finish_block(const struct batch *bt,
 			     const struct ckpt_enc_block *b,
-			     EVP_CIPHER_CTX *ctx, uint32_t body,
-			     uint8_t *last, struct ckpt_error *err)
+			     EVP_CIPHER_CTX *ctx, uint32_t body, uint8_t *last,
+			     struct ckpt_error *err)
 {
 	unsigned pad;
 	int n = 0;
@@ -118,15 +116,15 @@ static ckpt_err finish_block(const struct batch *bt,
 		return ckpt_fail(err, CKPT_ERR_INVAL, b->off,
 				 "%s: offset %llu: authentication failed: "
 				 "wrong key, or the file was changed or "
-				 "damaged", bt->label,
-				 (unsigned long long)b->off);
+				 "damaged",
+				 bt->label, (unsigned long long)b->off);
 	}
 	pad = last[15];
 	if (pad != b->cipher_len - b->plain_len)
 		return ckpt_fail(err, CKPT_ERR_IO, b->off,
 				 "%s: offset %llu: the block changed while it "
-				 "was read", bt->label,
-				 (unsigned long long)b->off);
+				 "was read",
+				 bt->label, (unsigned long long)b->off);
 	if (ckpt_pwrite_full(bt->mfd, last, 16 - pad, b->plain_off + body) < 0)
 		return no_room(bt, b, err);
 	return CKPT_OK;
@@ -134,8 +132,7 @@ static ckpt_err finish_block(const struct batch *bt,
 
 /* ckpt_crypt_job: decrypts block i chunk by chunk in the scratch buffer
  * and writes each chunk's plaintext to its place in the memfd. */
-static ckpt_err decrypt_one(void *arg, uint64_t i,
-			    struct ckpt_crypt_scratch *s,
+static ckpt_err decrypt_one(void *arg, uint64_t i, struct ckpt_crypt_scratch *s,
 			    struct ckpt_error *err)
 {
 	const struct batch *bt = arg;
@@ -159,11 +156,11 @@ static ckpt_err decrypt_one(void *arg, uint64_t i,
  * error in *he and herr), into blocks: their place in the plaintext from
  * *total on.  Returns how many; *bytes and *biggest are their ciphertext
  * bytes and the longest. */
-static uint64_t read_batch(const struct batch *bt, uint64_t *off,
-			   uint64_t size, uint64_t *total,
-			   struct ckpt_enc_block *blocks, uint64_t *bytes,
-			   uint64_t *biggest, struct ckpt_stats *st,
-			   ckpt_err *he, struct ckpt_error *herr)
+static uint64_t read_batch(const struct batch *bt, uint64_t *off, uint64_t size,
+			   uint64_t *total, struct ckpt_enc_block *blocks,
+			   uint64_t *bytes, uint64_t *biggest,
+			   struct ckpt_stats *st, ckpt_err *he,
+			   struct ckpt_error *herr)
 {
 	uint64_t n = 0;
 
@@ -197,7 +194,10 @@ ckpt_err ckpt_decrypt_to_memfd(int fd, const char *label,
 	uint64_t off = 0, size = st->file_size, total = 0;
 	unsigned nthreads = ckpt_crypto_threads();
 	int mfd = memfd_create("ckptfs-plain", MFD_CLOEXEC);
-	struct batch bt = {.fd = fd, .mfd = mfd, .label = label, .key = key,
+	struct batch bt = {.fd = fd,
+			   .mfd = mfd,
+			   .label = label,
+			   .key = key,
 			   .blocks = blocks};
 	struct ckpt_error herr;
 	ckpt_err e = CKPT_OK, he = CKPT_OK;

@@ -33,8 +33,12 @@
 /* Where the bytes of a segment come from; the segment itself is the
  * extent (stream offset, source offset, length) of the same index. */
 struct seg {
-	enum { SEG_MEM, SEG_FD, SEG_FILL } kind;
-	int fd;          /* FD */
+	enum {
+		SEG_MEM,
+		SEG_FD,
+		SEG_FILL
+	} kind;
+	int fd;		 /* FD */
 	const void *ctx; /* FILL */
 };
 
@@ -108,8 +112,8 @@ static ckpt_err add(struct ckpt_encw *w, struct seg s, uint64_t src,
 	}
 	if (w->nsegs == w->cap && grow(w, err))
 		return CKPT_ERR_NOMEM;
-	w->ext[w->nsegs] = (struct ckpt_extent){.pos = start, .src = src,
-						.len = len};
+	w->ext[w->nsegs] =
+		(struct ckpt_extent){.pos = start, .src = src, .len = len};
 	w->segs[w->nsegs++] = s;
 	return CKPT_OK;
 }
@@ -137,12 +141,12 @@ ckpt_err ckpt_encw_bytes(struct ckpt_encw *w, const void *buf, size_t n,
 	if (n)
 		memcpy(w->arena + w->arena_len, buf, n);
 	w->arena_len += n;
-	return add(w, (struct seg){.kind = SEG_MEM, .fd = -1},
-		   w->arena_len - n, n, err);
+	return add(w, (struct seg){.kind = SEG_MEM, .fd = -1}, w->arena_len - n,
+		   n, err);
 }
 
-ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos,
-		      uint64_t len, struct ckpt_error *err)
+ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos, uint64_t len,
+		      struct ckpt_error *err)
 {
 	return add(w, (struct seg){.kind = SEG_FD, .fd = fd}, pos, len, err);
 }
@@ -150,8 +154,8 @@ ckpt_err ckpt_encw_fd(struct ckpt_encw *w, int fd, uint64_t pos,
 ckpt_err ckpt_encw_fill(struct ckpt_encw *w, const void *ctx, uint64_t off,
 			uint64_t len, struct ckpt_error *err)
 {
-	return add(w, (struct seg){.kind = SEG_FILL, .fd = -1, .ctx = ctx},
-		   off, len, err);
+	return add(w, (struct seg){.kind = SEG_FILL, .fd = -1, .ctx = ctx}, off,
+		   len, err);
 }
 
 uint64_t ckpt_encw_total(const struct ckpt_encw *w)
@@ -185,8 +189,8 @@ static ckpt_err gather(const struct ckpt_encw *w, uint64_t p, size_t n,
 						 "%s failed (read of the "
 						 "source): %s; the original is "
 						 "untouched and all edits are "
-						 "kept", w->path,
-						 strerror(errno));
+						 "kept",
+						 w->path, strerror(errno));
 			}
 			break;
 		case SEG_FILL:
@@ -208,8 +212,8 @@ static ckpt_err write_fail(const struct ckpt_encw *w, uint64_t off,
 	return ckpt_fail(err, CKPT_ERR_IO, off,
 			 "writing the new checkpoint %s failed (write at "
 			 "offset %llu): %s; the original is untouched and all "
-			 "edits are kept", w->path, (unsigned long long)off,
-			 strerror(errno));
+			 "edits are kept",
+			 w->path, (unsigned long long)off, strerror(errno));
 }
 
 /* Plaintext bytes of block k. */
@@ -222,7 +226,8 @@ static size_t block_plain(const struct ckpt_encw *w, uint64_t k)
 
 static ckpt_err refused(uint64_t boff, struct ckpt_error *err)
 {
-	return ckpt_fail(err, CKPT_ERR_IO, boff, "encryption failed "
+	return ckpt_fail(err, CKPT_ERR_IO, boff,
+			 "encryption failed "
 			 "(OpenSSL)");
 }
 
@@ -248,8 +253,8 @@ static ckpt_err encrypt_block(const struct ckpt_encw *w, EVP_CIPHER_CTX *ctx,
 			return e;
 		if (!EVP_EncryptUpdate(ctx, chunk, &n, chunk, (int)c))
 			return refused(boff, err);
-		if (n && ckpt_pwrite_full(w->fd, chunk, (size_t)n,
-					  coff + *clen) < 0)
+		if (n &&
+		    ckpt_pwrite_full(w->fd, chunk, (size_t)n, coff + *clen) < 0)
 			return write_fail(w, coff + *clen, err);
 		*clen += (uint64_t)n;
 		done += c;
@@ -270,8 +275,8 @@ static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
 	const struct ckpt_encw *w = arg;
 	const struct ckpt_key *key = w->key;
 	size_t plen = block_plain(w, k), hdr = ckpt_enc_header_len(key);
-	uint64_t boff = w->file_off + k * ckpt_enc_block_len(key,
-							    CKPT_ENC_BLOCK);
+	uint64_t boff =
+		w->file_off + k * ckpt_enc_block_len(key, CKPT_ENC_BLOCK);
 	uint64_t clen;
 	uint8_t h[CKPT_ENC_HEADER_MAX], iv[16], tag[16] = {0};
 	ckpt_err e;
@@ -279,14 +284,15 @@ static ckpt_err do_block(void *arg, uint64_t k, struct ckpt_crypt_scratch *s,
 	if (RAND_bytes(iv, sizeof(iv)) != 1 ||
 	    !ckpt_enc_ctx_init(s->ctx, key, iv, false, true))
 		return refused(boff, err);
-	e = encrypt_block(w, s->ctx, s->chunk, k * CKPT_ENC_BLOCK, plen,
-			  boff, &clen, tag, err);
+	e = encrypt_block(w, s->ctx, s->chunk, k * CKPT_ENC_BLOCK, plen, boff,
+			  &clen, tag, err);
 	if (e)
 		return e;
 	if (hdr + clen != ckpt_enc_block_len(key, plen))
-		return ckpt_fail(err, CKPT_ERR_IO, boff, "internal error: a "
-				 "block of %zu bytes encrypted to %llu", plen,
-				 (unsigned long long)clen);
+		return ckpt_fail(err, CKPT_ERR_IO, boff,
+				 "internal error: a "
+				 "block of %zu bytes encrypted to %llu",
+				 plen, (unsigned long long)clen);
 	ckpt_enc_put_header(key, iv, tag, (uint32_t)clen, h);
 	if (ckpt_pwrite_full(w->fd, h, hdr, boff) < 0)
 		return write_fail(w, boff, err);
@@ -307,12 +313,11 @@ static void block_done(void *arg, uint64_t k)
 		w->progress(w->progress_ctx, w->done, w->total);
 }
 
-ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
-		       const char *path,
-		       void (*progress)(void *ctx, uint64_t done,
-					uint64_t total),
-		       void *progress_ctx, uint64_t *end, uint64_t *blocks,
-		       struct ckpt_error *err)
+ckpt_err
+ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off, const char *path,
+	      void (*progress)(void *ctx, uint64_t done, uint64_t total),
+	      void *progress_ctx, uint64_t *end, uint64_t *blocks,
+	      struct ckpt_error *err)
 {
 	uint64_t n = (w->total + CKPT_ENC_BLOCK - 1) / CKPT_ENC_BLOCK;
 
@@ -324,8 +329,8 @@ ckpt_err ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off,
 	w->progress_ctx = progress_ctx;
 	*blocks = n;
 	*end = off + (n ? (n - 1) * ckpt_enc_block_len(w->key, CKPT_ENC_BLOCK) +
-				  ckpt_enc_block_len(w->key,
-						     block_plain(w, n - 1))
+				      ckpt_enc_block_len(w->key,
+							 block_plain(w, n - 1))
 			: 0);
 	return ckpt_crypt_parallel(n, ckpt_crypto_threads(),
 				   w->total < CKPT_CRYPT_CHUNK

@@ -55,7 +55,7 @@ ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (k == MAP_FAILED)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	mlock(k, page);                 /* best effort: keep out of swap */
+	mlock(k, page);			 /* best effort: keep out of swap */
 	madvise(k, page, MADV_DONTDUMP); /* and out of core dumps */
 	k->mode = mode;
 	while (n < sizeof(k->bytes)) {
@@ -86,8 +86,7 @@ ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
 			      "the key is %zu bytes; %s needs %s (the raw "
 			      "bytes of MindSpore's enc_key, no newline)",
 			      n, ckpt_enc_mode_name(mode),
-			      mode == CKPT_ENC_SM4_CBC ? "16"
-						       : "16, 24 or 32");
+			      mode == CKPT_ENC_SM4_CBC ? "16" : "16, 24 or 32");
 		goto out;
 	}
 out:
@@ -110,7 +109,8 @@ ckpt_err ckpt_key_load(const char *mode, const char *keyfile, int keyfd,
 	if (!mode && !keyfile && keyfd < 0)
 		return CKPT_OK;
 	if (keyfile && keyfd >= 0) {
-		ckpt_fail(err, CKPT_ERR_INVAL, 0, "a key file and a key "
+		ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			  "a key file and a key "
 			  "descriptor exclude each other");
 		ckpt_set_hint(err, CKPT_HINT_ONE_KEY, 0);
 		return CKPT_ERR_INVAL;
@@ -162,11 +162,13 @@ const EVP_CIPHER *ckpt_enc_cipher(const struct ckpt_key *k)
 {
 	switch (k->mode) {
 	case CKPT_ENC_AES_GCM:
-		return k->len == 16 ? EVP_aes_128_gcm()
-		       : k->len == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm();
+		return k->len == 16   ? EVP_aes_128_gcm()
+		       : k->len == 24 ? EVP_aes_192_gcm()
+				      : EVP_aes_256_gcm();
 	case CKPT_ENC_AES_CBC:
-		return k->len == 16 ? EVP_aes_128_cbc()
-		       : k->len == 24 ? EVP_aes_192_cbc() : EVP_aes_256_cbc();
+		return k->len == 16   ? EVP_aes_128_cbc()
+		       : k->len == 24 ? EVP_aes_192_cbc()
+				      : EVP_aes_256_cbc();
 	case CKPT_ENC_SM4_CBC:
 		return EVP_sm4_cbc();
 	default:

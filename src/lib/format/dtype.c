@@ -90,11 +90,11 @@ int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
 	size_t n = 0;
 	int w;
 
-#define PUT(...)                                                        \
-	do {                                                            \
-		w = snprintf(buf + (n < size ? n : size),               \
-			     n < size ? size - n : 0, __VA_ARGS__);     \
-		n += (size_t)w;                                         \
+#define PUT(...)                                                    \
+	do {                                                        \
+		w = snprintf(buf + (n < size ? n : size),           \
+			     n < size ? size - n : 0, __VA_ARGS__); \
+		n += (size_t)w;                                     \
 	} while (0)
 	PUT("[");
 	for (uint32_t i = 0; i < ndims; i++)
@@ -118,43 +118,57 @@ bool ckpt_shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
 	return true;
 }
 
-bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims,
-		      uint32_t *ndims)
+/* The position of the first byte at or after i in s that is not a blank. */
+static size_t skip_space(const char *s, size_t len, size_t i)
+{
+	while (i < len && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	return i;
+}
+
+/* Reads one dim (digits) at *i into *v; false if there is none or it
+ * overflows. */
+static bool parse_dim(const char *s, size_t len, size_t *i, int64_t *v)
+{
+	size_t start = *i;
+
+	*v = 0;
+	while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+		if (__builtin_mul_overflow(*v, 10, v) ||
+		    __builtin_add_overflow(*v, s[*i] - '0', v))
+			return false;
+		(*i)++;
+	}
+	return *i != start;
+}
+
+bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims, uint32_t *ndims)
 {
 	size_t i = 0;
 	uint32_t n = 0;
 	char close = 0;
 
-#define SKIP_SPACE() while (i < len && (s[i] == ' ' || s[i] == '\t')) i++
-	SKIP_SPACE();
+	i = skip_space(s, len, i);
 	if (i < len && (s[i] == '[' || s[i] == '(')) {
 		close = s[i] == '[' ? ']' : ')';
 		i++;
 	}
-	SKIP_SPACE();
+	i = skip_space(s, len, i);
 	if (i < len && s[i] == close) { /* "[]" or "()" */
 		i++;
 		goto tail;
 	}
 	for (;;) {
-		int64_t v = 0;
-		size_t start;
+		int64_t v;
 
-		SKIP_SPACE();
-		start = i;
-		while (i < len && s[i] >= '0' && s[i] <= '9') {
-			if (__builtin_mul_overflow(v, 10, &v) ||
-			    __builtin_add_overflow(v, s[i] - '0', &v))
-				return false;
-			i++;
-		}
-		if (i == start || n == CKPT_MAX_DIMS)
+		i = skip_space(s, len, i);
+		if (!parse_dim(s, len, &i, &v) || n == CKPT_MAX_DIMS)
 			return false;
 		dims[n++] = v;
-		SKIP_SPACE();
+		i = skip_space(s, len, i);
 		if (i < len && s[i] == ',') {
 			i++;
-			SKIP_SPACE();
+			i = skip_space(s, len, i);
 			if (close && i < len && s[i] == close && n == 1) {
 				i++; /* "(5,)" */
 				goto tail;
@@ -169,10 +183,9 @@ bool ckpt_shape_parse(const char *s, size_t len, int64_t *dims,
 		i++;
 	}
 tail:
-	SKIP_SPACE();
+	i = skip_space(s, len, i);
 	while (i < len && (s[i] == '\n' || s[i] == '\0'))
 		i++;
-#undef SKIP_SPACE
 	if (i != len || (!close && n == 0))
 		return false;
 	*ndims = n;

@@ -23,19 +23,19 @@
 
 typedef enum ckpt_err {
 	CKPT_OK = 0,
-	CKPT_ERR_IO,          /* a system call failed; sys_errno says which */
-	CKPT_ERR_NOMEM,       /* out of memory */
+	CKPT_ERR_IO,	      /* a system call failed; sys_errno says which */
+	CKPT_ERR_NOMEM,	      /* out of memory */
 	CKPT_ERR_CORRUPT,     /* the file is not a valid checkpoint */
-	CKPT_ERR_CRC,         /* the crc_num trailer does not match the data */
+	CKPT_ERR_CRC,	      /* the crc_num trailer does not match the data */
 	CKPT_ERR_UNSUPPORTED, /* valid, but uses something we cannot handle */
 	CKPT_ERR_NOTFOUND,    /* no such parameter */
-	CKPT_ERR_INVAL,       /* bad argument (e.g. malformed dtype or shape) */
+	CKPT_ERR_INVAL,	      /* bad argument (e.g. malformed dtype or shape) */
 	CKPT_ERR_READONLY,    /* the checkpoint was opened read-only */
-	CKPT_ERR_PERM,        /* operation not supported on this entry */
+	CKPT_ERR_PERM,	      /* operation not supported on this entry */
 	CKPT_ERR_EXISTS,      /* the name is taken */
 	CKPT_ERR_CHANGED,     /* the checkpoint changed underneath us */
-	CKPT_ERR_BUSY,        /* another writer holds the checkpoint */
-	CKPT_ERR_ISDIR,       /* the entry is a directory (a map parameter) */
+	CKPT_ERR_BUSY,	      /* another writer holds the checkpoint */
+	CKPT_ERR_ISDIR,	      /* the entry is a directory (a map parameter) */
 } ckpt_err;
 
 /* What the user can do about a failure.  The library's messages say what
@@ -54,10 +54,10 @@ enum ckpt_hint {
 /* Details of the last failure.  msg is a complete sentence for the user. */
 struct ckpt_error {
 	ckpt_err code;
-	int sys_errno;   /* errno of the failed call for CKPT_ERR_IO, else 0 */
+	int sys_errno;	 /* errno of the failed call for CKPT_ERR_IO, else 0 */
 	uint64_t offset; /* byte offset the problem was found at, if any */
 	enum ckpt_hint hint;
-	int hint_mode;   /* enum ckpt_enc_mode, for the key hints */
+	int hint_mode; /* enum ckpt_enc_mode, for the key hints */
 	char msg[640];
 };
 
@@ -156,17 +156,17 @@ struct ckpt_extent {
  * struct is 48 bytes: dtype is a bit-field, ndims a byte (CKPT_MAX_DIMS). */
 struct ckpt_tensor {
 	const char *type_str; /* tensor_type exactly as stored in the file */
-	int64_t *dims;        /* ndims entries (never NULL) */
+	int64_t *dims;	      /* ndims entries (never NULL) */
 	struct ckpt_extent *extents; /* in pos order, covering [0, stored);
 				      * NULL when nextents is 0 */
-	uint64_t size;        /* shown byte count */
-	uint64_t stored;      /* byte count in the source (2 x size if
+	uint64_t size;		     /* shown byte count */
+	uint64_t stored;	     /* byte count in the source (2 x size if
 			       * bf16_from_f32) */
 	uint32_t nextents;
 	ckpt_dtype dtype : 8;
-	uint8_t ndims;        /* shown rank; 0 for scalars (dims [] or [0]) */
-	bool dims_zero_form;  /* the file wrote the scalar as dims [0] */
-	bool bf16_from_f32;   /* BFloat16 stored as float32 (MindSpore 2.2.10-
+	uint8_t ndims;	     /* shown rank; 0 for scalars (dims [] or [0]) */
+	bool dims_zero_form; /* the file wrote the scalar as dims [0] */
+	bool bf16_from_f32;  /* BFloat16 stored as float32 (MindSpore 2.2.10-
 			       * 2.2.14); shown as the upper 2 bytes of each */
 };
 
@@ -175,25 +175,30 @@ enum ckpt_param_kind {
 	CKPT_PARAM_MAP, /* MapTensorProto: keys, values, status */
 };
 
-enum { CKPT_MAP_KEYS, CKPT_MAP_VALUES, CKPT_MAP_STATUS, CKPT_MAP_NTENSORS };
+enum {
+	CKPT_MAP_KEYS,
+	CKPT_MAP_VALUES,
+	CKPT_MAP_STATUS,
+	CKPT_MAP_NTENSORS
+};
 
 /* File names of the three tensors of a map parameter, by index. */
 extern const char *const ckpt_map_names[CKPT_MAP_NTENSORS];
 
 /* One parameter (104 bytes; its pointers as those of struct ckpt_tensor). */
 struct ckpt_param {
-	char *name;      /* tag as stored (may contain any byte) */
-	char *fname;     /* ckpt_name_escape(name); the same pointer as name
+	char *name;  /* tag as stored (may contain any byte) */
+	char *fname; /* ckpt_name_escape(name); the same pointer as name
 			  * when escaping changes nothing */
 	struct ckpt_tensor *map; /* kind MAP: CKPT_MAP_NTENSORS tensors,
 				  * map[CKPT_MAP_KEYS] ...; NULL for a plain
 				  * tensor */
-	uint64_t rec_off;  /* offset of the first record of this parameter
+	uint64_t rec_off;	 /* offset of the first record of this parameter
 			    * (of its last occurrence, if the name repeats) */
-	uint64_t rec_len;  /* bytes of its records if they are contiguous,
+	uint64_t rec_len;	 /* bytes of its records if they are contiguous,
 			    * else 0 */
 	size_t name_len;
-	uint32_t nslices;  /* records the parameter is stored in */
+	uint32_t nslices; /* records the parameter is stored in */
 	enum ckpt_param_kind kind : 8;
 	struct ckpt_tensor tensor; /* kind TENSOR (all zero for a map) */
 };
@@ -248,26 +253,26 @@ enum ckpt_enc_mode ckpt_detect_encryption(int fd);
 
 /* What ckpt_open found out besides the parameters. */
 struct ckpt_stats {
-	uint64_t disk_size;      /* bytes of the file on disk */
-	uint64_t file_size;      /* bytes of the (decrypted) file */
-	uint64_t stream_size;    /* protobuf bytes (file minus crc trailer) */
-	uint64_t records;        /* top-level Value records */
+	uint64_t disk_size;	 /* bytes of the file on disk */
+	uint64_t file_size;	 /* bytes of the (decrypted) file */
+	uint64_t stream_size;	 /* protobuf bytes (file minus crc trailer) */
+	uint64_t records;	 /* top-level Value records */
 	uint64_t unknown_fields; /* skipped top-level fields (v0.5 model_type) */
-	uint64_t duplicates;     /* names reappearing non-contiguously */
-	const char *dup_name;    /* the first of them (owned by the index) */
-	uint64_t data_bytes;     /* sum of shown tensor sizes */
-	bool has_crc;            /* file ends with a crc_num trailer */
-	bool crc_wide;           /* ... holding more than 32 bits: damaged */
-	bool crc_checked;        /* trailer was verified */
+	uint64_t duplicates;	 /* names reappearing non-contiguously */
+	const char *dup_name;	 /* the first of them (owned by the index) */
+	uint64_t data_bytes;	 /* sum of shown tensor sizes */
+	bool has_crc;		 /* file ends with a crc_num trailer */
+	bool crc_wide;		 /* ... holding more than 32 bits: damaged */
+	bool crc_checked;	 /* trailer was verified */
 	uint32_t crc_stored, crc_computed;
 	enum ckpt_enc_mode enc_mode; /* the file was encrypted with this */
-	bool enc_legacy;             /* MindSpore 1.3-1.6 layout */
+	bool enc_legacy;	     /* MindSpore 1.3-1.6 layout */
 	uint64_t enc_blocks;
 };
 
 struct ckpt_open_opts {
-	bool skip_crc;               /* do not verify the crc_num trailer */
-	const struct ckpt_key *key;  /* decrypt with this key */
+	bool skip_crc;		    /* do not verify the crc_num trailer */
+	const struct ckpt_key *key; /* decrypt with this key */
 };
 
 struct ckpt_file;
@@ -283,8 +288,8 @@ ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
  * Takes ownership of fd, which is closed by ckpt_close or on failure.
  * label names the data in messages. */
 ckpt_err ckpt_open_fd(int fd, const char *label,
-		      const struct ckpt_open_opts *opts,
-		      struct ckpt_file **out, struct ckpt_error *err);
+		      const struct ckpt_open_opts *opts, struct ckpt_file **out,
+		      struct ckpt_error *err);
 
 /* Releases everything ckpt_open allocated.  NULL is a no-op. */
 void ckpt_close(struct ckpt_file *f);

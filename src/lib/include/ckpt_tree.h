@@ -64,15 +64,15 @@ enum ckpt_out_key_policy {
 };
 
 struct ckpt_tree_opts {
-	const char *output;      /* commit to this path instead of the source */
+	const char *output;	 /* commit to this path instead of the source */
 	const char *staging_dir; /* staging files; NULL: beside the output,
 				  * falling back to $TMPDIR or /tmp */
-	bool create;             /* the source may not exist: start empty */
-	bool read_only;          /* refuse every change */
+	bool create;		 /* the source may not exist: start empty */
+	bool read_only;		 /* refuse every change */
 	enum ckpt_crc_policy crc; /* the trailer of commits */
-	bool one_shot;           /* closed right after one commit (ckpt
+	bool one_shot;		  /* closed right after one commit (ckpt
 				  * convert): the output is not reopened */
-	const char *scratch;     /* scratch-name globs separated by ':'; NULL:
+	const char *scratch;	  /* scratch-name globs separated by ':'; NULL:
 				  * the defaults (see ckpt_tree_is_scratch),
 				  * "": none */
 	struct ckpt_open_opts open; /* open.key: decrypt with this key */
@@ -85,14 +85,17 @@ struct ckpt_tree_opts {
 	void *progress_ctx;
 };
 
-enum ckpt_entry_kind { CKPT_ENTRY_FILE, CKPT_ENTRY_DIR };
+enum ckpt_entry_kind {
+	CKPT_ENTRY_FILE,
+	CKPT_ENTRY_DIR
+};
 
 /* What stat and the xattrs of an entry show. */
 struct ckpt_entry_info {
 	enum ckpt_entry_kind kind;
 	uint64_t size;
-	char dtype[32];   /* MindSpore spelling (maps: as stored) */
-	char shape[256];  /* "[6,1,5,5]" */
+	char dtype[32];	 /* MindSpore spelling (maps: as stored) */
+	char shape[256]; /* "[6,1,5,5]" */
 	bool shape_explicit;
 	uint64_t mtime_ns;
 };
@@ -140,8 +143,7 @@ size_t ckpt_tree_count(struct ckpt_tree *t);
  * into the tree. */
 void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
-			       const struct ckpt_entry_info *info,
-			       size_t next),
+			       const struct ckpt_entry_info *info, size_t next),
 		    void *ctx, bool count);
 
 /* Lookup counts (FUSE's nlookup) live in the entries: ckpt_tree_lookup,
@@ -158,9 +160,8 @@ void ckpt_tree_forget(struct ckpt_tree *t, uint64_t id, uint64_t n);
 /* Finds name (a shown file name, see ckpt_name_escape) in directory dir
  * (0 = root, or the id of a map entry) and counts one lookup of it.
  * CKPT_ERR_NOTFOUND if there is none. */
-ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
-			  const char *name, uint64_t *id,
-			  struct ckpt_error *err);
+ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir, const char *name,
+			  uint64_t *id, struct ckpt_error *err);
 
 /* Describes entry id.  CKPT_ERR_NOTFOUND if it was deleted. */
 ckpt_err ckpt_tree_stat(struct ckpt_tree *t, uint64_t id,
@@ -195,8 +196,8 @@ ckpt_err ckpt_tree_truncate(struct ckpt_tree *t, uint64_t id, uint64_t size,
 
 /* Creates an empty entry (UInt8, shape inferred) at the end, with one
  * lookup counted. */
-ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *name,
-			  uint64_t *id, struct ckpt_error *err);
+ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *name, uint64_t *id,
+			  struct ckpt_error *err);
 
 /* Removes the entry named name from the root. */
 ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *name,
@@ -204,9 +205,8 @@ ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *name,
 
 /* Renames from to to, replacing an existing to like rename(2) unless
  * noreplace.  The entry keeps its place in the order. */
-ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
-			  const char *to, bool noreplace,
-			  struct ckpt_error *err);
+ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from, const char *to,
+			  bool noreplace, struct ckpt_error *err);
 
 /* Sets the dtype (MindSpore or numpy spelling) or the shape ("6,1,5,5",
  * "[6, 1, 5, 5]", "[]") of id.  CKPT_ERR_INVAL if malformed. */
@@ -237,8 +237,8 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err);
  * whose bytes can no longer be read (the checkpoint was modified
  * underneath) are left out: *lost is then a malloc'd list of their names
  * ("a, b, c"), else NULL. */
-ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path,
-				 char **lost, struct ckpt_error *err);
+ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path, char **lost,
+				 struct ckpt_error *err);
 
 /* ---- trust: the file underneath, names, owners ------------------------ */
 

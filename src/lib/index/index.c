@@ -28,8 +28,9 @@ struct ckpt_block {
 #define BLOCK_MIN 4096
 #define BLOCK_MAX (8 << 20)
 #define HUGE (2 << 20)
-#define PAGE 4096 /* mapping sizes are multiples (the kernel rounds them up
-		   * further where pages are larger) */
+/* Mapping sizes are multiples of this (the kernel rounds them up further
+ * where pages are larger). */
+#define PAGE 4096
 #define ALIGN 8
 #define MAX_PARAMS (1u << 31) /* the hash holds 32-bit positions */
 
@@ -175,7 +176,9 @@ ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
  * semantics) and is left with fname NULL; returns how many were. */
 static size_t fill_hash(struct ckpt_file *f, bool dedup)
 {
-	enum { AHEAD = 16 }; /* hashes computed, slots prefetched ahead */
+	enum {
+		AHEAD = 16
+	}; /* hashes computed, slots prefetched ahead */
 	size_t dups = 0, mask = f->hash_size - 1;
 	uint64_t ahead[AHEAD];
 
@@ -236,7 +239,8 @@ ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err)
 			munmap(f->params, array_bytes(f->cap));
 			f->params = NULL;
 			f->cap = 0;
-		} else if ((np = mremap(f->params, array_bytes(f->cap), n, 0)) !=
+		} else if ((np = mremap(f->params, array_bytes(f->cap), n,
+					0)) !=
 			   MAP_FAILED) { /* else the array keeps its room */
 			f->params = np;
 			f->cap = n / sizeof(*np);

@@ -20,8 +20,8 @@ struct ckpt_file {
 	struct ckpt_stats stats;
 	struct ckpt_param *params;
 	size_t nparams, cap;
-	uint32_t *hash;      /* open addressing: index+1, 0 = empty */
-	size_t hash_size;    /* power of two, at least 2 x nparams; 0 until
+	uint32_t *hash;	  /* open addressing: index+1, 0 = empty */
+	size_t hash_size; /* power of two, at least 2 x nparams; 0 until
 			      * ckpt_index_build */
 	struct ckpt_block *blocks; /* names, dims, extents, map tensors */
 };

@@ -69,7 +69,9 @@ static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
 
 ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 {
-	enum { CHUNK = 1 << 20 };
+	enum {
+		CHUNK = 1 << 20
+	};
 	uint64_t off = 0, end = f->stats.stream_size;
 	uint32_t crc = 0;
 	uint8_t *buf;
@@ -80,8 +82,8 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 		return ckpt_fail(err, CKPT_ERR_CRC, end,
 				 "%s: offset %llu: the crc_num trailer holds a "
 				 "number wider than 32 bits, which is not a "
-				 "CRC-32; the file is damaged", f->path,
-				 (unsigned long long)end);
+				 "CRC-32; the file is damaged",
+				 f->path, (unsigned long long)end);
 	buf = malloc(CHUNK);
 	if (!buf)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
@@ -91,8 +93,8 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 			free(buf);
 			return ckpt_fail(err, CKPT_ERR_IO, off,
 					 "%s: read at offset %llu failed while "
-					 "checking the CRC", f->path,
-					 (unsigned long long)off);
+					 "checking the CRC",
+					 f->path, (unsigned long long)off);
 		}
 		crc = ckpt_crc32(crc, buf, n);
 		off += n;
@@ -104,7 +106,8 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 		return ckpt_fail(err, CKPT_ERR_CRC, end,
 				 "%s: CRC mismatch: the crc_num trailer says "
 				 "0x%08x but the data has 0x%08x; the file is "
-				 "damaged", f->path, f->stats.crc_stored, crc);
+				 "damaged",
+				 f->path, f->stats.crc_stored, crc);
 	return CKPT_OK;
 }
 
@@ -136,8 +139,8 @@ static ckpt_err open_scan(int fd, const char *label,
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		e = ckpt_fail(err, CKPT_ERR_INVAL, 0,
-			      "%s: not a regular file", label);
+		e = ckpt_fail(err, CKPT_ERR_INVAL, 0, "%s: not a regular file",
+			      label);
 		goto fail;
 	}
 	f->stats.disk_size = enc ? enc->file_size : (uint64_t)st.st_size;
@@ -167,8 +170,8 @@ fail:
 }
 
 ckpt_err ckpt_open_fd(int fd, const char *label,
-		      const struct ckpt_open_opts *opts,
-		      struct ckpt_file **out, struct ckpt_error *err)
+		      const struct ckpt_open_opts *opts, struct ckpt_file **out,
+		      struct ckpt_error *err)
 {
 	return open_scan(fd, label, opts, NULL, out, err);
 }
@@ -188,9 +191,10 @@ ckpt_err ckpt_open_file(int fd, const char *path,
 	found = ckpt_detect_encryption(fd);
 	if (!key && found != CKPT_ENC_NONE) {
 		close(fd);
-		ckpt_fail(err, CKPT_ERR_INVAL, 0, "%s is encrypted (its first "
-			  "block is %s) and no key was given", path,
-			  ckpt_enc_mode_name(found));
+		ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			  "%s is encrypted (its first "
+			  "block is %s) and no key was given",
+			  path, ckpt_enc_mode_name(found));
 		ckpt_set_hint(err, CKPT_HINT_GIVE_KEY, (int)found);
 		return CKPT_ERR_INVAL;
 	}

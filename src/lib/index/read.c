@@ -44,12 +44,11 @@ static ckpt_err read_stored(const struct ckpt_file *f,
 		size_t n = x->len - in < size ? (size_t)(x->len - in) : size;
 		ssize_t r = ckpt_pread_full(f->fd, buf, n, x->src + in);
 		if (r != (ssize_t)n)
-			return ckpt_fail(err, CKPT_ERR_IO, x->src + in,
-					 "%s: read at offset %llu failed: %s",
-					 f->path,
-					 (unsigned long long)(x->src + in),
-					 r < 0 ? strerror(errno)
-					       : "file shrank");
+			return ckpt_fail(
+				err, CKPT_ERR_IO, x->src + in,
+				"%s: read at offset %llu failed: %s", f->path,
+				(unsigned long long)(x->src + in),
+				r < 0 ? strerror(errno) : "file shrank");
 		buf += n;
 		off += n;
 		size -= n;

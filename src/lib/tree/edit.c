@@ -156,7 +156,8 @@ static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
 	if (r == CKPT_ERR_INVAL)
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "'%s' is not a valid name: write '%%' as "
-				 "%%25 and '/' as %%2F", fname);
+				 "%%25 and '/' as %%2F",
+				 fname);
 	if (r)
 		return ckpt_fail(err, r, 0, "out of memory");
 	if (!ckpt_utf8_valid(*name, *len)) {
@@ -165,7 +166,8 @@ static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "'%s' is not valid UTF-8, which a checkpoint "
 				 "name must be (MindSpore stores names as "
-				 "protobuf strings)", fname);
+				 "protobuf strings)",
+				 fname);
 	}
 	return CKPT_OK;
 }
@@ -199,8 +201,8 @@ static size_t place_of_new(struct ckpt_tree *t, struct entry *e)
 	return pos;
 }
 
-ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
-			  uint64_t *id, struct ckpt_error *err)
+ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname, uint64_t *id,
+			  struct ckpt_error *err)
 {
 	char *name = NULL;
 	struct entry *e = NULL;
@@ -230,9 +232,8 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname,
 	}
 	/* a name that was a parameter stays one (rm .x; cp y .x) */
 	e->scratch = !ckpt_tomb_find(t, fname) && ckpt_scratch_match(t, e);
-	r = ckpt_entry_link_at(t, e,
-			       e->scratch ? t->norder : place_of_new(t, e),
-			       err);
+	r = ckpt_entry_link_at(
+		t, e, e->scratch ? t->norder : place_of_new(t, e), err);
 	if (r)
 		goto fail;
 	ckpt_entry_count_lookup(e); /* the one the caller hands out */
@@ -331,7 +332,7 @@ static void rename_entry(struct ckpt_tree *t, struct entry *src,
 	/* replacing a parameter keeps it one, whatever the name */
 	src->scratch = dst ? dst->scratch
 			   : !ckpt_tomb_find(t, fname) &&
-				     ckpt_scratch_match(t, src);
+				       ckpt_scratch_match(t, src);
 	if (!src->scratch) { /* it stays a parameter: no tomb needed */
 		struct tomb *tb = was_scratch ? NULL : ckpt_tomb_find(t, from);
 		if (tb)
@@ -342,9 +343,8 @@ static void rename_entry(struct ckpt_tree *t, struct entry *src,
 		t->dirty = true;
 }
 
-ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from,
-			  const char *to, bool noreplace,
-			  struct ckpt_error *err)
+ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from, const char *to,
+			  bool noreplace, struct ckpt_error *err)
 {
 	struct entry *src, *dst;
 	char *name = NULL, *new_fname = NULL;

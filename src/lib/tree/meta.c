@@ -58,8 +58,8 @@ static bool str_dims(const struct entry *e, uint32_t *ndims, bool coerce,
 }
 
 /* An explicit shape, if it fits the size. */
-static bool explicit_dims(const struct entry *e, int64_t *dims,
-			  uint32_t *ndims, bool coerce, struct ckpt_error *err)
+static bool explicit_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+			  bool coerce, struct ckpt_error *err)
 {
 	char shape[128];
 	uint64_t need;
@@ -87,8 +87,8 @@ static bool explicit_dims(const struct entry *e, int64_t *dims,
 
 /* The inferred 1-D shape, if the size is a positive whole number of
  * elements. */
-static bool inferred_dims(const struct entry *e, int64_t *dims,
-			  uint32_t *ndims, bool coerce, struct ckpt_error *err)
+static bool inferred_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
+			  bool coerce, struct ckpt_error *err)
 {
 	size_t esize = ckpt_dtype_size(e->dtype);
 
@@ -190,15 +190,17 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
 			      "unknown dtype '%.*s' (use a MindSpore name "
 			      "such as Float32 or a numpy name such as "
-			      "float32)", QUOTE_MAX(len), value);
+			      "float32)",
+			      QUOTE_MAX(len), value);
 		goto out;
 	}
 	own_view(e);
-	if (e->shape_explicit && !ckpt_shape_bytes(dt, e->dims, e->ndims, &need)) {
+	if (e->shape_explicit &&
+	    !ckpt_shape_bytes(dt, e->dims, e->ndims, &need)) {
 		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
 			      "parameter '%s': its shape in %s would need "
-			      "more than 2^64 bytes", e->fname,
-			      ckpt_dtype_name(dt));
+			      "more than 2^64 bytes",
+			      e->fname, ckpt_dtype_name(dt));
 		goto out;
 	}
 	e->dtype_set = true;
@@ -230,7 +232,8 @@ static ckpt_err parse_shape(const struct entry *e, const char *value,
 	if (!ckpt_shape_bytes(e->dtype, dims, *n, &need))
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "shape '%.*s' of %s would need more than "
-				 "2^64 bytes", QUOTE_MAX(len), value,
+				 "2^64 bytes",
+				 QUOTE_MAX(len), value,
 				 ckpt_dtype_name(e->dtype));
 	return CKPT_OK;
 }

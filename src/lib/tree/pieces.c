@@ -40,8 +40,10 @@ static ckpt_err converted_piece(const struct ckpt_file *src,
 	}
 	r = ckpt_tensor_read(src, mt, buf, size, off, &got, err);
 	if (!r && got != size)
-		r = ckpt_fail(err, CKPT_ERR_IO, off, "%s: tensor shorter "
-			      "than its index says", ckpt_path(src));
+		r = ckpt_fail(err, CKPT_ERR_IO, off,
+			      "%s: tensor shorter "
+			      "than its index says",
+			      ckpt_path(src));
 	if (r) {
 		free(buf);
 		free(pc);
@@ -56,8 +58,7 @@ static ckpt_err converted_piece(const struct ckpt_file *src,
 ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 			   const struct ckpt_tensor *mt, uint64_t off,
 			   size_t size, struct ckpt_piece **pieces,
-			   uint32_t *count, void **mem,
-			   struct ckpt_error *err)
+			   uint32_t *count, void **mem, struct ckpt_error *err)
 {
 	struct ckpt_piece *pc;
 	uint64_t total = e ? e->size : mt ? mt->size : 0;
@@ -74,8 +75,8 @@ ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		pc = malloc(sizeof(*pc));
 		if (!pc)
 			return no_memory(err);
-		*pc = (struct ckpt_piece){.fd = e->stage_fd, .pos = off,
-					  .len = size};
+		*pc = (struct ckpt_piece){
+			.fd = e->stage_fd, .pos = off, .len = size};
 		*pieces = pc;
 		*count = 1;
 		return CKPT_OK;
@@ -83,8 +84,8 @@ ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 	if (!mt || !src)
 		return CKPT_OK; /* a new, never written entry */
 	if (mt->bf16_from_f32) {
-		ckpt_err r = converted_piece(src, mt, off, size, pieces, mem,
-					     err);
+		ckpt_err r =
+			converted_piece(src, mt, off, size, pieces, mem, err);
 		*count = r ? 0 : 1;
 		return r;
 	}
@@ -127,8 +128,8 @@ ckpt_err ckpt_pieces_copy(const struct ckpt_piece *p, uint32_t n, void *buf,
 		if (r != (ssize_t)p[i].len)
 			return ckpt_fail(err, CKPT_ERR_IO, p[i].pos,
 					 "reading %zu bytes at offset %llu: "
-					 "%s", p[i].len,
-					 (unsigned long long)p[i].pos,
+					 "%s",
+					 p[i].len, (unsigned long long)p[i].pos,
 					 strerror(errno));
 		b += p[i].len;
 	}
@@ -166,8 +167,10 @@ ckpt_err ckpt_entry_walk(const struct entry *e, uint64_t off, uint64_t len,
 
 		if (!r && n == 0) {
 			errno = EIO;
-			r = ckpt_fail(err, CKPT_ERR_IO, off, "'%s' holds fewer "
-				      "bytes than its size", e->fname);
+			r = ckpt_fail(err, CKPT_ERR_IO, off,
+				      "'%s' holds fewer "
+				      "bytes than its size",
+				      e->fname);
 		}
 		if (!r)
 			r = walk_pieces(pc, n, &at, fn, ctx, err);

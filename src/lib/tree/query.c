@@ -92,8 +92,7 @@ static void fill_info(const struct entry *ent, int sub,
 
 void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 		    bool (*fn)(void *ctx, const char *name, uint64_t id,
-			       const struct ckpt_entry_info *info,
-			       size_t next),
+			       const struct ckpt_entry_info *info, size_t next),
 		    void *ctx, bool count)
 {
 	struct ckpt_entry_info info;
@@ -120,9 +119,8 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 	pthread_rwlock_unlock(&t->lock);
 }
 
-ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir,
-			  const char *name, uint64_t *id,
-			  struct ckpt_error *err)
+ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir, const char *name,
+			  uint64_t *id, struct ckpt_error *err)
 {
 	ckpt_err r = CKPT_ERR_NOTFOUND;
 	struct entry *e = NULL;
@@ -171,16 +169,19 @@ static ckpt_err pieces_of(struct entry *e, int sub, uint64_t off, size_t size,
 			  struct ckpt_error *err)
 {
 	if (e->kind == CKPT_ENTRY_DIR && sub < 0)
-		return ckpt_fail(err, CKPT_ERR_ISDIR, 0, "'%s' is a map "
-				 "parameter: read its tensors", e->fname);
+		return ckpt_fail(err, CKPT_ERR_ISDIR, 0,
+				 "'%s' is a map "
+				 "parameter: read its tensors",
+				 e->fname);
 	if ((sub >= 0 || e->stage_fd < 0) && e->src &&
 	    ckpt_file_changed(e->src)) /* modified underneath: not ours */
-		return ckpt_fail(err, CKPT_ERR_CHANGED, off, "cannot read "
+		return ckpt_fail(err, CKPT_ERR_CHANGED, off,
+				 "cannot read "
 				 "'%s': %s was modified underneath",
 				 e->fname, ckpt_path(e->src));
 	if (sub >= 0)
-		return ckpt_entry_pieces(NULL, e->src, map_tensor(e, sub),
-					 off, size, pc, n, mem, err);
+		return ckpt_entry_pieces(NULL, e->src, map_tensor(e, sub), off,
+					 size, pc, n, mem, err);
 	return ckpt_entry_pieces(e, e->src, e->orig ? &e->orig->tensor : NULL,
 				 off, size, pc, n, mem, err);
 }
@@ -231,8 +232,8 @@ ckpt_err ckpt_tree_read(struct ckpt_tree *t, uint64_t id, void *buf,
 			struct ckpt_error *err)
 {
 	struct copy_ctx c = {.buf = buf};
-	ckpt_err r = ckpt_tree_read_pieces(t, id, off, size, copy_pieces, &c,
-					   err);
+	ckpt_err r =
+		ckpt_tree_read_pieces(t, id, off, size, copy_pieces, &c, err);
 
 	*done = r ? 0 : c.done;
 	return r;

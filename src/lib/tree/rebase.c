@@ -48,15 +48,15 @@ static void rebind(struct ckpt_tree *t, int fd)
 
 	oo.skip_crc = true; /* we just computed it */
 	oo.key = NULL;
-	if (nfd < 0 || ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL) !=
-			       CKPT_OK ||
+	if (nfd < 0 ||
+	    ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL) != CKPT_OK ||
 	    ckpt_count(nf) != count_written(t)) {
 		ckpt_close(nf);
 		return;
 	}
 	if (old_still_read(t)) {
-		struct ckpt_file **r = realloc(
-			t->retired, (t->nretired + 1) * sizeof(*r));
+		struct ckpt_file **r =
+			realloc(t->retired, (t->nretired + 1) * sizeof(*r));
 		if (!r) {
 			ckpt_close(nf);
 			return;

@@ -24,7 +24,9 @@
  * autosaves, backups, sed -i. */
 static const char default_globs[] = ".*:#*#:*~:sed??????";
 
-enum { MAX_TOMBS = 4096 };
+enum {
+	MAX_TOMBS = 4096
+};
 
 ckpt_err ckpt_scratch_init(struct ckpt_tree *t, const char *globs,
 			   struct ckpt_error *err)
@@ -96,8 +98,8 @@ void ckpt_tomb_drop(struct ckpt_tree *t, struct tomb *tb)
 {
 	free(tb->fname);
 	free(tb->dims);
-	memmove(tb, tb + 1, (size_t)(t->tombs + t->ntombs - tb - 1) *
-				    sizeof(*tb));
+	memmove(tb, tb + 1,
+		(size_t)(t->tombs + t->ntombs - tb - 1) * sizeof(*tb));
 	t->ntombs--;
 }
 
@@ -134,8 +136,8 @@ void ckpt_tomb_add(struct ckpt_tree *t, const struct entry *e, size_t pos)
 	tb.fname = strdup(e->fname);
 	tb.dims = malloc((v.ndims ? v.ndims : 1) * sizeof(*tb.dims));
 	if (!(t->ntombs % 16)) {
-		struct tomb *n = realloc(t->tombs,
-					 (t->ntombs + 16) * sizeof(*n));
+		struct tomb *n =
+			realloc(t->tombs, (t->ntombs + 16) * sizeof(*n));
 		if (n)
 			t->tombs = n;
 		else

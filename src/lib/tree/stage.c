@@ -32,7 +32,8 @@ static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 	if (t->memory_staging) { /* decrypted data never goes to a disk */
 		fd = memfd_create("ckptfs-stage", MFD_CLOEXEC);
 		if (fd < 0)
-			ckpt_fail(err, CKPT_ERR_IO, 0, "cannot create a "
+			ckpt_fail(err, CKPT_ERR_IO, 0,
+				  "cannot create a "
 				  "staging file in memory: %s",
 				  strerror(errno));
 		return fd;
@@ -49,8 +50,8 @@ static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 
 /* ckpt_piece_fn: copies a piece into the staging file *ctx at its offset;
  * errno tells the caller why it failed. */
-static ckpt_err stage_piece(void *ctx, const struct ckpt_piece *p,
-			    uint64_t at, struct ckpt_error *err)
+static ckpt_err stage_piece(void *ctx, const struct ckpt_piece *p, uint64_t at,
+			    struct ckpt_error *err)
 {
 	int fd = *(int *)ctx;
 	int r = p->fd >= 0 ? ckpt_copy_range(p->fd, p->pos, fd, at, p->len)
@@ -82,15 +83,14 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 	e->stage_fd = fd;
 	return CKPT_OK;
 fail:
-	ckpt_fail(err, CKPT_ERR_IO, 0,
-		  "cannot stage '%s' in %s: %s", e->fname, t->staging_dir,
-		  strerror(errno));
+	ckpt_fail(err, CKPT_ERR_IO, 0, "cannot stage '%s' in %s: %s", e->fname,
+		  t->staging_dir, strerror(errno));
 	close(fd);
 	return CKPT_ERR_IO;
 }
 
-ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
-			   uint64_t size, struct ckpt_error *err)
+ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e, uint64_t size,
+			   struct ckpt_error *err)
 {
 	bool fresh = e->stage_fd < 0;
 	int fd;

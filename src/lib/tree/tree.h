@@ -19,37 +19,36 @@
 #include "ckpt_tree.h"
 #include "format/format.h"
 
-
 /* One parameter (or scratch file) of the tree.  Kept small: a tree of a
  * million parameters holds a million of these (88 bytes on LP64; see the
  * assertion below). */
 struct entry {
 	struct entry *hnext; /* hash chain of live root entries */
-	char *name;          /* borrowed from orig until renamed (own_name) */
+	char *name;	     /* borrowed from orig until renamed (own_name) */
 	char *fname;
 	const struct ckpt_param *orig; /* in src; NULL for new entries */
-	struct ckpt_file *src;         /* t->base, or a retired one */
-	int64_t *dims;       /* explicit shape (ndims entries); borrowed from
+	struct ckpt_file *src;	       /* t->base, or a retired one */
+	int64_t *dims; /* explicit shape (ndims entries); borrowed from
 			      * orig until changed (own_dims) */
 	uint64_t size;
 	uint64_t mtime_ns;
-	uint64_t nlookup;    /* the kernel's lookups (atomic under the read
+	uint64_t nlookup; /* the kernel's lookups (atomic under the read
 			      * lock; see ckpt_entry_count_lookup) */
-	uint32_t slot;       /* the id is (slot + 1) * CKPT_TREE_ID_STEP */
+	uint32_t slot;	  /* the id is (slot + 1) * CKPT_TREE_ID_STEP */
 	uint32_t name_len;
-	int stage_fd;        /* -1: the bytes are orig's */
-	uint8_t dtype;       /* ckpt_dtype */
-	uint8_t ndims;       /* <= CKPT_MAX_DIMS */
-	uint8_t kind : 1;    /* enum ckpt_entry_kind */
+	int stage_fd;	  /* -1: the bytes are orig's */
+	uint8_t dtype;	  /* ckpt_dtype */
+	uint8_t ndims;	  /* <= CKPT_MAX_DIMS */
+	uint8_t kind : 1; /* enum ckpt_entry_kind */
 	bool live : 1;
 	bool data_changed : 1, meta_changed : 1, renamed : 1;
 	bool shape_explicit : 1; /* else 1-D: size / element size */
-	bool dtype_set : 1;  /* dtype/shape are its own (file or setxattr) */
-	bool inherited : 1;  /* dtype/shape taken from the parameter it
+	bool dtype_set : 1; /* dtype/shape are its own (file or setxattr) */
+	bool inherited : 1; /* dtype/shape taken from the parameter it
 			      * replaced: shown only while the size fits */
-	bool scratch : 1;    /* a scratch file (ckpt_tree_is_scratch) */
+	bool scratch : 1;   /* a scratch file (ckpt_tree_is_scratch) */
 	bool own_name : 1, own_dims : 1;
-	bool in_block : 1;   /* part of t->entry_block, not malloc'd */
+	bool in_block : 1; /* part of t->entry_block, not malloc'd */
 };
 
 _Static_assert(sizeof(struct entry) <= 96,
@@ -72,9 +71,9 @@ struct tomb {
 struct ckpt_tree {
 	pthread_rwlock_t lock;
 	struct ckpt_place src_pl, tgt_pl; /* the checkpoint's, commits' */
-	int stage_dirfd;  /* staging files go here */
-	int tmp_dirfd;    /* $TMPDIR: staging and recovery fallback; or -1 */
-	int pin_fd;       /* the file at the target, locked when writable;
+	int stage_dirfd;		  /* staging files go here */
+	int tmp_dirfd; /* $TMPDIR: staging and recovery fallback; or -1 */
+	int pin_fd;    /* the file at the target, locked when writable;
 			   * -1 while there is none */
 	struct ckpt_ident pin; /* ... its identity when opened or written */
 	mode_t pin_mode;       /* ... and its mode and owner */
@@ -83,22 +82,22 @@ struct ckpt_tree {
 	mode_t src_mode; /* the checkpoint's, as opened (what is shown) */
 	uid_t src_uid;
 	gid_t src_gid;
-	bool force;      /* the next commit replaces whatever is there */
-	char *staging_dir; /* for messages */
-	char *tmp_path;    /* $TMPDIR or /tmp, for messages */
+	bool force;	    /* the next commit replaces whatever is there */
+	char *staging_dir;  /* for messages */
+	char *tmp_path;	    /* $TMPDIR or /tmp, for messages */
 	bool staging_fixed; /* given by the user: no fallback */
 	const char *ro_reason;
-	char ro_buf[600];  /* ro_reason, when it names a path */
+	char ro_buf[600]; /* ro_reason, when it names a path */
 	char warning[512];
 	enum ckpt_crc_policy crc;
-	bool one_shot;                    /* no rebind after a commit */
+	bool one_shot; /* no rebind after a commit */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
-	bool memory_staging;              /* encrypted: no plaintext on disk */
-	const struct ckpt_key *out_key;   /* commits are encrypted with it */
-	struct ckpt_file *base; /* NULL while the tree has no file yet */
+	bool memory_staging;		/* encrypted: no plaintext on disk */
+	const struct ckpt_key *out_key; /* commits are encrypted with it */
+	struct ckpt_file *base;	    /* NULL while the tree has no file yet */
 	struct ckpt_file **retired; /* earlier bases that deleted but open */
-	size_t nretired;            /* entries still read from */
+	size_t nretired;	    /* entries still read from */
 	struct ckpt_open_opts open_opts;
 	uint64_t base_mtime_ns;
 	char **scratch_globs; /* NULL-terminated, pointing into scratch_buf */
@@ -111,7 +110,7 @@ struct ckpt_tree {
 	size_t entry_block_len;
 	struct entry **slots; /* by id / CKPT_TREE_ID_STEP - 1; NULL: free */
 	size_t nslots, slots_cap;
-	size_t *free_slots;   /* indexes of NULL slots, reused first */
+	size_t *free_slots; /* indexes of NULL slots, reused first */
 	size_t nfree, free_cap;
 	struct entry **order; /* live root entries in checkpoint order */
 	size_t norder, order_cap;
@@ -224,8 +223,8 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
  * size: truncated or zero-extended; 0 takes a new, empty file (see the top
  * of stage.c).  e->size is the caller's to set.  On failure e is as
  * before. */
-ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
-			   uint64_t size, struct ckpt_error *err);
+ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e, uint64_t size,
+			   struct ckpt_error *err);
 
 /* pieces.c: the pieces holding [off, off+size) of a file entry e, or of
  * the map tensor mt of src when e is NULL: *pieces (malloc'd) and *count
@@ -234,8 +233,7 @@ ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e,
 ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 			   const struct ckpt_tensor *mt, uint64_t off,
 			   size_t size, struct ckpt_piece **pieces,
-			   uint32_t *count, void **mem,
-			   struct ckpt_error *err);
+			   uint32_t *count, void **mem, struct ckpt_error *err);
 
 /* pieces.c: copies the bytes of n pieces into buf and their total into
  * *done (EIO for a source shorter than its piece). */

@@ -28,9 +28,9 @@ static int open_tmpdir(struct ckpt_tree *t)
 	const char *tmp = getenv("TMPDIR");
 
 	t->tmp_path = realpath(tmp && *tmp ? tmp : "/tmp", NULL);
-	return t->tmp_path ? open(t->tmp_path,
-				  O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-			   : -1;
+	return t->tmp_path
+		       ? open(t->tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+		       : -1;
 }
 
 static ckpt_err open_places(struct ckpt_tree *t, const char *path,
@@ -41,7 +41,8 @@ static ckpt_err open_places(struct ckpt_tree *t, const char *path,
 	ckpt_err e = ckpt_place_open(path, &t->src_pl, err);
 
 	if (!e)
-		e = opts->output ? ckpt_place_open(opts->output, &t->tgt_pl, err)
+		e = opts->output
+			    ? ckpt_place_open(opts->output, &t->tgt_pl, err)
 		    : ckpt_place_dup(&t->src_pl, &t->tgt_pl)
 			    ? ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory)
 			    : CKPT_OK;
@@ -80,8 +81,9 @@ static ckpt_err open_source(struct ckpt_tree *t, const char *path,
 	}
 	if (fd < 0)
 		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
-				 path, errno == ELOOP ? "it is a symbolic link"
-						      : strerror(errno));
+				 path,
+				 errno == ELOOP ? "it is a symbolic link"
+						: strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
 			      strerror(errno));
@@ -130,7 +132,8 @@ static ckpt_err pin_output(struct ckpt_tree *t, struct ckpt_error *err)
 			close(fd);
 		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
 				 t->tgt_pl.path,
-				 fd < 0 ? strerror(errno) : "not a regular file");
+				 fd < 0 ? strerror(errno)
+					: "not a regular file");
 	}
 	t->pin_fd = fd;
 	ckpt_ident_of(&st, &t->pin);
@@ -150,8 +153,8 @@ static struct entry *entry_block(struct ckpt_tree *t, size_t n)
 
 	if (len < (2u << 20))
 		return NULL; /* small: malloc is as good */
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 #ifdef MADV_HUGEPAGE
@@ -170,8 +173,8 @@ static ckpt_err load_entries(struct ckpt_tree *t, struct ckpt_error *err)
 	ckpt_tree_reserve(t, n);
 	for (size_t i = 0; i < n; i++) {
 		const struct ckpt_param *p = ckpt_param_at(t->base, i);
-		struct entry *en = ckpt_entry_new(t, block ? &block[i] : NULL,
-						  err);
+		struct entry *en =
+			ckpt_entry_new(t, block ? &block[i] : NULL, err);
 		if (!en)
 			return CKPT_ERR_NOMEM;
 		ckpt_entry_bind(en, p, t->base); /* borrows name and dims */
@@ -226,7 +229,8 @@ static ckpt_err lock_target(struct ckpt_tree *t, struct ckpt_error *err)
 			close(fd);
 		return ckpt_fail(err, CKPT_ERR_CHANGED, 0,
 				 "%s changed while it was being opened; try "
-				 "again", t->tgt_pl.path);
+				 "again",
+				 t->tgt_pl.path);
 	}
 	e = ckpt_lock_writer(fd, t->tgt_pl.path, err);
 	if (e) {
@@ -278,7 +282,8 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 	init(t, opts);
 	e = CKPT_ERR_INVAL;
 	if (t->crc == CKPT_CRC_ADD && t->out_key) {
-		ckpt_fail(err, e, 0, "a CRC trailer and encryption cannot be "
+		ckpt_fail(err, e, 0,
+			  "a CRC trailer and encryption cannot be "
 			  "combined: MindSpore cannot read such files");
 		goto fail;
 	}
@@ -374,8 +379,10 @@ ckpt_err ckpt_tree_statfs(struct ckpt_tree *t, struct statvfs *sv,
 {
 	if (fstatvfs(t->tgt_pl.dirfd, sv) == 0)
 		return CKPT_OK;
-	return ckpt_fail(err, CKPT_ERR_IO, 0, "statfs of the directory of %s: "
-			 "%s", t->tgt_pl.path, strerror(errno));
+	return ckpt_fail(err, CKPT_ERR_IO, 0,
+			 "statfs of the directory of %s: "
+			 "%s",
+			 t->tgt_pl.path, strerror(errno));
 }
 
 const char *ckpt_tree_warning(const struct ckpt_tree *t)

@@ -84,7 +84,7 @@ enum ckpt_pb_msg {
 #define CKPT_CRC_TRAILER_LEN 17
 
 /* Limits we impose on what we read (beyond them a file is refused). */
-#define CKPT_MAX_TYPE_LEN 64    /* tensor_type string */
+#define CKPT_MAX_TYPE_LEN 64 /* tensor_type string */
 
 /* ---- reading the wire format (reader.c) -------------------------------- */
 
@@ -93,11 +93,11 @@ enum ckpt_pb_msg {
 struct ckpt_reader {
 	int fd;
 	const char *label;
-	uint64_t size;     /* readable bytes (the stream, not the trailer) */
+	uint64_t size; /* readable bytes (the stream, not the trailer) */
 	uint8_t *buf;
 	size_t cap;
-	uint64_t boff;     /* file offset of buf[0] */
-	size_t blen;       /* valid bytes in buf */
+	uint64_t boff; /* file offset of buf[0] */
+	size_t blen;   /* valid bytes in buf */
 };
 
 /* Makes [off, off+n) available and points *p at it.  The pointer stays
@@ -138,8 +138,8 @@ ckpt_err ckpt_reader_overrun(const struct ckpt_reader *r, uint64_t at,
 			     uint64_t limit, struct ckpt_error *err);
 
 /* Skips a field of wire type wt whose key ended at *pos. */
-ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
-			  uint64_t limit, unsigned wt, struct ckpt_error *err);
+ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			  unsigned wt, struct ckpt_error *err);
 
 /* ---- scanning (scan.c) and assembling parameters (params.c) -------------
  *
@@ -161,7 +161,7 @@ struct ckpt_rec_tensor {
 /* One Value record. */
 struct ckpt_rec_value {
 	uint64_t off, len; /* the whole record, key and length included */
-	char *name;        /* in the scan's vname buffer, NUL-terminated;
+	char *name;	   /* in the scan's vname buffer, NUL-terminated;
 			    * NULL until the tag is read */
 	size_t name_len;
 	int kind; /* enum ckpt_param_kind, or -1: neither tensor nor map */
@@ -232,8 +232,7 @@ const char *ckpt_scan_where(struct ckpt_scan *s);
  * assembled, or finishes that one (see ckpt_params_finish) and starts a
  * new one with v.  A new parameter takes v's name buffer (s->vname) and
  * gives its old one back in its place. */
-ckpt_err ckpt_params_take(struct ckpt_scan *s,
-			  const struct ckpt_rec_value *v);
+ckpt_err ckpt_params_take(struct ckpt_scan *s, const struct ckpt_rec_value *v);
 
 /* Validates the parameter being assembled, if any, and stores it in the
  * index with one ckpt_index_alloc block. */

@@ -69,8 +69,8 @@ static ckpt_err put_header(struct ckpt_emitter *em, const struct entry *e,
 
 	for (uint32_t i = 0; i < ndims; i++)
 		dlen += 1 + varint_len((uint64_t)dims[i]);
-	tensor_len = dlen + 1 + varint_len(tlen) + tlen + 1 +
-		     varint_len(clen) + clen;
+	tensor_len = dlen + 1 + varint_len(tlen) + tlen + 1 + varint_len(clen) +
+		     clen;
 	value_len = 1 + varint_len(e->name_len) + e->name_len + 1 +
 		    varint_len(tensor_len) + tensor_len;
 	h = malloc(e->name_len + dlen + tlen + 64);
@@ -133,11 +133,9 @@ static ckpt_err put_entry(struct ckpt_emitter *em, const struct entry *e,
 		ndims = 1;
 	}
 	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
-		uint64_t n = e->size - off < CKPT_SLICE_SIZE
-				     ? e->size - off
-				     : CKPT_SLICE_SIZE;
-		r = put_header(em, e, dims, ndims, ckpt_dtype_name(dt), n,
-			       err);
+		uint64_t n = e->size - off < CKPT_SLICE_SIZE ? e->size - off
+							     : CKPT_SLICE_SIZE;
+		r = put_header(em, e, dims, ndims, ckpt_dtype_name(dt), n, err);
 		if (!r)
 			r = em->ops->entry(em, e, off, n);
 		if (r)

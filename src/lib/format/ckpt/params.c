@@ -20,7 +20,9 @@
 #include "format/format.h"
 
 /* A plain tensor's place in messages: -1; a map tensor's: its index. */
-enum { PLAIN = -1 };
+enum {
+	PLAIN = -1
+};
 
 static const char *const sub_paths[CKPT_MAP_NTENSORS] = {"/keys", "/values",
 							 "/status"};
@@ -56,8 +58,7 @@ static ckpt_err add_extent(struct ckpt_scan *s, struct ckpt_tensor *t,
 		struct ckpt_extent *ne;
 		if (*cap > UINT32_MAX / 2 / sizeof(*ne))
 			return ckpt_fail(s->err, CKPT_ERR_UNSUPPORTED,
-					 rt->content_off,
-					 "%s: too many slices",
+					 rt->content_off, "%s: too many slices",
 					 ckpt_scan_at(s, rt->content_off, NULL,
 						      0));
 		ne = realloc(*ext, ncap * sizeof(*ne));
@@ -68,9 +69,10 @@ static ckpt_err add_extent(struct ckpt_scan *s, struct ckpt_tensor *t,
 		*cap = ncap;
 	}
 	t->extents = *ext;
-	t->extents[t->nextents++] = (struct ckpt_extent){
-		.pos = t->stored, .src = rt->content_off,
-		.len = rt->content_len};
+	t->extents[t->nextents++] =
+		(struct ckpt_extent){.pos = t->stored,
+				     .src = rt->content_off,
+				     .len = rt->content_len};
 	t->stored += rt->content_len;
 	return CKPT_OK;
 }
@@ -133,9 +135,9 @@ static ckpt_err size_mismatch(struct ckpt_scan *s, const struct ckpt_tensor *t,
 	ckpt_shape_format(t->dims, t->ndims, shape, sizeof(shape));
 	return ckpt_fail(s->err, CKPT_ERR_CORRUPT, s->where_off,
 			 "%s: tensor_content is %llu bytes but shape %s of "
-			 "%s needs %llu", ckpt_scan_where(s),
-			 (unsigned long long)t->stored, shape, t->type_str,
-			 (unsigned long long)need);
+			 "%s needs %llu",
+			 ckpt_scan_where(s), (unsigned long long)t->stored,
+			 shape, t->type_str, (unsigned long long)need);
 }
 
 /* Validates the joined content of a plain tensor against its dims. */
@@ -290,8 +292,8 @@ static void store_tensor(struct ckpt_tensor *ts, const struct ckpt_tensor *t,
 
 /* Copies the name of p to strs, and its file name fname (flen bytes)
  * after it unless it is the same; returns where the strings end. */
-static char *store_names(struct ckpt_param *p, const char *fname,
-			 size_t flen, bool same_name, char *strs)
+static char *store_names(struct ckpt_param *p, const char *fname, size_t flen,
+			 bool same_name, char *strs)
 {
 	memcpy(strs, p->name, p->name_len + 1);
 	p->name = strs;
@@ -426,8 +428,7 @@ static ckpt_err group_start(struct ckpt_scan *s, struct ckpt_group *g,
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_params_take(struct ckpt_scan *s,
-			  const struct ckpt_rec_value *v)
+ckpt_err ckpt_params_take(struct ckpt_scan *s, const struct ckpt_rec_value *v)
 {
 	struct ckpt_group *g = &s->g;
 	ckpt_dtype dt;

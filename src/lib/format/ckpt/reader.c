@@ -52,15 +52,18 @@ ckpt_err ckpt_reader_get(struct ckpt_reader *r, uint64_t off, size_t n,
 	}
 	got = ckpt_pread_full(r->fd, r->buf, want, off);
 	if (got < 0)
-		return ckpt_fail(err, CKPT_ERR_IO, off, "%s: read at offset "
-				 "%llu failed: %s", r->label,
-				 (unsigned long long)off, strerror(errno));
+		return ckpt_fail(err, CKPT_ERR_IO, off,
+				 "%s: read at offset "
+				 "%llu failed: %s",
+				 r->label, (unsigned long long)off,
+				 strerror(errno));
 	r->boff = off;
 	r->blen = (size_t)got;
 	if ((size_t)got < n)
-		return ckpt_fail(err, CKPT_ERR_IO, off, "%s: file shrank "
-				 "while being read (offset %llu)", r->label,
-				 (unsigned long long)off);
+		return ckpt_fail(err, CKPT_ERR_IO, off,
+				 "%s: file shrank "
+				 "while being read (offset %llu)",
+				 r->label, (unsigned long long)off);
 	*p = r->buf;
 	return CKPT_OK;
 }
@@ -77,8 +80,8 @@ ckpt_err ckpt_reader_varint(struct ckpt_reader *r, uint64_t *pos,
 	if (avail == 0)
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, start,
 				 "%s: offset %llu: varint expected but the "
-				 "message ends here", r->label,
-				 (unsigned long long)start);
+				 "message ends here",
+				 r->label, (unsigned long long)start);
 	e = ckpt_reader_get(r, start, avail, &p, err);
 	if (e)
 		return e;
@@ -134,8 +137,9 @@ ckpt_err ckpt_reader_overrun(const struct ckpt_reader *r, uint64_t at,
 
 	return ckpt_fail(err, CKPT_ERR_CORRUPT, at,
 			 "%s: offset %llu: %s of %llu bytes runs past the end "
-			 "of %s (%llu bytes left)%s", r->label,
-			 (unsigned long long)at, what, (unsigned long long)n,
+			 "of %s (%llu bytes left)%s",
+			 r->label, (unsigned long long)at, what,
+			 (unsigned long long)n,
 			 data ? "the data" : "its message",
 			 (unsigned long long)(limit - pos),
 			 data ? ": truncated or corrupt file" : "");
@@ -155,8 +159,8 @@ ckpt_err ckpt_reader_len(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
-			  uint64_t limit, unsigned wt, struct ckpt_error *err)
+ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos, uint64_t limit,
+			  unsigned wt, struct ckpt_error *err)
 {
 	uint64_t v, n;
 	ckpt_err e;
@@ -178,8 +182,8 @@ ckpt_err ckpt_reader_skip(struct ckpt_reader *r, uint64_t *pos,
 	default:
 		return ckpt_fail(err, CKPT_ERR_CORRUPT, *pos,
 				 "%s: offset %llu: unsupported protobuf wire "
-				 "type %u", r->label,
-				 (unsigned long long)*pos, wt);
+				 "type %u",
+				 r->label, (unsigned long long)*pos, wt);
 	}
 	if (n > limit - *pos)
 		return ckpt_reader_overrun(r, *pos, "field", n, *pos, limit,

@@ -164,9 +164,8 @@ static ckpt_err tensor_type(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
 
 /* Notes where tensor_content is, at *pos (the field's key at kpos), and
  * skips it. */
-static ckpt_err tensor_content(struct ckpt_scan *s, uint64_t *pos,
-			       uint64_t end, uint64_t kpos,
-			       struct ckpt_rec_tensor *t)
+static ckpt_err tensor_content(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
+			       uint64_t kpos, struct ckpt_rec_tensor *t)
 {
 	uint64_t len;
 	ckpt_err e;
@@ -206,7 +205,8 @@ static ckpt_err parse_tensor(struct ckpt_scan *s, uint64_t pos, uint64_t end,
 		else if (field <= CKPT_FIELD_TENSOR_CONTENT)
 			e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
 				      "%s: TensorProto field %u has wire type "
-				      "%u", at(s, kpos), (unsigned)field, wt);
+				      "%u",
+				      at(s, kpos), (unsigned)field, wt);
 		else
 			e = ckpt_reader_skip(&s->r, &pos, end, wt, s->err);
 		if (e)
@@ -224,8 +224,8 @@ static ckpt_err parse_map(struct ckpt_scan *s, uint64_t pos, uint64_t end,
 		unsigned wt;
 		ckpt_err e;
 
-		e = ckpt_reader_key(&s->r, &pos, end, CKPT_PB_MAP, &field,
-				    &wt, s->err);
+		e = ckpt_reader_key(&s->r, &pos, end, CKPT_PB_MAP, &field, &wt,
+				    s->err);
 		if (!e && field != CKPT_FIELD_MAP_TENSOR) {
 			e = ckpt_reader_skip(&s->r, &pos, end, wt, s->err);
 			if (e)
@@ -235,7 +235,8 @@ static ckpt_err parse_map(struct ckpt_scan *s, uint64_t pos, uint64_t end,
 		if (!e && wt != CKPT_WT_LEN)
 			e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
 				      "%s: MapTensorProto field 1 has wire "
-				      "type %u", at(s, kpos), wt);
+				      "type %u",
+				      at(s, kpos), wt);
 		if (!e)
 			e = ckpt_reader_len(&s->r, &pos, end, kpos,
 					    "map tensor", &len, s->err);
@@ -276,8 +277,8 @@ static ckpt_err value_tag(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
 
 /* Parses the tensor or maptensor field of a Value at *pos (its key at
  * kpos); a later one replaces an earlier one, as protobuf's oneof does. */
-static ckpt_err value_tensor(struct ckpt_scan *s, uint64_t *pos,
-			     uint64_t end, uint64_t field, uint64_t kpos,
+static ckpt_err value_tensor(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
+			     uint64_t field, uint64_t kpos,
 			     struct ckpt_rec_value *v)
 {
 	uint64_t len;
@@ -345,8 +346,8 @@ static ckpt_err parse_value(struct ckpt_scan *s, uint64_t pos, uint64_t end,
 		else if (!e && wt != CKPT_WT_LEN)
 			e = ckpt_fail(s->err, CKPT_ERR_CORRUPT, kpos,
 				      "%s: Value field %u has wire type %u, "
-				      "expected 2", at(s, kpos),
-				      (unsigned)field, wt);
+				      "expected 2",
+				      at(s, kpos), (unsigned)field, wt);
 		else if (!e && field == CKPT_FIELD_VALUE_TAG)
 			e = value_tag(s, &pos, end, v);
 		else if (!e)
@@ -380,7 +381,8 @@ static ckpt_err top_field(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
 				 "%s: top-level field 1 has wire type %u "
 				 "instead of 2: this is not a checkpoint (a "
 				 "MindSpore parallel strategy file looks like "
-				 "this)", at(s, kpos), wt);
+				 "this)",
+				 at(s, kpos), wt);
 	*value = true;
 	return ckpt_reader_len(&s->r, pos, end, kpos, "record", len, s->err);
 }
