@@ -43,11 +43,17 @@ static uint64_t expected_bytes(const struct ckpt_tree *t)
 	return total;
 }
 
-/* The sink for a new file of t: encrypted when the tree has an output
- * key, else O_DIRECT where the file system allows, else the page cache. */
+/* The sink for a new file of t in format fmt: encrypted when the tree has
+ * an output key (and the format is one MindSpore encrypts), else O_DIRECT
+ * where the file system allows, else the page cache. */
 static ckpt_err sink_new(const struct ckpt_tree *t,
+			 const struct ckpt_format *fmt,
 			 const struct ckpt_sink_conf *c, struct ckpt_sink **out)
 {
+	if (t->out_key && !fmt->encryptable)
+		return ckpt_fail(c->err, CKPT_ERR_UNSUPPORTED, 0,
+				 "%s: MindSpore has no encrypted %s files",
+				 c->path, fmt->name);
 	if (t->out_key)
 		return ckpt_sink_enc_new(c, t->out_key, out);
 	*out = ckpt_sink_dio_new(c);
@@ -68,7 +74,7 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 		.total = expected_bytes(t),
 	};
 	struct ckpt_sink *s;
-	ckpt_err r = sink_new(t, &c, &s);
+	ckpt_err r = sink_new(t, fmt, &c, &s);
 
 	if (r)
 		return r;

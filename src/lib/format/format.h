@@ -76,6 +76,10 @@ struct ckpt_encode_opts {
 
 struct ckpt_format {
 	const char *name;
+	/* MindSpore wraps files of this format in encrypted blocks (crypt/):
+	 * a tree with an output key is written through the encrypted sink,
+	 * and one of a format without this is refused. */
+	bool encryptable;
 	/* True if a file whose plaintext starts with the len bytes at head
 	 * (fewer than asked for if the file is shorter, or none if it could
 	 * not be read) and holds size bytes is of this format. */

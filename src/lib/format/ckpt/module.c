@@ -21,6 +21,7 @@ static bool probe(const uint8_t *head, size_t len, uint64_t size)
 
 const struct ckpt_format ckpt_format_ckpt = {
 	.name = "ckpt",
+	.encryptable = true,
 	.probe = probe,
 	.scan = ckpt_scan,
 	.encode = ckpt_encode,
