@@ -73,6 +73,11 @@ uint64_t ckpt_now_ns(void);
 /* FNV-1a of the NUL-terminated string s. */
 uint64_t ckpt_hash_str(const char *s);
 
+/* The index of the extent of x[0..n), sorted by pos, that holds byte pos:
+ * the last whose pos is at most pos (0 if there is none).  The one binary
+ * search for tensors (read.c) and the encrypted writer's segments. */
+size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos);
+
 /* ---- identity of a file (place.c) ---------------------------------------
  * What identifies a file and its content: device and inode, and size and
  * mtime, which every write changes (ctime also changes on chmod, link and

@@ -1,5 +1,6 @@
 /*
- * util.c - the clock and the string hash libckpt uses everywhere.
+ * util.c - the clock, the string hash and the extent search libckpt uses
+ * everywhere.
  */
 #include <time.h>
 
@@ -25,4 +26,18 @@ uint64_t ckpt_hash_str(const char *s)
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
 	return h;
+}
+
+size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos)
+{
+	size_t lo = 0, hi = n;
+
+	while (hi - lo > 1) { /* last extent with x.pos <= pos */
+		size_t mid = lo + (hi - lo) / 2;
+		if (x[mid].pos <= pos)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
 }

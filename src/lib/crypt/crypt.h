@@ -13,7 +13,7 @@
 
 #include <openssl/evp.h>
 
-#include "index/index.h"
+#include "base/base.h"
 
 /* A key as MindSpore's enc_key: raw bytes, no KDF.  ckpt_key_read puts it
  * alone in a locked page that is wiped by ckpt_key_free (a key on the

@@ -44,11 +44,6 @@ ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
 /* Frees the parameters, the hash and every ckpt_index_alloc block. */
 void ckpt_index_free(struct ckpt_file *f);
 
-/* The index of the extent of x[0..n), sorted by pos, that holds byte pos:
- * the last whose pos is at most pos (0 if there is none).  The one binary
- * search for tensors (read.c) and the encrypted writer's segments. */
-size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos);
-
 /* Like ckpt_open on an open descriptor of path (owned from here on, closed
  * on failure): detects and decrypts, then scans. */
 ckpt_err ckpt_open_file(int fd, const char *path,

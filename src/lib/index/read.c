@@ -12,20 +12,6 @@
 
 #include "index/index.h"
 
-size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos)
-{
-	size_t lo = 0, hi = n;
-
-	while (hi - lo > 1) { /* last extent with x.pos <= pos */
-		size_t mid = lo + (hi - lo) / 2;
-		if (x[mid].pos <= pos)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 uint32_t ckpt_tensor_extent_at(const struct ckpt_tensor *t, uint64_t pos)
 {
 	return (uint32_t)ckpt_extent_at(t->extents, t->nextents, pos);
