@@ -61,10 +61,12 @@ static ckpt_err sink_new(const struct ckpt_tree *t,
 }
 
 ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
-			   const struct ckpt_encode_opts *o,
+			   const struct ckpt_write_opts *o,
 			   struct ckpt_error *err)
 {
 	const struct ckpt_format *fmt = out_format(t);
+	const struct ckpt_tree_view v = {.t = t, .o = o};
+	struct ckpt_snapshot snap;
 	struct ckpt_sink_conf c = {
 		.fd = fd,
 		.path = t->tgt_pl.path,
@@ -78,7 +80,8 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 
 	if (r)
 		return r;
-	r = fmt->encode(t, o, &s->em, err);
+	ckpt_snapshot_of(&v, &snap);
+	r = fmt->encode(&snap, &s->em, err);
 	if (!r)
 		r = ckpt_sink_finish(s);
 	ckpt_sink_free(s);
@@ -130,7 +133,7 @@ static ckpt_err sync_dir_again(struct ckpt_tree *t, struct ckpt_error *err)
 /* Writes, checks and puts in place the new checkpoint of dirty tree t. */
 static ckpt_err commit_dirty(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	const struct ckpt_encode_opts all = {0};
+	const struct ckpt_write_opts all = {0};
 	char tmp[300];
 	bool in_place = false;
 	int fd, lfd = -1;

@@ -22,12 +22,34 @@
 ckpt_err ckpt_write_failed(struct ckpt_error *err, const char *path,
 			   const char *what, const uint64_t *at);
 
+/* What a new file holds: every live, non-scratch entry of the tree in
+ * order, except those keep (if set) refuses. */
+struct ckpt_write_opts {
+	/* a recovery file: shapes that do not fit their bytes are made to
+	 * fit, empty parameters are left out, no checksum is added */
+	bool recovery;
+	bool (*keep)(void *ctx, const struct entry *e);
+	void *keep_ctx;
+};
+
+/* What snapshot.c describes to a format: tree t, locked for writing,
+ * as o selects it. */
+struct ckpt_tree_view {
+	const struct ckpt_tree *t;
+	const struct ckpt_write_opts *o;
+};
+
+/* snapshot.c: s describes view v (which must outlive s) to a format's
+ * encode; the checksum as the tree asks, or as its file had one, never in
+ * a recovery file or an encrypted one. */
+void ckpt_snapshot_of(const struct ckpt_tree_view *v, struct ckpt_snapshot *s);
+
 /* commit.c: writes tree t into fd (new and empty) from offset 0: its
  * format encodes what o selects into the sink the tree needs (encrypted,
  * O_DIRECT, or through the page cache), with progress.  Syncs nothing.
  * On failure fd holds garbage and the tree is unchanged. */
 ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
-			   const struct ckpt_encode_opts *o,
+			   const struct ckpt_write_opts *o,
 			   struct ckpt_error *err);
 
 /* Creates the file a commit writes, readable and writable, in dirfd:

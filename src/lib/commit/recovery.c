@@ -44,7 +44,7 @@ static void lost_add(struct lost *l, const char *fname)
 	l->len += n;
 }
 
-/* ckpt_encode_opts keep: false (and e named in the struct lost at ctx)
+/* ckpt_write_opts keep: false (and e named in the struct lost at ctx)
  * if e's bytes came from a file modified underneath. */
 static bool keep_unchanged(void *ctx, const struct entry *e)
 {
@@ -63,7 +63,7 @@ static bool keep_unchanged(void *ctx, const struct entry *e)
 static ckpt_err recover_into(struct ckpt_tree *t, int dirfd, char **path,
 			     struct lost *lost, struct ckpt_error *err)
 {
-	const struct ckpt_encode_opts o = {
+	const struct ckpt_write_opts o = {
 		.recovery = true,
 		.keep = keep_unchanged,
 		.keep_ctx = lost,

@@ -1,7 +1,8 @@
 /*
  * format.h - what the on-disk formats share: dtype names and shapes
- * (dtype.c), shown file names (names.c), and the seam each format module
- * implements (format/FORMAT/).
+ * (dtype.c), shown file names (names.c), opening a file in whichever
+ * format it is (open.c), and the seam each format module implements
+ * (format/FORMAT/).
  */
 #ifndef CKPT_FORMAT_SEAM_H
 #define CKPT_FORMAT_SEAM_H
@@ -18,16 +19,20 @@ bool ckpt_utf8_valid(const char *s, size_t len);
 bool ckpt_shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
 		      uint64_t *out);
 
-/* ---- the ckpt format (format/ckpt/) ------------------------------------ */
-
-/* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
-ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
+/* open.c: like ckpt_open on an open descriptor of path (owned from here
+ * on, closed on failure): detects and decrypts, picks the format, scans. */
+ckpt_err ckpt_open_file(int fd, const char *path,
+			const struct ckpt_open_opts *opts,
+			struct ckpt_file **out, struct ckpt_error *err);
 
 /* ---- format modules: the seam (format/FORMAT/module.c) ------------------
  *
  * A format is three functions in a descriptor: probe (is this file mine?),
- * scan (a file to an index) and encode (a tree to the bytes of a file).
- * index/open.c asks the modules in its table, in order; adding a format is
+ * scan (a file to an index) and encode (a snapshot of what to write, in
+ * format-neutral terms, to the bytes of a file).  A format knows nothing of
+ * the editable tree: the commit describes the tree to it (struct
+ * ckpt_snapshot, commit/snapshot.c).
+ * format/open.c asks the modules in its table, in order; adding a format is
  * a folder format/NAME/ and one line of that table.  encode emits the new
  * file front to back as segments - bytes, ranges of a file, ranges of an
  * entry's bytes - into an emitter that the commit (commit/sink.h) provides:
@@ -35,8 +40,7 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
  * segments in memory (a tree may hold a million parameters).
  */
 
-struct ckpt_tree; /* tree/tree.h */
-struct entry;
+struct entry; /* an entry of the tree, only passed back to the emitter */
 struct ckpt_emitter;
 
 /* What an encode writes into, in file order.  Each call returns CKPT_OK or
@@ -64,14 +68,32 @@ struct ckpt_emitter {
 	void *watch_ctx;
 };
 
-/* What is encoded: every live, non-scratch entry of the tree in order,
- * except those keep (if set) refuses. */
-struct ckpt_encode_opts {
-	/* a recovery file: shapes that do not fit their bytes are made to
-	 * fit, empty parameters are left out, no checksum is added */
-	bool recovery;
-	bool (*keep)(void *ctx, const struct entry *e);
-	void *keep_ctx;
+/* One parameter of a snapshot as an encode writes it. */
+struct ckpt_out_param {
+	bool skip;	  /* not written (scratch, filtered, empty) */
+	bool is_map;	  /* a map parameter: only orig can be written */
+	bool untouched;	  /* name, dtype, shape and bytes are orig's */
+	const char *name; /* as stored (any bytes), name_len of them */
+	size_t name_len;
+	const char *fname; /* the shown name, for messages */
+	ckpt_dtype dtype;  /* what to write (not set for a map) */
+	uint32_t ndims;
+	int64_t dims[CKPT_MAX_DIMS];
+	uint64_t size; /* bytes, emitted with ops->entry(entry) */
+	const struct entry *entry;
+	const struct ckpt_param *orig; /* as the file had it, or NULL */
+	int orig_fd;		       /* the file orig is indexed in */
+};
+
+/* A consistent snapshot of what to write: count parameters in order. */
+struct ckpt_snapshot {
+	size_t count;
+	bool checksum; /* end with the format's checksum, if it has one */
+	/* Fills *p with parameter i (< count); fails (CKPT_ERR_INVAL) when
+	 * its dtype and shape do not fit its bytes, err says so. */
+	ckpt_err (*param)(const struct ckpt_snapshot *s, size_t i,
+			  struct ckpt_out_param *p, struct ckpt_error *err);
+	const void *ctx;
 };
 
 struct ckpt_format {
@@ -84,15 +106,16 @@ struct ckpt_format {
 	 * (fewer than asked for if the file is shorter, or none if it could
 	 * not be read) and holds size bytes is of this format. */
 	bool (*probe)(const uint8_t *head, size_t len, uint64_t size);
-	/* Scans f->fd (stream of f->stats.stream_size bytes) into f's
-	 * index; the errors name what is wrong where. */
-	ckpt_err (*scan)(struct ckpt_file *f, struct ckpt_error *err);
-	/* Emits the file that holds tree t (locked for writing by the
-	 * caller, so a consistent snapshot) into em, front to back; NULL
+	/* Scans the plaintext f->fd (f->stats.file_size bytes; stream_size
+	 * the same unless the scan finds a trailer) into f's index, checking
+	 * what opts ask (NULL: the defaults); the errors name what is wrong
+	 * where. */
+	ckpt_err (*scan)(struct ckpt_file *f, const struct ckpt_open_opts *opts,
+			 struct ckpt_error *err);
+	/* Emits the file that holds snapshot s into em, front to back; NULL
 	 * for a format that cannot be written.  On failure the emitted
 	 * bytes are garbage. */
-	ckpt_err (*encode)(const struct ckpt_tree *t,
-			   const struct ckpt_encode_opts *o,
+	ckpt_err (*encode)(const struct ckpt_snapshot *s,
 			   struct ckpt_emitter *em, struct ckpt_error *err);
 };
 
@@ -104,9 +127,8 @@ extern const struct ckpt_format ckpt_format_ckpt;
 
 /* format/ckpt/encode.c: the encode of ckpt_format_ckpt (see struct
  * ckpt_format): MindSpore >= 2.3 records, unchanged records copied as they
- * are, and the crc_num trailer when the tree or its file asks for one. */
-ckpt_err ckpt_encode(const struct ckpt_tree *t,
-		     const struct ckpt_encode_opts *o, struct ckpt_emitter *em,
+ * are, and the crc_num trailer when the snapshot asks for a checksum. */
+ckpt_err ckpt_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 		     struct ckpt_error *err);
 
 #endif /* CKPT_FORMAT_SEAM_H */

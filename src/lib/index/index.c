@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "index/index.h"
 
@@ -282,4 +284,39 @@ size_t ckpt_count(const struct ckpt_file *f)
 const struct ckpt_param *ckpt_param_at(const struct ckpt_file *f, size_t i)
 {
 	return i < f->nparams ? &f->params[i] : NULL;
+}
+
+/* ---- what an open file tells ------------------------------------------- */
+
+bool ckpt_file_changed(const struct ckpt_file *f)
+{
+	struct stat st;
+
+	return fstat(f->fd, &st) != 0 || !ckpt_ident_same(&f->ident, &st);
+}
+
+void ckpt_close(struct ckpt_file *f)
+{
+	if (!f)
+		return;
+	ckpt_index_free(f);
+	free(f->path);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);
+}
+
+const char *ckpt_path(const struct ckpt_file *f)
+{
+	return f->path;
+}
+
+int ckpt_fd(const struct ckpt_file *f)
+{
+	return f->fd;
+}
+
+const struct ckpt_stats *ckpt_stats(const struct ckpt_file *f)
+{
+	return &f->stats;
 }

@@ -1,9 +1,9 @@
 /*
  * index.h - the index of an open checkpoint, whatever its format: the
  * parameters in file order, a hash by shown name, and the blocks their
- * names, dims and extents live in (index.c); opening a file, which picks
- * its format and scans it (open.c); reading a tensor's bytes and finding
- * the extent of a byte (read.c).
+ * names, dims and extents live in, and what an open file tells (index.c);
+ * reading a tensor's bytes (read.c).  Filled by a format's scan
+ * (format/); knows no format itself.
  */
 #ifndef CKPT_INDEX_H
 #define CKPT_INDEX_H
@@ -43,12 +43,6 @@ ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
 
 /* Frees the parameters, the hash and every ckpt_index_alloc block. */
 void ckpt_index_free(struct ckpt_file *f);
-
-/* Like ckpt_open on an open descriptor of path (owned from here on, closed
- * on failure): detects and decrypts, then scans. */
-ckpt_err ckpt_open_file(int fd, const char *path,
-			const struct ckpt_open_opts *opts,
-			struct ckpt_file **out, struct ckpt_error *err);
 
 /* True if the file f was scanned from has changed since (or cannot be
  * examined): its bytes can no longer be trusted. */

@@ -241,4 +241,15 @@ ckpt_err ckpt_params_finish(struct ckpt_scan *s);
 /* Frees the buffers of the assembly (not what was stored). */
 void ckpt_params_free(struct ckpt_scan *s);
 
+/* ---- the scan (scan.c) ------------------------------------------------- */
+
+/* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */
+ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
+
+/* ---- the crc_num trailer (trailer.c) ----------------------------------- */
+
+/* Finds a crc_num trailer at the end of f (has_crc, crc_wide, crc_stored)
+ * and sets stream_size to the bytes before it. */
+ckpt_err ckpt_trailer_find(struct ckpt_file *f, struct ckpt_error *err);
+
 #endif /* CKPT_FORMAT_H */

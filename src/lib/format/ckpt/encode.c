@@ -13,15 +13,15 @@
  * [6] wraps the whole stream and is done by the commit's encrypted sink;
  * an encrypted checkpoint carries no trailer.
  *
- * Called with the tree locked for writing (its snapshot cannot change);
- * takes no lock.  It must never write a file itself: everything goes
- * through the emitter, in file order.
+ * Knows the tree only as the commit describes it (struct ckpt_snapshot);
+ * takes no lock (the commit holds the tree's).  It must never write a
+ * file itself: everything goes through the emitter, in file order.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/ckpt/ckpt_format.h"
-#include "tree/tree.h"
+#include "format/format.h"
 
 /* The one-byte key of field f with wire type wt (every field we write). */
 #define KEY(f, wt) ((uint8_t)((f) << 3 | (wt)))
@@ -57,37 +57,36 @@ static size_t put_field(uint8_t *p, uint8_t key, uint64_t v)
 
 /* Emits the header of one record of a tensor slice: everything up to the
  * content bytes, which the caller emits (clen of them). */
-static ckpt_err put_header(struct ckpt_emitter *em, const struct entry *e,
-			   const int64_t *dims, uint32_t ndims,
-			   const char *type, uint64_t clen,
-			   struct ckpt_error *err)
+static ckpt_err put_header(struct ckpt_emitter *em,
+			   const struct ckpt_out_param *p, const char *type,
+			   uint64_t clen, struct ckpt_error *err)
 {
 	size_t tlen = strlen(type), dlen = 0, n = 0;
 	uint64_t tensor_len, value_len;
 	uint8_t *h;
 	ckpt_err r;
 
-	for (uint32_t i = 0; i < ndims; i++)
-		dlen += 1 + varint_len((uint64_t)dims[i]);
+	for (uint32_t i = 0; i < p->ndims; i++)
+		dlen += 1 + varint_len((uint64_t)p->dims[i]);
 	tensor_len = dlen + 1 + varint_len(tlen) + tlen + 1 + varint_len(clen) +
 		     clen;
-	value_len = 1 + varint_len(e->name_len) + e->name_len + 1 +
+	value_len = 1 + varint_len(p->name_len) + p->name_len + 1 +
 		    varint_len(tensor_len) + tensor_len;
-	h = malloc(e->name_len + dlen + tlen + 64);
+	h = malloc(p->name_len + dlen + tlen + 64);
 	if (!h)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 	n += put_field(h + n, KEY(CKPT_FIELD_CHECKPOINT_VALUE, CKPT_WT_LEN),
 		       value_len);
 	n += put_field(h + n, KEY(CKPT_FIELD_VALUE_TAG, CKPT_WT_LEN),
-		       e->name_len);
-	memcpy(h + n, e->name, e->name_len);
-	n += e->name_len;
+		       p->name_len);
+	memcpy(h + n, p->name, p->name_len);
+	n += p->name_len;
 	n += put_field(h + n, KEY(CKPT_FIELD_VALUE_TENSOR, CKPT_WT_LEN),
 		       tensor_len);
-	for (uint32_t i = 0; i < ndims; i++) /* unpacked */
+	for (uint32_t i = 0; i < p->ndims; i++) /* unpacked */
 		n += put_field(h + n,
 			       KEY(CKPT_FIELD_TENSOR_DIMS, CKPT_WT_VARINT),
-			       (uint64_t)dims[i]);
+			       (uint64_t)p->dims[i]);
 	n += put_field(h + n, KEY(CKPT_FIELD_TENSOR_TYPE, CKPT_WT_LEN), tlen);
 	memcpy(h + n, type, tlen);
 	n += tlen;
@@ -98,61 +97,42 @@ static ckpt_err put_header(struct ckpt_emitter *em, const struct entry *e,
 	return r;
 }
 
-/* True if e's record in its file can be copied as it is. */
-static bool unchanged(const struct entry *e)
+/* True if p's records in its file can be copied as they are. */
+static bool copyable(const struct ckpt_out_param *p)
 {
-	return e->orig && e->orig->rec_len &&
-	       (e->kind == CKPT_ENTRY_DIR ||
-		(!e->data_changed && !e->meta_changed && !e->renamed));
+	return p->orig && p->orig->rec_len && (p->is_map || p->untouched);
 }
 
-/* Emits the records of entry e. */
-static ckpt_err put_entry(struct ckpt_emitter *em, const struct entry *e,
-			  bool recovery, struct ckpt_error *err)
+/* Emits the records of parameter p. */
+static ckpt_err put_param(struct ckpt_emitter *em, struct ckpt_out_param *p,
+			  struct ckpt_error *err)
 {
-	int64_t dims[CKPT_MAX_DIMS];
-	uint32_t ndims;
-	ckpt_dtype dt;
 	uint64_t off = 0;
 	ckpt_err r;
 
-	if (unchanged(e))
-		return em->ops->range(em, ckpt_fd(e->src), e->orig->rec_off,
-				      e->orig->rec_len);
-	if (e->kind == CKPT_ENTRY_DIR)
+	if (copyable(p))
+		return em->ops->range(em, p->orig_fd, p->orig->rec_off,
+				      p->orig->rec_len);
+	if (p->is_map)
 		return ckpt_fail(err, CKPT_ERR_UNSUPPORTED, 0,
 				 "map parameter '%s' is stored in separated "
 				 "records, which cannot be rewritten yet",
-				 e->fname);
-	if (recovery && e->size == 0)
-		return CKPT_OK; /* nothing to keep */
-	if (!ckpt_entry_dims(e, dims, &ndims, &dt, recovery, err))
-		return CKPT_ERR_INVAL;
-	if (ndims == 0 && dt == CKPT_DT_STR) {
-		dims[0] = 0; /* str is always written with dims [0] */
-		ndims = 1;
+				 p->fname);
+	if (p->ndims == 0 && p->dtype == CKPT_DT_STR) {
+		p->dims[0] = 0; /* str is always written with dims [0] */
+		p->ndims = 1;
 	}
 	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
-		uint64_t n = e->size - off < CKPT_SLICE_SIZE ? e->size - off
+		uint64_t n = p->size - off < CKPT_SLICE_SIZE ? p->size - off
 							     : CKPT_SLICE_SIZE;
-		r = put_header(em, e, dims, ndims, ckpt_dtype_name(dt), n, err);
+		r = put_header(em, p, ckpt_dtype_name(p->dtype), n, err);
 		if (!r)
-			r = em->ops->entry(em, e, off, n);
+			r = em->ops->entry(em, p->entry, off, n);
 		if (r)
 			return r;
 		off += n;
-	} while (off < e->size);
+	} while (off < p->size);
 	return CKPT_OK;
-}
-
-/* Whether the new file gets a crc_num trailer: as the tree asks, or as
- * the file it came from had; never in a recovery file or an encrypted
- * one. */
-static bool want_crc(const struct ckpt_tree *t, bool recovery)
-{
-	return !recovery && !t->out_key && t->crc != CKPT_CRC_DROP &&
-	       (t->crc == CKPT_CRC_ADD ||
-		(t->base && ckpt_stats(t->base)->has_crc));
 }
 
 /* ckpt_emitter watch: the CRC-32 of the stream so far, at ctx. */
@@ -173,27 +153,25 @@ static ckpt_err put_trailer(struct ckpt_emitter *em, uint32_t crc)
 	return em->ops->bytes(em, tr, sizeof(tr));
 }
 
-ckpt_err ckpt_encode(const struct ckpt_tree *t,
-		     const struct ckpt_encode_opts *o, struct ckpt_emitter *em,
+ckpt_err ckpt_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 		     struct ckpt_error *err)
 {
-	bool crc_on = want_crc(t, o->recovery);
+	struct ckpt_out_param p;
 	uint32_t crc = 0;
 	ckpt_err r = CKPT_OK;
 
-	if (crc_on) {
+	if (s->checksum) {
 		em->watch = crc_watch;
 		em->watch_ctx = &crc;
 	}
-	for (size_t i = 0; i < t->norder && !r; i++) {
-		const struct entry *e = t->order[i];
-		if (e->scratch || (o->keep && !o->keep(o->keep_ctx, e)))
-			continue;
-		r = put_entry(em, e, o->recovery, err);
+	for (size_t i = 0; i < s->count && !r; i++) {
+		r = s->param(s, i, &p, err);
+		if (!r && !p.skip)
+			r = put_param(em, &p, err);
 	}
 	em->watch = NULL; /* the trailer is not part of its own CRC */
 	em->watch_ctx = NULL;
-	if (!r && crc_on)
+	if (!r && s->checksum)
 		r = put_trailer(em, crc);
 	return r;
 }

@@ -1,13 +1,14 @@
 /*
  * module.c - the MindSpore checkpoint as a format module: the descriptor
- * index/open.c and the commit use (format.h).
+ * format/open.c and the commit use (format.h).
  *
- * Owns nothing and takes no lock; the work is in scan.c (reading) and
- * encode.c (writing).  Must stay the last module in open.c's table: a
+ * Owns nothing and takes no lock; the work is in trailer.c and scan.c
+ * (reading) and encode.c (writing).  Must stay the last module in open.c's table: a
  * checkpoint has no magic, so its probe takes every file the others
  * leave, and the scanner says what is wrong with one that is not a
  * checkpoint.
  */
+#include "format/ckpt/ckpt_format.h"
 #include "format/format.h"
 
 /* ckpt_format probe: a protobuf stream has no magic; anything may be one. */
@@ -19,10 +20,22 @@ static bool probe(const uint8_t *head, size_t len, uint64_t size)
 	return true;
 }
 
+/* ckpt_format scan: the crc_num trailer (checked unless opts skip it),
+ * then the records. */
+static ckpt_err scan(struct ckpt_file *f, const struct ckpt_open_opts *opts,
+		     struct ckpt_error *err)
+{
+	ckpt_err e = ckpt_trailer_find(f, err);
+
+	if (!e && f->stats.has_crc && !(opts && opts->skip_crc))
+		e = ckpt_verify_crc(f, err);
+	return e ? e : ckpt_scan(f, err);
+}
+
 const struct ckpt_format ckpt_format_ckpt = {
 	.name = "ckpt",
 	.encryptable = true,
 	.probe = probe,
-	.scan = ckpt_scan,
+	.scan = scan,
 	.encode = ckpt_encode,
 };

@@ -1,6 +1,10 @@
 /*
- * open.c - opening a checkpoint: size, crc trailer, its format (the table
- * below), scan; and closing it.
+ * open.c - opening a checkpoint: the descriptor, the plaintext (MindSpore's
+ * encrypted blocks are decrypted into a memfd first: crypt/), the format
+ * (the table below, asked with the first bytes), and the format's scan.
+ *
+ * Takes no lock: a file being opened belongs to its caller.  Must never
+ * look inside a format: probe and scan are the modules' (format.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format/ckpt/ckpt_format.h"
 #include "format/format.h"
 #include "crypt/crypt.h"
 
@@ -34,81 +37,6 @@ static const struct ckpt_format *pick_format(const struct ckpt_file *f)
 		if (formats[i]->probe(head, len, f->stats.file_size))
 			return formats[i];
 	return formats[NFORMATS - 1];
-}
-
-/* Detects the crc_num trailer and sets stream_size. */
-static ckpt_err find_trailer(struct ckpt_file *f, struct ckpt_error *err)
-{
-	uint8_t t[CKPT_CRC_TRAILER_LEN];
-	uint64_t size = f->stats.file_size, crc = 0;
-	uint8_t high = 0;
-	ssize_t n;
-
-	f->stats.stream_size = size;
-	if (size < CKPT_CRC_TRAILER_LEN)
-		return CKPT_OK;
-	n = ckpt_pread_full(f->fd, t, sizeof(t), size - sizeof(t));
-	if (n != (ssize_t)sizeof(t))
-		return ckpt_fail(err, CKPT_ERR_IO, size - sizeof(t),
-				 "%s: cannot read the last %zu bytes: %s",
-				 f->path, sizeof(t),
-				 n < 0 ? strerror(errno) : "short read");
-	if (memcmp(t, CKPT_CRC_MARK, CKPT_CRC_MARK_LEN) != 0)
-		return CKPT_OK;
-	/* a 10-byte big-endian number: only the last 4 bytes may be set */
-	for (int i = CKPT_CRC_MARK_LEN; i < CKPT_CRC_TRAILER_LEN - 4; i++)
-		high |= t[i];
-	for (int i = CKPT_CRC_TRAILER_LEN - 4; i < CKPT_CRC_TRAILER_LEN; i++)
-		crc = crc << 8 | t[i];
-	f->stats.crc_wide = high != 0;
-	f->stats.has_crc = true;
-	f->stats.crc_stored = (uint32_t)crc;
-	f->stats.stream_size = size - CKPT_CRC_TRAILER_LEN;
-	return CKPT_OK;
-}
-
-ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
-{
-	enum {
-		CHUNK = 1 << 20
-	};
-	uint64_t off = 0, end = f->stats.stream_size;
-	uint32_t crc = 0;
-	uint8_t *buf;
-
-	if (!f->stats.has_crc)
-		return CKPT_OK;
-	if (f->stats.crc_wide)
-		return ckpt_fail(err, CKPT_ERR_CRC, end,
-				 "%s: offset %llu: the crc_num trailer holds a "
-				 "number wider than 32 bits, which is not a "
-				 "CRC-32; the file is damaged",
-				 f->path, (unsigned long long)end);
-	buf = malloc(CHUNK);
-	if (!buf)
-		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	while (off < end) {
-		size_t n = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
-		if (ckpt_pread_full(f->fd, buf, n, off) != (ssize_t)n) {
-			free(buf);
-			return ckpt_fail(err, CKPT_ERR_IO, off,
-					 "%s: read at offset %llu failed while "
-					 "checking the CRC",
-					 f->path, (unsigned long long)off);
-		}
-		crc = ckpt_crc32(crc, buf, n);
-		off += n;
-	}
-	free(buf);
-	f->stats.crc_checked = true;
-	f->stats.crc_computed = crc;
-	if (crc != f->stats.crc_stored)
-		return ckpt_fail(err, CKPT_ERR_CRC, end,
-				 "%s: CRC mismatch: the crc_num trailer says "
-				 "0x%08x but the data has 0x%08x; the file is "
-				 "damaged",
-				 f->path, f->stats.crc_stored, crc);
-	return CKPT_OK;
 }
 
 /* Indexes fd (owned from here on); enc carries what decryption found. */
@@ -151,15 +79,9 @@ static ckpt_err open_scan(int fd, const char *label,
 	}
 	f->stats.file_size = (uint64_t)st.st_size;
 	ckpt_ident_of(&st, &f->ident);
-	e = find_trailer(f, err);
-	if (e)
-		goto fail;
-	if (f->stats.has_crc && !(opts && opts->skip_crc)) {
-		e = ckpt_verify_crc(f, err);
-		if (e)
-			goto fail;
-	}
-	e = pick_format(f)->scan(f, err);
+	f->stats.stream_size =
+		f->stats.file_size; /* unless a trailer ends it */
+	e = pick_format(f)->scan(f, opts, err);
 	if (e)
 		goto fail;
 	*out = f;
@@ -240,37 +162,4 @@ ckpt_err ckpt_open(const char *path, const struct ckpt_open_opts *opts,
 		return ckpt_fail(err, CKPT_ERR_IO, 0, "%s: cannot open: %s",
 				 path, strerror(errno));
 	return ckpt_open_file(fd, path, opts, out, err);
-}
-
-bool ckpt_file_changed(const struct ckpt_file *f)
-{
-	struct stat st;
-
-	return fstat(f->fd, &st) != 0 || !ckpt_ident_same(&f->ident, &st);
-}
-
-void ckpt_close(struct ckpt_file *f)
-{
-	if (!f)
-		return;
-	ckpt_index_free(f);
-	free(f->path);
-	if (f->fd >= 0)
-		close(f->fd);
-	free(f);
-}
-
-const char *ckpt_path(const struct ckpt_file *f)
-{
-	return f->path;
-}
-
-int ckpt_fd(const struct ckpt_file *f)
-{
-	return f->fd;
-}
-
-const struct ckpt_stats *ckpt_stats(const struct ckpt_file *f)
-{
-	return &f->stats;
 }
