@@ -1,6 +1,6 @@
 /*
  * crypt.h - MindSpore's block encryption (format document, section 6), for
- * index/open.c (reading) and commit/commit.c (writing).
+ * format/open.c (reading) and commit/sink_enc.c (writing).
  *
  * key.c holds the keys, the mode names and the OpenSSL cipher setup;
  * block.c parses and builds the header of one block (its layout is in

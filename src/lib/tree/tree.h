@@ -10,6 +10,7 @@
  *   stage.c     staging files
  *   scratch.c   scratch names and tombs
  *   pieces.c    where an entry's bytes are
+ *   rebase.c    moving the tree onto the file a commit wrote
  */
 #ifndef CKPT_TREE_INTERNAL_H
 #define CKPT_TREE_INTERNAL_H
