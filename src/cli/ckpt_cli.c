@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_hint.h"
+#include "ckpt_common.h"
 #include "cli.h"
 
 static const char usage[] =

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 
 #include "ckpt.h"
-#include "ckpt_keyopt.h"
+#include "ckpt_common.h"
 
 /* The options of the command line, shared by the commands. */
 struct cli {

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ckpt_status.h"
+#include "ckpt_common.h"
 #include "cli.h"
 
 /* Runs fusermount3 -u (lazy: -uz) MOUNTPOINT; returns its exit status. */

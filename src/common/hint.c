@@ -7,7 +7,7 @@
  */
 #include <stdio.h>
 
-#include "ckpt_hint.h"
+#include "ckpt_common.h"
 
 /* The remedy for hint, for a mode name m, as front spells it. */
 static void remedy(enum ckpt_hint hint, const char *m, enum ckpt_front front,

@@ -1,5 +1,5 @@
 /*
- * keyopt.c - the key options of both front ends (see ckpt_keyopt.h).
+ * keyopt.c - the key options of both front ends (see ckpt_common.h).
  *
  * Owns: turning the options into a key through ckpt_key_load (which is
  * the one place that checks them and reads the key), the front ends'
@@ -10,7 +10,7 @@
  */
 #include <stdio.h>
 
-#include "ckpt_keyopt.h"
+#include "ckpt_common.h"
 
 /* True if o names a mode that parses and at least one source of the key:
  * with one source, what ckpt_key_load accepts.  Only classifies a

@@ -1,5 +1,5 @@
 /*
- * status.c - the daemon's side of the status channel (see ckpt_status.h):
+ * status.c - the daemon's side of the status channel (see ckpt_common.h):
  * the private runtime directory, the listening socket and the thread that
  * accepts 'ckpt umount' clients, and the last line they all get.  The
  * client's side is in status_client.c.
@@ -31,7 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ckpt_status.h"
+#include "ckpt_common.h"
 
 #define MAX_CLIENTS 32
 

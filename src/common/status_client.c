@@ -1,6 +1,6 @@
 /*
  * status_client.c - the side of 'ckpt umount' in the protocol of
- * ckpt_status.h: the control values of a mount's root (the daemon's pid,
+ * ckpt_common.h: the control values of a mount's root (the daemon's pid,
  * its status socket, the last commit's error, whether the checkpoint
  * changed, forcing), the commit by fsync, and the status socket, reached
  * through a descriptor of its directory and trusted only if it is served
@@ -21,7 +21,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "ckpt_status.h"
+#include "ckpt_common.h"
 
 /* ---- the mount's root -------------------------------------------------- */
 

@@ -9,7 +9,7 @@
  *              rename, setattr, statfs) and the table of operations
  *   xattr.c    user.dtype, user.shape and the root's control values
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
- *              what 'ckpt umount' asks the mount (ckpt_status.h)
+ *              what 'ckpt umount' asks the mount (ckpt_common.h)
  *   fslog.c    messages: stderr, syslog, -o log=PATH
  *
  * Everything about the format and about editing lives in libckpt; the
@@ -30,8 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ckpt_hint.h"
-#include "ckpt_status.h"
+#include "ckpt_common.h"
 #include "ckpt_tree.h"
 
 #define ERR_MSG_MAX sizeof(((struct ckpt_error *)0)->msg)

@@ -1,6 +1,6 @@
 /*
  * control.c - commits and the server side of 'ckpt umount' (see
- * ckptfs.h and ckpt_status.h).
+ * ckptfs.h and ckpt_common.h).
  *
  * Owns:
  *   - who may commit: a descriptor opened for writing, root, or the write

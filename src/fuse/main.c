@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <syslog.h>
 
-#include "ckpt_keyopt.h"
+#include "ckpt_common.h"
 
 /* ---- command line ------------------------------------------------------ */
 

@@ -5,7 +5,7 @@
  * them describes the tensor, setting them changes the tree (malformed
  * values: EINVAL, logged), removing user.shape makes the shape inferred
  * again.  Map parameters and their tensors have none.  The root answers
- * the control values of 'ckpt umount' (ckpt_status.h), which it does not
+ * the control values of 'ckpt umount' (ckpt_common.h), which it does not
  * list, and takes user.ckptfs.force; control.c owns what they mean.
  * Other namespaces (security.*, system.*, trusted.*) are EOPNOTSUPP.
  *
@@ -31,7 +31,7 @@ static void reply_value(fuse_req_t req, const char *v, size_t len, size_t size)
 		fuse_reply_buf(req, v, len);
 }
 
-/* The control values of the root for 'ckpt umount' (ckpt_status.h). */
+/* The control values of the root for 'ckpt umount' (ckpt_common.h). */
 static void root_getxattr(fuse_req_t req, const char *name, size_t size)
 {
 	struct ckptfs *fs = fs_of(req);

@@ -51,8 +51,7 @@ static ckpt_err param_at(const struct ckpt_snapshot *s, size_t i,
 	return CKPT_OK;
 }
 
-void ckpt_snapshot_of(const struct ckpt_tree_view *v,
-		      struct ckpt_snapshot *s)
+void ckpt_snapshot_of(const struct ckpt_tree_view *v, struct ckpt_snapshot *s)
 {
 	s->count = v->t->norder;
 	s->checksum = want_checksum(v->t, v->o->recovery);

@@ -1,5 +1,20 @@
 /*
- * ckpt_status.h - how 'ckpt umount' talks to a running ckptfs daemon.
+ * ckpt_common.h - what both front ends (ckptfs and ckpt) share, and
+ * nothing the library needs: the 'ckpt umount' protocol (status.c, the
+ * daemon's side; status_client.c, the client's), the remedies they suggest
+ * after a library failure (hint.c), and the key options (keyopt.c).
+ */
+#ifndef CKPT_COMMON_H
+#define CKPT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ckpt.h"
+
+/* ---- the 'ckpt umount' protocol ---------------------------------------
+ * How 'ckpt umount' talks to a running ckptfs daemon.
  *
  * The mount root answers extended attributes that are not listed:
  *
@@ -21,11 +36,6 @@
  * socket.  The client checks with SO_PEERCRED that the socket is served
  * by the daemon's pid and uid, so nobody can plant or spoof the answer.
  */
-#ifndef CKPT_STATUS_H
-#define CKPT_STATUS_H
-
-#include <stddef.h>
-#include <sys/types.h>
 
 #define CKPT_XATTR_PID "user.ckptfs.pid"
 #define CKPT_XATTR_ERROR "user.ckptfs.error"
@@ -113,4 +123,56 @@ enum ckpt_commit_result ckpt_status_commit(const char *mnt, char *msg,
  * connection ended without a line (the daemon died). */
 int ckpt_status_read(int fd, char *buf, size_t size);
 
-#endif /* CKPT_STATUS_H */
+/* ---- remedies (hint.c) -------------------------------------------------
+ * What both front ends suggest after a library failure, each in its own
+ * spelling.  The library says what is wrong and sets err->hint; what to type about
+ * it depends on the program: "-o ro" for ckptfs, "--enc-mode" for ckpt.
+ */
+
+enum ckpt_front {
+	CKPT_FRONT_MOUNT, /* ckptfs and its -o options */
+	CKPT_FRONT_CLI,	  /* ckpt and its --options */
+};
+
+/* err->msg followed by the remedy for err->hint as front spells it,
+ * written into buf (size bytes, cut if need be); returns buf. */
+const char *ckpt_error_text(const struct ckpt_error *err, enum ckpt_front front,
+			    char *buf, size_t size);
+
+/* ---- key options (keyopt.c) --------------------------------------------
+ * An encryption mode with a key file or an inherited descriptor, as ckptfs
+ * spells them (-o enc_mode=, keyfile=, keyfd=) and ckpt does (--enc-mode,
+ * --keyfile, --keyfd), and the warning both give about a checkpoint in
+ * the unauthenticated legacy encryption layout.
+ */
+
+/* The key options as given; NULL and -1 where absent. */
+struct ckpt_keyopt {
+	const char *mode;    /* "AES-GCM", "AES-CBC", "SM4-CBC" */
+	const char *keyfile; /* a path; "-" is standard input */
+	int keyfd;	     /* an inherited descriptor */
+};
+
+enum ckpt_keyopt_result {
+	CKPT_KEYOPT_OK,	    /* *out is the key, or NULL if none was given */
+	CKPT_KEYOPT_FAILED, /* the key could not be read (a message) */
+	CKPT_KEYOPT_USAGE,  /* the options do not make a key (a message) */
+};
+
+/* Loads the key o names into *out (NULL if o names none) with
+ * ckpt_key_load.  On failure writes the message, as front spells it, into
+ * msg (size bytes) and says whether the options themselves are wrong (an
+ * incomplete set, or both a file and a descriptor) or the key could not
+ * be read. */
+enum ckpt_keyopt_result ckpt_keyopt_load(const struct ckpt_keyopt *o,
+					 enum ckpt_front front,
+					 struct ckpt_key **out, char *msg,
+					 size_t size);
+
+/* If st (NULL: no file) describes a checkpoint in the MindSpore 1.3-1.6
+ * encryption layout, which nothing authenticates: true, with the warning
+ * for path as front words it in buf (size bytes).  Else false. */
+bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st, const char *path,
+				enum ckpt_front front, char *buf, size_t size);
+
+#endif /* CKPT_COMMON_H */
