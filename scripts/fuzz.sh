@@ -14,7 +14,7 @@ command -v clang >/dev/null || { apt-get update -qq && apt-get install -y -qq cl
 CC=clang "$top/scripts/build.sh" build-fuzz -DCKPT_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 out=$top/build-fuzz
 mkdir -p "$out/artifacts"
-fixtures=${CKPT_FIXTURES:-$top/../shared/fixtures/real}
+fixtures=${CKPT_FIXTURES:-$top/tests/fixtures/real}
 for h in "${harnesses[@]}"; do
   corpus=$out/corpus/$h
   mkdir -p "$corpus"

@@ -5,7 +5,7 @@ the reference.  Processes and mounts: mounting.py.
 Environment (set by ctest; the defaults suit running by hand from the repo):
   CKPTFS_BIN     the ckptfs mount binary        (default <repo>/build/ckptfs)
   CKPT_BIN       the ckpt CLI                   (default <repo>/build/ckpt)
-  CKPT_FIXTURES  real checkpoint fixtures       (default <repo>/../shared/fixtures/real)
+  CKPT_FIXTURES  real checkpoint fixtures       (default <repo>/tests/fixtures/real)
   CKPT_GEN_DIR   cache of generated fixtures    (default <repo>/build/gen)
   CKPT_BIG       1 (default) to include the 600 MiB case, 0 to skip it
   CKPT_TEST_TIMEOUT  seconds allowed per command (default 120)
@@ -45,7 +45,7 @@ def _env_path(var, default):
 CKPTFS_BIN = _env_path("CKPTFS_BIN", os.path.join(REPO, "build", "ckptfs"))
 CKPT_BIN = _env_path("CKPT_BIN", os.path.join(REPO, "build", "ckpt"))
 FIXTURES = _env_path("CKPT_FIXTURES",
-                     os.path.join(REPO, "..", "shared", "fixtures", "real"))
+                     os.path.join(REPO, "tests", "fixtures", "real"))
 GEN_DIR = _env_path("CKPT_GEN_DIR", os.path.join(REPO, "build", "gen"))
 BIG = os.environ.get("CKPT_BIG", "1").strip().lower() not in (
     "0", "", "no", "off", "false")
@@ -196,7 +196,7 @@ def private_copy(tc, path):
     """Copies path into a fresh temporary directory (removed at cleanup).
 
     Tests never mount a fixture in place: ckptfs may write a checkpoint
-    back, and the shared fixtures, the example and the generated cache must
+    back, and the real fixtures, the example and the generated cache must
     stay untouched whatever the binary does."""
     d = tempfile.mkdtemp(prefix="ckptfs_src_")
     tc.addCleanup(shutil.rmtree, d, True)

@@ -187,12 +187,12 @@ const char *fixtures_dir(void)
 
 	if (env && *env)
 		return env;
-	/* __FILE__ is .../main/tests/unit/builder.c (CMake passes absolute
-	 * source paths); the fixtures are in .../shared/fixtures/real. */
+	/* __FILE__ is .../tests/unit/builder.c (CMake passes absolute source
+	 * paths); the fixtures are in .../tests/fixtures/real. */
 	slash = strrchr(__FILE__, '/');
 	if (!slash)
-		return "../../../shared/fixtures/real";
-	snprintf(def, sizeof(def), "%.*s/../../../shared/fixtures/real",
+		return "../../../tests/fixtures/real";
+	snprintf(def, sizeof(def), "%.*s/../fixtures/real",
 		 (int)(slash - __FILE__), __FILE__);
 	return def;
 }

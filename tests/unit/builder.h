@@ -65,8 +65,8 @@ char *buf_to_tmpfile(const struct buf *b);
 ckpt_err buf_open(const struct buf *b, const struct ckpt_open_opts *opts,
 		  struct ckpt_file **f, struct ckpt_error *err, char **path);
 
-/* Directory of the real fixtures: $CKPT_FIXTURES, else shared/fixtures/real
- * next to the source tree. */
+/* Directory of the real fixtures: $CKPT_FIXTURES, else tests/fixtures/real
+ * of the source tree. */
 const char *fixtures_dir(void);
 
 /* Unpacks data[0, n) with protobuf-c (an independent parser) and asserts
