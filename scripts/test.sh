@@ -1,5 +1,8 @@
 #!/bin/bash
 # Installs dependencies, checks the C formatting (scripts/check-format.sh),
+# that no tracked file outside docs/ and *.md refers to the shared/ folder
+# next to the repository, checks the
+# fixtures against tests/fixtures/MANIFEST.md (tests/fixtures/check.sh),
 # builds ckptfs twice (plain, and with ASan+UBSan),
 # runs each libFuzzer harness for a minute (CKPT_FUZZ_SECONDS), and runs the
 # whole test suite (unit and integration) against both builds, two suites
@@ -10,6 +13,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 echo "== format (.clang-format, kernel style) =="
 "$top/scripts/check-format.sh"
+echo "== self-contained: nothing refers to the shared/ folder outside the repository; fixtures as in their MANIFEST.md =="
+# Everything the build and the tests read is in the repository (the format
+# specifications in shared/docs next to it may be named in docs/ and *.md;
+# the pattern is written so that this file does not match itself).
+if git -C "$top" grep -n '\.\./shared' -- ':!docs/' ':!*.md'; then
+  echo "the tracked files above refer to the shared/ folder outside the repository" >&2
+  exit 1
+fi
+"$top/tests/fixtures/check.sh"
 "$top/scripts/build.sh" build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 "$top/scripts/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DCKPT_SANITIZE=ON
 
