@@ -10,6 +10,10 @@
   parameter must equal the reference.  Death by a signal always fails.
 * A handful of these are also mounted through ckptfs.
 
+The damaged variants go through ckpt_batch (batch.py: the ckpt command
+line, one process for all of them); every BINARY_EVERY-th call also runs
+the real ckpt binary, which must answer exactly the same.
+
 Failing cases are saved under $CKPT_GEN_DIR/../corrupt_failures/ for
 debugging (the message says where).
 """
@@ -26,12 +30,15 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import mounting as M  # noqa: E402
+from batch import Batch  # noqa: E402
 from common import ckref, escape_name  # noqa: E402
 from wire import (  # noqa: E402
     key, ld, map_record, record as rec, tensor, value, varint)
 
 FAIL_DIR = os.path.join(os.path.dirname(common.GEN_DIR), "corrupt_failures")
 MAX_REPORTED = 15
+BINARY_EVERY = 16
+BATCH = Batch()
 
 
 def fixture(name):
@@ -269,6 +276,18 @@ class CorruptBase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.failures = []
         self.saved = 0
+        self.calls = 0
+
+    def ckpt(self, *args):
+        """`ckpt ARGS` through the batch driver; every BINARY_EVERY-th
+        call (and all if the driver is not built) through the binary too,
+        which must agree."""
+        if not BATCH.available():
+            return M.ckpt(*args)
+        self.calls += 1
+        if self.calls % BINARY_EVERY == 1:
+            return BATCH.compare_with_binary(self, *args)
+        return BATCH.ckpt(*args)
 
     # -- the oracle ---------------------------------------------------------
 
@@ -284,7 +303,7 @@ class CorruptBase(unittest.TestCase):
             ref_err = None
         except ValueError as e:
             params, ref_err = None, e
-        res = M.ckpt("verify", path)
+        res = self.ckpt("verify", path)
         if res.rc < 0:
             return params is not None, "ckpt verify killed by signal %d" % (
                 -res.rc)
@@ -303,11 +322,11 @@ class CorruptBase(unittest.TestCase):
         if not items:
             return True, None
         # One process for all names; one per name only to explain a failure.
-        r_all = M.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
+        r_all = self.ckpt("cat", path, *[os.fsencode(s) for s, _ in items])
         if r_all.rc == 0 and r_all.out == b"".join(t.data for _, t in items):
             return True, None
         for shown, t in items:
-            r = M.ckpt("cat", path, os.fsencode(shown))
+            r = self.ckpt("cat", path, os.fsencode(shown))
             if r.rc < 0:
                 return True, "ckpt cat %r killed by signal %d" % (shown,
                                                                  -r.rc)
@@ -611,6 +630,7 @@ def setUpModule():
 
 
 def tearDownModule():
+    BATCH.close()
     common.check_inputs()
 
 
