@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds the libFuzzer harnesses with clang (into build-fuzz/) and runs each
-# for SECONDS (default 60), seeded from the real and generated checkpoints.
+# for SECONDS (default 60), all at once, seeded from the real and generated
+# checkpoints.
 # A crash leaves its input in build-fuzz/artifacts/ and fails the script.
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]
 # Long runs: scripts/fuzz.sh 3600 fuzz_scan
@@ -15,21 +16,35 @@ CC=clang "$top/scripts/build.sh" build-fuzz -DCKPT_FUZZ=ON -DCMAKE_BUILD_TYPE=De
 out=$top/build-fuzz
 mkdir -p "$out/artifacts"
 fixtures=${CKPT_FIXTURES:-$top/tests/fixtures/real}
-for h in "${harnesses[@]}"; do
-  corpus=$out/corpus/$h
+# The harnesses run at the same time (on a 2-core machine each gets about
+# two thirds of a core); each one's summary is printed when all are done.
+fuzz_one() {
+  local h=$1 corpus=$out/corpus/$1 seeds=()
   mkdir -p "$corpus"
-  seeds=()
   case $h in
     fuzz_scan) seeds=("$fixtures" "$top/examples") ;;
     fuzz_crypt) seeds=("$top/tests/fuzz/seeds/crypt") ;;
     fuzz_parsers) seeds=("$top/tests/fuzz/seeds/parsers") ;;
   esac
-  echo "== $h: ${secs}s =="
   "$out/tests/fuzz/$h" -max_total_time="$secs" -max_len=65536 -timeout=10 \
       -rss_limit_mb=2048 -artifact_prefix="$out/artifacts/$h-" \
-      -print_final_stats=1 "$corpus" "${seeds[@]}" 2>&1 |
-    grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|INFO: seed|==[0-9]+==ERROR|SUMMARY)" || true
-  if compgen -G "$out/artifacts/$h-*" >/dev/null; then
-    echo "$h: crash inputs in $out/artifacts"; exit 1
+      -print_final_stats=1 "$corpus" "${seeds[@]}" >"$out/$h.log" 2>&1
+}
+echo "== ${harnesses[*]}: ${secs}s each, at the same time =="
+pids=()
+for h in "${harnesses[@]}"; do
+  fuzz_one "$h" &
+  pids+=($!)
+done
+rc=0
+for i in "${!harnesses[@]}"; do
+  h=${harnesses[$i]} status=0
+  wait "${pids[$i]}" || status=$?
+  echo "== $h =="
+  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|INFO: seed|==[0-9]+==ERROR|SUMMARY)" "$out/$h.log" || true
+  if ((status)) || compgen -G "$out/artifacts/$h-*" >/dev/null; then
+    echo "$h: failed (exit $status); crash inputs are in $out/artifacts, the log is $out/$h.log"
+    rc=1
   fi
 done
+exit $rc
