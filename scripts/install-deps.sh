@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config
       libcmocka-dev
       protobuf-compiler python3-protobuf python3-numpy python3-cryptography
       attr clang clang-format valgrind openssl util-linux
-      vim rsync)  # the editor and tool tests (test_scratch) run them for real
+      vim rsync   # the editor and tool tests (test_scratch) run them for real
+      dpkg-dev groff-base man-db)  # the .deb (scripts/package.sh), man pages
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
