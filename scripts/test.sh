@@ -1,4 +1,10 @@
 #!/bin/bash
+#   scripts/test.sh          the test command (README.md): about N minutes
+#   scripts/test.sh --long   the same with the long counts (docs/testing.md):
+#                            100,000 random operations, 200 crash trials,
+#                            20 minutes per fuzzer (an hour in all), every
+#                            allocation-failure point, 2-minute stress runs
+#
 # Installs dependencies, checks the C formatting (scripts/check-format.sh),
 # that no tracked file outside docs/ and *.md refers to the shared/ folder
 # next to the repository, checks the
@@ -10,6 +16,14 @@
 # Needs root and /dev/fuse: the integration tests mount for real.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+case ${1:-} in
+  "") ;;
+  --long)
+    # the suites read CKPT_LONG through tests/integration/common.py count()
+    export CKPT_LONG=1 CKPT_NOMEM_FULL=1
+    : "${CKPT_FUZZ_SECONDS:=1200}" ;;
+  *) echo "usage: scripts/test.sh [--long]" >&2; exit 2 ;;
+esac
 "$top/scripts/install-deps.sh"
 echo "== format (.clang-format, kernel style) =="
 "$top/scripts/check-format.sh"
@@ -29,8 +43,7 @@ echo "== fuzzing, ${CKPT_FUZZ_SECONDS:=60}s per harness =="
 "$top/scripts/fuzz.sh" "$CKPT_FUZZ_SECONDS"
 
 echo "== tests, plain build =="
-CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS:-100000} \
-  ctest --test-dir "$top/build" --output-on-failure -j2
+ctest --test-dir "$top/build" --output-on-failure -j2
 echo "== tests, ASan+UBSan build (600 MiB case skipped) =="
 # A daemonized ckptfs has no stderr: sanitizer reports go to log files,
 # and any such file fails the run.
@@ -40,8 +53,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$logs/asan
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan
 rc=0
 # (valgrind cannot run sanitizer binaries: test_valgrind uses the plain build)
+# Suites choose smaller counts under CKPT_SANITIZED (docs/testing.md).
 CKPT_BIG=0 CKPT_NO_VALGRIND=1 CKPT_SANITIZED=1 \
-  CKPT_RANDOM_OPS=${CKPT_RANDOM_OPS_ASAN:-20000} \
   ctest --test-dir "$top/build-asan" --output-on-failure -j2 || rc=$?
 if compgen -G "$logs/*" >/dev/null; then
   echo "sanitizer reports found:"; cat "$logs"/*; rc=1

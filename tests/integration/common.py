@@ -50,9 +50,27 @@ GEN_DIR = _env_path("CKPT_GEN_DIR", os.path.join(REPO, "build", "gen"))
 BIG = os.environ.get("CKPT_BIG", "1").strip().lower() not in (
     "0", "", "no", "off", "false")
 TIMEOUT = float(os.environ.get("CKPT_TEST_TIMEOUT", "120"))
+# scripts/test.sh --long sets CKPT_LONG=1; its ASan+UBSan pass sets
+# CKPT_SANITIZED=1 (see count()).
+LONG = os.environ.get("CKPT_LONG", "0").strip() not in ("", "0")
+SANITIZED = os.environ.get("CKPT_SANITIZED", "0").strip() not in ("", "0")
 EXAMPLE = os.path.join(REPO, "examples", "lenet.ckpt")
 BIG_FILE = os.path.join(GEN_DIR, gen_fixtures.BIG_NAME)
 BIG_SIZE = 629145600
+
+
+
+def count(var, quick, long, sanitized=None):
+    """How much a suite does (trials, operations, seconds): $var if it is
+    set, else long under --long, else quick (sanitized instead under the
+    ASan+UBSan pass, when given).  The figures are in docs/testing.md."""
+    kind = type(quick)
+    if os.environ.get(var, "").strip():
+        return kind(os.environ[var])
+    if LONG:
+        return kind(long)
+    return kind(sanitized if SANITIZED and sanitized is not None else quick)
+
 
 FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
 

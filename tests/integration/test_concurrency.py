@@ -40,8 +40,8 @@ At the end the mount is unmounted (committing) and the checkpoint must equal
 the final model exactly (ckref, and byte for byte what MindSpore writes).
 The number of operations per second is printed.
 
-Environment: CKPT_STRESS_SECONDS (default 30), CKPT_STRESS_WRITERS (4),
-CKPT_STRESS_READERS (3), CKPT_STRESS_SEED (default random, printed),
+Environment: CKPT_STRESS_SECONDS (default 10; 120 with --long),
+CKPT_STRESS_WRITERS (4), CKPT_STRESS_READERS (3), CKPT_STRESS_SEED (default random, printed),
 CKPT_STRESS_SNAPSHOTS (intermediate checkpoints kept and checked, 12).
 """
 
@@ -57,11 +57,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
-SECONDS = float(os.environ.get("CKPT_STRESS_SECONDS", "30"))
+SECONDS = common.count("CKPT_STRESS_SECONDS", 10.0, 120.0)
 WRITERS = int(os.environ.get("CKPT_STRESS_WRITERS", "4"))
 READERS = int(os.environ.get("CKPT_STRESS_READERS", "3"))
 SNAPSHOTS = int(os.environ.get("CKPT_STRESS_SNAPSHOTS", "12"))

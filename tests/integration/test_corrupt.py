@@ -37,7 +37,7 @@ from wire import (  # noqa: E402
 
 FAIL_DIR = os.path.join(os.path.dirname(common.GEN_DIR), "corrupt_failures")
 MAX_REPORTED = 15
-BINARY_EVERY = 16
+BINARY_EVERY = 64 if common.SANITIZED else 16
 BATCH = Batch()
 
 

@@ -7,7 +7,8 @@ small edits in every parameter, so everything is staged; delete only, so
 everything is copied from the old file).  A reference run of each variant
 measures how long the commit takes and checks its result against
 ckref.dumps of the expected parameters.  Then, for CKPT_CRASH_TRIALS
-(default 100) trials: restore the old file, mount, make the edits, start
+(default 40; 20 under the sanitizers; 200 with scripts/test.sh --long)
+trials: restore the old file, mount, make the edits, start
 fsync(mount root) in a thread, kill -9 the daemon (pid from getxattr
 user.ckptfs.pid) after a random delay in [0, 1.1 x commit time], lazily
 unmount the dead mount and check that
@@ -36,7 +37,7 @@ import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
 
-TRIALS = int(os.environ.get("CKPT_CRASH_TRIALS", "200"))
+TRIALS = common.count("CKPT_CRASH_TRIALS", 40, 200, sanitized=20)
 SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
 NPARAMS = 20
 SHAPE = (512, 1024)          # 2 MiB of Float32

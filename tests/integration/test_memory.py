@@ -45,7 +45,7 @@ import wbutil as W  # noqa: E402
 import memutil  # noqa: E402
 import ckref  # noqa: E402
 
-SANITIZED = os.environ.get("CKPT_SANITIZED", "0") not in ("", "0")
+SANITIZED = common.SANITIZED
 MILLION = 1000000
 MOUNT_SECONDS = 2.0
 RSS_LIMIT_KIB = 300 * 1024          # 300 MiB
