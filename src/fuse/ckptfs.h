@@ -11,6 +11,7 @@
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
  *              what 'ckpt umount' asks the mount (ckpt_common.h)
  *   fslog.c    messages: stderr, syslog, -o log=PATH
+ *   helper.c   started by mount(8): the generic mount options, detection
  *
  * Everything about the format and about editing lives in libckpt; the
  * tree locks itself and is safe to call from any worker thread.
@@ -196,5 +197,21 @@ void say(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
  * (op_destroy).  The exit status: 0 if all of that worked. */
 int serve(struct ckptfs *fs, struct fuse_args *args,
 	  const struct fuse_cmdline_opts *opts);
+
+/* ---- started by mount(8) (helper.c) ------------------------------------ */
+
+/* True for a generic mount option that ckptfs accepts and ignores, on
+ * its command line as from mount(8): defaults, auto, noauto, user,
+ * nouser, users, owner, group, nofail, _netdev, loud, silent, x-*, X-*,
+ * comment=, and the kernel's atime, iversion, mand and symfollow flags
+ * that libfuse does not know.  libfuse maps the other kernel flags. */
+bool mount_option_ignored(const char *opt);
+
+/* True if mount.fuse3 started this process with argc/argv (the original
+ * command line): its parent is the shell mount.fuse3 execs, running
+ * exactly the command mount.fuse3 builds for argv, or mount(8) itself
+ * (a shell that execs the command).  Reads the parent's /proc cmdline;
+ * false if it cannot. */
+bool started_by_mount_helper(int argc, char *const argv[]);
 
 #endif /* CKPTFS_H */

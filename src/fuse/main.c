@@ -14,7 +14,9 @@
  * bound (session.c).  When the session ends, op_destroy commits (or saves
  * a recovery file), the status clients get the outcome, and the exit
  * status is 0 after a successful commit or with nothing to commit, 1 when
- * that commit (or the session) failed.
+ * that commit (or the session) failed.  Started by mount.fuse3 (mount(8),
+ * /etc/fstab) it is the same, except that the key must come from a file
+ * (helper.c says what mount.fuse3 passes).
  *
  * Single-threaded: everything here runs before the session's workers
  * start or after they are gone.  Never prints a library error without
@@ -66,11 +68,14 @@ static const struct fuse_opt option_spec[] = {
 	OPT("keyfile=%s", keyfile),
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
 	OPT_KEY("ro", 1),
+	OPT_KEY("rw", 2),
 	FUSE_OPT_END,
 };
 
-/* Takes -o ro and -o max_read (also passed on to libfuse) and the first
- * non-option (the checkpoint); keeps everything else for libfuse. */
+/* Takes -o ro, -o rw and -o max_read (also passed on to libfuse), the
+ * generic mount options that mean nothing to ckptfs (dropped) and the
+ * first non-option (the checkpoint); keeps everything else for libfuse.
+ * The last of ro and rw wins, as it does in libfuse. */
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
@@ -81,9 +86,15 @@ static int opt_proc(void *data, const char *arg, int key,
 		o->ro = 1;
 		return 1;
 	}
+	if (key == 2) { /* -o rw: the default, as mount(8) passes it */
+		o->ro = 0;
+		return 1;
+	}
 	if (key == FUSE_OPT_KEY_OPT &&
 	    sscanf(arg, "max_read=%u", &o->max_read) == 1)
 		return 1; /* the kernel's too: init must agree */
+	if (key == FUSE_OPT_KEY_OPT && mount_option_ignored(arg))
+		return 0; /* mount(8)'s, or without effect here */
 	if (key == FUSE_OPT_KEY_NONOPT && o->nonopts++ == 0) {
 		o->checkpoint = strdup(arg);
 		return 0; /* consumed: the checkpoint */
@@ -108,6 +119,7 @@ static const char usage_text[] =
 	"    -d   -o debug          debug output (implies -f)\n"
 	"    -s                     single-threaded\n"
 	"    -o ro                  read-only\n"
+	"    -o rw                  read-write (the default; the last of ro, rw counts)\n"
 	"    -o output=PATH         commit to PATH; CHECKPOINT is left untouched\n"
 	"    -o staging=DIR         keep edited tensors in DIR until commit\n"
 	"                           (default: beside the checkpoint)\n"
@@ -126,6 +138,11 @@ static const char usage_text[] =
 	"                           (default: .*:#*#:*~:sed??????; empty: none)\n"
 	"    -o log=PATH            append every message, timestamped, to PATH\n"
 	"                           (created 0600; not a symbolic link)\n"
+	"\n"
+	"mount(8) and /etc/fstab: type fuse.ckptfs, the same options, the key\n"
+	"only as keyfile=PATH; generic mount options (defaults, noauto, nofail,\n"
+	"user, _netdev, x-*, ...) are accepted.  See MOUNTING FROM FSTAB in\n"
+	"ckptfs(1).\n"
 	"\n"
 	"Messages go to stderr (with -f), to syslog, and to the log= file.\n"
 	"SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM unmount\n"
@@ -179,6 +196,48 @@ static int parse_args(struct fuse_args *args, struct options *o,
 }
 
 /* ---- start-up ---------------------------------------------------------- */
+
+/* A mount point /dev/fd/N is a /dev/fuse descriptor that another
+ * program has mounted (mount.fuse3 -o drop_privileges does that) with
+ * its own options: without default_permissions the kernel would not
+ * enforce the checkpoint's modes.  Refused: 0, or -1 after saying so. */
+static int check_mountpoint(const char *mnt)
+{
+	unsigned fd;
+	int end = 0;
+
+	if (sscanf(mnt, "/dev/fd/%u%n", &fd, &end) != 1 || mnt[end])
+		return 0;
+	say(LOG_ERR,
+	    "%s is a FUSE descriptor that another program mounted (as "
+	    "mount.fuse3 -o drop_privileges does): ckptfs mounts by itself, "
+	    "so that the kernel enforces the checkpoint's file modes "
+	    "(default_permissions); umount the dead mount it left and "
+	    "mount without drop_privileges",
+	    mnt);
+	return -1;
+}
+
+/* Started by mount.fuse3 (mount(8), /etc/fstab), ckptfs has mount's
+ * standard input and no descriptor meant for it: keyfd= and keyfile=-
+ * are refused there.  0, or -1 after saying so. */
+static int check_helper_key(const struct options *o, int argc, char *argv[])
+{
+	const char *what = NULL;
+
+	if (o->keyfd >= 0)
+		what = "keyfd=";
+	else if (o->keyfile && !strcmp(o->keyfile, "-"))
+		what = "keyfile=-";
+	if (!what || !started_by_mount_helper(argc, argv))
+		return 0;
+	say(LOG_ERR,
+	    "%s cannot be used from mount(8) or /etc/fstab: mount.fuse3 "
+	    "started ckptfs, and there the key can only come from a file; "
+	    "give it as keyfile=PATH",
+	    what);
+	return -1;
+}
 
 /* Reads the key named by the options into *key (NULL: none). */
 static int load_key(const struct options *o, struct ckpt_key **key)
@@ -312,7 +371,9 @@ int main(int argc, char *argv[])
 	fs.mountpoint = opts.mountpoint;
 	fs.max_read = o.max_read;
 	openlog("ckptfs", LOG_PID, LOG_USER);
-	if ((o.log && log_open_file(o.log) != 0) || load_key(&o, &key) != 0 ||
+	if ((o.log && log_open_file(o.log) != 0) ||
+	    check_mountpoint(opts.mountpoint) != 0 ||
+	    check_helper_key(&o, argc, argv) != 0 || load_key(&o, &key) != 0 ||
 	    load(&fs, &o, key) != 0 || prepare_status(&fs) != 0 ||
 	    add_mount_args(&fs, &args, &o) != 0)
 		goto out;
