@@ -152,7 +152,7 @@ static int parse_options(struct cli *c, int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		case 'V':
-			printf("ckpt %s\n", CKPT_VERSION);
+			ckpt_print_version("ckpt", NULL);
 			return 0;
 		case O_MODE:
 			c->in.mode = optarg;

@@ -2,7 +2,8 @@
  * ckpt_common.h - what both front ends (ckptfs and ckpt) share, and
  * nothing the library needs: the 'ckpt umount' protocol (status.c, the
  * daemon's side; status_client.c, the client's), the remedies they suggest
- * after a library failure (hint.c), and the key options (keyopt.c).
+ * after a library failure (hint.c), the key options (keyopt.c) and what
+ * --version prints (version.c).
  */
 #ifndef CKPT_COMMON_H
 #define CKPT_COMMON_H
@@ -12,6 +13,12 @@
 #include <sys/types.h>
 
 #include "ckpt.h"
+
+/* ---- --version (version.c) ----------------------------------------------
+ * Prints "PROGRAM VERSION" and the libraries in use on stdout: libfuse's
+ * version string (NULL: the program does not link it), the crypto library
+ * and protobuf-c (which no program links), and flushes it. */
+void ckpt_print_version(const char *program, const char *libfuse);
 
 /* ---- the 'ckpt umount' protocol ---------------------------------------
  * How 'ckpt umount' talks to a running ckptfs daemon.

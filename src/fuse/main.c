@@ -181,8 +181,8 @@ static int parse_args(struct fuse_args *args, struct options *o,
 		return 0;
 	}
 	if (opts->show_version) {
-		printf("ckptfs %s\n", CKPT_VERSION);
-		fuse_lowlevel_version();
+		ckpt_print_version("ckptfs", fuse_pkgversion());
+		fuse_lowlevel_version(); /* the kernel interface, fusermount3 */
 		return 0;
 	}
 	if (!o->checkpoint || !opts->mountpoint) {

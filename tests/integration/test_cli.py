@@ -16,6 +16,7 @@ import hashlib
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -172,6 +173,27 @@ class TestCliMisc(CliChecks):
         res = M.ckpt()
         common.assert_not_signal(self, res, "ckpt without arguments")
         self.assertNotEqual(res.rc, 0)
+
+    def test_version(self):
+        """Both programs print the project's version (CMakeLists.txt) and
+        the libraries they run with: libfuse as pkg-config knows it (ckptfs
+        only), OpenSSL, and that protobuf-c is not linked."""
+        with open(os.path.join(common.REPO, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(ckptfs VERSION (\S+)",
+                                f.read()).group(1)
+        fuse = subprocess.run(["pkg-config", "--modversion", "fuse3"],
+                              capture_output=True, text=True).stdout.strip()
+        for prog, binary in (("ckpt", common.CKPT_BIN),
+                             ("ckptfs", common.CKPTFS_BIN)):
+            with self.subTest(prog):
+                res = M.run([binary, "--version"])
+                self.ok(res, prog + " --version")
+                lines = res.text.splitlines()
+                self.assertEqual(lines[0], "%s %s" % (prog, version))
+                self.assertIn("libfuse: " + (
+                    fuse if prog == "ckptfs" else "not linked"), res.text)
+                self.assertRegex(res.text, r"(?m)^crypto: OpenSSL 3\.")
+                self.assertRegex(res.text, r"(?m)^protobuf-c: not linked")
 
 
 @unittest.skipUnless(common.BIG, "CKPT_BIG=0")

@@ -42,6 +42,11 @@ const char *ckpt_enc_mode_name(enum ckpt_enc_mode mode)
 	return mode <= CKPT_ENC_SM4_CBC ? mode_names[mode] : "?";
 }
 
+const char *ckpt_crypto_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
 ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
 		       struct ckpt_error *err)
 {

@@ -226,6 +226,10 @@ bool ckpt_enc_mode_parse(const char *s, enum ckpt_enc_mode *mode);
  * CKPT_ENC_NONE, "?" for a value out of range). */
 const char *ckpt_enc_mode_name(enum ckpt_enc_mode mode);
 
+/* The cryptographic library the process runs with, as it names itself
+ * ("OpenSSL 3.0.15 3 Sep 2024"), for --version. */
+const char *ckpt_crypto_version(void);
+
 /* Reads a key of mode from fd (all bytes up to EOF, at most 64) into a new
  * locked key.  The length must suit the mode (AES: 16, 24 or 32; SM4: 16). */
 ckpt_err ckpt_key_read(int fd, enum ckpt_enc_mode mode, struct ckpt_key **out,
