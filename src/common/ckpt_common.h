@@ -16,7 +16,7 @@
 #include "ckpt.h"
 
 /* ---- the 'ckpt umount' protocol ---------------------------------------
- * How 'ckpt umount' talks to a running ckptfs daemon.
+ * How 'ckpt umount' and 'ckpt commit' talk to a running ckptfs daemon.
  *
  * The mount root answers extended attributes that are not listed:
  *
@@ -26,8 +26,13 @@
  *                       replaced or modified underneath (unmounting then
  *                       saves a recovery file), else "0"
  *   CKPT_XATTR_STATUS   the path of the daemon's status socket
+ *   CKPT_XATTR_PROGRESS "DONE TOTAL": decimal plaintext bytes written and
+ *                       expected by the commit in progress, "0 0" when
+ *                       none runs (answered while a commit runs)
  *   CKPT_XATTR_FORCE    (set only) the next commit replaces whatever file
  *                       the path holds now
+ *
+ * All but CKPT_XATTR_FORCE are read-only (setxattr: EPERM).
  *
  * The status socket is a unix stream socket named PID.sock in a runtime
  * directory of the daemon's user that only that user can enter (mode 0700:
@@ -44,6 +49,7 @@
 #define CKPT_XATTR_CHANGED "user.ckptfs.changed"
 #define CKPT_XATTR_STATUS "user.ckptfs.status"
 #define CKPT_XATTR_FORCE "user.ckptfs.force"
+#define CKPT_XATTR_PROGRESS "user.ckptfs.progress"
 
 /* The line a daemon sends when its last commit succeeded (or there was
  * nothing to commit). */
@@ -119,6 +125,11 @@ enum ckpt_commit_result {
  * the daemon tried no commit (EACCES) or tells nothing. */
 enum ckpt_commit_result ckpt_status_commit(const char *mnt, char *msg,
 					   size_t size);
+
+/* Reads CKPT_XATTR_PROGRESS of mnt: the commit in progress has written
+ * *done of *total plaintext bytes (0 0: none runs).  0, or -1 if the
+ * mount does not answer it (errno; EINVAL if the value is malformed). */
+int ckpt_status_progress(const char *mnt, uint64_t *done, uint64_t *total);
 
 /* Reads the daemon's line from fd (blocks until the daemon sends it or
  * closes).  1 with the line, without its newline, in buf; 0 if the
