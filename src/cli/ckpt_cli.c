@@ -1,12 +1,13 @@
 /*
  * ckpt_cli.c - ckpt, the FUSE-free command-line tool on libckpt: the
  * command line, the dispatch and the usage text.  The commands are in
- * cli_read.c, cli_umount.c and cli_convert.c (see cli.h).
+ * cli_read.c, cli_umount.c, cli_commit.c and cli_convert.c (see cli.h).
  *
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes)
  *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
+ *   ckpt commit MOUNTPOINT   commit, wait until durable, stay mounted
  *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
  *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc
  *
@@ -39,7 +40,12 @@ static const char usage[] =
 	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
 	"                     exit 0 only if valid\n"
-	"  umount [--force] MOUNTPOINT\n"
+	"  commit [-q] MOUNTPOINT\n"
+	"                     commit the edits of a ckptfs mount and wait until\n"
+	"                     the new checkpoint is durable; the mount stays;\n"
+	"                     if the commit fails, the reason is printed and\n"
+	"                     the edits stay in the mount (exit 1)\n"
+	"  umount [-q] [--force] MOUNTPOINT\n"
 	"                     commit the edits of a ckptfs mount, unmount it\n"
 	"                     and wait until the daemon has finished; if the\n"
 	"                     commit fails, nothing is unmounted and the\n"
@@ -63,7 +69,11 @@ static const char usage[] =
 	"                     encrypt OUT with this mode and key\n"
 	"  --decrypt          write OUT in plain\n"
 	"  --crc / --no-crc   add / drop the crc_num trailer\n"
-	"  -q, --quiet        no progress display\n"
+	"progress (commit, umount, convert):\n"
+	"  -q, --quiet        no progress display; without it, progress (bytes\n"
+	"                     written of total, rate, time left) is shown on\n"
+	"                     stderr when it is a terminal, or always with\n"
+	"                     CKPT_PROGRESS=1 in the environment\n"
 	"\n"
 	"  -h, --help         show this help\n"
 	"  -V, --version      show the version\n"
@@ -199,9 +209,10 @@ static int parse_options(struct cli *c, int argc, char **argv)
 static const struct command {
 	const char *name;
 	int (*fn)(struct cli *, int, char **);
-} commands[] = {{"ls", cmd_ls},		{"cat", cmd_cat},
-		{"info", cmd_info},	{"verify", cmd_verify},
-		{"umount", cmd_umount}, {"convert", cmd_convert}};
+} commands[] = {{"ls", cmd_ls},		 {"cat", cmd_cat},
+		{"info", cmd_info},	 {"verify", cmd_verify},
+		{"umount", cmd_umount},	 {"commit", cmd_commit},
+		{"convert", cmd_convert}};
 
 /* The command called name, or NULL after a message. */
 static const struct command *find_command(const char *name)

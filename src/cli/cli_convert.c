@@ -3,30 +3,21 @@
  * streaming, with another encryption, key or crc trailer (see cli.h).
  *
  * Owns the mapping of the convert options onto a one-shot tree
- * (ckpt_tree_open with output=OUT, then one commit) and the progress
- * line.  Never writes IN; OUT appears complete or not at all (the
- * library's atomic commit).  Single-threaded.
+ * (ckpt_tree_open with output=OUT, then one commit); its progress is
+ * progress.c's.  Never writes IN; OUT appears complete or not at all
+ * (the library's atomic commit).  Single-threaded but for the library's
+ * encryption workers, which report progress one at a time.
  */
 #include <stdio.h>
-#include <unistd.h>
 
 #include "ckpt_tree.h"
 #include "cli.h"
-
-/* convert's progress line on stderr. */
-static void show_progress(void *ctx, uint64_t done, uint64_t total)
-{
-	(void)ctx;
-	fprintf(stderr, "\r%llu / %llu MiB (%d%%)",
-		(unsigned long long)(done >> 20),
-		(unsigned long long)(total >> 20),
-		total ? (int)(done * 100 / total) : 100);
-}
 
 /* convert IN OUT: IN written again as OUT with the output options. */
 int cmd_convert(struct cli *c, int argc, char **argv)
 {
 	struct ckpt_tree_opts to = {0};
+	struct ckpt_progress p;
 	struct ckpt_tree *t;
 	struct ckpt_error err;
 	int r;
@@ -49,8 +40,11 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 			    : c->decrypt ? CKPT_OUT_KEY_NONE
 					 : CKPT_OUT_KEY_SAME;
 	to.out_key = c->out_key;
-	if (!c->quiet && isatty(2))
-		to.progress = show_progress;
+	ckpt_progress_start(&p, c->quiet);
+	if (p.on) {
+		to.progress = ckpt_progress_cb;
+		to.progress_ctx = &p;
+	}
 	if (ckpt_tree_open(argv[0], &to, &t, &err)) {
 		cli_report(&err);
 		return 1;
@@ -63,8 +57,7 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 	}
 	ckpt_tree_mark_dirty(t);
 	r = ckpt_tree_commit(t, &err) ? 1 : 0;
-	if (to.progress)
-		fputc('\n', stderr);
+	ckpt_progress_end(&p);
 	if (r)
 		cli_report(&err);
 	ckpt_tree_close(t);

@@ -1,14 +1,15 @@
 /*
- * cli_umount.c - ckpt umount [--force] MOUNTPOINT: commit the edits of a
- * ckptfs mount, unmount it and wait until its daemon has finished.
+ * cli_umount.c - ckpt umount [-q] [--force] MOUNTPOINT: commit the edits
+ * of a ckptfs mount, unmount it and wait until its daemon has finished.
  *
  * Owns what the user sees of it: the messages, the order of the steps
  * and the exit status.  The protocol with the daemon (the root's control
  * values, the commit by fsync, the status socket and who may serve it)
- * is in src/common/status_client.c; unmounting is fusermount3's.  Never
- * unmounts a mount whose commit failed unless unmounting is what saves
- * the edits (the checkpoint changed underneath), and never trusts a
- * status socket that another process serves.  Single-threaded.
+ * is in src/common/status_client.c, the commit with its progress display
+ * in cli_commit.c; unmounting is fusermount3's.  Never unmounts a mount
+ * whose commit failed unless unmounting is what saves the edits (the
+ * checkpoint changed underneath), and never trusts a status socket that
+ * another process serves.  Single-threaded but for the commit.
  */
 #include <errno.h>
 #include <limits.h>
@@ -110,13 +111,14 @@ static int force_commit(const char *mnt)
 	return -1;
 }
 
-/* Commits every edit of mnt.  On failure says why and whether the mount
- * stays (fix it, run again) or unmounting saves a recovery file (the
- * checkpoint was replaced or modified underneath). */
-static enum ckpt_commit_result commit_mount(const char *mnt)
+/* Commits every edit of mnt (with progress unless quiet).  On failure
+ * says why and whether the mount stays (fix it, run again) or unmounting
+ * saves a recovery file (the checkpoint was replaced or modified
+ * underneath). */
+static enum ckpt_commit_result commit_mount(const char *mnt, bool quiet)
 {
 	char msg[2048];
-	enum ckpt_commit_result cr = ckpt_status_commit(mnt, msg, sizeof(msg));
+	enum ckpt_commit_result cr = cli_commit(mnt, quiet, msg, sizeof(msg));
 
 	if (cr == CKPT_COMMIT_DONE)
 		return cr;
@@ -168,9 +170,9 @@ static void wait_exit(int pidfd)
 		;
 }
 
-/* umount [--force] MNT: connect to the daemon's status socket, commit
- * (fsync), unmount, read the outcome of the daemon's last commit, wait
- * for it to exit. */
+/* umount [-q] [--force] MNT: connect to the daemon's status socket,
+ * commit (fsync, with progress), unmount, read the outcome of the
+ * daemon's last commit, wait for it to exit. */
 int cmd_umount(struct cli *c, int argc, char **argv)
 {
 	enum ckpt_commit_result cr;
@@ -190,7 +192,7 @@ int cmd_umount(struct cli *c, int argc, char **argv)
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (c->force && force_commit(mnt) != 0)
 		goto out;
-	cr = commit_mount(mnt);
+	cr = commit_mount(mnt, c->quiet);
 	if (cr == CKPT_COMMIT_FAILED)
 		goto out;
 	if (fusermount_u(mnt, false) != 0) {

@@ -2,14 +2,15 @@
  * ckpt_common.h - what both front ends (ckptfs and ckpt) share, and
  * nothing the library needs: the 'ckpt umount' protocol (status.c, the
  * daemon's side; status_client.c, the client's), the remedies they suggest
- * after a library failure (hint.c), the key options (keyopt.c) and what
- * --version prints (version.c).
+ * after a library failure (hint.c), the key options (keyopt.c), ckpt's
+ * progress display (progress.c) and what --version prints (version.c).
  */
 #ifndef CKPT_COMMON_H
 #define CKPT_COMMON_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "ckpt.h"
@@ -21,7 +22,7 @@
 void ckpt_print_version(const char *program, const char *libfuse);
 
 /* ---- the 'ckpt umount' protocol ---------------------------------------
- * How 'ckpt umount' talks to a running ckptfs daemon.
+ * How 'ckpt umount' and 'ckpt commit' talk to a running ckptfs daemon.
  *
  * The mount root answers extended attributes that are not listed:
  *
@@ -31,8 +32,13 @@ void ckpt_print_version(const char *program, const char *libfuse);
  *                       replaced or modified underneath (unmounting then
  *                       saves a recovery file), else "0"
  *   CKPT_XATTR_STATUS   the path of the daemon's status socket
+ *   CKPT_XATTR_PROGRESS "DONE TOTAL": decimal plaintext bytes written and
+ *                       expected by the commit in progress, "0 0" when
+ *                       none runs (answered while a commit runs)
  *   CKPT_XATTR_FORCE    (set only) the next commit replaces whatever file
  *                       the path holds now
+ *
+ * All but CKPT_XATTR_FORCE are read-only (setxattr: EPERM).
  *
  * The status socket is a unix stream socket named PID.sock in a runtime
  * directory of the daemon's user that only that user can enter (mode 0700:
@@ -49,6 +55,7 @@ void ckpt_print_version(const char *program, const char *libfuse);
 #define CKPT_XATTR_CHANGED "user.ckptfs.changed"
 #define CKPT_XATTR_STATUS "user.ckptfs.status"
 #define CKPT_XATTR_FORCE "user.ckptfs.force"
+#define CKPT_XATTR_PROGRESS "user.ckptfs.progress"
 
 /* The line a daemon sends when its last commit succeeded (or there was
  * nothing to commit). */
@@ -125,6 +132,11 @@ enum ckpt_commit_result {
 enum ckpt_commit_result ckpt_status_commit(const char *mnt, char *msg,
 					   size_t size);
 
+/* Reads CKPT_XATTR_PROGRESS of mnt: the commit in progress has written
+ * *done of *total plaintext bytes (0 0: none runs).  0, or -1 if the
+ * mount does not answer it (errno; EINVAL if the value is malformed). */
+int ckpt_status_progress(const char *mnt, uint64_t *done, uint64_t *total);
+
 /* Reads the daemon's line from fd (blocks until the daemon sends it or
  * closes).  1 with the line, without its newline, in buf; 0 if the
  * connection ended without a line (the daemon died). */
@@ -181,5 +193,52 @@ enum ckpt_keyopt_result ckpt_keyopt_load(const struct ckpt_keyopt *o,
  * for path as front words it in buf (size bytes).  Else false. */
 bool ckpt_keyopt_legacy_warning(const struct ckpt_stats *st, const char *path,
 				enum ckpt_front front, char *buf, size_t size);
+
+/* ---- progress (progress.c) ---------------------------------------------
+ * The progress line of ckpt's long operations (convert, commit, umount)
+ * on stderr: "DONE of TOTAL (P%), RATE/s, T left".  Shown when stderr is
+ * a terminal (one line, rewritten in place at most 5 times a second) or
+ * when CKPT_PROGRESS=1 is set (then, if stderr is no terminal, one line
+ * per update, at most one a second); never with -q.  The first update and
+ * the one reaching TOTAL are always shown.  Not thread-safe: one thread
+ * at a time (the library's progress calls are serialized).
+ */
+
+struct ckpt_progress {
+	bool on;	     /* anything is shown at all */
+	bool tty;	     /* lines are rewritten in place with '\r' */
+	bool shown;	     /* a line was printed */
+	bool final_shown;    /* ... and it reached its total */
+	int width;	     /* tty: the length of the line on screen */
+	uint64_t start_ns;   /* CLOCK_MONOTONIC at the first line ... */
+	uint64_t start_done; /* ... and its done: the rate counts from there */
+	uint64_t shown_ns;   /* when a line was last printed */
+};
+
+/* Starts a display in p: on unless quiet, when stderr is a terminal or
+ * CKPT_PROGRESS=1 is set. */
+void ckpt_progress_start(struct ckpt_progress *p, bool quiet);
+
+/* Shows that done of total bytes are written, unless p is off or the last
+ * line is too recent (the first one and the one with done >= total are
+ * always shown, the latter once). */
+void ckpt_progress_update(struct ckpt_progress *p, uint64_t done,
+			  uint64_t total);
+
+/* ckpt_progress_update as a library progress callback (ctx is p). */
+void ckpt_progress_cb(void *ctx, uint64_t done, uint64_t total);
+
+/* Ends the display: a line left on a terminal gets its newline, so that
+ * what is printed next starts on a line of its own.  Nothing if nothing
+ * was shown. */
+void ckpt_progress_end(struct ckpt_progress *p);
+
+/* The text of a progress line for done of total bytes at rate bytes a
+ * second (0: not known yet) into buf (size > 0, cut if need be; no
+ * newline): "DONE of TOTAL (P%)", then ", RATE/s" if the rate is known,
+ * then ", M:SS left" (H:MM:SS from an hour) while done < total.  Sizes
+ * are in B, KiB, MiB, GiB, ... with one decimal.  Returns its length. */
+size_t ckpt_progress_format(char *buf, size_t size, uint64_t done,
+			    uint64_t total, double rate);
 
 #endif /* CKPT_COMMON_H */

@@ -1,10 +1,11 @@
 /*
- * status_client.c - the side of 'ckpt umount' in the protocol of
- * ckpt_common.h: the control values of a mount's root (the daemon's pid,
- * its status socket, the last commit's error, whether the checkpoint
- * changed, forcing), the commit by fsync, and the status socket, reached
- * through a descriptor of its directory and trusted only if it is served
- * by the daemon's pid and the mount owner's uid (SO_PEERCRED).
+ * status_client.c - the side of 'ckpt umount' and 'ckpt commit' in the
+ * protocol of ckpt_common.h: the control values of a mount's root (the
+ * daemon's pid, its status socket, the last commit's error, whether the
+ * checkpoint changed, the progress of a commit, forcing), the commit by
+ * fsync, and the status socket, reached through a descriptor of its
+ * directory and trusted only if it is served by the daemon's pid and the
+ * mount owner's uid (SO_PEERCRED).
  *
  * No state, no locks, no threads.  Never prints: every message goes into
  * the caller's buffer, so that the command line words the outcome.  Never
@@ -75,6 +76,22 @@ enum ckpt_commit_result ckpt_status_commit(const char *mnt, char *msg,
 	    strcmp(changed, "1") == 0)
 		return CKPT_COMMIT_CHANGED;
 	return CKPT_COMMIT_FAILED;
+}
+
+int ckpt_status_progress(const char *mnt, uint64_t *done, uint64_t *total)
+{
+	char buf[64];
+	unsigned long long d, t;
+
+	if (root_xattr(mnt, CKPT_XATTR_PROGRESS, buf, sizeof(buf)) < 0)
+		return -1;
+	if (sscanf(buf, "%llu %llu", &d, &t) != 2 || d > t) {
+		errno = EINVAL;
+		return -1;
+	}
+	*done = d;
+	*total = t;
+	return 0;
 }
 
 /* ---- who serves the socket --------------------------------------------- */

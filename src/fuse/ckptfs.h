@@ -26,6 +26,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -53,6 +54,10 @@ struct ckptfs {
 	 * malloc'd message for 'ckpt umount' (NULL if out of memory). */
 	bool final_failed;
 	char *final_error;
+	/* The commit in progress for user.ckptfs.progress (control.c): bytes
+	 * written and expected, 0 0 when none runs; atomics, no lock. */
+	_Atomic uint64_t progress_done, progress_total;
+	atomic_uint commits; /* commits running */
 };
 
 #define ATTR_TIMEOUT 1.0
@@ -161,8 +166,14 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 void op_destroy(void *userdata);
 
 /* The value of the root's control xattr name (CKPT_XATTR_PID, _STATUS,
- * _ERROR, _CHANGED) written into buf; false if name is none of them. */
+ * _ERROR, _CHANGED, _PROGRESS) written into buf; false if name is none of
+ * them.  Never waits for a commit. */
 bool ctl_value(struct ckptfs *fs, const char *name, char *buf, size_t size);
+
+/* The tree's progress callback (ctx: the struct ckptfs): publishes done
+ * of total for user.ckptfs.progress.  Any thread, tree locked; atomics
+ * only. */
+void ctl_progress(void *ctx, uint64_t done, uint64_t total);
 
 /* user.ckptfs.force on the root: makes the next commit replace whatever
  * file the path holds now.  0, or the errno to reply (EROFS, EACCES). */

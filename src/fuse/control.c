@@ -10,7 +10,8 @@
  *     file, which commits nothing) and what it leaves for 'ckpt umount':
  *     the last error (user.ckptfs.error) and whether the checkpoint
  *     changed underneath (user.ckptfs.changed); forcing the next commit
- *     (user.ckptfs.force);
+ *     (user.ckptfs.force); the progress of the commit that runs
+ *     (user.ckptfs.progress);
  *   - the commit at unmount (op_destroy): if it fails, the tree is saved
  *     as a recovery checkpoint beside the original instead of being
  *     lost, and the outcome goes to the status clients through
@@ -22,9 +23,12 @@
  * message is used as it is: the recovery file is the remedy.
  *
  * Locking: fs->lock around last_error, changed and source_msg only,
- * never across a call into the tree or a log message.  final_* are
- * written by op_destroy alone, after the last request.  Never replies to
- * a request it was not given (ctl_force returns the errno instead).
+ * never across a call into the tree or a log message.  The progress is
+ * atomics only: the tree calls ctl_progress with its write lock held,
+ * and user.ckptfs.progress is read without the tree, so it is answered
+ * while a commit runs.  final_* are written by op_destroy alone, after
+ * the last request.  Never replies to a request it was not given
+ * (ctl_force returns the errno instead).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -121,6 +125,50 @@ static void note_commit(struct ckptfs *fs, const struct ckpt_error *err)
 		logmsg(LOG_ERR, "commit failed: %s", msg);
 }
 
+/* ---- progress ---------------------------------------------------------- */
+
+void ctl_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct ckptfs *fs = ctx;
+
+	atomic_store(&fs->progress_total, total);
+	atomic_store(&fs->progress_done, done);
+}
+
+/* ckpt_tree_commit, and "0 0" in user.ckptfs.progress once no other
+ * commit runs. */
+static ckpt_err run_commit(struct ckptfs *fs, struct ckpt_error *err)
+{
+	ckpt_err r;
+
+	atomic_fetch_add(&fs->commits, 1);
+	r = ckpt_tree_commit(fs->tree, err);
+	if (atomic_fetch_sub(&fs->commits, 1) == 1) {
+		atomic_store(&fs->progress_total, 0);
+		atomic_store(&fs->progress_done, 0);
+	}
+	return r;
+}
+
+/* "DONE TOTAL" of the commit that runs into buf; done never above total,
+ * both of the same commit unless two follow each other at once. */
+static void progress_value(struct ckptfs *fs, char *buf, size_t size)
+{
+	uint64_t done, total, again = atomic_load(&fs->progress_total);
+
+	for (int tries = 0; tries < 8; tries++) {
+		total = again;
+		done = atomic_load(&fs->progress_done);
+		again = atomic_load(&fs->progress_total);
+		if (again == total)
+			break;
+	}
+	total = again;
+	snprintf(buf, size, "%llu %llu",
+		 (unsigned long long)(done < total ? done : total),
+		 (unsigned long long)total);
+}
+
 /* fsync of anything commits everything (see op_fsync in ckptfs.h). */
 static void commit(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -136,7 +184,7 @@ static void commit(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	if (ckpt_tree_commit(fs->tree, &err) == CKPT_OK) {
+	if (run_commit(fs, &err) == CKPT_OK) {
 		note_commit(fs, NULL);
 		fuse_reply_err(req, 0);
 	} else {
@@ -166,6 +214,10 @@ bool ctl_value(struct ckptfs *fs, const char *name, char *buf, size_t size)
 	const char *path = ckpt_status_path(fs->status);
 	bool known = true;
 
+	if (strcmp(name, CKPT_XATTR_PROGRESS) == 0) {
+		progress_value(fs, buf, size);
+		return true;
+	}
 	pthread_mutex_lock(&fs->lock);
 	if (strcmp(name, CKPT_XATTR_PID) == 0)
 		snprintf(buf, size, "%d", (int)getpid());
@@ -254,7 +306,7 @@ void op_destroy(void *userdata)
 
 	if (ckpt_tree_read_only(fs->tree) || !ckpt_tree_dirty(fs->tree))
 		return;
-	if (ckpt_tree_commit(fs->tree, &err) == CKPT_OK) {
+	if (run_commit(fs, &err) == CKPT_OK) {
 		logmsg(LOG_INFO, "committed %s at unmount",
 		       ckpt_tree_target(fs->tree));
 		return;

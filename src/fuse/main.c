@@ -283,7 +283,9 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .read_only = o->ro,
 				    .crc = o->crc ? CKPT_CRC_ADD
 						  : CKPT_CRC_KEEP,
-				    .open.key = key};
+				    .open.key = key,
+				    .progress = ctl_progress,
+				    .progress_ctx = fs};
 	struct ckpt_error err;
 	char text[sizeof(err.msg) + 200];
 	ckpt_err e;

@@ -6,7 +6,8 @@
  * values: EINVAL, logged), removing user.shape makes the shape inferred
  * again.  Map parameters and their tensors have none.  The root answers
  * the control values of 'ckpt umount' (ckpt_common.h), which it does not
- * list, and takes user.ckptfs.force; control.c owns what they mean.
+ * list, and takes user.ckptfs.force; the others of user.ckptfs.* cannot
+ * be set or removed (EPERM); control.c owns what they mean.
  * Other namespaces (security.*, system.*, trusted.*) are EOPNOTSUPP.
  *
  * Locking: none of its own.  Never commits.
@@ -96,8 +97,15 @@ static bool exists_already(struct ckptfs *fs, fuse_ino_t ino, int flags)
 	       info.kind == CKPT_ENTRY_FILE;
 }
 
+/* True if name is one of the root's control values (user.ckptfs.*). */
+static bool control_name(fuse_ino_t ino, const char *name)
+{
+	return ino == FUSE_ROOT_ID && strncmp(name, "user.ckptfs.", 12) == 0;
+}
+
 /* Sets user.dtype or user.shape (XATTR_CREATE: EEXIST, they always
- * exist; malformed: EINVAL, logged), or user.ckptfs.force on the root. */
+ * exist; malformed: EINVAL, logged), or user.ckptfs.force on the root;
+ * the root's other control values are read-only (EPERM). */
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
@@ -109,6 +117,10 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (ino == FUSE_ROOT_ID && strcmp(name, CKPT_XATTR_FORCE) == 0) {
 		fuse_reply_err(req, ctl_force(req));
+		return;
+	}
+	if (control_name(ino, name)) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
 	if (!dtype && strcmp(name, "user.shape") != 0) {
@@ -131,11 +143,16 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, 0);
 }
 
-/* Removing user.shape makes it inferred again; user.dtype cannot go. */
+/* Removing user.shape makes it inferred again; user.dtype and the root's
+ * control values cannot go. */
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct ckpt_error err;
 
+	if (control_name(ino, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	if (strcmp(name, "user.shape") == 0) { /* back to inferred (1-D) */
 		if (ckpt_tree_clear_shape(fs_of(req)->tree, ino, &err))
 			reply_fail(req, &err);

@@ -80,6 +80,8 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 
 	if (r)
 		return r;
+	if (c.progress) /* the total is known before the first byte */
+		c.progress(c.progress_ctx, 0, c.total);
 	ckpt_snapshot_of(&v, &snap);
 	r = fmt->encode(&snap, &s->em, err);
 	if (!r)

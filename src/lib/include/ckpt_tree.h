@@ -80,7 +80,9 @@ struct ckpt_tree_opts {
 	 * outlive the tree.  With any key, staging stays in memory. */
 	enum ckpt_out_key_policy out_key_policy;
 	const struct ckpt_key *out_key;
-	/* Called now and then while a commit writes: bytes done of total. */
+	/* Called now and then while a commit writes: bytes done of total
+	 * (plaintext; first 0 of total, last, if it worked, total of
+	 * total), from one thread at a time but not always the same one. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 };
