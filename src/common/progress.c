@@ -18,9 +18,9 @@
 
 #include "ckpt_common.h"
 
-#define TTY_INTERVAL_NS 200000000ull   /* 5 lines a second on a terminal */
-#define LOG_INTERVAL_NS 1000000000ull  /* one a second elsewhere */
-#define RATE_MIN_SECS 0.05	       /* sooner, no rate can be told */
+#define TTY_INTERVAL_NS 200000000ull  /* 5 lines a second on a terminal */
+#define LOG_INTERVAL_NS 1000000000ull /* one a second elsewhere */
+#define RATE_MIN_SECS 0.05	      /* sooner, no rate can be told */
 
 /* CLOCK_MONOTONIC in ns. */
 static uint64_t mono_ns(void)
