@@ -178,7 +178,8 @@ class InstallTest(unittest.TestCase):
         _, secs = self.check_help_in_page(common.CKPTFS_BIN, "ckptfs")
         fstab = secs["MOUNTING FROM FSTAB"]
         self.assertIn("fuse.ckptfs", fstab)
-        self.assertRegex(fstab, r"\S+ \S+ fuse\.ckptfs \S*keyfile=\S* 0 0")
+        self.assertRegex(
+            fstab, r"\S+\s+\S+\s+fuse\.ckptfs\s+\S*keyfile=\S*\s+0\s+0")
         for word in ("keyfd=", "keyfile=-", "noauto", "nofail", "x-*"):
             self.assertIn(word, fstab)
         self.assertIn("user.ckptfs.progress", secs["DESCRIPTION"])
