@@ -40,6 +40,12 @@ def run(cmd, timeout=120, **kw):
                           text=True, timeout=timeout, **kw)
 
 
+def version_of(binary):
+    """The version BINARY --version prints on its first line
+    ("ckpt 0.2.0"; the lines after it name the libraries)."""
+    return run([binary, "--version"]).stdout.splitlines()[0].split()[-1]
+
+
 def help_text(binary):
     """The output of BINARY --help (stdout and stderr: libfuse prints its
     part to stdout, ckpt its whole text)."""

@@ -107,8 +107,7 @@ class InstallTest(unittest.TestCase):
                          "DESTDIR holds other files than the layout")
 
     def test_installed_programs_run(self):
-        version = I.run([common.CKPT_BIN,
-                         "--version"]).stdout.splitlines()[0].split()[-1]
+        version = I.version_of(common.CKPT_BIN)
         for prog in ("ckptfs", "ckpt"):
             r = I.run([self.p("bin/" + prog), "--version"])
             self.assertEqual(r.returncode, 0, r.stderr)

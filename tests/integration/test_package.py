@@ -104,8 +104,7 @@ class PackageTest(unittest.TestCase):
         common.require_bin(self, common.CKPT_BIN)
 
     def version(self):
-        r = I.run([common.CKPT_BIN, "--version"])
-        return r.stdout.split()[-1]
+        return I.version_of(common.CKPT_BIN)
 
     def field(self, name):
         r = I.run(["dpkg-deb", "-f", self.deb, name])
