@@ -98,10 +98,13 @@ def run_on_pty(cmd, env, timeout, conns):
 
 class Poller:
     """Reads user.ckptfs.progress of mnt every 10 ms in a thread until
-    finish(); values are (done, total) pairs."""
+    finish() (or, with until_running, until it has seen a commit in
+    progress: a getxattr still under way when 'ckpt umount' unmounts makes
+    the mount busy); values are (done, total) pairs."""
 
-    def __init__(self, tc, mnt):
+    def __init__(self, tc, mnt, until_running=False):
         self.mnt, self.values, self.errors = mnt, [], []
+        self.until_running = until_running
         self.stop = threading.Event()
         self.th = threading.Thread(target=self._run, daemon=True)
         self.th.start()
@@ -116,6 +119,8 @@ class Poller:
                 return
             d, t = (int(x) for x in v.split())
             self.values.append((d, t))
+            if self.until_running and d < t:
+                return
             self.stop.wait(0.01)
 
     def finish(self):
@@ -312,10 +317,11 @@ class BigCase(LenetCase):
         W.write_file(m.p("b"), bytes([value]) * 16)
         W.write_file(m.p("w"), BIG_DATA)
 
-    def watched(self, m, fn):
-        """fn() while a Poller reads the progress; asserts that it saw a
-        commit in progress.  Returns fn's result."""
-        poller = Poller(self, m.mnt)
+    def watched(self, m, fn, unmounts=False):
+        """fn() while a Poller reads the progress (only until it is seen
+        if fn unmounts); asserts that it saw a commit in progress.
+        Returns fn's result."""
+        poller = Poller(self, m.mnt, until_running=unmounts)
         res = fn()
         values = poller.finish()
         running = poller.in_progress()
@@ -368,7 +374,8 @@ class TestProgressDisplay(BigCase):
                              "expected" % (args, env))
         self.edit(m, 3)
         r = self.watched(m, lambda: self.ckpt(m, "umount", "-q", m.mnt,
-                                              env=FORCED_ENV))
+                                              env=FORCED_ENV),
+                         unmounts=True)
         self.assertRC(r, 0, "ckpt umount -q")
         self.assertEqual(r.err, b"", "ckpt umount -q: no output expected")
         self.committed(3)
@@ -377,7 +384,8 @@ class TestProgressDisplay(BigCase):
         m = self.mount_big()
         self.edit(m, 4)
         r = self.watched(m, lambda: self.ckpt(m, "umount", m.mnt,
-                                              env=FORCED_ENV))
+                                              env=FORCED_ENV),
+                         unmounts=True)
         self.assertRC(r, 0, "ckpt umount with CKPT_PROGRESS=1")
         self.assertProgress(r.errtext, "ckpt umount")
         self.assertTrue(P.wait_gone(m, 5.0), "ckpt umount left the mount")
