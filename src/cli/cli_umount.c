@@ -196,9 +196,15 @@ int cmd_umount(struct cli *c, int argc, char **argv)
 	if (cr == CKPT_COMMIT_FAILED)
 		goto out;
 	if (fusermount_u(mnt, false) != 0) {
-		fprintf(stderr, "ckpt: fusermount3 -u %s failed%s\n", mnt,
+		fprintf(stderr,
+			"ckpt: fusermount3 -u %s failed%s; if it is busy, "
+			"a process has a file open or its working directory "
+			"in it ('fuser -vm %s' lists them): end it and run "
+			"'ckpt umount %s' again\n",
+			mnt,
 			cr == CKPT_COMMIT_DONE ? "; the edits are committed"
-					       : "");
+					       : "",
+			mnt, mnt);
 		goto out;
 	}
 	ret = report_outcome(sfd, pid) || cr != CKPT_COMMIT_DONE;

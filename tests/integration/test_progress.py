@@ -172,6 +172,26 @@ class TestCommit(LenetCase):
         self.assertTrue(P.wait_gone(m, 5.0), "ckpt umount -q left the mount")
         W.check_ckpt(self, self.src, want, label="after ckpt umount -q")
 
+    def test_umount_of_a_busy_mount(self):
+        """A file held open in the mount: fusermount3 -u fails, ckpt umount
+        exits 1 saying the edits are committed and how to find the
+        process; once it is closed, ckpt umount works."""
+        m = self.mount()
+        W.write_file(m.p("fc3.bias"), NEW_BIAS)
+        fd = os.open(m.p("fc2.bias"), os.O_RDONLY)
+        try:
+            r = self.ckpt(m, "umount", m.mnt)
+        finally:
+            os.close(fd)
+        self.assertRC(r, 1, "ckpt umount of a busy mount")
+        self.assertIn("the edits are committed", r.errtext)
+        self.assertIn("fuser -vm %s" % m.mnt, r.errtext)
+        self.assertTrue(m.mounted() and m.alive(), "a busy mount went away")
+        want = W.replace(self.base, "fc3.bias", data=NEW_BIAS)
+        W.check_ckpt(self, self.src, want, label="after the busy umount")
+        self.assertRC(self.ckpt(m, "umount", m.mnt), 0, "ckpt umount again")
+        self.assertTrue(P.wait_gone(m, 5.0), "ckpt umount left the mount")
+
     def test_usage(self):
         m = self.mount()
         for args in ([], [m.mnt, m.mnt], ["--force", m.mnt]):
