@@ -277,7 +277,7 @@ def fsync_path(path):
 # --------------------------------------------------------------------------
 # mounts and FUSE connections
 
-def _unescape_mountinfo(s):
+def unescape_mountinfo(s):
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 
@@ -292,7 +292,7 @@ def mountinfo():
                     continue
                 sep = parts.index("-")
                 out.append(dict(dev=parts[2],
-                                mnt=_unescape_mountinfo(parts[4]),
+                                mnt=unescape_mountinfo(parts[4]),
                                 fstype=parts[sep + 1]))
     except OSError:
         pass
@@ -593,7 +593,7 @@ def _responsive(mnt, timeout):
     return not th.is_alive()
 
 
-def _cleanup(m, remove_dir):
+def cleanup(m, remove_dir):
     """Unmounts whatever is still mounted at m.mnt without ever hanging;
     waits for the daemon (kills it if it does not exit)."""
     mnt = m.mnt
@@ -656,7 +656,7 @@ def try_mount(tc, source, *opts, **kw):
         mnt = tempfile.mkdtemp(prefix="ckptfs_mnt_")
     mnt = os.path.abspath(mnt)
     m = Mount(tc, source, mnt, opts, kw)
-    tc.addCleanup(_cleanup, m, made)
+    tc.addCleanup(cleanup, m, made)
     run_kw = dict(cwd=kw.get("cwd"), env=kw.get("env"),
                   pass_fds=kw.get("pass_fds", ()),
                   preexec_fn=kw.get("preexec_fn"),

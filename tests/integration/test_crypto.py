@@ -1319,7 +1319,7 @@ def mount_points():
             for line in f:
                 parts = line.split()
                 if len(parts) > 4:
-                    out.add(M._unescape_mountinfo(parts[4]))
+                    out.add(M.unescape_mountinfo(parts[4]))
     except OSError:
         pass
     return out

@@ -109,7 +109,7 @@ def mount_opts(path):
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
-            if M._unescape_mountinfo(parts[4]) == path:
+            if M.unescape_mountinfo(parts[4]) == path:
                 sep = parts.index("-")
                 return set(parts[5].split(",")), parts[sep + 1], \
                     set(parts[sep + 3].split(","))
@@ -137,7 +137,7 @@ class Fstab(unittest.TestCase):
         """Runs cmd (a mount(8) command line) for source at mnt, with
         mounting.py's cleanup registered first.  (Result, Mount or None)."""
         m = M.Mount(self, source, mnt, (), {})
-        self.addCleanup(M._cleanup, m, False)   # the harness's own cleanup
+        self.addCleanup(M.cleanup, m, False)   # the harness's own cleanup
         res = M.run(cmd, conns=lambda: M.fuse_conns(mnt), **kw)
         m.res = res
         if res.rc != 0 or not M.is_mounted(mnt):
@@ -200,7 +200,7 @@ class Fstab(unittest.TestCase):
         opts = ("ro,noauto,nofail,_netdev,x-systemd.automount,comment=c,"
                 "defaults,nodev,nosuid,noexec")
         m = M.Mount(self, src, mnt, (), {})
-        self.addCleanup(M._cleanup, m, False)
+        self.addCleanup(M.cleanup, m, False)
         # pipes, as systemd gives mount: if the daemon kept one, this
         # would wait for the daemon's end
         try:

@@ -458,7 +458,7 @@ def mount_options(mnt):
         for line in f:
             left, _, right = line.partition(" - ")
             parts = left.split()
-            if M._unescape_mountinfo(parts[4]) != real:
+            if M.unescape_mountinfo(parts[4]) != real:
                 continue
             rparts = right.split()
             return parts[5], rparts[0], rparts[2] if len(rparts) > 2 else ""
