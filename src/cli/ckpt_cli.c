@@ -27,7 +27,8 @@
 static const char usage[] =
 	"usage: ckpt COMMAND [OPTIONS] ARGS\n"
 	"\n"
-	"Inspect and convert MindSpore checkpoints (.ckpt) without mounting.\n"
+	"Inspect and convert MindSpore checkpoints without mounting: .ckpt\n"
+	"files and safetensors files (the format is found from the content).\n"
 	"\n"
 	"commands:\n"
 	"  ls [-l] FILE       list parameters, one per line, named as in the\n"
@@ -54,8 +55,11 @@ static const char usage[] =
 	"                     are saved as a recovery file beside it (its path\n"
 	"                     is printed); --force instead commits over\n"
 	"                     whatever file the path holds now\n"
-	"  convert IN OUT     write IN again as OUT, streaming: encrypt,\n"
-	"                     decrypt, re-key, change mode, add or drop the crc\n"
+	"  convert IN OUT     write IN again as OUT, streaming: in the other\n"
+	"                     format (ckpt <-> safetensors, as MindSpore's\n"
+	"                     ckpt_to_safetensors and safetensors_to_ckpt do),\n"
+	"                     encrypt, decrypt, re-key, change mode, add or\n"
+	"                     drop the crc\n"
 	"\n"
 	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
@@ -63,12 +67,22 @@ static const char usage[] =
 	"                     them from standard input\n"
 	"  --keyfd N          read the key from inherited descriptor N (not\n"
 	"                     with --keyfile)\n"
-	"  --ignore-crc       open a file whose crc_num trailer does not match\n"
+	"  --ignore-crc       open a file whose crc_num (trailer, or safetensors\n"
+	"                     metadata) does not match\n"
+	"  --format FORMAT    ckpt or safetensors: read FILE as this format\n"
+	"                     (ls, cat, info, verify); for convert, the format\n"
+	"                     of OUT (default: from OUT's extension .ckpt or\n"
+	"                     .safetensors, else IN's format)\n"
 	"convert options (default: same encryption and crc as IN):\n"
 	"  --out-enc-mode MODE, --out-keyfile PATH, --out-keyfd N\n"
 	"                     encrypt OUT with this mode and key\n"
 	"  --decrypt          write OUT in plain\n"
-	"  --crc / --no-crc   add / drop the crc_num trailer\n"
+	"  --crc / --no-crc   add / drop the crc_num (trailer, or safetensors\n"
+	"                     metadata)\n"
+	"  --skip-unrepresentable\n"
+	"                     leave out, with a warning, what OUT's format\n"
+	"                     cannot hold (str and map parameters in\n"
+	"                     safetensors) instead of failing\n"
 	"progress (commit, umount, convert):\n"
 	"  -q, --quiet        no progress display; without it, progress (bytes\n"
 	"                     written of total, rate, time left) is shown on\n"
@@ -123,7 +137,9 @@ enum {
 	O_DECRYPT,
 	O_CRC,
 	O_NO_CRC,
-	O_FORCE
+	O_FORCE,
+	O_FORMAT,
+	O_SKIP_UNREP
 };
 
 static const struct option longopts[] = {
@@ -138,6 +154,8 @@ static const struct option longopts[] = {
 	{"crc", no_argument, NULL, O_CRC},
 	{"no-crc", no_argument, NULL, O_NO_CRC},
 	{"force", no_argument, NULL, O_FORCE},
+	{"format", required_argument, NULL, O_FORMAT},
+	{"skip-unrepresentable", no_argument, NULL, O_SKIP_UNREP},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -196,6 +214,19 @@ static int parse_options(struct cli *c, int argc, char **argv)
 			break;
 		case O_FORCE:
 			c->force = true;
+			break;
+		case O_FORMAT:
+			if (!ckpt_format_known(optarg, strlen(optarg))) {
+				fprintf(stderr,
+					"ckpt: unknown format '%s' (known: "
+					"%s)\n",
+					optarg, ckpt_format_names());
+				return 2;
+			}
+			c->format = optarg;
+			break;
+		case O_SKIP_UNREP:
+			c->skip_unrepresentable = true;
 			break;
 		default:
 			fputs(usage, stderr);

@@ -25,8 +25,10 @@
 /* The options of the command line, shared by the commands. */
 struct cli {
 	bool lng, quiet, ignore_crc, decrypt, crc, no_crc, force;
-	struct ckpt_keyopt in;		/* --enc-mode, --keyfile, --keyfd */
-	struct ckpt_keyopt out;		/* --out-enc-mode, --out-keyfile, ... */
+	bool skip_unrepresentable;
+	const char *format;	/* --format: of FILE, or of convert's OUT */
+	struct ckpt_keyopt in;	/* --enc-mode, --keyfile, --keyfd */
+	struct ckpt_keyopt out; /* --out-enc-mode, --out-keyfile, ... */
 	struct ckpt_key *key, *out_key; /* loaded from in and out, or NULL */
 };
 

@@ -9,9 +9,57 @@
  * encryption workers, which report progress one at a time.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "ckpt_tree.h"
 #include "cli.h"
+
+/* The format of OUT: --format, else OUT's extension, else NULL (IN's). */
+static const char *out_format(const struct cli *c, const char *out)
+{
+	size_t n = strlen(out);
+
+	if (c->format)
+		return c->format;
+	if (n > 12 && !strcmp(out + n - 12, ".safetensors"))
+		return "safetensors";
+	if (n > 5 && !strcmp(out + n - 5, ".ckpt"))
+		return "ckpt";
+	return NULL;
+}
+
+/* ckpt_tree_opts warn: on stderr. */
+static void warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "ckpt: warning: %s\n", msg);
+}
+
+/* What a conversion to another format drops, said on stderr: the
+ * metadata of a safetensors file that becomes a checkpoint (its Int4
+ * markers live on as the dtype Int4). */
+static void note_dropped(const char *in, struct ckpt_tree *t)
+{
+	const struct ckpt_stats *st = ckpt_tree_source_stats(t);
+	struct ckpt_file *f;
+	size_t kept = 0;
+
+	if (ckpt_tree_has_metadata(t) || !st || !st->header_size)
+		return;
+	if (ckpt_open(in,
+		      &(struct ckpt_open_opts){.skip_crc = true,
+					       .format = "safetensors"},
+		      &f, NULL))
+		return;
+	for (size_t i = 0; i < ckpt_meta_count(f); i++)
+		kept += ckpt_meta_at(f, i)->marker;
+	if (ckpt_meta_count(f) > kept)
+		fprintf(stderr,
+			"ckpt: note: the ckpt format has no metadata: the "
+			"%zu key(s) of %s's __metadata__ are not written\n",
+			ckpt_meta_count(f) - kept, in);
+	ckpt_close(f);
+}
 
 /* convert IN OUT: IN written again as OUT with the output options. */
 int cmd_convert(struct cli *c, int argc, char **argv)
@@ -40,6 +88,10 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 			    : c->decrypt ? CKPT_OUT_KEY_NONE
 					 : CKPT_OUT_KEY_SAME;
 	to.out_key = c->out_key;
+	to.open.format = NULL; /* IN by its content */
+	to.out_format = out_format(c, argv[1]);
+	to.skip_unrepresentable = c->skip_unrepresentable;
+	to.warn = warn;
 	ckpt_progress_start(&p, c->quiet);
 	if (p.on) {
 		to.progress = ckpt_progress_cb;
@@ -55,6 +107,7 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 		ckpt_tree_close(t);
 		return 1;
 	}
+	note_dropped(argv[0], t);
 	ckpt_tree_mark_dirty(t);
 	r = ckpt_tree_commit(t, &err) ? 1 : 0;
 	ckpt_progress_end(&p);

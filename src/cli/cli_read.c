@@ -19,7 +19,8 @@
 static int open_or_report(const struct cli *c, const char *path,
 			  struct ckpt_file **f)
 {
-	struct ckpt_open_opts oo = {.key = c->key, .skip_crc = c->ignore_crc};
+	struct ckpt_open_opts oo = {
+		.key = c->key, .skip_crc = c->ignore_crc, .format = c->format};
 	struct ckpt_error err;
 	char warning[PATH_MAX + 128];
 
@@ -215,6 +216,24 @@ static void print_encoding(const struct ckpt_stats *st)
 		       (unsigned long long)st->duplicates);
 }
 
+/* The lines of info about the metadata: one per key, as KEY=VALUE (the
+ * Int4 markers are the dtypes of their tensors, not listed). */
+static void print_metadata(const struct ckpt_file *f)
+{
+	if (!ckpt_has_metadata(f))
+		return;
+	if (!ckpt_meta_count(f))
+		printf("metadata:    (empty)\n");
+	for (size_t i = 0; i < ckpt_meta_count(f); i++) {
+		const struct ckpt_meta_item *it = ckpt_meta_at(f, i);
+		if (!it->marker)
+			printf("metadata:    %s=%s%s\n", it->key, it->value,
+			       it->json ? " (not a string: Hugging Face's "
+					  "loader refuses this file)"
+					: "");
+	}
+}
+
 /* info FILE: counts, bytes, dtypes, encryption, crc. */
 int cmd_info(struct cli *c, int argc, char **argv)
 {
@@ -229,10 +248,15 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	st = ckpt_stats(f);
 	count_params(f, &n);
 	printf("file:        %s\n", ckpt_path(f));
+	printf("format:      %s\n", ckpt_format_of(f));
 	printf("size:        %llu bytes\n", (unsigned long long)st->disk_size);
+	if (!strcmp(ckpt_format_of(f), "safetensors"))
+		printf("header:      %llu bytes\n",
+		       (unsigned long long)st->header_size);
 	printf("parameters:  %zu (%llu map, %llu sliced)\n", ckpt_count(f),
 	       (unsigned long long)n.maps, (unsigned long long)n.sliced);
-	printf("records:     %llu\n", (unsigned long long)st->records);
+	if (!strcmp(ckpt_format_of(f), "ckpt"))
+		printf("records:     %llu\n", (unsigned long long)st->records);
 	printf("data:        %llu bytes\n", (unsigned long long)st->data_bytes);
 	printf("dtypes:     ");
 	for (int d = 0; d < CKPT_DT_COUNT; d++)
@@ -241,6 +265,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
 			       (unsigned long long)n.dtype[d]);
 	printf("%s\n", st->data_bytes || ckpt_count(f) ? "" : " none");
 	print_encoding(st);
+	print_metadata(f);
 	ckpt_close(f);
 	return fflush(stdout) ? 1 : 0;
 }

@@ -41,6 +41,13 @@ static const struct {
 	{CKPT_DT_FLOAT8E5M2, "Float8E5M2", NULL, 1},
 	{CKPT_DT_HIFLOAT8, "HiFloat8", NULL, 1},
 	{CKPT_DT_STR, "str", NULL, 4},
+	/* safetensors dtypes without a MindSpore name (never a tensor_type) */
+	{CKPT_DT_F8_E8M0, "F8_E8M0", "float8_e8m0fnu", 1},
+	{CKPT_DT_F8_E4M3FNUZ, "F8_E4M3FNUZ", "float8_e4m3fnuz", 1},
+	{CKPT_DT_F8_E5M2FNUZ, "F8_E5M2FNUZ", "float8_e5m2fnuz", 1},
+	{CKPT_DT_F4, "F4", NULL, 0},
+	{CKPT_DT_F6_E2M3, "F6_E2M3", NULL, 0},
+	{CKPT_DT_F6_E3M2, "F6_E3M2", NULL, 0},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -68,6 +75,45 @@ static void test_every_name_parses(void **state)
 		assert_string_equal(ckpt_dtype_name(dt), table[i].name);
 		assert_int_equal(ckpt_dtype_size(dt), table[i].size);
 	}
+}
+
+/* The safetensors names parse too (setfattr user.dtype=F32), and the
+ * sub-byte dtypes count bits. */
+static void test_safetensors_names(void **state)
+{
+	static const struct {
+		const char *s;
+		ckpt_dtype dt;
+		unsigned bits;
+	} st[] = {
+		{"BOOL", CKPT_DT_BOOL, 8},
+		{"I8", CKPT_DT_INT8, 8},
+		{"U64", CKPT_DT_UINT64, 64},
+		{"BF16", CKPT_DT_BFLOAT16, 16},
+		{"F8_E4M3", CKPT_DT_FLOAT8E4M3FN, 8},
+		{"F8_E5M2", CKPT_DT_FLOAT8E5M2, 8},
+		{"C64", CKPT_DT_COMPLEX64, 64},
+		{"F4", CKPT_DT_F4, 4},
+		{"F6_E3M2", CKPT_DT_F6_E3M2, 6},
+	};
+	uint64_t n = 7;
+	(void)state;
+	for (size_t i = 0; i < N(st); i++) {
+		ckpt_dtype dt = CKPT_DT_COUNT;
+		assert_true(parse(st[i].s, &dt));
+		assert_int_equal(dt, st[i].dt);
+		assert_int_equal(ckpt_dtype_bits(dt), st[i].bits);
+	}
+	assert_true(ckpt_dtype_elems(CKPT_DT_F4, 3, &n)); /* 2 per byte */
+	assert_int_equal(n, 6);
+	assert_true(ckpt_dtype_elems(CKPT_DT_F6_E2M3, 3, &n)); /* 24 bits */
+	assert_int_equal(n, 4);
+	n = 7;
+	assert_false(ckpt_dtype_elems(CKPT_DT_F6_E2M3, 2, &n));
+	assert_false(ckpt_dtype_elems(CKPT_DT_FLOAT32, 6, &n));
+	assert_int_equal(n, 7);
+	assert_true(ckpt_dtype_elems(CKPT_DT_FLOAT32, 8, &n));
+	assert_int_equal(n, 2);
 }
 
 static void test_old_unsigned_spelling(void **state)
@@ -118,9 +164,12 @@ static void test_parse_stored(void **state)
 
 	for (size_t i = 0; i < N(table); i++) {
 		ckpt_dtype dt = CKPT_DT_COUNT;
-		assert_true(ckpt_dtype_parse_stored(
-			table[i].name, strlen(table[i].name), &dt));
-		assert_int_equal(dt, table[i].dt);
+		bool ms = table[i].dt <= CKPT_DT_STR;
+		assert_int_equal(ckpt_dtype_parse_stored(table[i].name,
+							 strlen(table[i].name),
+							 &dt),
+				 ms);
+		assert_int_equal(dt, ms ? table[i].dt : CKPT_DT_COUNT);
 	}
 	for (size_t i = 0; i < N(old); i++) {
 		ckpt_dtype dt = CKPT_DT_COUNT;
@@ -394,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_table_complete),
 		cmocka_unit_test(test_every_name_parses),
 		cmocka_unit_test(test_old_unsigned_spelling),
+		cmocka_unit_test(test_safetensors_names),
 		cmocka_unit_test(test_numpy_aliases),
 		cmocka_unit_test(test_parse_stored),
 		cmocka_unit_test(test_unknown_names),

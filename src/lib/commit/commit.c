@@ -17,17 +17,45 @@
  * encoding nor of how bytes reach the disk: format.h and sink.h do.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "commit/sink.h"
 
-/* The format a commit writes: the only one that can be written yet.  A
- * second writable format makes this the format the tree was opened in. */
-static const struct ckpt_format *out_format(const struct ckpt_tree *t)
+/* Orders positions in the order of tree ctx by name (stored bytes). */
+static int by_name(const void *a, const void *b, void *ctx)
 {
-	(void)t;
-	return &ckpt_format_ckpt;
+	const struct ckpt_tree *t = ctx;
+	const struct entry *x = t->order[*(const size_t *)a];
+	const struct entry *y = t->order[*(const size_t *)b];
+	int c = memcmp(x->name, y->name,
+		       x->name_len < y->name_len ? x->name_len : y->name_len);
+
+	return c ? c
+		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* The order a checkpoint written from a file of another format lists its
+ * parameters in: by name, as MindSpore's safetensors_to_ckpt writes what
+ * load_checkpoint returns.  NULL (the tree's order) when the formats are
+ * the same; *fail when memory is short. */
+static size_t *name_order(const struct ckpt_tree *t, bool *fail)
+{
+	size_t *perm;
+
+	*fail = false;
+	if (!t->base || t->base->format == t->format ||
+	    t->format != &ckpt_format_ckpt)
+		return NULL;
+	perm = malloc((t->norder + 1) * sizeof(*perm));
+	*fail = !perm;
+	if (!perm)
+		return NULL;
+	for (size_t i = 0; i < t->norder; i++)
+		perm[i] = i;
+	qsort_r(perm, t->norder, sizeof(*perm), by_name, CKPT_UNCONST(t));
+	return perm;
 }
 
 /* Plaintext bytes a commit of t is expected to write (for progress). */
@@ -64,8 +92,10 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 			   const struct ckpt_write_opts *o,
 			   struct ckpt_error *err)
 {
-	const struct ckpt_format *fmt = out_format(t);
-	const struct ckpt_tree_view v = {.t = t, .o = o};
+	const struct ckpt_format *fmt = t->format;
+	bool nomem;
+	const struct ckpt_tree_view v = {
+		.t = t, .o = o, .perm = name_order(t, &nomem)};
 	struct ckpt_snapshot snap;
 	struct ckpt_sink_conf c = {
 		.fd = fd,
@@ -76,10 +106,13 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 		.total = expected_bytes(t),
 	};
 	struct ckpt_sink *s;
-	ckpt_err r = sink_new(t, fmt, &c, &s);
+	ckpt_err r = nomem ? ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory")
+			   : sink_new(t, fmt, &c, &s);
 
-	if (r)
+	if (r) {
+		free(CKPT_UNCONST(v.perm));
 		return r;
+	}
 	if (c.progress) /* the total is known before the first byte */
 		c.progress(c.progress_ctx, 0, c.total);
 	ckpt_snapshot_of(&v, &snap);
@@ -87,6 +120,7 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 	if (!r)
 		r = ckpt_sink_finish(s);
 	ckpt_sink_free(s);
+	free(CKPT_UNCONST(v.perm));
 	return r;
 }
 

@@ -37,6 +37,8 @@ struct ckpt_write_opts {
 struct ckpt_tree_view {
 	const struct ckpt_tree *t;
 	const struct ckpt_write_opts *o;
+	const size_t *perm; /* the order's positions in the order to write
+			     * (NULL: the order itself) */
 };
 
 /* snapshot.c: s describes view v (which must outlive s) to a format's

@@ -8,16 +8,21 @@
  * caller holds the tree's lock for writing for as long as the snapshot is
  * used; this file takes none and changes nothing in the tree.
  */
+#include <errno.h>
+#include <string.h>
+
 #include "commit/commit.h"
 
-/* Whether the new file gets a checksum (the crc_num trailer): as the tree
- * asks, or as the file it came from had; never in a recovery file or an
- * encrypted one. */
+/* Whether the new file gets a checksum (the crc_num trailer or metadata):
+ * as the tree asks, or as the file it came from had if it is written in
+ * the same format (MindSpore's conversions drop it); never in a recovery
+ * file or an encrypted one. */
 static bool want_checksum(const struct ckpt_tree *t, bool recovery)
 {
 	return !recovery && !t->out_key && t->crc != CKPT_CRC_DROP &&
 	       (t->crc == CKPT_CRC_ADD ||
-		(t->base && ckpt_stats(t->base)->has_crc));
+		(t->base && t->base->format == t->format &&
+		 ckpt_stats(t->base)->has_crc));
 }
 
 /* ckpt_snapshot param: entry i of the order. */
@@ -25,7 +30,7 @@ static ckpt_err param_at(const struct ckpt_snapshot *s, size_t i,
 			 struct ckpt_out_param *p, struct ckpt_error *err)
 {
 	const struct ckpt_tree_view *v = s->ctx;
-	const struct entry *e = v->t->order[i];
+	const struct entry *e = v->t->order[v->perm ? v->perm[i] : i];
 	bool recovery = v->o->recovery;
 
 	p->skip = e->scratch || (v->o->keep && !v->o->keep(v->o->keep_ctx, e));
@@ -40,7 +45,7 @@ static ckpt_err param_at(const struct ckpt_snapshot *s, size_t i,
 	p->entry = e;
 	p->orig = e->orig;
 	p->orig_fd = e->src ? ckpt_fd(e->src) : -1;
-	if (p->is_map || (p->untouched && e->orig && e->orig->rec_len))
+	if (p->is_map)
 		return CKPT_OK; /* copied as it is (or refused): no shape */
 	if (recovery && e->size == 0) {
 		p->skip = true; /* nothing to keep */
@@ -51,10 +56,57 @@ static ckpt_err param_at(const struct ckpt_snapshot *s, size_t i,
 	return CKPT_OK;
 }
 
+/* ckpt_entry_walk fn: copies the piece into the buffer at ctx. */
+struct copy_to {
+	uint8_t *buf;
+	uint64_t off;
+};
+
+static ckpt_err copy_piece(void *ctx, const struct ckpt_piece *p, uint64_t at,
+			   struct ckpt_error *err)
+{
+	const struct copy_to *c = ctx;
+	uint8_t *dst = c->buf + (at - c->off);
+	ssize_t n;
+
+	if (p->fd < 0) {
+		memcpy(dst, p->mem, p->len);
+		return CKPT_OK;
+	}
+	n = ckpt_pread_full(p->fd, dst, p->len, p->pos);
+	if (n == (ssize_t)p->len)
+		return CKPT_OK;
+	return ckpt_fail(err, CKPT_ERR_IO, p->pos, "reading a parameter: %s",
+			 n < 0 ? strerror(errno) : "the file is shorter now");
+}
+
+/* ckpt_snapshot read: bytes of entry e, wherever they are. */
+static ckpt_err read_at(const struct ckpt_snapshot *s, const struct entry *e,
+			uint64_t off, void *buf, size_t len,
+			struct ckpt_error *err)
+{
+	struct copy_to c = {.buf = buf, .off = off};
+
+	(void)s;
+	return ckpt_entry_walk(e, off, len, copy_piece, &c, err);
+}
+
 void ckpt_snapshot_of(const struct ckpt_tree_view *v, struct ckpt_snapshot *s)
 {
-	s->count = v->t->norder;
-	s->checksum = want_checksum(v->t, v->o->recovery);
-	s->param = param_at;
-	s->ctx = v;
+	const struct ckpt_tree *t = v->t;
+
+	*s = (struct ckpt_snapshot){
+		.count = t->norder,
+		.checksum = want_checksum(t, v->o->recovery),
+		.param = param_at,
+		.read = read_at,
+		.meta = t->meta,
+		.nmeta = t->nmeta,
+		.own_meta = t->own_meta,
+		.has_meta = t->has_meta,
+		.skip_unrepresentable = t->skip_unrepresentable,
+		.warn = t->warn,
+		.warn_ctx = t->warn_ctx,
+		.ctx = v,
+	};
 }

@@ -13,33 +13,91 @@
 
 #include "format/format.h"
 
+/* The HF enum order of the safetensors dtypes (safetensors-format.md
+ * section 1.7): the serializer writes the highest rank first. */
+enum st_rank {
+	R_NONE, /* not a safetensors dtype */
+	R_BOOL,
+	R_F4,
+	R_F6_E2M3,
+	R_F6_E3M2,
+	R_U8,
+	R_I8,
+	R_F8_E5M2,
+	R_F8_E4M3,
+	R_F8_E8M0,
+	R_F8_E4M3FNUZ,
+	R_F8_E5M2FNUZ,
+	R_I16,
+	R_U16,
+	R_F16,
+	R_BF16,
+	R_I32,
+	R_U32,
+	R_F32,
+	R_C64,
+	R_F64,
+	R_I64,
+	R_U64,
+};
+
 static const struct {
 	const char *name;  /* MindSpore spelling (written) */
 	const char *old;   /* older MindSpore spelling (read only) or NULL */
 	const char *numpy; /* numpy name (read only) or NULL */
-	size_t size;
+	const char *st;	   /* safetensors name or NULL */
+	unsigned bits;
+	enum st_rank rank;
+	bool ms; /* one of the 13 dtypes MindSpore's safetensors loader reads */
 } dtypes[CKPT_DT_COUNT] = {
-	[CKPT_DT_BOOL] = {"Bool", NULL, "bool", 1},
-	[CKPT_DT_INT4] = {"Int4", NULL, "int4", 1},
-	[CKPT_DT_INT8] = {"Int8", NULL, "int8", 1},
-	[CKPT_DT_INT16] = {"Int16", NULL, "int16", 2},
-	[CKPT_DT_INT32] = {"Int32", NULL, "int32", 4},
-	[CKPT_DT_INT64] = {"Int64", NULL, "int64", 8},
-	[CKPT_DT_UINT8] = {"UInt8", "Uint8", "uint8", 1},
-	[CKPT_DT_UINT16] = {"UInt16", "Uint16", "uint16", 2},
-	[CKPT_DT_UINT32] = {"UInt32", "Uint32", "uint32", 4},
-	[CKPT_DT_UINT64] = {"UInt64", "Uint64", "uint64", 8},
-	[CKPT_DT_FLOAT16] = {"Float16", NULL, "float16", 2},
-	[CKPT_DT_FLOAT32] = {"Float32", NULL, "float32", 4},
-	[CKPT_DT_FLOAT64] = {"Float64", NULL, "float64", 8},
-	[CKPT_DT_BFLOAT16] = {"BFloat16", NULL, "bfloat16", 2},
-	[CKPT_DT_COMPLEX64] = {"Complex64", NULL, "complex64", 8},
-	[CKPT_DT_COMPLEX128] = {"Complex128", NULL, "complex128", 16},
-	[CKPT_DT_FLOAT8E4M3FN] = {"Float8E4M3FN", NULL, "float8_e4m3fn", 1},
-	[CKPT_DT_FLOAT8E5M2] = {"Float8E5M2", NULL, "float8_e5m2", 1},
-	[CKPT_DT_HIFLOAT8] = {"HiFloat8", NULL, NULL, 1},
-	[CKPT_DT_STR] = {"str", NULL, NULL, 4},
+	[CKPT_DT_BOOL] = {"Bool", NULL, "bool", "BOOL", 8, R_BOOL, true},
+	[CKPT_DT_INT4] = {"Int4", NULL, "int4", NULL, 8, R_I8, true},
+	[CKPT_DT_INT8] = {"Int8", NULL, "int8", "I8", 8, R_I8, true},
+	[CKPT_DT_INT16] = {"Int16", NULL, "int16", "I16", 16, R_I16, true},
+	[CKPT_DT_INT32] = {"Int32", NULL, "int32", "I32", 32, R_I32, true},
+	[CKPT_DT_INT64] = {"Int64", NULL, "int64", "I64", 64, R_I64, true},
+	[CKPT_DT_UINT8] = {"UInt8", "Uint8", "uint8", "U8", 8, R_U8, true},
+	[CKPT_DT_UINT16] = {"UInt16", "Uint16", "uint16", "U16", 16, R_U16,
+			    true},
+	[CKPT_DT_UINT32] = {"UInt32", "Uint32", "uint32", "U32", 32, R_U32,
+			    true},
+	[CKPT_DT_UINT64] = {"UInt64", "Uint64", "uint64", "U64", 64, R_U64,
+			    true},
+	[CKPT_DT_FLOAT16] = {"Float16", NULL, "float16", "F16", 16, R_F16,
+			     true},
+	[CKPT_DT_FLOAT32] = {"Float32", NULL, "float32", "F32", 32, R_F32,
+			     true},
+	[CKPT_DT_FLOAT64] = {"Float64", NULL, "float64", "F64", 64, R_F64,
+			     true},
+	[CKPT_DT_BFLOAT16] = {"BFloat16", NULL, "bfloat16", "BF16", 16, R_BF16,
+			      true},
+	[CKPT_DT_COMPLEX64] = {"Complex64", NULL, "complex64", "C64", 64, R_C64,
+			       false},
+	[CKPT_DT_COMPLEX128] = {"Complex128", NULL, "complex128", NULL, 128,
+				R_NONE, false},
+	[CKPT_DT_FLOAT8E4M3FN] = {"Float8E4M3FN", NULL, "float8_e4m3fn",
+				  "F8_E4M3", 8, R_F8_E4M3, false},
+	[CKPT_DT_FLOAT8E5M2] = {"Float8E5M2", NULL, "float8_e5m2", "F8_E5M2", 8,
+				R_F8_E5M2, false},
+	[CKPT_DT_HIFLOAT8] = {"HiFloat8", NULL, NULL, NULL, 8, R_NONE, false},
+	[CKPT_DT_STR] = {"str", NULL, NULL, NULL, 32, R_NONE, false},
+	[CKPT_DT_F8_E8M0] = {"F8_E8M0", NULL, "float8_e8m0fnu", "F8_E8M0", 8,
+			     R_F8_E8M0, false},
+	[CKPT_DT_F8_E4M3FNUZ] = {"F8_E4M3FNUZ", NULL, "float8_e4m3fnuz",
+				 "F8_E4M3FNUZ", 8, R_F8_E4M3FNUZ, false},
+	[CKPT_DT_F8_E5M2FNUZ] = {"F8_E5M2FNUZ", NULL, "float8_e5m2fnuz",
+				 "F8_E5M2FNUZ", 8, R_F8_E5M2FNUZ, false},
+	[CKPT_DT_F4] = {"F4", NULL, NULL, "F4", 4, R_F4, false},
+	[CKPT_DT_F6_E2M3] = {"F6_E2M3", NULL, NULL, "F6_E2M3", 6, R_F6_E2M3,
+			     false},
+	[CKPT_DT_F6_E3M2] = {"F6_E3M2", NULL, NULL, "F6_E3M2", 6, R_F6_E3M2,
+			     false},
 };
+
+static bool same(const char *s, size_t len, const char *name)
+{
+	return name && strlen(name) == len && memcmp(s, name, len) == 0;
+}
 
 const char *const ckpt_map_names[CKPT_MAP_NTENSORS] = {"keys", "values",
 						       "status"};
@@ -51,12 +109,48 @@ const char *ckpt_dtype_name(ckpt_dtype dt)
 
 size_t ckpt_dtype_size(ckpt_dtype dt)
 {
-	return (unsigned)dt < CKPT_DT_COUNT ? dtypes[dt].size : 0;
+	return ckpt_dtype_bits(dt) % 8 ? 0 : ckpt_dtype_bits(dt) / 8;
 }
 
-static bool same(const char *s, size_t len, const char *name)
+unsigned ckpt_dtype_bits(ckpt_dtype dt)
 {
-	return name && strlen(name) == len && memcmp(s, name, len) == 0;
+	return (unsigned)dt < CKPT_DT_COUNT ? dtypes[dt].bits : 0;
+}
+
+bool ckpt_dtype_elems(ckpt_dtype dt, uint64_t bytes, uint64_t *n)
+{
+	unsigned bits = ckpt_dtype_bits(dt);
+
+	if (!bits || bytes > UINT64_MAX / 8 || bytes * 8 % bits)
+		return false;
+	*n = bytes * 8 / bits;
+	return true;
+}
+
+const char *ckpt_dtype_st_name(ckpt_dtype dt)
+{
+	return (unsigned)dt < CKPT_DT_COUNT ? dtypes[dt].st : NULL;
+}
+
+bool ckpt_dtype_st_parse(const char *s, size_t len, ckpt_dtype *out)
+{
+	for (int i = 0; i < CKPT_DT_COUNT; i++) {
+		if (i != CKPT_DT_INT4 && same(s, len, dtypes[i].st)) {
+			*out = (ckpt_dtype)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+int ckpt_dtype_st_rank(ckpt_dtype dt)
+{
+	return (unsigned)dt < CKPT_DT_COUNT ? (int)dtypes[dt].rank : 0;
+}
+
+bool ckpt_dtype_ms_loads(ckpt_dtype dt)
+{
+	return (unsigned)dt < CKPT_DT_COUNT && dtypes[dt].ms;
 }
 
 bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)
@@ -64,7 +158,8 @@ bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)
 	for (int i = 0; i < CKPT_DT_COUNT; i++) {
 		if (same(s, len, dtypes[i].name) ||
 		    same(s, len, dtypes[i].old) ||
-		    same(s, len, dtypes[i].numpy)) {
+		    same(s, len, dtypes[i].numpy) ||
+		    same(s, len, dtypes[i].st)) {
 			*out = (ckpt_dtype)i;
 			return true;
 		}
@@ -74,7 +169,7 @@ bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)
 
 bool ckpt_dtype_parse_stored(const char *s, size_t len, ckpt_dtype *out)
 {
-	for (int i = 0; i < CKPT_DT_COUNT; i++) {
+	for (int i = 0; i <= CKPT_DT_STR; i++) { /* MindSpore's tensor_types */
 		if (same(s, len, dtypes[i].name) ||
 		    same(s, len, dtypes[i].old)) {
 			*out = (ckpt_dtype)i;
@@ -107,14 +202,18 @@ int ckpt_shape_format(const int64_t *dims, uint32_t ndims, char *buf,
 bool ckpt_shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
 		      uint64_t *out)
 {
-	uint64_t n = ckpt_dtype_size(dt);
+	unsigned bits = ckpt_dtype_bits(dt);
+	bool sub = bits % 8 != 0; /* F4, F6: count bits, then bytes */
+	uint64_t n = sub ? bits : bits / 8;
 
 	for (uint32_t i = 0; i < ndims; i++) {
 		if (dims[i] < 0 ||
 		    __builtin_mul_overflow(n, (uint64_t)dims[i], &n))
 			return false;
 	}
-	*out = n;
+	if (sub && n % 8) /* the elements must fill whole bytes */
+		return false;
+	*out = sub ? n / 8 : n;
 	return true;
 }
 

@@ -15,9 +15,22 @@ bool ckpt_utf8_valid(const char *s, size_t len);
 
 /* The bytes a tensor of dtype dt and shape dims[ndims] holds: prod(dims)
  * times the element size (the element size itself for ndims == 0).  False,
- * *out untouched, if a dim is negative or the product overflows. */
+ * *out untouched, if a dim is negative, the product overflows, or (F4, F6)
+ * the elements do not fill whole bytes. */
 bool ckpt_shape_bytes(ckpt_dtype dt, const int64_t *dims, uint32_t ndims,
 		      uint64_t *out);
+
+/* dtype.c, the safetensors side of the dtypes: the safetensors name of dt
+ * ("F32"; NULL for a dtype safetensors has none for: Int4, which is
+ * written as I8, Complex128, HiFloat8, str); a safetensors name of len
+ * bytes to its dtype (Int4 never: that is the metadata's to say); dt's
+ * rank in Hugging Face's enum, which orders the serializer's output (0:
+ * none); whether MindSpore's safetensors loader reads dt (its 13 dtypes,
+ * and Int4 through its marker). */
+const char *ckpt_dtype_st_name(ckpt_dtype dt);
+bool ckpt_dtype_st_parse(const char *s, size_t len, ckpt_dtype *out);
+int ckpt_dtype_st_rank(ckpt_dtype dt);
+bool ckpt_dtype_ms_loads(ckpt_dtype dt);
 
 /* open.c: like ckpt_open on an open descriptor of path (owned from here
  * on, closed on failure): detects and decrypts, picks the format, scans. */
@@ -93,6 +106,25 @@ struct ckpt_snapshot {
 	 * its dtype and shape do not fit its bytes, err says so. */
 	ckpt_err (*param)(const struct ckpt_snapshot *s, size_t i,
 			  struct ckpt_out_param *p, struct ckpt_error *err);
+	/* Copies bytes [off, off+len) of file entry e into buf (a format
+	 * whose checksum comes before the data reads them twice). */
+	ckpt_err (*read)(const struct ckpt_snapshot *s, const struct entry *e,
+			 uint64_t off, void *buf, size_t len,
+			 struct ckpt_error *err);
+	/* The tree's metadata (own_meta: it has its own, as read from a
+	 * file with metadata and edited since; else a format writes its
+	 * defaults): nmeta items in order, has_meta if the file had a
+	 * metadata object at all. */
+	const struct ckpt_meta_item *meta;
+	size_t nmeta;
+	bool own_meta, has_meta;
+	/* What cannot be written in this format (a map or a str parameter
+	 * in safetensors) is left out with a warning instead of failing. */
+	bool skip_unrepresentable;
+	/* Says something the user should know about what is written (a
+	 * name MindSpore cannot load); msg is a sentence without newline. */
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
 	const void *ctx;
 };
 
@@ -102,6 +134,9 @@ struct ckpt_format {
 	 * a tree with an output key is written through the encrypted sink,
 	 * and one of a format without this is refused. */
 	bool encryptable;
+	/* Files of this format carry metadata (key -> string) that the
+	 * tree shows and edits (ckpt_tree_meta_*). */
+	bool metadata;
 	/* True if a file whose plaintext starts with the len bytes at head
 	 * (fewer than asked for if the file is shorter, or none if it could
 	 * not be read) and holds size bytes is of this format. */
@@ -112,6 +147,9 @@ struct ckpt_format {
 	 * where. */
 	ckpt_err (*scan)(struct ckpt_file *f, const struct ckpt_open_opts *opts,
 			 struct ckpt_error *err);
+	/* Checks the format's checksum of a scanned file (ckpt_verify_crc):
+	 * CKPT_OK if it has none or it matches. */
+	ckpt_err (*verify_crc)(struct ckpt_file *f, struct ckpt_error *err);
 	/* Emits the file that holds snapshot s into em, front to back; NULL
 	 * for a format that cannot be written.  On failure the emitted
 	 * bytes are garbage. */
@@ -124,6 +162,13 @@ struct ckpt_format {
 
 /* The MindSpore checkpoint (format/ckpt/module.c). */
 extern const struct ckpt_format ckpt_format_ckpt;
+
+/* Hugging Face's safetensors, as MindSpore writes and reads it
+ * (format/safetensors/module.c). */
+extern const struct ckpt_format ckpt_format_safetensors;
+
+/* open.c: the format named name (len bytes), or NULL. */
+const struct ckpt_format *ckpt_format_by_name(const char *name, size_t len);
 
 /* format/ckpt/encode.c: the encode of ckpt_format_ckpt (see struct
  * ckpt_format): MindSpore >= 2.3 records, unchanged records copied as they

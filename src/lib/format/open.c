@@ -20,23 +20,72 @@
 /* The formats a file may be in (format.h), asked in this order.  The ckpt
  * format has no magic and takes what the others leave: it stays last. */
 static const struct ckpt_format *const formats[] = {
+	&ckpt_format_safetensors,
 	&ckpt_format_ckpt,
 };
 
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))
 
-/* The format of f, by the first bytes of its plaintext; a head that
+const char *ckpt_format_names(void)
+{
+	return "ckpt, safetensors";
+}
+
+const struct ckpt_format *ckpt_format_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NFORMATS; i++)
+		if (strlen(formats[i]->name) == len &&
+		    memcmp(formats[i]->name, name, len) == 0)
+			return formats[i];
+	return NULL;
+}
+
+bool ckpt_format_known(const char *name, size_t len)
+{
+	return ckpt_format_by_name(name, len) != NULL;
+}
+
+const char *ckpt_format_of(const struct ckpt_file *f)
+{
+	return f->format->name;
+}
+
+ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
+{
+	return f->format->verify_crc(f, err);
+}
+
+/* The format of the plaintext at fd (size bytes), by its first bytes
+ * (only the formats MindSpore encrypts, if it was decrypted); a head that
  * cannot be read is left to the last format's scanner to report. */
-static const struct ckpt_format *pick_format(const struct ckpt_file *f)
+static const struct ckpt_format *probe_format(int fd, uint64_t size,
+					      bool decrypted)
 {
 	uint8_t head[CKPT_PROBE_LEN];
-	ssize_t n = ckpt_pread_full(f->fd, head, sizeof(head), 0);
+	ssize_t n = ckpt_pread_full(fd, head, sizeof(head), 0);
 	size_t len = n > 0 ? (size_t)n : 0;
 
 	for (size_t i = 0; i < NFORMATS; i++)
-		if (formats[i]->probe(head, len, f->stats.file_size))
+		if ((formats[i]->encryptable || !decrypted) &&
+		    formats[i]->probe(head, len, size))
 			return formats[i];
 	return formats[NFORMATS - 1];
+}
+
+/* The format opts force, or NULL (by content); fails for an unknown
+ * name. */
+static ckpt_err forced_format(const struct ckpt_open_opts *opts,
+			      const struct ckpt_format **out,
+			      struct ckpt_error *err)
+{
+	const char *name = opts ? opts->format : NULL;
+
+	*out = name ? ckpt_format_by_name(name, strlen(name)) : NULL;
+	if (name && !*out)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "unknown format '%s' (known: %s)", name,
+				 ckpt_format_names());
+	return CKPT_OK;
 }
 
 /* Indexes fd (owned from here on); enc carries what decryption found. */
@@ -81,7 +130,12 @@ static ckpt_err open_scan(int fd, const char *label,
 	ckpt_ident_of(&st, &f->ident);
 	f->stats.stream_size =
 		f->stats.file_size; /* unless a trailer ends it */
-	e = pick_format(f)->scan(f, opts, err);
+	e = forced_format(opts, &f->format, err);
+	if (e)
+		goto fail;
+	if (!f->format)
+		f->format = probe_format(fd, f->stats.file_size, enc != NULL);
+	e = f->format->scan(f, opts, err);
 	if (e)
 		goto fail;
 	*out = f;
@@ -89,6 +143,28 @@ static ckpt_err open_scan(int fd, const char *label,
 fail:
 	ckpt_close(f);
 	return e;
+}
+
+/* A key was given: CKPT_OK unless the file is, or is forced to be, of a
+ * format MindSpore never encrypts (a plain file that such a format
+ * claims, or any file when forced). */
+static ckpt_err refuse_key(int fd, const char *path,
+			   const struct ckpt_open_opts *opts, uint64_t size,
+			   enum ckpt_enc_mode found, struct ckpt_error *err)
+{
+	const struct ckpt_format *fmt;
+	ckpt_err e = forced_format(opts, &fmt, err);
+
+	if (e)
+		return e;
+	if (!fmt && found == CKPT_ENC_NONE)
+		fmt = probe_format(fd, size, false);
+	if (!fmt || fmt->encryptable)
+		return CKPT_OK;
+	return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			 "%s is a %s file, and MindSpore has no encrypted %s "
+			 "files: give no key or encryption mode",
+			 path, fmt->name, fmt->name);
 }
 
 ckpt_err ckpt_open_fd(int fd, const char *label,
@@ -125,6 +201,11 @@ ckpt_err ckpt_open_file(int fd, const char *path,
 	if (fstat(fd, &st) < 0) {
 		e = ckpt_fail(err, CKPT_ERR_IO, 0, "%s: %s", path,
 			      strerror(errno));
+		close(fd);
+		return e;
+	}
+	e = refuse_key(fd, path, opts, (uint64_t)st.st_size, found, err);
+	if (e) {
 		close(fd);
 		return e;
 	}

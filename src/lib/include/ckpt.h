@@ -94,18 +94,37 @@ typedef enum ckpt_dtype {
 	CKPT_DT_FLOAT8E5M2,
 	CKPT_DT_HIFLOAT8,
 	CKPT_DT_STR,
+	/* safetensors dtypes MindSpore has no name for (shown by their
+	 * safetensors names); F4 and F6 are 4 and 6 bits per element */
+	CKPT_DT_F8_E8M0,
+	CKPT_DT_F8_E4M3FNUZ,
+	CKPT_DT_F8_E5M2FNUZ,
+	CKPT_DT_F4,
+	CKPT_DT_F6_E2M3,
+	CKPT_DT_F6_E3M2,
 	CKPT_DT_COUNT
 } ckpt_dtype;
 
-/* MindSpore's spelling of dt ("Float32", "UInt8", "str", ...). */
+/* MindSpore's spelling of dt ("Float32", "UInt8", "str", ...); for a
+ * dtype MindSpore has no name for, the safetensors one ("F8_E8M0"). */
 const char *ckpt_dtype_name(ckpt_dtype dt);
 
-/* Bytes per element of dt (str: 4, one UTF-32 code point). */
+/* Bytes per element of dt (str: 4, one UTF-32 code point); 0 for F4 and
+ * F6, whose elements are smaller than a byte (see ckpt_dtype_bits). */
 size_t ckpt_dtype_size(ckpt_dtype dt);
 
+/* Bits per element of dt (8 x ckpt_dtype_size, or 4 and 6); 0 out of
+ * range. */
+unsigned ckpt_dtype_bits(ckpt_dtype dt);
+
+/* The number of elements of dt that bytes bytes hold, if a whole number
+ * of them does (the inferred 1-D shape); false, *n untouched, if not. */
+bool ckpt_dtype_elems(ckpt_dtype dt, uint64_t bytes, uint64_t *n);
+
 /* Parses a dtype name of len bytes.  Accepts MindSpore spellings, the old
- * "Uint8".."Uint64" spelling and numpy names ("float32", "int64", "bool",
- * "bfloat16", ...).  Returns false if the name is unknown. */
+ * "Uint8".."Uint64" spelling, numpy names ("float32", "int64", "bool",
+ * "bfloat16", ...) and safetensors names ("F32", "BF16", "F8_E4M3", ...).
+ * Returns false if the name is unknown. */
 bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out);
 
 /* Like ckpt_dtype_parse, but only the spellings MindSpore writes as a
@@ -272,11 +291,13 @@ struct ckpt_stats {
 	enum ckpt_enc_mode enc_mode; /* the file was encrypted with this */
 	bool enc_legacy;	     /* MindSpore 1.3-1.6 layout */
 	uint64_t enc_blocks;
+	uint64_t header_size; /* safetensors: bytes of the JSON header */
 };
 
 struct ckpt_open_opts {
 	bool skip_crc;		    /* do not verify the crc_num trailer */
 	const struct ckpt_key *key; /* decrypt with this key */
+	const char *format; /* "ckpt" or "safetensors"; NULL: by content */
 };
 
 struct ckpt_file;
@@ -325,9 +346,41 @@ ckpt_err ckpt_tensor_read(const struct ckpt_file *f,
 /* Index of the extent holding stored byte pos of t (pos < t->stored). */
 uint32_t ckpt_tensor_extent_at(const struct ckpt_tensor *t, uint64_t pos);
 
-/* Reads the whole stream and compares its CRC-32 with the trailer.
- * Returns CKPT_OK if there is no trailer or it matches. */
+/* Reads the whole file and compares its CRC with the one it stores (the
+ * crc_num trailer of a checkpoint, the crc_num metadata of a safetensors
+ * file).  Returns CKPT_OK if there is none or it matches. */
 ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err);
+
+/* ---- formats and metadata --------------------------------------------- */
+
+/* The names of the formats ckpt_open reads ("ckpt", "safetensors"), for
+ * messages and --help: "ckpt, safetensors". */
+const char *ckpt_format_names(void);
+
+/* True if name (len bytes) names a format ckpt_open reads. */
+bool ckpt_format_known(const char *name, size_t len);
+
+/* The format f was read in: "ckpt" or "safetensors". */
+const char *ckpt_format_of(const struct ckpt_file *f);
+
+/* One key of a file's metadata (safetensors __metadata__), in file
+ * order. */
+struct ckpt_meta_item {
+	const char *key;
+	const char *value; /* the string, or (json) a value's compact JSON */
+	bool json;	   /* not a string: HF's loader refuses the file */
+	bool marker;	   /* "NAME": "Int4" for an I8 tensor NAME, which is
+			    * then shown as Int4 */
+};
+
+/* True if f has metadata at all (a safetensors file with __metadata__,
+ * even an empty one). */
+bool ckpt_has_metadata(const struct ckpt_file *f);
+
+/* Number of metadata keys of f, and the i-th (i < ckpt_meta_count), owned
+ * by f. */
+size_t ckpt_meta_count(const struct ckpt_file *f);
+const struct ckpt_meta_item *ckpt_meta_at(const struct ckpt_file *f, size_t i);
 
 /* ---- CRC-32 (IEEE, as zlib.crc32) -------------------------------------- */
 

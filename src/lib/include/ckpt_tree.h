@@ -85,6 +85,18 @@ struct ckpt_tree_opts {
 	 * total), from one thread at a time but not always the same one. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/* The format commits write: "ckpt" or "safetensors"; NULL: the
+	 * source's, or for a new file (create) the target's extension
+	 * (".safetensors"), else ckpt. */
+	const char *out_format;
+	/* What the output format cannot represent (maps and str in
+	 * safetensors) is left out with a warning instead of failing. */
+	bool skip_unrepresentable;
+	/* Called with a sentence (no newline) a commit wants the user to
+	 * know (a name MindSpore cannot load, a parameter left out); NULL:
+	 * nobody is told. */
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
 };
 
 enum ckpt_entry_kind {
@@ -241,6 +253,42 @@ ckpt_err ckpt_tree_commit(struct ckpt_tree *t, struct ckpt_error *err);
  * ("a, b, c"), else NULL. */
 ckpt_err ckpt_tree_save_recovery(struct ckpt_tree *t, char **path, char **lost,
 				 struct ckpt_error *err);
+
+/* ---- metadata: the key -> string map of formats that have one
+ * (safetensors' __metadata__), shown on a mount's root as user.metadata.KEY.
+ * Int4 markers are the dtype of their tensors, not metadata of their own:
+ * never listed nor set here.  crc_num is listed but computed by commits:
+ * it cannot be set or removed. */
+
+/* The tree's output format: "ckpt" or "safetensors". */
+const char *ckpt_tree_format(const struct ckpt_tree *t);
+
+/* True if the tree's format keeps metadata. */
+bool ckpt_tree_has_metadata(const struct ckpt_tree *t);
+
+/* Calls fn with each key and value (a non-string JSON value as its JSON
+ * text), in order, under the read lock, until fn returns false. */
+void ckpt_tree_meta_list(struct ckpt_tree *t,
+			 bool (*fn)(void *ctx, const char *key,
+				    const char *value),
+			 void *ctx);
+
+/* A malloc'd copy of the value of key in *value.  CKPT_ERR_NOTFOUND if
+ * there is no such key. */
+ckpt_err ckpt_tree_meta_get(struct ckpt_tree *t, const char *key, char **value,
+			    struct ckpt_error *err);
+
+/* Sets key to the string value (len bytes of UTF-8, no NUL), a new key at
+ * the end.  CKPT_ERR_UNSUPPORTED for a format without metadata, _PERM for
+ * crc_num and the marker of an Int4 tensor, _INVAL for bytes that are not
+ * such a string, _READONLY. */
+ckpt_err ckpt_tree_meta_set(struct ckpt_tree *t, const char *key,
+			    const char *value, size_t len,
+			    struct ckpt_error *err);
+
+/* Removes key: CKPT_ERR_NOTFOUND if there is none, else as _set. */
+ckpt_err ckpt_tree_meta_remove(struct ckpt_tree *t, const char *key,
+			       struct ckpt_error *err);
 
 /* ---- trust: the file underneath, names, owners ------------------------ */
 

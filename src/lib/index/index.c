@@ -320,3 +320,18 @@ const struct ckpt_stats *ckpt_stats(const struct ckpt_file *f)
 {
 	return &f->stats;
 }
+
+bool ckpt_has_metadata(const struct ckpt_file *f)
+{
+	return f->has_meta;
+}
+
+size_t ckpt_meta_count(const struct ckpt_file *f)
+{
+	return f->nmeta;
+}
+
+const struct ckpt_meta_item *ckpt_meta_at(const struct ckpt_file *f, size_t i)
+{
+	return i < f->nmeta ? &f->meta[i] : NULL;
+}

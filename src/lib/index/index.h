@@ -12,6 +12,7 @@
 
 /* A block of the memory the index of an open file lives in (index.c). */
 struct ckpt_block;
+struct ckpt_format; /* format/format.h */
 
 struct ckpt_file {
 	int fd;
@@ -24,6 +25,10 @@ struct ckpt_file {
 	size_t hash_size; /* power of two, at least 2 x nparams; 0 until
 			      * ckpt_index_build */
 	struct ckpt_block *blocks; /* names, dims, extents, map tensors */
+	const struct ckpt_format *format; /* what the scan read it as */
+	struct ckpt_meta_item *meta;	  /* nmeta, in the index's blocks */
+	size_t nmeta;
+	bool has_meta;
 };
 
 /* Appends a parameter in file order.  Its pointers must be into memory

@@ -32,7 +32,7 @@ void ckpt_entry_view(const struct entry *e, struct entry *view)
 		return;
 	if (e->dtype == CKPT_DT_STR ? e->size % 4 == 0 && e->size > 0
 	    : !e->shape_explicit
-		    ? e->size > 0 && e->size % ckpt_dtype_size(e->dtype) == 0
+		    ? e->size > 0 && ckpt_dtype_elems(e->dtype, e->size, &need)
 		    : ckpt_shape_bytes(e->dtype, e->dims, e->ndims, &need) &&
 			      need == e->size)
 		return;
@@ -90,10 +90,10 @@ static bool explicit_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 static bool inferred_dims(const struct entry *e, int64_t *dims, uint32_t *ndims,
 			  bool coerce, struct ckpt_error *err)
 {
-	size_t esize = ckpt_dtype_size(e->dtype);
+	uint64_t n;
 
-	if (e->size && e->size % esize == 0) {
-		dims[0] = (int64_t)(e->size / esize);
+	if (e->size && ckpt_dtype_elems(e->dtype, e->size, &n)) {
+		dims[0] = (int64_t)n;
 		*ndims = 1;
 		return true;
 	}

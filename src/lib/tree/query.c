@@ -84,7 +84,10 @@ static void fill_info(const struct entry *ent, int sub,
 				  sizeof(info->shape));
 		return;
 	} else {
-		dims[0] = (int64_t)(e->size / ckpt_dtype_size(e->dtype));
+		uint64_t n = 0;
+
+		ckpt_dtype_elems(e->dtype, e->size, &n); /* 0 if no fit */
+		dims[0] = (int64_t)n;
 		ndims = 1;
 	}
 	ckpt_shape_format(dims, ndims, info->shape, sizeof(info->shape));

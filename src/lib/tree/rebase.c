@@ -10,6 +10,7 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tree/tree.h"
@@ -37,20 +38,86 @@ static bool old_still_read(const struct ckpt_tree *t)
 	return false;
 }
 
+/* Orders entries by name (stored bytes). */
+static int by_name(const void *a, const void *b)
+{
+	const struct entry *x = *(struct entry *const *)a;
+	const struct entry *y = *(struct entry *const *)b;
+	int c = memcmp(x->name, y->name,
+		       x->name_len < y->name_len ? x->name_len : y->name_len);
+
+	return c ? c
+		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* The written entries in the order of the parameters of nf, which a
+ * format may have written in an order of its own (safetensors: by
+ * dtype, then name): a malloc'd array of ckpt_count(nf), or NULL if
+ * memory is short or some parameter matches no entry. */
+static struct entry **match(const struct ckpt_tree *t,
+			    const struct ckpt_file *nf)
+{
+	size_t n = 0, count = ckpt_count(nf);
+	struct entry **sorted = malloc((t->norder + 1) * sizeof(*sorted));
+	struct entry **out = malloc((t->norder + 1) * sizeof(*out));
+
+	if (!sorted || !out)
+		goto fail;
+	for (size_t i = 0; i < t->norder; i++)
+		if (!t->order[i]->scratch)
+			sorted[n++] = t->order[i];
+	qsort(sorted, n, sizeof(*sorted), by_name);
+	for (size_t k = 0; k < count; k++) {
+		const struct ckpt_param *p = ckpt_param_at(nf, k);
+		struct entry key = {.name = p->name,
+				    .name_len = (uint32_t)p->name_len};
+		struct entry *kp = &key,
+			     **hit = bsearch(&kp, sorted, n, sizeof(*sorted),
+					     by_name);
+		if (!hit)
+			goto fail;
+		out[k] = *hit;
+	}
+	free(sorted);
+	return out;
+fail:
+	free(sorted);
+	free(out);
+	return NULL;
+}
+
+/* The order becomes that of nf (written[k] is parameter k), scratch
+ * entries after it in their order, and each written entry is bound to its
+ * parameter; takes written. */
+static void reorder(struct ckpt_tree *t, struct entry **written,
+		    struct ckpt_file *nf)
+{
+	size_t n = ckpt_count(nf), k = n;
+
+	for (size_t i = 0; i < t->norder; i++)
+		if (t->order[i]->scratch)
+			written[k++] = t->order[i]; /* room: see below */
+	memcpy(t->order, written, t->norder * sizeof(*t->order));
+	for (size_t i = 0; i < n; i++)
+		ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i), nf);
+	free(written);
+}
+
 /* The tree continues on the new file fd (a descriptor of its own is
  * taken).  If it cannot be scanned, the tree stays as it was. */
 static void rebind(struct ckpt_tree *t, int fd)
 {
 	struct ckpt_open_opts oo = t->open_opts;
 	struct ckpt_file *nf = NULL;
-	size_t k = 0;
+	struct entry **written = NULL;
 	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
 	oo.skip_crc = true; /* we just computed it */
 	oo.key = NULL;
+	oo.format = t->format->name;
 	if (nfd < 0 ||
 	    ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL) != CKPT_OK ||
-	    ckpt_count(nf) != count_written(t)) {
+	    ckpt_count(nf) != count_written(t) || !(written = match(t, nf))) {
 		ckpt_close(nf);
 		return;
 	}
@@ -58,6 +125,7 @@ static void rebind(struct ckpt_tree *t, int fd)
 		struct ckpt_file **r =
 			realloc(t->retired, (t->nretired + 1) * sizeof(*r));
 		if (!r) {
+			free(written);
 			ckpt_close(nf);
 			return;
 		}
@@ -66,11 +134,9 @@ static void rebind(struct ckpt_tree *t, int fd)
 	} else {
 		ckpt_close(t->base);
 	}
-	for (size_t i = 0; i < t->norder; i++)
-		if (!t->order[i]->scratch)
-			ckpt_entry_bind(t->order[i], ckpt_param_at(nf, k++),
-					nf);
+	reorder(t, written, nf);
 	t->base = nf;
+	ckpt_tree_meta_load(t, nf, NULL); /* as before if memory is short */
 	ckpt_tree_release_retired(t);
 	t->base_mtime_ns = ckpt_ts_ns(&nf->ident.mtime);
 	t->dirty = false;

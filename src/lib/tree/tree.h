@@ -11,6 +11,7 @@
  *   scratch.c   scratch names and tombs
  *   pieces.c    where an entry's bytes are
  *   rebase.c    moving the tree onto the file a commit wrote
+ *   metadata.c  the format's metadata (safetensors __metadata__)
  */
 #ifndef CKPT_TREE_INTERNAL_H
 #define CKPT_TREE_INTERNAL_H
@@ -119,6 +120,14 @@ struct ckpt_tree {
 	size_t nbuckets;
 	bool dirty;
 	bool dir_unsynced; /* the last commit's directory fsync failed */
+
+	const struct ckpt_format *format; /* what commits write */
+	struct ckpt_meta_item *meta;	  /* the metadata, strings owned */
+	size_t nmeta, meta_cap;
+	bool has_meta, own_meta; /* as struct ckpt_snapshot says */
+	bool skip_unrepresentable;
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
 };
 
 /* tree.c: a new entry with a fresh (or freed) id, not yet linked; with
@@ -273,6 +282,16 @@ void ckpt_entry_pin_shape(struct entry *e);
 /* meta.c: the dtype and shape e shows: an inherited dtype/shape whose
  * bytes do not fit the size is shown as UInt8 with an inferred shape. */
 void ckpt_entry_view(const struct entry *e, struct entry *view);
+
+/* ---- metadata.c -------------------------------------------------------- */
+
+/* The tree's metadata becomes a copy of f's (none for a file without);
+ * on failure (NOMEM) it is as before. */
+ckpt_err ckpt_tree_meta_load(struct ckpt_tree *t, const struct ckpt_file *f,
+			     struct ckpt_error *err);
+
+/* Frees the tree's metadata. */
+void ckpt_tree_meta_free(struct ckpt_tree *t);
 
 /* ---- rebase.c: after a commit ------------------------------------------ */
 

@@ -264,6 +264,45 @@ static void init(struct ckpt_tree *t, const struct ckpt_tree_opts *opts)
 	}
 	t->one_shot = opts->one_shot;
 	t->memory_staging = opts->open.key || t->out_key;
+	t->skip_unrepresentable = opts->skip_unrepresentable;
+	t->warn = opts->warn;
+	t->warn_ctx = opts->warn_ctx;
+}
+
+/* True if path ends with suffix. */
+static bool ends_with(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), k = strlen(suffix);
+
+	return n >= k && strcmp(path + n - k, suffix) == 0;
+}
+
+/* The format commits write (see out_format in ckpt_tree.h), and the
+ * metadata the tree starts with. */
+static ckpt_err choose_format(struct ckpt_tree *t,
+			      const struct ckpt_tree_opts *opts,
+			      struct ckpt_error *err)
+{
+	const char *name = opts->out_format;
+
+	if (name)
+		t->format = ckpt_format_by_name(name, strlen(name));
+	else if (t->base)
+		t->format = t->base->format;
+	else
+		t->format = ends_with(t->tgt_pl.path, ".safetensors")
+				    ? &ckpt_format_safetensors
+				    : &ckpt_format_ckpt;
+	if (!t->format)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "unknown format '%s' (known: %s)", name,
+				 ckpt_format_names());
+	if (t->out_key && !t->format->encryptable)
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "%s: MindSpore has no encrypted %s files: "
+				 "give no output key",
+				 t->tgt_pl.path, t->format->name);
+	return ckpt_tree_meta_load(t, t->base, err);
 }
 
 ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
@@ -294,6 +333,8 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 		e = open_source(t, path, opts, err);
 	if (!e && opts->output)
 		e = pin_output(t, err);
+	if (!e)
+		e = choose_format(t, opts, err);
 	if (!e)
 		e = load_entries(t, err);
 	if (e)
@@ -339,6 +380,7 @@ void ckpt_tree_close(struct ckpt_tree *t)
 	free(t->staging_dir);
 	free(t->tmp_path);
 	ckpt_scratch_free(t);
+	ckpt_tree_meta_free(t);
 	ckpt_tombs_clear(t);
 	free(t->tombs);
 	if (t->entry_block)

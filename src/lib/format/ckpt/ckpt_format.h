@@ -252,4 +252,8 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err);
  * and sets stream_size to the bytes before it. */
 ckpt_err ckpt_trailer_find(struct ckpt_file *f, struct ckpt_error *err);
 
+/* Reads the whole stream and compares its CRC-32 with the trailer
+ * (ckpt_verify_crc for this format). */
+ckpt_err ckpt_trailer_verify(struct ckpt_file *f, struct ckpt_error *err);
+
 #endif /* CKPT_FORMAT_H */

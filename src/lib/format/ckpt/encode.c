@@ -118,6 +118,13 @@ static ckpt_err put_param(struct ckpt_emitter *em, struct ckpt_out_param *p,
 				 "map parameter '%s' is stored in separated "
 				 "records, which cannot be rewritten yet",
 				 p->fname);
+	if (p->dtype > CKPT_DT_STR) /* a safetensors dtype */
+		return ckpt_fail(err, CKPT_ERR_UNSUPPORTED, 0,
+				 "parameter '%s' is %s, which MindSpore's "
+				 "checkpoint format has no tensor_type for: "
+				 "set another user.dtype, or keep it in a "
+				 "safetensors file",
+				 p->fname, ckpt_dtype_name(p->dtype));
 	if (p->ndims == 0 && p->dtype == CKPT_DT_STR) {
 		p->dims[0] = 0; /* str is always written with dims [0] */
 		p->ndims = 1;

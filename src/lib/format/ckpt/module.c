@@ -28,7 +28,7 @@ static ckpt_err scan(struct ckpt_file *f, const struct ckpt_open_opts *opts,
 	ckpt_err e = ckpt_trailer_find(f, err);
 
 	if (!e && f->stats.has_crc && !(opts && opts->skip_crc))
-		e = ckpt_verify_crc(f, err);
+		e = ckpt_trailer_verify(f, err);
 	return e ? e : ckpt_scan(f, err);
 }
 
@@ -36,6 +36,7 @@ const struct ckpt_format ckpt_format_ckpt = {
 	.name = "ckpt",
 	.encryptable = true,
 	.probe = probe,
+	.verify_crc = ckpt_trailer_verify,
 	.scan = scan,
 	.encode = ckpt_encode,
 };

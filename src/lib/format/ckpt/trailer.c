@@ -44,7 +44,7 @@ ckpt_err ckpt_trailer_find(struct ckpt_file *f, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err)
+ckpt_err ckpt_trailer_verify(struct ckpt_file *f, struct ckpt_error *err)
 {
 	enum {
 		CHUNK = 1 << 20

@@ -1,0 +1,186 @@
+/*
+ * crc.c - MindSpore's crc_num of a safetensors file (safetensors-format.md
+ * section 1.8), exactly as its save and load compute it:
+ *
+ *   crc = 0
+ *   for name in sorted(names):
+ *       crc = crc32(name.encode('utf-8'), crc)
+ *       crc = crc32(bytes(array), crc)
+ *
+ * sorted() orders by code point, which is the byte order of UTF-8.
+ * bytes() of a 0-d integer array asks numpy's __index__ first and so
+ * gives VALUE zero bytes, not the element: a 0-d integer tensor adds that
+ * many zeros, and one holding a negative value makes MindSpore fail (as
+ * it does here).  Every other tensor adds its bytes.
+ *
+ * Pure computation over what a reader hands in; no state, no locking.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/safetensors/st_format.h"
+
+#define CHUNK (1u << 20)
+/* The most zeros a 0-d integer may stand for: MindSpore would allocate
+ * them (bytes(v)), and more than 4 GiB fails there too. */
+#define MAX_ZEROS (1ULL << 32)
+
+/* Whether a 0-d tensor of dt takes numpy's __index__ path. */
+static bool is_integer(ckpt_dtype dt)
+{
+	switch (dt) {
+	case CKPT_DT_INT4:
+	case CKPT_DT_INT8:
+	case CKPT_DT_INT16:
+	case CKPT_DT_INT32:
+	case CKPT_DT_INT64:
+	case CKPT_DT_UINT8:
+	case CKPT_DT_UINT16:
+	case CKPT_DT_UINT32:
+	case CKPT_DT_UINT64:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_signed(ckpt_dtype dt)
+{
+	return dt <= CKPT_DT_INT64; /* Bool is never asked */
+}
+
+/* The value of a 0-d integer of size bytes (little-endian) at b. */
+static bool index_value(const uint8_t *b, uint64_t size, ckpt_dtype dt,
+			uint64_t *v)
+{
+	uint64_t u = 0;
+
+	for (uint64_t i = size; i-- > 0;)
+		u = u << 8 | b[i];
+	if (is_signed(dt) && size < 8 && (u >> (size * 8 - 1)) & 1)
+		return false; /* negative */
+	if (is_signed(dt) && size == 8 && (int64_t)u < 0)
+		return false;
+	*v = u;
+	return true;
+}
+
+/* crc of v zero bytes more. */
+static uint32_t crc_zeros(uint32_t crc, uint64_t v, const uint8_t *zeros)
+{
+	while (v) {
+		size_t n = v < CHUNK ? (size_t)v : CHUNK;
+		crc = ckpt_crc32(crc, zeros, n);
+		v -= n;
+	}
+	return crc;
+}
+
+/* What a 0-d integer tensor adds. */
+static ckpt_err crc_index(uint32_t *crc, const char *name, size_t len,
+			  ckpt_dtype dt, uint64_t size, st_read_fn rd,
+			  void *ctx, struct ckpt_error *err)
+{
+	uint8_t b[8], *zeros;
+	uint64_t v;
+	ckpt_err r = size <= 8 ? rd(ctx, 0, b, (size_t)size, err)
+			       : CKPT_ERR_CORRUPT;
+
+	if (r)
+		return r;
+	if (!index_value(b, size, dt, &v) || v > MAX_ZEROS)
+		return ckpt_fail(err, CKPT_ERR_UNSUPPORTED, 0,
+				 "the 0-d %s parameter '%.*s' holds a value "
+				 "MindSpore's crc_num cannot be computed with "
+				 "(it hashes bytes(value): negative or over "
+				 "4 GiB)",
+				 ckpt_dtype_name(dt), (int)(len > 200 ? 200 : len),
+				 name);
+	zeros = calloc(1, v < CHUNK ? (size_t)v + 1 : CHUNK);
+	if (!zeros)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	*crc = crc_zeros(*crc, v, zeros);
+	free(zeros);
+	return CKPT_OK;
+}
+
+ckpt_err st_crc_tensor(uint32_t *crc, const char *name, size_t len,
+		       ckpt_dtype dt, uint32_t ndims, uint64_t size,
+		       st_read_fn rd, void *ctx, struct ckpt_error *err)
+{
+	uint8_t *buf;
+	ckpt_err r = CKPT_OK;
+
+	*crc = ckpt_crc32(*crc, name, len);
+	if (ndims == 0 && is_integer(dt))
+		return crc_index(crc, name, len, dt, size, rd, ctx, err);
+	buf = malloc(size < CHUNK ? (size_t)size + 1 : CHUNK);
+	if (!buf)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	for (uint64_t off = 0; off < size && !r;) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		r = rd(ctx, off, buf, n, err);
+		if (!r)
+			*crc = ckpt_crc32(*crc, buf, n);
+		off += n;
+	}
+	free(buf);
+	return r;
+}
+
+/* Orders positions of the parameters of file ctx by name, bytewise
+ * (Python's sorted()); for qsort_r. */
+static int by_name(const void *a, const void *b, void *ctx)
+{
+	const struct ckpt_file *f = ctx;
+	const struct ckpt_param *x = &f->params[*(const size_t *)a];
+	const struct ckpt_param *y = &f->params[*(const size_t *)b];
+	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+	int c = memcmp(x->name, y->name, n);
+
+	return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* st_read_fn over one tensor of a file: ctx is the parameter. */
+struct file_tensor {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+};
+
+static ckpt_err read_file_tensor(void *ctx, uint64_t off, void *buf, size_t n,
+				 struct ckpt_error *err)
+{
+	const struct file_tensor *ft = ctx;
+	ssize_t got = ckpt_pread_full(ft->f->fd, buf, n,
+				      ft->t->extents[0].src + off);
+
+	if (got == (ssize_t)n)
+		return CKPT_OK;
+	return ckpt_fail(err, CKPT_ERR_IO, ft->t->extents[0].src + off,
+			 "%s: reading: %s", ckpt_path(ft->f),
+			 got < 0 ? strerror(errno) : "the file is shorter now");
+}
+
+ckpt_err st_crc_of_file(struct ckpt_file *f, uint32_t *crc,
+			struct ckpt_error *err)
+{
+	size_t *order = malloc((f->nparams + 1) * sizeof(*order));
+	ckpt_err r = CKPT_OK;
+
+	if (!order)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	for (size_t i = 0; i < f->nparams; i++)
+		order[i] = i;
+	qsort_r(order, f->nparams, sizeof(*order), by_name, f);
+	*crc = 0;
+	for (size_t i = 0; i < f->nparams && !r; i++) {
+		const struct ckpt_param *p = &f->params[order[i]];
+		struct file_tensor ft = {.f = f, .t = &p->tensor};
+		r = st_crc_tensor(crc, p->name, p->name_len, p->tensor.dtype,
+				  p->tensor.ndims, p->tensor.size,
+				  read_file_tensor, &ft, err);
+	}
+	free(order);
+	return r;
+}
