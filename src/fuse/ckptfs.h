@@ -8,6 +8,7 @@
  *   ops.c      the requests on files (open, read, write, create, unlink,
  *              rename, setattr, statfs) and the table of operations
  *   xattr.c    user.dtype, user.shape and the root's control values
+ *   metaxattr.c the metadata (safetensors) as user.metadata.* of the root
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
  *              what 'ckpt umount' asks the mount (ckpt_common.h)
  *   fslog.c    messages: stderr, syslog, -o log=PATH
@@ -148,6 +149,19 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- metadata on the root (metaxattr.c) -------------------------------- */
+
+/* The key of a user.metadata.KEY attribute name, or NULL for another. */
+const char *meta_key_of(const char *name);
+
+/* get, list, set, remove the root's user.metadata.KEY (the list holds
+ * only those names). */
+void meta_getxattr(fuse_req_t req, const char *key, size_t size);
+void meta_listxattr(fuse_req_t req, size_t size);
+void meta_setxattr(fuse_req_t req, const char *key, const char *value,
+		   size_t size, int flags);
+void meta_removexattr(fuse_req_t req, const char *key);
 
 /* ---- commits and control (control.c) ----------------------------------- */
 

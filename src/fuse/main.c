@@ -40,6 +40,7 @@ struct options {
 	char *staging;
 	char *scratch;
 	char *log;
+	char *format;
 	int create;
 	int crc;
 	int ro;
@@ -61,6 +62,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("staging=%s", staging),
 	OPT("scratch=%s", scratch),
 	OPT("log=%s", log),
+	OPT("format=%s", format),
 	OPT("create", create),
 	OPT("crc", crc),
 	OPT("ignore_crc", ignore_crc),
@@ -105,10 +107,12 @@ static int opt_proc(void *data, const char *arg, int key,
 /* --help, before libfuse's options: ours, the signals, exit status. */
 static const char usage_text[] =
 	"\n"
-	"Mount a MindSpore checkpoint (.ckpt) as a directory: one file per\n"
-	"parameter holding its raw tensor bytes, with extended attributes\n"
-	"user.dtype and user.shape.  Names are shown as stored, with '/'\n"
-	"written %2F, '%' written %25 and control characters as %XX.\n"
+	"Mount a MindSpore checkpoint (.ckpt) or safetensors file as a\n"
+	"directory: one file per parameter holding its raw tensor bytes, with\n"
+	"extended attributes user.dtype and user.shape.  Names are shown as\n"
+	"stored, with '/' written %2F, '%' written %25 and control characters\n"
+	"as %XX.  A safetensors file's __metadata__ is on the root as\n"
+	"user.metadata.KEY (getfattr -d, setfattr, setfattr -x).\n"
 	"Edits are written back as a new checkpoint on fsync and on unmount\n"
 	"('ckpt umount MOUNTPOINT' waits for that and reports failures).\n"
 	"\n"
@@ -123,10 +127,15 @@ static const char usage_text[] =
 	"    -o output=PATH         commit to PATH; CHECKPOINT is left untouched\n"
 	"    -o staging=DIR         keep edited tensors in DIR until commit\n"
 	"                           (default: beside the checkpoint)\n"
+	"    -o format=FORMAT       ckpt or safetensors: read and write\n"
+	"                           CHECKPOINT as this format (default: found\n"
+	"                           from its content; for -o create, from its\n"
+	"                           extension)\n"
 	"    -o create              CHECKPOINT may not exist: start empty\n"
-	"    -o crc                 add a crc_num trailer on commit\n"
-	"    -o ignore_crc          mount a file whose crc_num trailer does not\n"
-	"                           match (read-only, with a warning)\n"
+	"    -o crc                 add a crc_num on commit (a trailer, or the\n"
+	"                           safetensors metadata key)\n"
+	"    -o ignore_crc          mount a file whose crc_num does not match\n"
+	"                           (read-only, with a warning)\n"
 	"    -o enc_mode=MODE       the checkpoint is encrypted: AES-GCM, AES-CBC\n"
 	"                           or SM4-CBC; commits re-encrypt it\n"
 	"    -o keyfile=PATH        the raw key bytes (MindSpore's enc_key);\n"
@@ -184,6 +193,11 @@ static int parse_args(struct fuse_args *args, struct options *o,
 		ckpt_print_version("ckptfs", fuse_pkgversion());
 		fuse_lowlevel_version(); /* the kernel interface, fusermount3 */
 		return 0;
+	}
+	if (o->format && !ckpt_format_known(o->format, strlen(o->format))) {
+		fprintf(stderr, "%s: unknown format '%s' (known: %s)\n", prog,
+			o->format, ckpt_format_names());
+		return -1;
 	}
 	if (!o->checkpoint || !opts->mountpoint) {
 		fprintf(stderr,
@@ -270,6 +284,13 @@ static void report_tree(const struct ckptfs *fs, const struct options *o)
 		    ckpt_tree_read_only(fs->tree));
 }
 
+/* ckpt_tree_opts warn: what a commit wants the user to know. */
+static void warn_commit(void *ctx, const char *msg)
+{
+	(void)ctx;
+	logmsg(LOG_WARNING, "warning: %s", msg);
+}
+
 /* The open policy: opens the checkpoint as the options say; one whose
  * crc_num trailer does not match only with -o ignore_crc, then without
  * the check and read-only.  Says why on failure. */
@@ -284,8 +305,11 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .crc = o->crc ? CKPT_CRC_ADD
 						  : CKPT_CRC_KEEP,
 				    .open.key = key,
+				    .open.format = o->format,
+				    .out_format = o->format,
 				    .progress = ctl_progress,
-				    .progress_ctx = fs};
+				    .progress_ctx = fs,
+				    .warn = warn_commit};
 	struct ckpt_error err;
 	char text[sizeof(err.msg) + 200];
 	ckpt_err e;
@@ -390,6 +414,7 @@ out:
 	free(o.staging);
 	free(o.scratch);
 	free(o.log);
+	free(o.format);
 	free(o.enc_mode);
 	free(o.keyfile);
 	ckpt_tree_close(fs.tree);

@@ -7,7 +7,8 @@
  * again.  Map parameters and their tensors have none.  The root answers
  * the control values of 'ckpt umount' (ckpt_common.h), which it does not
  * list, and takes user.ckptfs.force; the others of user.ckptfs.* cannot
- * be set or removed (EPERM); control.c owns what they mean.
+ * be set or removed (EPERM); control.c owns what they mean.  The root's
+ * user.metadata.* are the checkpoint's metadata (metaxattr.c).
  * Other namespaces (security.*, system.*, trusted.*) are EOPNOTSUPP.
  *
  * Locking: none of its own.  Never commits.
@@ -49,6 +50,10 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct ckpt_entry_info info;
 
+	if (ino == FUSE_ROOT_ID && meta_key_of(name)) {
+		meta_getxattr(req, meta_key_of(name), size);
+		return;
+	}
 	if (ino == FUSE_ROOT_ID) {
 		root_getxattr(req, name, size);
 		return;
@@ -71,13 +76,13 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		fuse_reply_err(req, ENODATA);
 }
 
-/* Files list user.dtype and user.shape; the root lists nothing. */
+/* Files list user.dtype and user.shape; the root its metadata. */
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct ckpt_entry_info info;
 
 	if (ino == FUSE_ROOT_ID) {
-		reply_value(req, "", 0, size);
+		meta_listxattr(req, size);
 		return;
 	}
 	if (!ino_get(req, ino, &info))
@@ -119,6 +124,10 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ctl_force(req));
 		return;
 	}
+	if (ino == FUSE_ROOT_ID && meta_key_of(name)) {
+		meta_setxattr(req, meta_key_of(name), value, size, flags);
+		return;
+	}
 	if (control_name(ino, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -151,6 +160,10 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (control_name(ino, name)) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && meta_key_of(name)) {
+		meta_removexattr(req, meta_key_of(name));
 		return;
 	}
 	if (strcmp(name, "user.shape") == 0) { /* back to inferred (1-D) */

@@ -94,8 +94,8 @@ void ckpt_tree_meta_list(struct ckpt_tree *t,
 	pthread_rwlock_unlock(&t->lock);
 }
 
-ckpt_err ckpt_tree_meta_get(struct ckpt_tree *t, const char *key,
-			    char **value, struct ckpt_error *err)
+ckpt_err ckpt_tree_meta_get(struct ckpt_tree *t, const char *key, char **value,
+			    struct ckpt_error *err)
 {
 	struct ckpt_meta_item *it;
 	ckpt_err r = CKPT_OK;
@@ -156,8 +156,8 @@ static ckpt_err append(struct ckpt_tree *t, char *key, char *value,
 		t->meta = m;
 		t->meta_cap = cap;
 	}
-	t->meta[t->nmeta++] = (struct ckpt_meta_item){.key = key,
-						      .value = value};
+	t->meta[t->nmeta++] =
+		(struct ckpt_meta_item){.key = key, .value = value};
 	return CKPT_OK;
 }
 

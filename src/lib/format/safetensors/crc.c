@@ -95,8 +95,8 @@ static ckpt_err crc_index(uint32_t *crc, const char *name, size_t len,
 				 "MindSpore's crc_num cannot be computed with "
 				 "(it hashes bytes(value): negative or over "
 				 "4 GiB)",
-				 ckpt_dtype_name(dt), (int)(len > 200 ? 200 : len),
-				 name);
+				 ckpt_dtype_name(dt),
+				 (int)(len > 200 ? 200 : len), name);
 	zeros = calloc(1, v < CHUNK ? (size_t)v + 1 : CHUNK);
 	if (!zeros)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
@@ -139,7 +139,8 @@ static int by_name(const void *a, const void *b, void *ctx)
 	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
 	int c = memcmp(x->name, y->name, n);
 
-	return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	return c ? c
+		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
 /* st_read_fn over one tensor of a file: ctx is the parameter. */
@@ -152,8 +153,8 @@ static ckpt_err read_file_tensor(void *ctx, uint64_t off, void *buf, size_t n,
 				 struct ckpt_error *err)
 {
 	const struct file_tensor *ft = ctx;
-	ssize_t got = ckpt_pread_full(ft->f->fd, buf, n,
-				      ft->t->extents[0].src + off);
+	ssize_t got =
+		ckpt_pread_full(ft->f->fd, buf, n, ft->t->extents[0].src + off);
 
 	if (got == (ssize_t)n)
 		return CKPT_OK;

@@ -135,15 +135,19 @@ static ckpt_err collect(struct st_enc *c)
 			return r;
 		if (p.skip)
 			continue;
-		if (p.is_map || (!ckpt_dtype_st_name(p.dtype) &&
-				 p.dtype != CKPT_DT_INT4)) {
+		if (p.is_map ||
+		    (!ckpt_dtype_st_name(p.dtype) && p.dtype != CKPT_DT_INT4)) {
 			unrepresentable(c, &p);
 			continue;
 		}
-		c->out[c->n++] = (struct st_out){
-			.idx = i, .name = p.name, .name_len = p.name_len,
-			.fname = p.fname, .e = p.entry, .size = p.size,
-			.dt = p.dtype, .ndims = (uint8_t)p.ndims};
+		c->out[c->n++] = (struct st_out){.idx = i,
+						 .name = p.name,
+						 .name_len = p.name_len,
+						 .fname = p.fname,
+						 .e = p.entry,
+						 .size = p.size,
+						 .dt = p.dtype,
+						 .ndims = (uint8_t)p.ndims};
 	}
 	if (c->nbad)
 		return ckpt_fail(c->err, CKPT_ERR_UNSUPPORTED, 0,
@@ -311,9 +315,9 @@ static void warn_unloadable(const struct st_enc *c)
 			     "__metadata__: MindSpore 2.7 cannot load the file",
 			     o->fname);
 	}
-	if (!c->s->own_meta && c->n && (find_out(c, "format", 6) ||
-					(c->s->checksum &&
-					 find_out(c, ST_CRC_KEY, 7))))
+	if (!c->s->own_meta && c->n &&
+	    (find_out(c, "format", 6) ||
+	     (c->s->checksum && find_out(c, ST_CRC_KEY, 7))))
 		warn(c, "a tensor is named like a key of __metadata__ "
 			"('format' or 'crc_num'): MindSpore 2.7 cannot load "
 			"the file");

@@ -139,8 +139,8 @@ static ckpt_err get_entry(struct st_scan *s, struct st_entry *e, json_t *j)
 			       "tensor '%.*s': not an object with \"dtype\", "
 			       "\"shape\" and \"data_offsets\"",
 			       nl, e->name);
-	if (!ckpt_dtype_st_parse(json_string_value(dt),
-				 json_string_length(dt), &e->dt))
+	if (!ckpt_dtype_st_parse(json_string_value(dt), json_string_length(dt),
+				 &e->dt))
 		return corrupt(s, 8,
 			       "tensor '%.*s': unknown dtype '%.40s' (known: "
 			       "those of safetensors 0.8)",
@@ -257,8 +257,9 @@ static ckpt_err put_tensor(struct st_scan *s, const struct st_entry *e)
 		return ckpt_fail(s->err, CKPT_ERR_NOMEM, 0, "out of memory");
 	}
 	t->extents = (struct ckpt_extent *)(void *)blk;
-	t->extents[0] = (struct ckpt_extent){
-		.pos = 0, .src = s->data_start + e->begin, .len = e->end - e->begin};
+	t->extents[0] = (struct ckpt_extent){.pos = 0,
+					     .src = s->data_start + e->begin,
+					     .len = e->end - e->begin};
 	t->nextents = e->end > e->begin;
 	t->dims = (int64_t *)(void *)(blk + sizeof(struct ckpt_extent));
 	memcpy(t->dims, dims, ndims * sizeof(int64_t));
@@ -339,8 +340,8 @@ static void apply_markers(struct ckpt_file *f)
 }
 
 /* The entries of root (the header object) into e[], metadata into f. */
-static ckpt_err get_entries(struct st_scan *s, json_t *root,
-			    struct st_entry *e, size_t *n)
+static ckpt_err get_entries(struct st_scan *s, json_t *root, struct st_entry *e,
+			    size_t *n)
 {
 	const char *key;
 	size_t klen, pos = 0;

@@ -78,11 +78,12 @@ static ckpt_err verify_crc(struct ckpt_file *f, struct ckpt_error *err)
 	f->stats.crc_checked = true;
 	f->stats.crc_computed = crc;
 	if (crc != f->stats.crc_stored)
-		return ckpt_fail(err, CKPT_ERR_CRC, 8,
-				 "%s: CRC mismatch: the crc_num in its metadata "
-				 "says %u but the tensors give %u; the file is "
-				 "damaged",
-				 f->path, f->stats.crc_stored, crc);
+		return ckpt_fail(
+			err, CKPT_ERR_CRC, 8,
+			"%s: CRC mismatch: the crc_num in its metadata "
+			"says %u but the tensors give %u; the file is "
+			"damaged",
+			f->path, f->stats.crc_stored, crc);
 	return CKPT_OK;
 }
 
