@@ -20,6 +20,7 @@
 static const char no_memory[] = "out of memory";
 
 static void note_duplicates(struct ckpt_tree *t, const char *path);
+static void note_metadata(struct ckpt_tree *t, const char *path);
 
 /* Opens $TMPDIR (or /tmp) for staging and recovery files that do not fit
  * beside the target; -1 if there is none. */
@@ -115,6 +116,7 @@ static ckpt_err open_source(struct ckpt_tree *t, const char *path,
 		return e;
 	t->base_mtime_ns = ckpt_ts_ns(&st.st_mtim);
 	note_duplicates(t, path);
+	note_metadata(t, path);
 	return CKPT_OK;
 }
 
@@ -446,4 +448,21 @@ static void note_duplicates(struct ckpt_tree *t, const char *path)
 		 "it, and the earlier one will be dropped by the next commit",
 		 path, (unsigned long long)st->duplicates,
 		 st->dup_name ? st->dup_name : "?");
+}
+
+/* The warning of metadata values that are not strings: kept as they are,
+ * but Hugging Face's loader refuses the file (safetensors-format.md
+ * section 2.5). */
+static void note_metadata(struct ckpt_tree *t, const char *path)
+{
+	for (size_t i = 0; i < ckpt_meta_count(t->base); i++) {
+		const struct ckpt_meta_item *it = ckpt_meta_at(t->base, i);
+		if (!it->json || t->warning[0])
+			continue;
+		snprintf(t->warning, sizeof(t->warning),
+			 "the metadata of %s holds a value that is not a "
+			 "string ('%.100s'): it is kept as it is, but Hugging "
+			 "Face's safetensors loader refuses such files",
+			 path, it->key);
+	}
 }
