@@ -89,10 +89,12 @@ CLI:  stref.py dump FILE [hf|ms]  |  stref.py check FILE [hf|ms]
 
 import binascii
 import collections
+import gc
 import json
 import math
 import mmap
 import os
+import re
 import sys
 
 import numpy as np
@@ -156,6 +158,23 @@ class StError(ValueError):
 
 def _fail(msg):
     raise StError(msg)
+
+
+def _nogc(fn):
+    """Runs fn with the cyclic garbage collector off (100,000 tensors make
+    it dominate the run time)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*a, **kw)
+        finally:
+            if was:
+                gc.enable()
+    return wrapper
 
 
 # --------------------------------------------------------------------------
@@ -275,11 +294,13 @@ class StFile:
 
 
 def _dup_hook(pairs):
-    d = collections.OrderedDict()
-    for k, v in pairs:
-        if k in d:
-            _fail("duplicate JSON key %r" % (k,))
-        d[k] = v
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                _fail("duplicate JSON key %r" % (k,))
+            seen.add(k)
     return d
 
 
@@ -288,7 +309,11 @@ def _refuse_constant(s):
 
 
 def _has_surrogate(s):
-    return any(0xD800 <= ord(c) <= 0xDFFF for c in s)
+    try:
+        s.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 def _check_strings(v, where):
@@ -350,7 +375,8 @@ def _parse_header(raw, mode, label):
             _fail("%s: header: %s" % (label, e))
         except (ValueError, RecursionError) as e:
             _fail("%s: header is not valid JSON (%s)" % (label, e))
-        _check_strings(obj, label + ": header")
+        if b"\\u" in raw:       # only an escape can make a surrogate
+            _check_strings(obj, label + ": header")
     else:
         try:
             obj = json.loads(raw, object_pairs_hook=_dup_hook)
@@ -384,10 +410,14 @@ def _validate(buf, size, mode, label):
     if meta is not None and not isinstance(meta, dict):
         _fail("%s: __metadata__ is a JSON %s, not an object" % (
             label, type(meta).__name__))
-    st.metadata = meta
+    st.metadata = collections.OrderedDict(meta) if meta is not None \
+        else None
     entries = []
     for name, info in obj.items():
-        dtype, shape, b, e = _entry(name, info, mode)
+        try:
+            dtype, shape, b, e = _entry(name, info, mode)
+        except StError as ex:
+            _fail("%s: %s" % (label, ex))
         entries.append([name, dtype, shape, b, e])
     st.json_order = [x[0] for x in entries]
     if mode == "hf":
@@ -451,6 +481,8 @@ def read(path_or_bytes, mode="hf", label=None):
         else:
             mm = mmap.mmap(fobj.fileno(), 0, access=mmap.ACCESS_READ)
             buf = mm
+    gc_was = gc.isenabled()
+    gc.disable()        # 100,000 entries: the collector would dominate
     try:
         if mode == "both":
             _validate(buf, size, "ms", label)
@@ -463,6 +495,9 @@ def read(path_or_bytes, mode="hf", label=None):
         if fobj is not None:
             fobj.close()
         raise
+    finally:
+        if gc_was:
+            gc.enable()
     st._mm, st._fobj = mm, fobj
     return st
 
@@ -482,8 +517,13 @@ def is_valid(path_or_bytes, mode="hf"):
 # --------------------------------------------------------------------------
 # writer
 
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\]')
+
+
 def json_string(s):
     """serde_json's escaping (§1.7 rule 3)."""
+    if not _NEEDS_ESCAPE.search(s):
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -608,6 +648,7 @@ def header_json(tensors, metadata=None):
     return "{" + ",".join(parts) + "}", placed
 
 
+@_nogc
 def serialize_header(tensors, metadata=None):
     """The 8 + N header bytes (length, JSON, padding) and the placed
     tensors."""
