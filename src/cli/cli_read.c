@@ -227,10 +227,11 @@ static void print_metadata(const struct ckpt_file *f)
 	for (size_t i = 0; i < ckpt_meta_count(f); i++) {
 		const struct ckpt_meta_item *it = ckpt_meta_at(f, i);
 		if (!it->marker)
-			printf("metadata:    %s=%s%s\n", it->key, it->value,
-			       it->json ? " (not a string: Hugging Face's "
-					  "loader refuses this file)"
-					: "");
+			printf("metadata:    %s=%s\n", it->key, it->value);
+		if (it->json)
+			printf("note:        the value of %s is not a string: "
+			       "Hugging Face's loader refuses this file\n",
+			       it->key);
 	}
 }
 

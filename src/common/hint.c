@@ -48,6 +48,10 @@ static void remedy(enum ckpt_hint hint, const char *m, enum ckpt_front front,
 		snprintf(buf, size,
 			 mnt ? ": use enc_mode=%s" : ": use --enc-mode %s", m);
 		break;
+	case CKPT_HINT_IGNORE_CRC: /* ckptfs says it on a line of its own */
+		snprintf(buf, size,
+			 mnt ? "" : "; --ignore-crc opens it anyway");
+		break;
 	case CKPT_HINT_ONE_KEY:
 		snprintf(buf, size,
 			 mnt ? " (keyfile= or keyfd=): give one of "

@@ -24,7 +24,8 @@
 /* ---- errors (error.c) -------------------------------------------------- */
 
 /* Fills err (if non-NULL) with code, offset and a printf-style message, and
- * returns code.  sys_errno is taken from errno for CKPT_ERR_IO. */
+ * returns code.  sys_errno is taken from errno for CKPT_ERR_IO; the hint is
+ * CKPT_HINT_IGNORE_CRC for CKPT_ERR_CRC, else none. */
 ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -96,7 +96,9 @@ ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
 	err->code = code;
 	err->sys_errno = code == CKPT_ERR_IO ? saved : 0;
 	err->offset = offset;
-	err->hint = CKPT_HINT_NONE;
+	/* a CRC mismatch can always be read past (read-only) */
+	err->hint = code == CKPT_ERR_CRC ? CKPT_HINT_IGNORE_CRC
+					 : CKPT_HINT_NONE;
 	err->hint_mode = 0;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

@@ -49,6 +49,7 @@ enum ckpt_hint {
 	CKPT_HINT_GIVE_KEY,  /* give the key, of mode hint_mode */
 	CKPT_HINT_USE_MODE,  /* give mode hint_mode instead */
 	CKPT_HINT_ONE_KEY,   /* give a key file or a key descriptor, not both */
+	CKPT_HINT_IGNORE_CRC, /* open it without the CRC check (read-only) */
 };
 
 /* Details of the last failure.  msg is a complete sentence for the user. */

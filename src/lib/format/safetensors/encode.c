@@ -15,8 +15,9 @@
  * crc_num is recomputed where it was, or added last when the snapshot
  * asks for a checksum.  A tree without metadata of its own (converted
  * from a checkpoint) gets what MindSpore 2.7 writes: {"format":"ms"},
- * the markers, the crc_num.  Since the header comes first and holds the
- * CRC, a checksum means reading every tensor twice.
+ * the markers, the crc_num.  No tensors: no metadata either (MindSpore
+ * then calls save_file({}), the 16-byte file).  Since the header comes
+ * first and holds the CRC, a checksum means reading every tensor twice.
  *
  * Maps and str parameters cannot be represented: an error naming them,
  * or (skip_unrepresentable) left out with a warning.  Names and dtypes
@@ -277,6 +278,8 @@ static void put_metadata(struct st_enc *c, struct st_text *t, const char *crc)
 	size_t count = 0;
 	bool crc_done = false, any;
 
+	if (!c->n) /* MindSpore: save_file({}), without metadata */
+		return;
 	if (c->s->own_meta)
 		put_own_items(c, &m, &count, crc, &crc_done);
 	else if (c->n)

@@ -289,8 +289,12 @@ static ckpt_err get_meta(struct st_scan *s, json_t *m)
 	size_t klen, i = 0;
 	json_t *v;
 
+	if (json_is_null(m)) /* serde reads null as no metadata */
+		return CKPT_OK;
 	if (!json_is_object(m))
-		return corrupt(s, 8, "\"__metadata__\" is not an object");
+		return corrupt(s, 8,
+			       "\"__metadata__\" is not an object (of "
+			       "string values)");
 	f->has_meta = true;
 	f->nmeta = json_object_size(m);
 	f->meta = ckpt_index_alloc(f, f->nmeta * sizeof(*f->meta) + 1);
