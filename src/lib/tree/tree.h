@@ -11,6 +11,7 @@
  *   scratch.c   scratch names and tombs
  *   pieces.c    where an entry's bytes are
  *   rebase.c    moving the tree onto the file a commit wrote
+ *   select.c    hidden parameters (include/exclude), renaming them all
  */
 #ifndef CKPT_TREE_INTERNAL_H
 #define CKPT_TREE_INTERNAL_H
@@ -50,6 +51,7 @@ struct entry {
 	bool scratch : 1;   /* a scratch file (ckpt_tree_is_scratch) */
 	bool own_name : 1, own_dims : 1;
 	bool in_block : 1; /* part of t->entry_block, not malloc'd */
+	bool hidden : 1;   /* not selected: see ckpt_select_apply */
 };
 
 _Static_assert(sizeof(struct entry) <= 96,
@@ -119,6 +121,7 @@ struct ckpt_tree {
 	size_t nbuckets;
 	bool dirty;
 	bool dir_unsynced; /* the last commit's directory fsync failed */
+	size_t nhidden;	   /* entries with hidden set (select.c) */
 };
 
 /* tree.c: a new entry with a fresh (or freed) id, not yet linked; with
@@ -273,6 +276,16 @@ void ckpt_entry_pin_shape(struct entry *e);
 /* meta.c: the dtype and shape e shows: an inherited dtype/shape whose
  * bytes do not fit the size is shown as UInt8 with an inferred shape. */
 void ckpt_entry_view(const struct entry *e, struct entry *view);
+
+/* ---- select.c: hidden parameters -------------------------------------- */
+
+/* Hides the entries of the parameters just loaded that the globs do not
+ * keep (ckpt_select_keep); called by ckpt_tree_open.  Cannot fail. */
+void ckpt_select_apply(struct ckpt_tree *t, const char *const *include,
+		       const char *const *exclude);
+
+/* The CKPT_ERR_EXISTS of a create or rename onto hidden entry e. */
+ckpt_err ckpt_select_taken(const struct entry *e, struct ckpt_error *err);
 
 /* ---- rebase.c: after a commit ------------------------------------------ */
 
