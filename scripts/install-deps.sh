@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libfuse3-dev fuse3 libprotobuf-c-dev protobuf-c-compiler libssl-dev
-      libcmocka-dev
+      libcmocka-dev libjansson-dev
       protobuf-compiler python3-protobuf python3-numpy python3-cryptography
       attr clang clang-format valgrind openssl util-linux
       vim rsync   # the editor and tool tests (test_scratch) run them for real
