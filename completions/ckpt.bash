@@ -7,7 +7,8 @@
 # Offers the commands, the options of each command (keep them in step with
 # 'ckpt --help': tests/integration/test_install.py checks it), the modes
 # after --enc-mode and --out-enc-mode, *.ckpt files (and directories to
-# walk into) for FILE, IN and OUT, the parameter names of FILE for
+# walk into) for FILE, IN and OUT, *.json files after --name-map, nothing
+# after --include, --exclude and --rename, the parameter names of FILE for
 # 'ckpt cat FILE NAME...' (a plain FILE: no key is read here), and
 # directories for the MOUNTPOINT of 'ckpt umount' and 'ckpt commit'.
 
@@ -57,7 +58,8 @@ _ckpt()
 	local modes="AES-GCM AES-CBC SM4-CBC"
 	local key_opts="--enc-mode --keyfile --keyfd --ignore-crc"
 	local out_opts="--out-enc-mode --out-keyfile --out-keyfd --decrypt
-			--crc --no-crc -q --quiet"
+			--crc --no-crc --rename --name-map -q --quiet"
+	local sel_opts="--include --exclude"
 	local help_opts="-h --help -V --version"
 
 	COMPREPLY=()
@@ -75,7 +77,8 @@ _ckpt()
 		w=${COMP_WORDS[i]}
 		case $w in
 		--enc-mode | --out-enc-mode | --keyfile | --out-keyfile | \
-			--keyfd | --out-keyfd)
+			--keyfd | --out-keyfd | --include | --exclude | \
+			--rename | --name-map)
 			[[ ${COMP_WORDS[i + 1]} == = ]] && ((i++))
 			((i++))
 			;;
@@ -98,6 +101,15 @@ _ckpt()
 	--keyfd | --out-keyfd)
 		return	# a descriptor number
 		;;
+	--include | --exclude | --rename)
+		return	# a glob, a substitution
+		;;
+	--name-map)
+		compopt -o filenames 2>/dev/null
+		_ckpt_reply "$(compgen -f -X '!*.json' -- "$cur"
+			compgen -d -- "$cur")"
+		return
+		;;
 	esac
 
 	if [[ -z $cmd ]]; then
@@ -112,9 +124,10 @@ _ckpt()
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		ls) w="-l $key_opts" ;;
-		cat | info | verify) w=$key_opts ;;
-		convert) w="$key_opts $out_opts" ;;
+		ls) w="-l $key_opts $sel_opts" ;;
+		info) w="$key_opts $sel_opts" ;;
+		cat | verify) w=$key_opts ;;
+		convert) w="$key_opts $out_opts $sel_opts" ;;
 		commit) w="-q --quiet" ;;
 		umount) w="-q --quiet --force" ;;
 		*) w= ;;

@@ -9,7 +9,8 @@
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
  *   ckpt commit MOUNTPOINT   commit, wait until durable, stay mounted
  *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
- *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc
+ *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc;
+ *                            select and rename parameters
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage.
  * Owns the options (getopt_long, shared by every command) and the keys
@@ -59,7 +60,8 @@ static const char usage[] =
 	"                     format (ckpt <-> safetensors, as MindSpore's\n"
 	"                     ckpt_to_safetensors and safetensors_to_ckpt do),\n"
 	"                     encrypt, decrypt, re-key, change mode, add or\n"
-	"                     drop the crc\n"
+	"                     drop the crc,\n"
+	"                     keep only some parameters, rename them\n"
 	"\n"
 	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
@@ -83,6 +85,22 @@ static const char usage[] =
 	"                     leave out, with a warning, what OUT's format\n"
 	"                     cannot hold (str and map parameters in\n"
 	"                     safetensors) instead of failing\n"
+	"  --rename s/REGEX/REPL/[g]\n"
+	"                     rename parameters with a sed substitution (POSIX\n"
+	"                     extended REGEX; & and \\1..\\9 in REPL; g: every\n"
+	"                     match; any delimiter for '/'); repeatable,\n"
+	"                     applied in order\n"
+	"  --name-map FILE.json\n"
+	"                     rename by a JSON object {\"old\": \"new\", ...}\n"
+	"                     (MindSpore's name_map), before --rename; a name\n"
+	"                     two parameters would share is an error\n"
+	"selection (ls, info, convert):\n"
+	"  --include GLOB     only the parameters whose stored names match GLOB\n"
+	"                     (fnmatch(3): '*' matches '.' and '/' too);\n"
+	"                     repeatable: any of them\n"
+	"  --exclude GLOB     leave out those that match GLOB (repeatable; wins\n"
+	"                     over --include), e.g. convert --exclude\n"
+	"                     'moments.*' keeps a network without its optimizer\n"
 	"progress (commit, umount, convert):\n"
 	"  -q, --quiet        no progress display; without it, progress (bytes\n"
 	"                     written of total, rate, time left) is shown on\n"
@@ -139,7 +157,8 @@ enum {
 	O_NO_CRC,
 	O_FORCE,
 	O_FORMAT,
-	O_SKIP_UNREP
+	O_SKIP_UNREP,
+	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
 static const struct option longopts[] = {
@@ -156,6 +175,10 @@ static const struct option longopts[] = {
 	{"force", no_argument, NULL, O_FORCE},
 	{"format", required_argument, NULL, O_FORMAT},
 	{"skip-unrepresentable", no_argument, NULL, O_SKIP_UNREP},
+	{"include", required_argument, NULL, O_SELECT + CLI_SEL_INCLUDE},
+	{"exclude", required_argument, NULL, O_SELECT + CLI_SEL_EXCLUDE},
+	{"rename", required_argument, NULL, O_SELECT + CLI_SEL_RENAME},
+	{"name-map", required_argument, NULL, O_SELECT + CLI_SEL_NAME_MAP},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -166,7 +189,7 @@ static const struct option longopts[] = {
  * usage after the usage text). */
 static int parse_options(struct cli *c, int argc, char **argv)
 {
-	int opt;
+	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "lqhV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -228,6 +251,16 @@ static int parse_options(struct cli *c, int argc, char **argv)
 		case O_SKIP_UNREP:
 			c->skip_unrepresentable = true;
 			break;
+		case O_SELECT + CLI_SEL_INCLUDE:
+		case O_SELECT + CLI_SEL_EXCLUDE:
+		case O_SELECT + CLI_SEL_RENAME:
+		case O_SELECT + CLI_SEL_NAME_MAP:
+			r = cli_select_add(
+				&c->sel, (enum cli_select_opt)(opt - O_SELECT),
+				optarg);
+			if (r)
+				return r;
+			break;
 		default:
 			fputs(usage, stderr);
 			return 2;
@@ -276,10 +309,9 @@ static int run(const struct command *cmd, struct cli *c, int argc, char **argv)
 	return r;
 }
 
-/* ckpt COMMAND [OPTIONS] ARGS; the exit status of the command. */
-int main(int argc, char **argv)
+/* The command line after the program name, into c; the exit status. */
+static int dispatch(struct cli *c, int argc, char **argv)
 {
-	struct cli c = {.in.keyfd = -1, .out.keyfd = -1};
 	const struct command *cmd;
 	int r;
 
@@ -293,15 +325,27 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	r = parse_options(&c, argc, argv);
+	r = parse_options(c, argc, argv);
 	if (r >= 0)
 		return r;
 	cmd = find_command(argv[0]);
 	if (!cmd)
 		return 2;
-	if (c.force && cmd->fn != cmd_umount) {
+	if (c->force && cmd->fn != cmd_umount) {
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
-	return run(cmd, &c, argc - optind, argv + optind);
+	if (cli_select_check(&c->sel, cmd->name))
+		return 2;
+	return run(cmd, c, argc - optind, argv + optind);
+}
+
+/* ckpt COMMAND [OPTIONS] ARGS; the exit status of the command. */
+int main(int argc, char **argv)
+{
+	struct cli c = {.in.keyfd = -1, .out.keyfd = -1};
+	int r = dispatch(&c, argc, argv);
+
+	cli_select_free(&c.sel);
+	return r;
 }

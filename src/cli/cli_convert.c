@@ -1,6 +1,7 @@
 /*
  * cli_convert.c - ckpt convert IN OUT: IN written again as OUT,
- * streaming, with another encryption, key or crc trailer (see cli.h).
+ * streaming, with another encryption, key or crc trailer, only some of
+ * the parameters or other names (cli_select.c; see cli.h).
  *
  * Owns the mapping of the convert options onto a one-shot tree
  * (ckpt_tree_open with output=OUT, then one commit); its progress is
@@ -77,6 +78,11 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 				"each other\n");
 		return 2;
 	}
+	r = cli_select_prepare(&c->sel);
+	if (r)
+		return r;
+	to.include = c->sel.include;
+	to.exclude = c->sel.exclude;
 	to.output = argv[1];
 	to.open.key = c->key;
 	to.open.skip_crc = c->ignore_crc;
@@ -104,6 +110,10 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 	if (ckpt_tree_read_only(t)) {
 		fprintf(stderr, "ckpt: cannot write %s: %s\n", argv[1],
 			ckpt_tree_read_only(t));
+		ckpt_tree_close(t);
+		return 1;
+	}
+	if (cli_select_apply(&c->sel, t)) {
 		ckpt_tree_close(t);
 		return 1;
 	}

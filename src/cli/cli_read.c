@@ -2,7 +2,8 @@
  * cli_read.c - the commands that read a checkpoint without mounting it:
  * ls, cat, info and verify (see cli.h).
  *
- * Owns the output formats of those commands.  Opens the file read-only
+ * Owns the output formats of those commands; ls and info show only the
+ * parameters --include/--exclude select (cli_select_keep).  Opens the file read-only
  * through ckpt_open with the key and CRC options; never writes a
  * checkpoint and never writes to stdout before every name asked for is
  * known (cat).  Single-threaded, no locks.
@@ -61,6 +62,8 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 		return 1;
 	for (size_t i = 0; i < ckpt_count(f); i++) {
 		const struct ckpt_param *p = ckpt_param_at(f, i);
+		if (!cli_select_keep(&c->sel, p->name))
+			continue;
 		if (p->kind == CKPT_PARAM_TENSOR) {
 			print_entry(p->fname, NULL, &p->tensor, lng, false);
 			continue;
@@ -168,18 +171,27 @@ out:
 	return ret;
 }
 
-/* The parameters of f at a glance: by dtype, maps, sliced ones. */
+/* The parameters of f at a glance: by dtype, maps, sliced ones; with a
+ * selection, their count and data bytes. */
 struct counts {
 	uint64_t dtype[CKPT_DT_COUNT];
-	uint64_t maps, sliced;
+	uint64_t maps, sliced, selected, data;
 };
 
-/* Counts the parameters of f into n. */
-static void count_params(const struct ckpt_file *f, struct counts *n)
+/* Counts the parameters of f that sel selects into n. */
+static void count_params(const struct ckpt_file *f,
+			 const struct cli_select *sel, struct counts *n)
 {
 	memset(n, 0, sizeof(*n));
 	for (size_t i = 0; i < ckpt_count(f); i++) {
 		const struct ckpt_param *p = ckpt_param_at(f, i);
+		if (!cli_select_keep(sel, p->name))
+			continue;
+		n->selected++;
+		n->data += p->tensor.size;
+		for (int k = 0;
+		     p->kind == CKPT_PARAM_MAP && k < CKPT_MAP_NTENSORS; k++)
+			n->data += p->map[k].size;
 		if (p->kind == CKPT_PARAM_MAP)
 			n->maps++;
 		else
@@ -241,30 +253,39 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	const struct ckpt_stats *st;
 	struct ckpt_file *f;
 	struct counts n;
+	bool sel;
 
 	if (argc != 1)
 		return -1;
 	if (open_or_report(c, argv[0], &f))
 		return 1;
 	st = ckpt_stats(f);
-	count_params(f, &n);
+	count_params(f, &c->sel, &n);
+	sel = c->sel.ninclude || c->sel.nexclude;
 	printf("file:        %s\n", ckpt_path(f));
 	printf("format:      %s\n", ckpt_format_of(f));
 	printf("size:        %llu bytes\n", (unsigned long long)st->disk_size);
 	if (!strcmp(ckpt_format_of(f), "safetensors"))
 		printf("header:      %llu bytes\n",
 		       (unsigned long long)st->header_size);
-	printf("parameters:  %zu (%llu map, %llu sliced)\n", ckpt_count(f),
-	       (unsigned long long)n.maps, (unsigned long long)n.sliced);
+	if (sel)
+		printf("selected:    %llu of %zu parameters (--include, "
+		       "--exclude): parameters, data and dtypes count "
+		       "these\n",
+		       (unsigned long long)n.selected, ckpt_count(f));
+	printf("parameters:  %llu (%llu map, %llu sliced)\n",
+	       (unsigned long long)n.selected, (unsigned long long)n.maps,
+	       (unsigned long long)n.sliced);
 	if (!strcmp(ckpt_format_of(f), "ckpt"))
 		printf("records:     %llu\n", (unsigned long long)st->records);
-	printf("data:        %llu bytes\n", (unsigned long long)st->data_bytes);
+	printf("data:        %llu bytes\n",
+	       (unsigned long long)(sel ? n.data : st->data_bytes));
 	printf("dtypes:     ");
 	for (int d = 0; d < CKPT_DT_COUNT; d++)
 		if (n.dtype[d])
 			printf(" %s x%llu", ckpt_dtype_name((ckpt_dtype)d),
 			       (unsigned long long)n.dtype[d]);
-	printf("%s\n", st->data_bytes || ckpt_count(f) ? "" : " none");
+	printf("%s\n", n.data || n.selected ? "" : " none");
 	print_encoding(st);
 	print_metadata(f);
 	ckpt_close(f);

@@ -49,6 +49,11 @@ struct options {
 	char *keyfile;
 	int keyfd;
 	unsigned max_read;
+	/* -o include=GLOB, -o exclude=GLOB, each repeatable: NULL-terminated
+	 * lists (NULL while empty) of malloc'd globs */
+	char **include, **exclude;
+	size_t ninclude, nexclude;
+	int bad_glob; /* out of memory collecting them */
 };
 
 /* (clang-format would take these braces for blocks) */
@@ -71,12 +76,38 @@ static const struct fuse_opt option_spec[] = {
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
 	OPT_KEY("ro", 1),
 	OPT_KEY("rw", 2),
+	OPT_KEY("include=", 3),
+	OPT_KEY("exclude=", 4),
 	FUSE_OPT_END,
 };
 
-/* Takes -o ro, -o rw and -o max_read (also passed on to libfuse), the
- * generic mount options that mean nothing to ckptfs (dropped) and the
- * first non-option (the checkpoint); keeps everything else for libfuse.
+/* Appends a copy of glob to the NULL-terminated list *l of *n; -1 if
+ * out of memory. */
+static int add_glob(char ***l, size_t *n, const char *glob)
+{
+	char **nl = realloc(*l, (*n + 2) * sizeof(*nl));
+
+	if (!nl)
+		return -1;
+	*l = nl;
+	nl[*n] = strdup(glob);
+	if (!nl[*n])
+		return -1;
+	nl[++*n] = NULL;
+	return 0;
+}
+
+static void free_globs(char **l)
+{
+	for (char **g = l; g && *g; g++)
+		free(*g);
+	free(l);
+}
+
+/* Takes -o include= and -o exclude= (every one of them), -o ro, -o rw
+ * and -o max_read (also passed on to libfuse), the generic mount options
+ * that mean nothing to ckptfs (dropped) and the first non-option (the
+ * checkpoint); keeps everything else for libfuse.
  * The last of ro and rw wins, as it does in libfuse. */
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
@@ -91,6 +122,12 @@ static int opt_proc(void *data, const char *arg, int key,
 	if (key == 2) { /* -o rw: the default, as mount(8) passes it */
 		o->ro = 0;
 		return 1;
+	}
+	if (key == 3 || key == 4) { /* -o include=GLOB, -o exclude=GLOB */
+		if (key == 3 ? add_glob(&o->include, &o->ninclude, arg + 8)
+			     : add_glob(&o->exclude, &o->nexclude, arg + 8))
+			o->bad_glob = 1;
+		return 0;
 	}
 	if (key == FUSE_OPT_KEY_OPT &&
 	    sscanf(arg, "max_read=%u", &o->max_read) == 1)
@@ -147,6 +184,13 @@ static const char usage_text[] =
 	"                           (default: .*:#*#:*~:sed??????; empty: none)\n"
 	"    -o log=PATH            append every message, timestamped, to PATH\n"
 	"                           (created 0600; not a symbolic link)\n"
+	"    -o include=GLOB        show only the parameters whose stored names\n"
+	"                           match GLOB (fnmatch(3); repeatable: any of\n"
+	"                           them; write a ',' in GLOB as '\\,')\n"
+	"    -o exclude=GLOB        hide the parameters whose names match GLOB\n"
+	"                           (repeatable); hidden parameters are kept\n"
+	"                           unchanged by commits, and their names\n"
+	"                           cannot be taken (EEXIST)\n"
 	"\n"
 	"mount(8) and /etc/fstab: type fuse.ckptfs, the same options, the key\n"
 	"only as keyfile=PATH; generic mount options (defaults, noauto, nofail,\n"
@@ -185,6 +229,10 @@ static int parse_args(struct fuse_args *args, struct options *o,
 	if (fuse_opt_parse(args, o, option_spec, opt_proc) != 0 ||
 	    fuse_parse_cmdline(args, opts) != 0)
 		return -1;
+	if (o->bad_glob) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
 	if (opts->show_help) {
 		usage(prog);
 		return 0;
@@ -279,6 +327,14 @@ static void report_tree(const struct ckptfs *fs, const struct options *o)
 		say(LOG_WARNING, "%s", text);
 	if (ckpt_tree_warning(fs->tree))
 		say(LOG_WARNING, "warning: %s", ckpt_tree_warning(fs->tree));
+	if (o->ninclude || o->nexclude)
+		say(LOG_NOTICE,
+		    "%zu of the %zu parameters of %s are hidden (-o include, "
+		    "-o exclude); commits keep them as they are",
+		    ckpt_tree_hidden_count(fs->tree),
+		    ckpt_tree_count(fs->tree) +
+			    ckpt_tree_hidden_count(fs->tree),
+		    o->checkpoint);
 	if (!o->ro && ckpt_tree_read_only(fs->tree))
 		say(LOG_NOTICE, "mounting %s read-only: %s", o->checkpoint,
 		    ckpt_tree_read_only(fs->tree));
@@ -307,6 +363,8 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .open.key = key,
 				    .open.format = o->format,
 				    .out_format = o->format,
+				    .include = (const char *const *)o->include,
+				    .exclude = (const char *const *)o->exclude,
 				    .progress = ctl_progress,
 				    .progress_ctx = fs,
 				    .warn = warn_commit};
@@ -417,6 +475,8 @@ out:
 	free(o.format);
 	free(o.enc_mode);
 	free(o.keyfile);
+	free_globs(o.include);
+	free_globs(o.exclude);
 	ckpt_tree_close(fs.tree);
 	ckpt_key_free(key);
 	log_close();

@@ -97,6 +97,11 @@ struct ckpt_tree_opts {
 	 * nobody is told. */
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	/* Which parameters are shown (see ckpt_select_keep): NULL-terminated
+	 * lists of fnmatch(3) globs, or NULL for none.  The others are
+	 * hidden (see "selection" below).  Only read by ckpt_tree_open. */
+	const char *const *include;
+	const char *const *exclude;
 };
 
 enum ckpt_entry_kind {
@@ -321,5 +326,51 @@ ckpt_err ckpt_tree_statfs(struct ckpt_tree *t, struct statvfs *sv,
 /* A warning about the source for the user at open (a name stored twice,
  * ...), or NULL. */
 const char *ckpt_tree_warning(const struct ckpt_tree *t);
+
+/* ---- selection and renaming (select.c) --------------------------------
+ * A parameter of the checkpoint that the include/exclude globs of the
+ * options do not keep is hidden: ckpt_tree_list does not show it,
+ * ckpt_tree_lookup does not find it (nor does any function given its
+ * id), ckpt_tree_count does not count it, it cannot be deleted or
+ * renamed, and creating or renaming an entry onto its name fails with
+ * CKPT_ERR_EXISTS.  It keeps its place in the order and every commit
+ * writes it unchanged.  The selection is made once, at open, on the
+ * parameters of the file: entries created later are shown whatever
+ * their names. */
+
+/* True if the parameter stored as name (up to a NUL byte in it) is kept:
+ * it matches some glob of include (or include is NULL or empty) and none
+ * of exclude (NULL: none); fnmatch(3) without flags, so '*' also matches
+ * '/' and '.'. */
+bool ckpt_select_keep(const char *const *include, const char *const *exclude,
+		      const char *name);
+
+/* Number of hidden parameters. */
+size_t ckpt_tree_hidden_count(struct ckpt_tree *t);
+
+/* Removes the hidden parameters from the tree, as deletions: the next
+ * commit leaves them out (ckpt convert --exclude).  CKPT_ERR_READONLY if
+ * the tree refuses changes. */
+ckpt_err ckpt_tree_drop_hidden(struct ckpt_tree *t, struct ckpt_error *err);
+
+/* What ckpt_tree_rename_all asks for each entry: the new stored name of
+ * the entry stored as name (len bytes, NUL-terminated) in *out, malloc'd
+ * and NUL-terminated (taken over), or NULL to keep it.  Any other result
+ * than CKPT_OK stops the renaming, with the message fn put in err (its
+ * code and msg), else one made from the code. */
+typedef ckpt_err (*ckpt_rename_fn)(void *ctx, const char *name, size_t len,
+				   char **out, struct ckpt_error *err);
+
+/* Renames every shown entry (not the hidden ones, not scratch files) at
+ * once, as fn says.  All new names are computed and checked first: a
+ * name that two entries would share (a renamed one and another, renamed
+ * or not, hidden or not) is CKPT_ERR_EXISTS with a message naming both
+ * and the name; an empty name, one that is not UTF-8 or longer than
+ * CKPT_NAME_MAX is CKPT_ERR_INVAL; renaming a map parameter is
+ * CKPT_ERR_UNSUPPORTED.  On any failure nothing is renamed.  Entries keep
+ * their places; the old names are not remembered as deleted parameters
+ * (meant for a one-shot tree: ckpt convert --rename). */
+ckpt_err ckpt_tree_rename_all(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
+			      struct ckpt_error *err);
 
 #endif /* CKPT_TREE_H */

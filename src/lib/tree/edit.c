@@ -214,8 +214,12 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname, uint64_t *id,
 	r = parse_fname(fname, &name, &len, err);
 	if (r)
 		goto out;
-	if (ckpt_tree_find(t, fname)) {
-		r = ckpt_fail(err, CKPT_ERR_EXISTS, 0, "'%s' exists", fname);
+	e = ckpt_tree_find(t, fname);
+	if (e) {
+		r = e->hidden ? ckpt_select_taken(e, err)
+			      : ckpt_fail(err, CKPT_ERR_EXISTS, 0,
+					  "'%s' exists", fname);
+		e = NULL;
 		goto out;
 	}
 	e = ckpt_entry_new(t, NULL, err);
@@ -257,7 +261,7 @@ ckpt_err ckpt_tree_unlink(struct ckpt_tree *t, const char *fname,
 	if (r)
 		goto out;
 	e = ckpt_tree_find(t, fname);
-	if (!e)
+	if (!e || e->hidden)
 		r = ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no '%s'", fname);
 	else if (e->kind != CKPT_ENTRY_FILE)
 		r = map_read_only(fname, err);
@@ -354,7 +358,7 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from, const char *to,
 	if (r)
 		goto out;
 	src = ckpt_tree_find(t, from);
-	if (!src) {
+	if (!src || src->hidden) {
 		r = ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no '%s'", from);
 		goto out;
 	}
@@ -364,6 +368,10 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from, const char *to,
 	dst = ckpt_tree_find(t, to);
 	if (dst == src)
 		goto out;
+	if (dst && dst->hidden) {
+		r = ckpt_select_taken(dst, err);
+		goto out;
+	}
 	r = rename_check(src, dst, to, noreplace, err);
 	if (r)
 		goto out;

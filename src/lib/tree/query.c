@@ -105,6 +105,8 @@ void ckpt_tree_list(struct ckpt_tree *t, uint64_t dir, size_t start,
 	if (dir == 0) {
 		for (size_t i = start; i < t->norder; i++) {
 			struct entry *e = t->order[i];
+			if (e->hidden)
+				continue;
 			fill_info(e, -1, &info);
 			if (!fn(ctx, e->fname, ENTRY_ID(e), &info, i + 1))
 				break;
@@ -131,7 +133,7 @@ ckpt_err ckpt_tree_lookup(struct ckpt_tree *t, uint64_t dir, const char *name,
 	pthread_rwlock_rdlock(&t->lock);
 	if (dir == 0) {
 		e = ckpt_tree_find(t, name);
-		if (e) {
+		if (e && !e->hidden) {
 			ckpt_entry_count_lookup(e);
 			*id = ENTRY_ID(e);
 			r = CKPT_OK;

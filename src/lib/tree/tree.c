@@ -101,7 +101,7 @@ struct entry *ckpt_tree_resolve(struct ckpt_tree *t, uint64_t id, int *sub)
 	if (slot == 0 || slot > t->nslots)
 		return NULL;
 	e = t->slots[slot - 1];
-	if (!e || (*sub >= 0 && e->kind != CKPT_ENTRY_DIR))
+	if (!e || e->hidden || (*sub >= 0 && e->kind != CKPT_ENTRY_DIR))
 		return NULL;
 	return e;
 }
@@ -395,7 +395,7 @@ size_t ckpt_tree_count(struct ckpt_tree *t)
 	size_t n;
 
 	pthread_rwlock_rdlock(&t->lock);
-	n = t->norder;
+	n = t->norder - t->nhidden;
 	pthread_rwlock_unlock(&t->lock);
 	return n;
 }

@@ -12,6 +12,7 @@
  *   pieces.c    where an entry's bytes are
  *   rebase.c    moving the tree onto the file a commit wrote
  *   metadata.c  the format's metadata (safetensors __metadata__)
+ *   select.c    hidden parameters (include/exclude), renaming them all
  */
 #ifndef CKPT_TREE_INTERNAL_H
 #define CKPT_TREE_INTERNAL_H
@@ -51,6 +52,7 @@ struct entry {
 	bool scratch : 1;   /* a scratch file (ckpt_tree_is_scratch) */
 	bool own_name : 1, own_dims : 1;
 	bool in_block : 1; /* part of t->entry_block, not malloc'd */
+	bool hidden : 1;   /* not selected: see ckpt_select_apply */
 };
 
 _Static_assert(sizeof(struct entry) <= 96,
@@ -128,6 +130,7 @@ struct ckpt_tree {
 	bool skip_unrepresentable;
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	size_t nhidden; /* entries with hidden set (select.c) */
 };
 
 /* tree.c: a new entry with a fresh (or freed) id, not yet linked; with
@@ -292,6 +295,15 @@ ckpt_err ckpt_tree_meta_load(struct ckpt_tree *t, const struct ckpt_file *f,
 
 /* Frees the tree's metadata. */
 void ckpt_tree_meta_free(struct ckpt_tree *t);
+/* ---- select.c: hidden parameters -------------------------------------- */
+
+/* Hides the entries of the parameters just loaded that the globs do not
+ * keep (ckpt_select_keep); called by ckpt_tree_open.  Cannot fail. */
+void ckpt_select_apply(struct ckpt_tree *t, const char *const *include,
+		       const char *const *exclude);
+
+/* The CKPT_ERR_EXISTS of a create or rename onto hidden entry e. */
+ckpt_err ckpt_select_taken(const struct entry *e, struct ckpt_error *err);
 
 /* ---- rebase.c: after a commit ------------------------------------------ */
 

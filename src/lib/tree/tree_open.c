@@ -341,6 +341,7 @@ ckpt_err ckpt_tree_open(const char *path, const struct ckpt_tree_opts *opts,
 		e = load_entries(t, err);
 	if (e)
 		goto fail;
+	ckpt_select_apply(t, opts->include, opts->exclude);
 	t->ro_reason = opts->read_only ? "it was opened read-only"
 				       : why_read_only(t, opts->output);
 	if (!t->ro_reason && t->pin_fd >= 0) {
