@@ -84,10 +84,12 @@ static void fill_info(const struct entry *ent, int sub,
 				  sizeof(info->shape));
 		return;
 	} else {
-		uint64_t n = 0;
+		unsigned bits = ckpt_dtype_bits(e->dtype);
 
-		ckpt_dtype_elems(e->dtype, e->size, &n); /* 0 if no fit */
-		dims[0] = (int64_t)n;
+		/* whole elements (a misfit shows the floor, as before) */
+		dims[0] = (int64_t)(bits % 8 ? e->size / bits * 8 +
+						       e->size % bits * 8 / bits
+					     : e->size / (bits / 8));
 		ndims = 1;
 	}
 	ckpt_shape_format(dims, ndims, info->shape, sizeof(info->shape));
