@@ -6,7 +6,7 @@
 # as Debian policy wants, by cmake/DebGzipMan.cmake) and the bash
 # completion of ckpt.  Depends: fuse3 (fusermount3, which unmounts, and
 # mount.fuse3, which mounts from fstab) and what dpkg-shlibdeps finds the
-# binaries linked against (libc6, libfuse3-3, libssl3).  Included from
+# binaries linked against (libc6, libfuse3-3, libssl3, libjansson4).  Included from
 # CMakeLists.txt after the install rules.
 
 set(CKPT_DEB_MAINTAINER
@@ -21,7 +21,7 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT ${CKPT_DEB_MAINTAINER})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "mount MindSpore checkpoints as directories (FUSE)")
-set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)   # ckptfs_0.2.0_amd64.deb
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)   # ckptfs_0.3.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${CKPT_DEB_MAINTAINER})
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

@@ -177,7 +177,7 @@ class TestCliMisc(CliChecks):
     def test_version(self):
         """Both programs print the project's version (CMakeLists.txt) and
         the libraries they run with: libfuse as pkg-config knows it (ckptfs
-        only), OpenSSL, and that protobuf-c is not linked."""
+        only), OpenSSL, jansson, and that protobuf-c is not linked."""
         with open(os.path.join(common.REPO, "CMakeLists.txt")) as f:
             version = re.search(r"project\(ckptfs VERSION (\S+)",
                                 f.read()).group(1)
@@ -194,6 +194,7 @@ class TestCliMisc(CliChecks):
                     fuse if prog == "ckptfs" else "not linked"), res.text)
                 self.assertRegex(res.text, r"(?m)^crypto: OpenSSL 3\.")
                 self.assertRegex(res.text, r"(?m)^protobuf-c: not linked")
+                self.assertRegex(res.text, r"(?m)^json: jansson 2\.\d+")
 
 
 @unittest.skipUnless(common.BIG, "CKPT_BIG=0")

@@ -374,6 +374,10 @@ struct ckpt_meta_item {
 			    * then shown as Int4 */
 };
 
+/* The version of the JSON library safetensors headers are parsed with
+ * ("2.14"), for --version. */
+const char *ckpt_json_version(void);
+
 /* True if f has metadata at all (a safetensors file with __metadata__,
  * even an empty one). */
 bool ckpt_has_metadata(const struct ckpt_file *f);

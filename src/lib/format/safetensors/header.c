@@ -424,3 +424,8 @@ out:
 	free(buf);
 	return r;
 }
+
+const char *ckpt_json_version(void)
+{
+	return jansson_version_str();
+}
