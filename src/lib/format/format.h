@@ -134,6 +134,8 @@ struct ckpt_format {
 	 * a tree with an output key is written through the encrypted sink,
 	 * and one of a format without this is refused. */
 	bool encryptable;
+	/* True if the format can store tensors of dtype dt. */
+	bool (*holds)(ckpt_dtype dt);
 	/* Files of this format carry metadata (key -> string) that the
 	 * tree shows and edits (ckpt_tree_meta_*). */
 	bool metadata;

@@ -189,9 +189,15 @@ ckpt_err ckpt_tree_set_dtype(struct ckpt_tree *t, uint64_t id,
 	if (!ckpt_dtype_parse(value, len, &dt)) {
 		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
 			      "unknown dtype '%.*s' (use a MindSpore name "
-			      "such as Float32 or a numpy name such as "
-			      "float32)",
+			      "such as Float32, a numpy name such as "
+			      "float32 or a safetensors name such as F32)",
 			      QUOTE_MAX(len), value);
+		goto out;
+	}
+	if (!t->format->holds(dt)) {
+		r = ckpt_fail(err, CKPT_ERR_INVAL, 0,
+			      "the %s format cannot hold dtype %s",
+			      t->format->name, ckpt_dtype_name(dt));
 		goto out;
 	}
 	own_view(e);

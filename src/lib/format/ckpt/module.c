@@ -32,10 +32,18 @@ static ckpt_err scan(struct ckpt_file *f, const struct ckpt_open_opts *opts,
 	return e ? e : ckpt_scan(f, err);
 }
 
+/* ckpt_format holds: MindSpore's tensor_types (not the safetensors-only
+ * dtypes). */
+static bool holds(ckpt_dtype dt)
+{
+	return dt <= CKPT_DT_STR;
+}
+
 const struct ckpt_format ckpt_format_ckpt = {
 	.name = "ckpt",
 	.encryptable = true,
 	.probe = probe,
+	.holds = holds,
 	.verify_crc = ckpt_trailer_verify,
 	.scan = scan,
 	.encode = ckpt_encode,

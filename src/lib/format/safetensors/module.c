@@ -99,11 +99,19 @@ static ckpt_err scan(struct ckpt_file *f, const struct ckpt_open_opts *opts,
 	return opts && opts->skip_crc ? CKPT_OK : verify_crc(f, err);
 }
 
+/* ckpt_format holds: the dtypes with a safetensors name, and Int4 (I8
+ * with its marker). */
+static bool holds(ckpt_dtype dt)
+{
+	return dt == CKPT_DT_INT4 || ckpt_dtype_st_name(dt) != NULL;
+}
+
 const struct ckpt_format ckpt_format_safetensors = {
 	.name = "safetensors",
 	.encryptable = false,
 	.metadata = true,
 	.probe = probe,
+	.holds = holds,
 	.scan = scan,
 	.verify_crc = verify_crc,
 	.encode = st_encode,
