@@ -313,8 +313,7 @@ static ckpt_err get_meta(struct st_scan *s, json_t *m)
 					     : NULL)
 				     : index_str(f, json_string_value(v),
 						 json_string_length(v));
-		free(text);
-		if (!it->key || !it->value)
+		if (!it->key || !it->value) /* text: the arena's */
 			goto nomem;
 	}
 	return CKPT_OK;
@@ -397,6 +396,7 @@ static ckpt_err fill_index(struct st_scan *s, json_t *root)
 ckpt_err st_scan_header(struct ckpt_file *f, struct ckpt_error *err)
 {
 	struct st_scan s = {.f = f, .err = err};
+	struct st_arena *arena = NULL;
 	json_error_t je;
 	json_t *root;
 	uint64_t n = 0;
@@ -406,6 +406,7 @@ ckpt_err st_scan_header(struct ckpt_file *f, struct ckpt_error *err)
 	if (r)
 		goto out;
 	f->stats.header_size = n;
+	arena = st_arena_begin();
 	root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		r = corrupt(&s, 8 + (uint64_t)je.position,
@@ -415,12 +416,12 @@ ckpt_err st_scan_header(struct ckpt_file *f, struct ckpt_error *err)
 		goto out;
 	}
 	r = fill_index(&s, root);
-	json_decref(root);
 	if (!r)
 		r = ckpt_index_build(f, err);
 	if (!r)
 		apply_markers(f);
 out:
+	st_arena_end(arena); /* the JSON tree, all of it */
 	free(buf);
 	return r;
 }

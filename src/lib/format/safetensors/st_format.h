@@ -13,6 +13,7 @@
  *   crc.c     MindSpore's crc_num over the tensors (section 1.8)
  *   encode.c  a snapshot written as Hugging Face's serializer writes it
  *   json.c    the serializer's JSON text (serde_json's escaping)
+ *   arena.c   the memory the JSON tree of a header lives in
  */
 #ifndef CKPT_ST_FORMAT_H
 #define CKPT_ST_FORMAT_H
@@ -49,6 +50,15 @@ ckpt_err st_crc_tensor(uint32_t *crc, const char *name, size_t len,
 /* encode.c: the encode of ckpt_format_safetensors (struct ckpt_format). */
 ckpt_err st_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 		   struct ckpt_error *err);
+
+/* ---- arena.c: what jansson parses into --------------------------------- */
+
+/* From st_arena_begin to st_arena_end, jansson's allocations on this
+ * thread come from one arena and its frees do nothing: the JSON tree made
+ * in between is dropped by st_arena_end (never json_decref'd).  NULL when
+ * out of memory (jansson then gets malloc as elsewhere).  Not nested. */
+struct st_arena *st_arena_begin(void);
+void st_arena_end(struct st_arena *a);
 
 /* ---- json.c: a growing text -------------------------------------------- */
 
