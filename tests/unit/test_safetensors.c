@@ -375,7 +375,7 @@ static void test_valid_int4_markers(void **state)
 		"\"data_offsets\":[9,10]},\"k\":{\"dtype\":\"I8\",\"shape\":[1],"
 		"\"data_offsets\":[10,11]}}";
 	static const int64_t d1[] = {1}, d22[] = {2, 2};
-	static const bool marker[] = {false, true, false, false,
+	static const bool marker[] = {false, true,  false, false,
 				      false, false, false};
 	struct buf b = {0};
 	struct ckpt_file *f;
@@ -440,11 +440,11 @@ static void test_valid_all_dtypes(void **state)
 
 	n += (size_t)snprintf(json + n, sizeof(json) - n, "{");
 	for (size_t i = 0; i < nt; i++) {
-		n += (size_t)snprintf(json + n, sizeof(json) - n,
-				      "%s\"t%02zu\":{\"dtype\":\"%s\",\"shape\":"
-				      "[%u],\"data_offsets\":[%zu,%zu]}",
-				      i ? "," : "", i, t[i].st, t[i].n, at,
-				      at + t[i].bytes);
+		n += (size_t)snprintf(
+			json + n, sizeof(json) - n,
+			"%s\"t%02zu\":{\"dtype\":\"%s\",\"shape\":"
+			"[%u],\"data_offsets\":[%zu,%zu]}",
+			i ? "," : "", i, t[i].st, t[i].n, at, at + t[i].bytes);
 		at += t[i].bytes;
 	}
 	n += (size_t)snprintf(json + n, sizeof(json) - n, "}");
@@ -626,8 +626,8 @@ static void test_refused_entries(void **state)
 	refused("{\"t\":{\"shape\":[1],\"data_offsets\":[0,1]}}", 1, "t");
 	refused("{\"t\":{\"dtype\":\"U8\",\"data_offsets\":[0,1]}}", 1, "t");
 	refused("{\"t\":{\"dtype\":\"U8\",\"shape\":[1]}}", 1, "t");
-	refused("{\"t\":{\"dtype\":8,\"shape\":[1],\"data_offsets\":[0,1]}}",
-		1, "t");
+	refused("{\"t\":{\"dtype\":8,\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+		"t");
 	refused("{\"t\":{\"dtype\":\"U8\",\"shape\":1,\"data_offsets\":[0,1]}}",
 		1, "t");
 	refused("{\"t\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":1}}",
@@ -874,6 +874,7 @@ static const struct crc_t crc_tensors[] = {
 	{"i4", "I8", true, {3}, 1, true, 3},		 /* Int4 0-d */
 	{"flag", "BOOL", true, {1}, 1, false, 0},	 /* raw */
 	{"B", "U16", true, {2, 1}, 2, true, 258},
+	{"big", "U32", true, {0xc0, 0xc6, 0x2d, 0}, 4, true, 3000000},
 };
 #define NCRC (sizeof(crc_tensors) / sizeof(crc_tensors[0]))
 
@@ -935,9 +936,12 @@ static void test_crc_mismatch(void **state)
 	}
 	/* a crc_num that is no 32-bit decimal */
 	static const char *const wide[] = {
-		"\"crc_num\":\"4294967296\"", "\"crc_num\":\"-1\"",
-		"\"crc_num\":\"12x\"",	      "\"crc_num\":\"\"",
-		"\"crc_num\":123",	      "\"crc_num\":null",
+		"\"crc_num\":\"4294967296\"",
+		"\"crc_num\":\"-1\"",
+		"\"crc_num\":\"12x\"",
+		"\"crc_num\":\"\"",
+		"\"crc_num\":123",
+		"\"crc_num\":null",
 	};
 	for (size_t k = 0; k < sizeof(wide) / sizeof(wide[0]); k++) {
 		mk_crc_file(&b, crc_tensors, NCRC, wide[k]);
@@ -962,9 +966,13 @@ static void test_crc_mismatch(void **state)
 static void test_crc_negative_scalar(void **state)
 {
 	static const struct crc_t neg[][1] = {
-		{{"n", "I64", true, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-				     0xff},
-		  8, true, 0}},
+		{{"n",
+		  "I64",
+		  true,
+		  {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		  8,
+		  true,
+		  0}},
 		{{"n", "I8", true, {0x80}, 1, true, 0}},
 		{{"n", "I16", true, {0, 0x80}, 2, true, 0}},
 		{{"n", "I32", true, {0, 0, 0, 0x80}, 4, true, 0}},
@@ -1192,8 +1200,7 @@ static void expect_data(struct buf *b, const struct tt *t)
 
 static void assert_same(const struct buf *got, const struct buf *want)
 {
-	if (got->len != want->len ||
-	    memcmp(got->p, want->p, want->len) != 0) {
+	if (got->len != want->len || memcmp(got->p, want->p, want->len) != 0) {
 		print_error("got  %zu: %.*s\nwant %zu: %.*s\n", got->len,
 			    got->len > 8 ? (int)got->len - 8 : 0, got->p + 8,
 			    want->len, want->len > 8 ? (int)want->len - 8 : 0,
@@ -1233,8 +1240,8 @@ static void test_encode_worked_example(void **state)
 
 static void test_encode_empty(void **state)
 {
-	static const uint8_t empty[16] = {8,   0,   0,	 0,   0,   0,	0,   0,
-					  '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const uint8_t empty[16] = {
+		8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
 	const uint8_t *d = data64();
 	struct tt t[] = {
 		{"gone", 0, CKPT_DT_FLOAT32, 1, {1}, d, 4, false, true},
@@ -1312,8 +1319,9 @@ static void test_encode_dtype_order(void **state)
 		rev[i] = t[12 - i];
 		rev[i].name = t[i].name;
 	}
-	n += (size_t)snprintf(json, sizeof(json), "{\"__metadata__\":{"
-						  "\"format\":\"ms\"}");
+	n += (size_t)snprintf(json, sizeof(json),
+			      "{\"__metadata__\":{"
+			      "\"format\":\"ms\"}");
 	for (size_t i = 0; i < 13; i++) {
 		n += (size_t)snprintf(json + n, sizeof(json) - n,
 				      ",\"%s\":{\"dtype\":\"%s\",\"shape\":[1],"
@@ -1464,7 +1472,14 @@ static void test_encode_escaping(void **state)
 {
 	const uint8_t *d = data64();
 	struct tt t[] = {
-		{"f/\xc3\xa9\xe2\x82\xac", 0, CKPT_DT_UINT8, 1, {1}, d + 5, 1, 0,
+		{"f/\xc3\xa9\xe2\x82\xac",
+		 0,
+		 CKPT_DT_UINT8,
+		 1,
+		 {1},
+		 d + 5,
+		 1,
+		 0,
 		 0},
 		{"a\"q", 0, CKPT_DT_UINT8, 1, {1}, d, 1, 0, 0},
 		{"b\\s", 0, CKPT_DT_UINT8, 1, {1}, d + 1, 1, 0, 0},
@@ -1634,13 +1649,14 @@ static void test_encode_own_metadata(void **state)
 	/* no checksum asked for: a stale crc_num is dropped */
 	s.checksum = false;
 	encode_ok(&s, &got);
-	expect_file(&want,
-		    "{\"__metadata__\":{\"zeta\":\"1\",\"alpha\":\"x\\\"y\","
-		    "\"n\":[1,{\"a\":2}],\"q\":\"Int4\",\"format\":\"ms\"},"
-		    "\"step\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":"
-		    "[0,8]},\"w\":{\"dtype\":\"F32\",\"shape\":[2],"
-		    "\"data_offsets\":[8,16]},\"q\":{\"dtype\":\"I8\",\"shape\":"
-		    "[2],\"data_offsets\":[16,18]}}");
+	expect_file(
+		&want,
+		"{\"__metadata__\":{\"zeta\":\"1\",\"alpha\":\"x\\\"y\","
+		"\"n\":[1,{\"a\":2}],\"q\":\"Int4\",\"format\":\"ms\"},"
+		"\"step\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":"
+		"[0,8]},\"w\":{\"dtype\":\"F32\",\"shape\":[2],"
+		"\"data_offsets\":[8,16]},\"q\":{\"dtype\":\"I8\",\"shape\":"
+		"[2],\"data_offsets\":[16,18]}}");
 	expect_data(&want, &t[1]);
 	expect_data(&want, &t[0]);
 	expect_data(&want, &t[2]);
@@ -1713,18 +1729,15 @@ static void test_encode_stale_markers(void **state)
 {
 	const uint8_t *d = data64();
 	struct tt t[] = {
-		{"new", 0, CKPT_DT_INT4, 1, {1}, d, 1, 0, 0},  /* was old */
+		{"new", 0, CKPT_DT_INT4, 1, {1}, d, 1, 0, 0},	/* was old */
 		{"r", 0, CKPT_DT_INT8, 1, {1}, d + 1, 1, 0, 0}, /* was Int4 */
 		{"keep", 0, CKPT_DT_INT4, 1, {1}, d + 2, 1, 0, 0},
 		{"gone", 0, CKPT_DT_INT4, 1, {1}, d + 3, 1, false, true},
 	};
 	const struct ckpt_meta_item meta[] = {
-		{"format", "ms", false, false},
-		{"old", "Int4", false, true},
-		{"r", "Int4", false, true},
-		{"keep", "Int4", false, true},
-		{"gone", "Int4", false, true},
-		{"user", "v", false, false},
+		{"format", "ms", false, false}, {"old", "Int4", false, true},
+		{"r", "Int4", false, true},	{"keep", "Int4", false, true},
+		{"gone", "Int4", false, true},	{"user", "v", false, false},
 		{"w", "Int4", false, false}, /* no tensor w: plain metadata */
 	};
 	struct fake fk;
@@ -1902,8 +1915,8 @@ static ckpt_err file_read(const struct ckpt_snapshot *s, const struct entry *e,
 {
 	const struct ckpt_param *q = (const struct ckpt_param *)(const void *)e;
 	size_t done = 0;
-	ckpt_err r = ckpt_tensor_read(s->ctx, &q->tensor, buf, len, off, &done,
-				      err);
+	ckpt_err r =
+		ckpt_tensor_read(s->ctx, &q->tensor, buf, len, off, &done, err);
 
 	assert_int_equal(r, CKPT_OK);
 	assert_int_equal(done, len);
@@ -2032,7 +2045,7 @@ static void test_encode_crc_file_again(void **state)
 		 hand_crc(crc_tensors, NCRC, true));
 	/* in the serializer's order (dtype rank, name) */
 	{
-		static const size_t order[] = {1, 2, 0, 3, 7, 5, 4, 6};
+		static const size_t order[] = {1, 2, 0, 8, 3, 7, 5, 4, 6};
 		struct crc_t t[NCRC];
 		for (size_t i = 0; i < NCRC; i++)
 			t[i] = crc_tensors[order[i]];
