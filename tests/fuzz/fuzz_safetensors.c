@@ -36,8 +36,7 @@ static struct ckpt_file *open_bytes(const uint8_t *data, size_t size,
 	struct ckpt_file *f = NULL;
 	struct ckpt_error err;
 
-	if (ckpt_open_fd(memfd_of(data, size), "fuzz", &o, &f, &err) !=
-	    CKPT_OK)
+	if (ckpt_open_fd(memfd_of(data, size), "fuzz", &o, &f, &err) != CKPT_OK)
 		return NULL;
 	return f;
 }
@@ -76,7 +75,8 @@ static void check_index(const struct ckpt_file *f, const uint8_t *data,
 		uint64_t need;
 		uint8_t *b;
 
-		if (p->kind != CKPT_PARAM_TENSOR || ckpt_find(f, p->fname) < 0 ||
+		if (p->kind != CKPT_PARAM_TENSOR ||
+		    ckpt_find(f, p->fname) < 0 ||
 		    (size_t)ckpt_find(f, p->fname) != i)
 			abort();
 		if (!ckpt_shape_bytes(t->dtype, t->dims, t->ndims, &need) ||
@@ -84,10 +84,10 @@ static void check_index(const struct ckpt_file *f, const uint8_t *data,
 			abort();
 		if (t->nextents != (t->size > 0))
 			abort();
-		if (t->size && (t->extents[0].pos != 0 ||
-				t->extents[0].src != at ||
-				t->extents[0].len != t->size ||
-				t->extents[0].src + t->size > size))
+		if (t->size &&
+		    (t->extents[0].pos != 0 || t->extents[0].src != at ||
+		     t->extents[0].len != t->size ||
+		     t->extents[0].src + t->size > size))
 			abort(); /* in data order, back to back, inside */
 		if (t->dtype == CKPT_DT_INT4)
 			nint4++;
