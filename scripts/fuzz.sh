@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 shift || true
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(fuzz_scan fuzz_crypt fuzz_parsers)
+((${#harnesses[@]})) || harnesses=(fuzz_scan fuzz_crypt fuzz_parsers fuzz_safetensors)
 command -v clang >/dev/null || { apt-get update -qq && apt-get install -y -qq clang; }
 CC=clang "$top/scripts/build.sh" build-fuzz -DCKPT_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 out=$top/build-fuzz
@@ -27,6 +27,7 @@ fuzz_one() {
     fuzz_scan) seeds=("$fixtures" "$top/examples") ;;
     fuzz_crypt) seeds=("$top/tests/fuzz/seeds/crypt") ;;
     fuzz_parsers) seeds=("$top/tests/fuzz/seeds/parsers") ;;
+    fuzz_safetensors) seeds=("$top/tests/fuzz/seeds/safetensors") ;;
   esac
   nice -n "$nice" "$out/tests/fuzz/$h" -max_total_time="$secs" \
       -max_len=65536 -timeout=10 \

@@ -66,15 +66,36 @@ static bool index_value(const uint8_t *b, uint64_t size, ckpt_dtype dt,
 	return true;
 }
 
-/* crc of v zero bytes more. */
-static uint32_t crc_zeros(uint32_t crc, uint64_t v, const uint8_t *zeros)
+/* a * b modulo the CRC-32 polynomial, bit-reflected (zlib's multmodp). */
+static uint32_t multmodp(uint32_t a, uint32_t b)
 {
-	while (v) {
-		size_t n = v < CHUNK ? (size_t)v : CHUNK;
-		crc = ckpt_crc32(crc, zeros, n);
-		v -= n;
+	uint32_t m = 1u << 31, p = 0;
+
+	for (;;) {
+		if (a & m) {
+			p ^= b;
+			if ((a & (m - 1)) == 0)
+				break;
+		}
+		m >>= 1;
+		b = b & 1 ? (b >> 1) ^ 0xEDB88320u : b >> 1;
 	}
-	return crc;
+	return p;
+}
+
+/* crc of v zero bytes more, in O(log v) (a 0-d integer may stand for 4
+ * GiB of them, which would take seconds): each zero byte multiplies the
+ * register by x^8, so v of them by x^(8v), built from x^(2^k). */
+static uint32_t crc_zeros(uint32_t crc, uint64_t v)
+{
+	uint32_t reg = ~crc, x2k = 1u << 23; /* x^8 (bit 31 is x^0) */
+
+	for (; v; v >>= 1) {
+		if (v & 1)
+			reg = multmodp(x2k, reg);
+		x2k = multmodp(x2k, x2k);
+	}
+	return ~reg;
 }
 
 /* What a 0-d integer tensor adds. */
@@ -82,7 +103,7 @@ static ckpt_err crc_index(uint32_t *crc, const char *name, size_t len,
 			  ckpt_dtype dt, uint64_t size, st_read_fn rd,
 			  void *ctx, struct ckpt_error *err)
 {
-	uint8_t b[8], *zeros;
+	uint8_t b[8];
 	uint64_t v;
 	ckpt_err r = size <= 8 ? rd(ctx, 0, b, (size_t)size, err)
 			       : CKPT_ERR_CORRUPT;
@@ -97,11 +118,7 @@ static ckpt_err crc_index(uint32_t *crc, const char *name, size_t len,
 				 "4 GiB)",
 				 ckpt_dtype_name(dt),
 				 (int)(len > 200 ? 200 : len), name);
-	zeros = calloc(1, v < CHUNK ? (size_t)v + 1 : CHUNK);
-	if (!zeros)
-		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	*crc = crc_zeros(*crc, v, zeros);
-	free(zeros);
+	*crc = crc_zeros(*crc, v);
 	return CKPT_OK;
 }
 

@@ -312,7 +312,8 @@ static void warn_unloadable(const struct st_enc *c)
 	for (size_t i = 0; i < c->s->nmeta && c->s->own_meta; i++) {
 		const char *key = c->s->meta[i].key;
 		const struct st_out *o = find_out(c, key, strlen(key));
-		if (o && o->dt != CKPT_DT_INT4)
+		if (o && o->dt != CKPT_DT_INT4 &&
+		    !c->s->meta[i].marker) /* a stale marker is not written */
 			warn(c,
 			     "the tensor '%s' is named like a key of "
 			     "__metadata__: MindSpore 2.7 cannot load the file",

@@ -300,6 +300,8 @@ static ckpt_err get_meta(struct st_scan *s, json_t *m)
 	f->meta = ckpt_index_alloc(f, f->nmeta * sizeof(*f->meta) + 1);
 	if (!f->meta)
 		goto nomem;
+	/* the index's memory is not zeroed: marker is set later */
+	memset(f->meta, 0, f->nmeta * sizeof(*f->meta));
 	json_object_keylen_foreach(m, key, klen, v)
 	{
 		struct ckpt_meta_item *it = &f->meta[i++];
