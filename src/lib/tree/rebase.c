@@ -97,7 +97,8 @@ static void reorder(struct ckpt_tree *t, struct entry **written,
 	for (size_t i = 0; i < t->norder; i++)
 		if (t->order[i]->scratch)
 			written[k++] = t->order[i]; /* room: see below */
-	memcpy(t->order, written, t->norder * sizeof(*t->order));
+	if (t->norder) /* (an empty tree may have no order array) */
+		memcpy(t->order, written, t->norder * sizeof(*t->order));
 	for (size_t i = 0; i < n; i++)
 		ckpt_entry_bind(t->order[i], ckpt_param_at(nf, i), nf);
 	free(written);

@@ -47,7 +47,7 @@ struct st_scan {
 static ckpt_err corrupt(struct st_scan *s, uint64_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Fails with "PATH: safetensors header: <fmt>" as CKPT_ERR_CORRUPT. */
+/* Fails with "PATH: <fmt>" as CKPT_ERR_CORRUPT. */
 static ckpt_err corrupt(struct st_scan *s, uint64_t at, const char *fmt, ...)
 {
 	char msg[480];
