@@ -380,3 +380,21 @@ ssize_t tensor_read_n(const struct ckpt_file *f, const struct ckpt_tensor *t,
 		return -1;
 	return (ssize_t)done;
 }
+
+/* A map record: keys int64 [2], values float32 [2,3], status int32 [2]. */
+void buf_small_map(struct buf *b, const char *name)
+{
+	int64_t kd[1] = {2}, vd[2] = {2, 3}, sd[1] = {2};
+	int64_t k[2] = {7, 8};
+	float v[6] = {1, 2, 3, 4, 5, 6};
+	int32_t st[2] = {0, 1};
+	struct buf keys = {0}, values = {0}, status = {0};
+
+	buf_tensor(&keys, kd, 1, "int64", k, sizeof(k));
+	buf_tensor(&values, vd, 2, "float32", v, sizeof(v));
+	buf_tensor(&status, sd, 1, "int32", st, sizeof(st));
+	buf_map_record(b, name, &keys, &values, &status);
+	buf_free(&keys);
+	buf_free(&values);
+	buf_free(&status);
+}

@@ -46,6 +46,9 @@ void buf_map_record(struct buf *b, const char *tag, const struct buf *keys,
 		    const struct buf *values, const struct buf *status);
 /* Appends the 17-byte crc_num trailer for the current contents of b. */
 void buf_crc_trailer(struct buf *b);
+/* Appends a map parameter name: keys int64 [2] {7, 8}, values float32
+ * [2,3] {1..6}, status int32 [2] {0, 1}. */
+void buf_small_map(struct buf *b, const char *name);
 /* Appends c as serialized by protobuf-c (checkpoint__pack). */
 void buf_pack_checkpoint(struct buf *b, const Checkpoint *c);
 

@@ -55,23 +55,6 @@ static void param_bytes(int i, uint8_t *b, size_t n)
 		b[k] = (uint8_t)(0x10 * (i + 1) + (int)k);
 }
 
-static void add_map(struct buf *b, const char *name)
-{
-	int64_t kd[1] = {2}, vd[2] = {2, 3}, sd[1] = {2};
-	int64_t k[2] = {7, 8};
-	float v[6] = {1, 2, 3, 4, 5, 6};
-	int32_t st[2] = {0, 1};
-	struct buf keys = {0}, values = {0}, status = {0};
-
-	buf_tensor(&keys, kd, 1, "int64", k, sizeof(k));
-	buf_tensor(&values, vd, 2, "float32", v, sizeof(v));
-	buf_tensor(&status, sd, 1, "int32", st, sizeof(st));
-	buf_map_record(b, name, &keys, &values, &status);
-	buf_free(&keys);
-	buf_free(&values);
-	buf_free(&status);
-}
-
 static void build(struct buf *b)
 {
 	int64_t d22[2] = {2, 2}, d2[1] = {2};
@@ -86,7 +69,7 @@ static void build(struct buf *b)
 	}
 	param_bytes(4, w, 4);
 	buf_record(b, "step", NULL, 0, "Int32", w, 4);
-	add_map(b, "m");
+	buf_small_map(b, "m");
 }
 
 static void ok(ckpt_err rc, const struct ckpt_error *err)

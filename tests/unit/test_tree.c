@@ -43,23 +43,6 @@ struct fx {
 
 static uint8_t bytes_a[16], bytes_b[12], bytes_c[4];
 
-static void add_map(struct buf *b, const char *name)
-{
-	int64_t kd[1] = {2}, vd[2] = {2, 3}, sd[1] = {2};
-	int64_t k[2] = {7, 8};
-	float v[6] = {1, 2, 3, 4, 5, 6};
-	int32_t st[2] = {0, 1};
-	struct buf keys = {0}, values = {0}, status = {0};
-
-	buf_tensor(&keys, kd, 1, "int64", k, sizeof(k));
-	buf_tensor(&values, vd, 2, "float32", v, sizeof(v));
-	buf_tensor(&status, sd, 1, "int32", st, sizeof(st));
-	buf_map_record(b, name, &keys, &values, &status);
-	buf_free(&keys);
-	buf_free(&values);
-	buf_free(&status);
-}
-
 static void build(struct buf *b)
 {
 	int64_t da[2] = {2, 2}, db[1] = {3}, dc[1] = {4};
@@ -74,7 +57,7 @@ static void build(struct buf *b)
 	buf_record(b, "a", da, 2, "Float32", bytes_a, sizeof(bytes_a));
 	buf_record(b, "b", db, 1, "Int32", bytes_b, sizeof(bytes_b));
 	buf_record(b, "c", dc, 1, "UInt8", bytes_c, sizeof(bytes_c));
-	add_map(b, "m");
+	buf_small_map(b, "m");
 }
 
 static struct ckpt_tree *open_tree(struct fx *f,
