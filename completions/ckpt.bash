@@ -6,7 +6,8 @@
 #
 # Offers the commands, the options of each command (keep them in step with
 # 'ckpt --help': tests/integration/test_install.py checks it), the modes
-# after --enc-mode and --out-enc-mode, *.ckpt files (and directories to
+# after --enc-mode and --out-enc-mode, the formats after --format,
+# *.ckpt and *.safetensors files (and directories to
 # walk into) for FILE, IN and OUT, *.json files after --name-map, nothing
 # after --include, --exclude and --rename, the parameter names of FILE for
 # 'ckpt cat FILE NAME...' (a plain FILE: no key is read here), and
@@ -18,10 +19,11 @@ _ckpt_reply()	# LINES: COMPREPLY = the lines of LINES (no expansion)
 	[[ -n $1 ]] && mapfile -t COMPREPLY <<<"$1"
 }
 
-_ckpt_files()	# CUR: *.ckpt files and directories
+_ckpt_files()	# CUR: *.ckpt and *.safetensors files and directories
 {
 	compopt -o filenames 2>/dev/null
-	_ckpt_reply "$(compgen -f -X '!*.ckpt' -- "$1"; compgen -d -- "$1")"
+	_ckpt_reply "$(compgen -f -X '!*.ckpt' -- "$1"
+		compgen -f -X '!*.safetensors' -- "$1"; compgen -d -- "$1")"
 }
 
 _ckpt_dirs()	# CUR: directories
@@ -56,9 +58,11 @@ _ckpt()
 	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= i w
 	local -a args=()
 	local modes="AES-GCM AES-CBC SM4-CBC"
-	local key_opts="--enc-mode --keyfile --keyfd --ignore-crc"
+	local key_opts="--enc-mode --keyfile --keyfd --ignore-crc --format"
 	local out_opts="--out-enc-mode --out-keyfile --out-keyfd --decrypt
-			--crc --no-crc --rename --name-map -q --quiet"
+			--crc --no-crc --skip-unrepresentable --rename --name-map
+			-q --quiet"
+	local formats="ckpt safetensors"
 	local sel_opts="--include --exclude"
 	local help_opts="-h --help -V --version"
 
@@ -78,7 +82,7 @@ _ckpt()
 		case $w in
 		--enc-mode | --out-enc-mode | --keyfile | --out-keyfile | \
 			--keyfd | --out-keyfd | --include | --exclude | \
-			--rename | --name-map)
+			--rename | --name-map | --format)
 			[[ ${COMP_WORDS[i + 1]} == = ]] && ((i++))
 			((i++))
 			;;
@@ -100,6 +104,10 @@ _ckpt()
 		;;
 	--keyfd | --out-keyfd)
 		return	# a descriptor number
+		;;
+	--format)
+		_ckpt_reply "$(compgen -W "$formats" -- "$cur")"
+		return
 		;;
 	--include | --exclude | --rename)
 		return	# a glob, a substitution

@@ -149,7 +149,7 @@ static const char usage_text[] =
 	"extended attributes user.dtype and user.shape.  Names are shown as\n"
 	"stored, with '/' written %2F, '%' written %25 and control characters\n"
 	"as %XX.  A safetensors file's __metadata__ is on the root as\n"
-	"user.metadata.KEY (getfattr -d, setfattr, setfattr -x).\n"
+	"user.metadata.KEY (read, set and removed with getfattr/setfattr).\n"
 	"Edits are written back as a new checkpoint on fsync and on unmount\n"
 	"('ckpt umount MOUNTPOINT' waits for that and reports failures).\n"
 	"\n"
