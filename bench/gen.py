@@ -19,8 +19,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "ref"))
 
-import ckref  # noqa: E402
-
 POOL_SIZE = 64 << 20
 
 
@@ -39,6 +37,7 @@ def _slice(pool, i, n):
 
 
 def _write(path, params):
+    import ckref    # here: bench/gen_st.py imports this module without it
     tmp = path + ".part"
     with open(tmp, "wb") as f:
         for rec in ckref.iter_records(params):
