@@ -16,7 +16,9 @@ Covered:
   user.metadata.<key> (markers not listed); an unchanged rw mount writes
   nothing; ckpt ls / ls -l / cat / info / verify agree;
 * every corrupt variant (and the NEG_ fixture) is refused by ckpt verify
-  (exit 1, the file named) and by ckptfs, without a crash;
+  (exit 1, the file named; through ckpt_batch, a sample through the
+  binary too) and, for the NEG_ fixture and a sample of the variants, by
+  ckptfs, without a crash;
 * edits on a rw mount (dd, pwrite, truncate + user.shape, user.dtype in
   three spellings, Int4, new files, rm, mv, user.metadata.* set / add /
   remove) committed by fsync of the root or 'ckpt commit', then 'ckpt
@@ -66,6 +68,7 @@ import wbutil as W  # noqa: E402
 import ckref  # noqa: E402  (common put tests/ref on sys.path)
 import stref  # noqa: E402
 import gen_safetensors as G  # noqa: E402
+from batch import Batch  # noqa: E402
 
 escape_name = common.escape_name
 shape_str = stref.shape_str
@@ -75,6 +78,26 @@ MAX_CATS = 40
 MANY = common.count("CKPT_ST_MANY", 100000, 100000, 20000)
 MANY_OPEN_LIMIT = 15.0 if common.SANITIZED else 5.0   # seconds, loosely
 DENIED = (errno.EROFS, errno.EACCES, errno.EPERM)
+# `ckpt` calls of the read-only checks go through one ckpt_batch process;
+# every BINARY_EVERY-th also through the binary, which must agree (as in
+# test_corrupt).  The refused files are also offered to ckptfs: every one
+# of the NEG_ fixtures, every MOUNT_EVERY-th corrupt variant (the library
+# that refuses them is the same; a mount under ASan costs a second).
+BINARY_EVERY = 32 if common.SANITIZED else 8
+MOUNT_EVERY = 8 if common.SANITIZED else 2
+BATCH = Batch()
+_CALLS = [0, 0]  # ckpt calls, refused files
+
+
+def cli(test, *args):
+    """`ckpt ARGS` for a check that only reads: through the batch driver,
+    every BINARY_EVERY-th call through the binary too."""
+    if not BATCH.available():
+        return M.ckpt(*args)
+    _CALLS[0] += 1
+    if _CALLS[0] % BINARY_EVERY == 1:
+        return BATCH.compare_with_binary(test, *args)
+    return BATCH.ckpt(*args)
 
 
 # --------------------------------------------------------------------------
@@ -428,15 +451,15 @@ class MountChecks(StBase):
         base = os.path.basename(path)
         st = stref.read(path)
         self.addCleanup(st.close)
-        res = M.ckpt("verify", path)
+        res = cli(self, "verify", path)
         self.ok(res, "ckpt verify " + base)
         self.assertIn("OK", res.text)
-        res = M.ckpt("ls", path)
+        res = cli(self, "ls", path)
         self.ok(res, "ckpt ls " + base)
         self.assertEqual(res.text.splitlines(),
                          [escape_name(t.name) for t in st.tensors],
                          "ckpt ls (data order)")
-        res = M.ckpt("ls", "-l", path)
+        res = cli(self, "ls", "-l", path)
         self.ok(res, "ckpt ls -l " + base)
         rows = []
         for line in res.text.splitlines():
@@ -452,15 +475,15 @@ class MountChecks(StBase):
         if len(items) > MAX_CATS:
             items = random.Random(base).sample(items, MAX_CATS)
         for t in items:
-            res = M.ckpt("cat", path, escape_name(t.name))
+            res = cli(self, "cat", path, escape_name(t.name))
             self.ok(res, "ckpt cat %s %r" % (base, t.name))
             self.assertEqual(res.out, t.data, "ckpt cat %r" % t.name)
         if st.tensors:
             rev = st.tensors[::-1]
-            res = M.ckpt("cat", path, *[escape_name(t.name) for t in rev])
+            res = cli(self, "cat", path, *[escape_name(t.name) for t in rev])
             self.ok(res, "ckpt cat (all)")
             self.assertEqual(res.out, b"".join(t.data for t in rev))
-        res = M.ckpt("info", path)
+        res = cli(self, "info", path)
         self.ok(res, "ckpt info " + base)
         self.assertRegex(res.text, r"(?m)^format:\s+safetensors$")
         self.assertRegex(res.text, r"(?m)^header:\s+%d bytes$"
@@ -519,9 +542,10 @@ _add_file_tests()
 
 class TestStRefused(StBase):
     """Corrupt variants and the NEG_ fixture: ckpt verify exits 1 naming the
-    file, ckptfs does not mount, nothing crashes."""
+    file, ckptfs does not mount (the NEG_ fixture and every MOUNT_EVERY-th
+    variant are tried), nothing crashes."""
 
-    def check_refused(self, path):
+    def check_refused(self, path, neg=False):
         """Refused as safetensors (the format forced), and also when the
         format is detected -- unless the content is not detected as
         safetensors (fewer than 9 bytes, no "{" after the length) and is a
@@ -537,14 +561,18 @@ class TestStRefused(StBase):
                 forced = forced[:1]
             except ckref.CheckpointError:
                 pass
+        _CALLS[1] += 1
+        mount = neg or _CALLS[1] % MOUNT_EVERY == 1
         for fmt in forced:
             how = " ".join(fmt) or "detected"
-            res = M.ckpt("verify", *(fmt + (path,)))
+            res = cli(self, "verify", *(fmt + (path,)))
             self.refused(res, "ckpt verify (%s) %s" % (how, base))
             self.assertIn(base, res.errtext, "the message names the file")
             if fmt:
-                res = M.ckpt("ls", *(fmt + (path,)))
+                res = cli(self, "ls", *(fmt + (path,)))
                 self.refused(res, "ckpt ls (%s) %s" % (how, base))
+            if not mount:
+                continue
             opts = ("-o", "ro") + (("-o", "format=safetensors")
                                    if fmt else ())
             res, m = M.try_mount(self, path, *opts)
@@ -560,7 +588,7 @@ class TestStRefused(StBase):
         self.assertTrue(files)
         for p in files:
             with self.subTest(os.path.basename(p)):
-                self.check_refused(self.copy(p))
+                self.check_refused(self.copy(p), neg=True)
 
     def test_corrupt_variants_of_a_real_fixture(self):
         base = read_bytes(os.path.join(
@@ -1470,6 +1498,7 @@ def setUpModule():
 
 
 def tearDownModule():
+    BATCH.close()
     if "dir" in _GEN:
         shutil.rmtree(_GEN.pop("dir"), True)
     common.check_inputs()
