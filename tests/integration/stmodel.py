@@ -235,6 +235,10 @@ class StState:
         self.t = OD((new if n == old else n, v) for n, v in self.t.items())
         return self
 
+    def set_meta(self, key, value):
+        self.meta.set(key, value)
+        return self
+
 
 def check_file(path_or_bytes, want, label, ms=True):
     """Problems ([] = none) of a committed file against the bytes it must
