@@ -34,7 +34,7 @@ PREFIX = "user.metadata."
 # dtypes only safetensors has (shown under their safetensors name), whole
 # bytes per element (F4 / F6 are left to test_safetensors)
 ST_ONLY = {"F8_E8M0": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1}
-# shown dtypes a safetensors commit cannot write (ENOTSUP)
+# shown dtypes a safetensors mount cannot hold (setxattr user.dtype: EINVAL)
 UNREPRESENTABLE = ("str", "Complex128", "HiFloat8")
 INTEGER = ("Int4", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16",
            "UInt32", "UInt64")

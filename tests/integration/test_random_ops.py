@@ -29,16 +29,16 @@ The same on a safetensors mount (test_random_ops_safetensors,
 SafetensorsRunner): a MindSpore 2.7-style file (metadata with an Int4
 marker and crc_num, 0-d tensors), the same operation mix plus setxattr /
 removexattr / getxattr / listxattr of the root's user.metadata.*, the
-safetensors-only dtypes and those it cannot write (ENOTSUP, as a 0-d
-integer crc_num cannot hash); after every commit the file must be exactly
-stmodel.file_bytes() of the model (stref.serialize: the serializer's order,
-metadata keys in their order with new ones appended, markers, crc_num
-recomputed in place), read by both of stref's readers, and the mount must
-read back the model.
+safetensors-only dtypes and those it cannot hold (EINVAL), a 0-d integer
+crc_num cannot hash (the commit fails with ENOTSUP); after every commit
+the file must be exactly stmodel.file_bytes() of the model
+(stref.serialize: the serializer's order, metadata keys in their order
+with new ones appended, markers, crc_num recomputed in place), read by
+both of stref's readers, and the mount must read back the model.
 
 Environment: CKPT_RANDOM_OPS (default 20,000; 5,000 under the sanitizers;
 100,000 with scripts/test.sh --long), CKPT_RANDOM_ST_OPS (the safetensors
-case: 12,000; 5,000; 60,000), CKPT_RANDOM_SEED (default: random; printed,
+case: 20,000; 4,000; 100,000), CKPT_RANDOM_SEED (default: random; printed,
 and shown in every failure message).
 """
 
@@ -60,7 +60,7 @@ import stref  # noqa: E402
 import gen_safetensors as G  # noqa: E402
 
 NOPS = common.count("CKPT_RANDOM_OPS", 20000, 100000, sanitized=5000)
-ST_NOPS = common.count("CKPT_RANDOM_ST_OPS", 12000, 60000, sanitized=5000)
+ST_NOPS = common.count("CKPT_RANDOM_ST_OPS", 20000, 100000, sanitized=4000)
 SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
 
 MS_DTYPES = sorted(ckref.ITEMSIZE)           # every name MindSpore writes
@@ -312,6 +312,7 @@ class Runner:
     BAD_DTYPES = BAD_DTYPES
     RARE = ("str",)             # picked less often:
     RARE_P = 0.6                # replaced by Float32 with this probability
+    REFUSED = ()                # dtypes the format cannot hold (EINVAL)
 
     def make_source(self):
         """Writes the checkpoint to mount and fills self.model with it."""
@@ -492,6 +493,13 @@ class Runner:
             if dtype in self.RARE and self.rng.random() < self.RARE_P:
                 dtype = "Float32"
             spelled = dtype
+        if dtype in self.REFUSED:
+            self.note("set dtype %r %r (%s: the format cannot hold it)" % (
+                name, spelled, dtype))
+            self.expect_errno(errno.EINVAL, W.setx, self.path(name),
+                              "user.dtype", spelled)
+            self.stats["einval"] += 1
+            return
         # mostly pick a dtype the bytes fit
         if e.shape is None and dtype != "str" and \
                 len(e.data) % isz(dtype) and self.rng.random() < 0.7:
@@ -920,9 +928,10 @@ class SafetensorsRunner(Runner):
     Extra: setxattr / removexattr / getxattr / listxattr of the root's
     user.metadata.* (EPERM for crc_num and the marker, EINVAL for an empty
     key or a value that is not UTF-8 without NUL, ENODATA for a missing
-    key), dtypes only safetensors has, and dtypes it cannot write (str,
-    Complex128, HiFloat8: the commit fails with ENOTSUP naming them), as a
-    0-d integer whose value crc_num cannot hash (negative or over 4 GiB).
+    key), dtypes only safetensors has, dtypes it cannot hold (str,
+    Complex128, HiFloat8: setxattr user.dtype fails with EINVAL), and a
+    0-d integer whose value crc_num cannot hash (negative or over 4 GiB:
+    the commit fails with ENOTSUP naming it).
     The listing is compared as a set (its order after a commit is not
     specified); after every commit the mount must read back the model."""
 
@@ -931,8 +940,9 @@ class SafetensorsRunner(Runner):
     BAD_DTYPES = ST_BAD_DTYPES
     RARE = SM.UNREPRESENTABLE
     RARE_P = 0.6
+    REFUSED = SM.UNREPRESENTABLE
     OPS = Runner.OPS + [("set_meta", 4), ("remove_meta", 1.5),
-                        ("check_meta", 2)]
+                        ("check_meta", 2), ("bad_zero_d", 0.6)]
     # 0-d integers above this are rewritten before a commit (crc_num hashes
     # that many zero bytes)
     CRC_VALUE_MAX = 1 << 16
@@ -966,20 +976,12 @@ class SafetensorsRunner(Runner):
 
     # -- commits -----------------------------------------------------------
 
-    def unrepresentable(self):
-        return [(n, "dtype %s" % self.model.ents[n].shown_dtype())
-                for n in self.model.order
-                if self.model.ents[n].shown_dtype() in SM.UNREPRESENTABLE]
-
     def commit_failure(self):
         want, problems = super().commit_failure()
         if problems:
             return want, problems
-        bad = self.unrepresentable()
-        if not bad and self.meta.checksum:
-            crc = SM.crc_problem(self.tensors())
-            bad = [crc] if crc else []
-        return (errno.ENOTSUP, bad) if bad else (0, [])
+        crc = SM.crc_problem(self.tensors()) if self.meta.checksum else None
+        return (errno.ENOTSUP, [crc]) if crc else (0, [])
 
     def names_any(self, msg, problems):
         return any(W.escape_name(n) in msg or n in msg for n, _ in problems)
@@ -1001,6 +1003,41 @@ class SafetensorsRunner(Runner):
         e.data[:] = v
         self.maybe_dirty = True
 
+    def op_bad_zero_d(self):
+        """A 0-d integer crc_num cannot hash: negative, or over 4 GiB."""
+        cands = [(n, e) for n, e in self.zero_d_ints()
+                 if e.shown_dtype() in SM.SIGNED or len(e.data) == 8]
+        if not cands:
+            if len(self.model.order) >= MAX_ENTRIES:
+                return
+            name = self.new_name()
+            dtype = self.rng.choice(["Int64", "UInt64", "Int32", "Int4"])
+            data = bytes(isz(dtype))
+            self.note("create %r, 0-d %s" % (name, dtype))
+            W.write_file(self.path(name), data)
+            self.model.create(name, Ent(data, "UInt8", None, dset=False))
+            e = self.model.ents[name]
+            W.set_meta(self.path(name), dtype, "[]")
+            e.own_view()
+            e.dtype, e.shape, e.dset = dtype, (), True
+            cands = [(name, e)]
+        name, e = self.rng.choice(cands)
+        n = len(e.data)
+        if e.shown_dtype() in SM.SIGNED and self.rng.random() < 0.5:
+            v = (-self.rng.randrange(1, 100)).to_bytes(n, "little",
+                                                       signed=True)
+        elif n == 8:
+            v = self.rng.randrange(SM.MAX_ZEROS + 1, 1 << 63).to_bytes(
+                8, "little")
+        else:
+            v = (-1).to_bytes(n, "little", signed=True)
+        self.note("write %r the 0-d value %s" % (name, v.hex()))
+        W.pwrite_file(self.path(name), v, 0)
+        e.data[:] = v
+        self.maybe_dirty = True
+        if self.rng.random() < 0.5:
+            self.op_commit()
+
     def prepare_commit(self):
         """A 0-d integer adds its value's zeros to crc_num: big values
         (cheap to refuse only above 4 GiB) are made small."""
@@ -1021,20 +1058,6 @@ class SafetensorsRunner(Runner):
     def fix_all(self):
         if self.model.problems():
             super().fix_all()
-        for name, why in self.unrepresentable():
-            e = self.model.ents[name]
-            if not e.data or self.rng.random() < 0.3:
-                self.note("fix %r (%s) by unlink" % (name, why))
-                self.op_unlink(name)
-                continue
-            self.note("fix %r (%s) by UInt8, inferred shape" % (name, why))
-            W.setx(self.path(name), "user.dtype", "UInt8")
-            e.own_view()
-            e.dtype, e.dset = "UInt8", True
-            os.removexattr(self.path(name), "user.shape")
-            e.own_view()
-            e.shape = None
-            self.maybe_dirty = True
         if self.meta.checksum:
             for n, e in list(self.zero_d_ints()):
                 if SM.zero_d_value(e.shown_dtype(), bytes(e.data)) is None:
@@ -1072,11 +1095,6 @@ class SafetensorsRunner(Runner):
         self.op_check_meta()
 
     # -- recovery ----------------------------------------------------------
-
-    def recovery_possible(self):
-        # a tensor safetensors cannot write also makes the recovery file
-        # fail (its format is the mount's): not exercised here
-        return not self.unrepresentable()
 
     def check_recovery(self, path):
         """The recovery file: every non-empty tensor, misfits made to fit
