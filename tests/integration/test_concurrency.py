@@ -40,7 +40,16 @@ At the end the mount is unmounted (committing) and the checkpoint must equal
 the final model exactly (ckref, and byte for byte what MindSpore writes).
 The number of operations per second is printed.
 
+TestConcurrencySafetensors runs the same on a safetensors mount (fixed-size
+tensors of several dtypes, crc_num, an Int4 marker) with a thread setting
+and removing user.metadata.* keys of the root and one reading them back
+while the commits run; every intermediate file is read by both of stref's
+readers, its crc_num must match, its metadata must be one of the states
+lo..hi of the metadata thread; the final file must be exactly the
+serializer's bytes of the final model (stmodel, stref).
+
 Environment: CKPT_STRESS_SECONDS (default 10; 120 with --long),
+CKPT_STRESS_ST_SECONDS (the safetensors case: 5; 60 with --long),
 CKPT_STRESS_WRITERS (4), CKPT_STRESS_READERS (3), CKPT_STRESS_SEED (default random, printed),
 CKPT_STRESS_SNAPSHOTS (intermediate checkpoints kept and checked, 12).
 """
@@ -61,8 +70,11 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+import stmodel as SM  # noqa: E402
+import stref  # noqa: E402
 
 SECONDS = common.count("CKPT_STRESS_SECONDS", 10.0, 120.0)
+ST_SECONDS = common.count("CKPT_STRESS_ST_SECONDS", 5.0, 60.0)
 WRITERS = int(os.environ.get("CKPT_STRESS_WRITERS", "4"))
 READERS = int(os.environ.get("CKPT_STRESS_READERS", "3"))
 SNAPSHOTS = int(os.environ.get("CKPT_STRESS_SNAPSHOTS", "12"))
@@ -155,6 +167,15 @@ class Stress:
         self.commit_time = 0.0
         self.snapshots = []      # (path, lo, hi, commit number)
         self._rngs = {}          # per thread
+
+    def tracked(self):
+        """What the committer notes the state numbers of (lo, hi)."""
+        return self.params
+
+    def extra_threads(self, rng):
+        """[(name, target, args)] of threads beyond writers, readers and the
+        committer."""
+        return []
 
     def error(self, msg):
         with self.elock:
@@ -322,7 +343,7 @@ class Stress:
             next_t = time.monotonic()
             while not self.stop.is_set():
                 next_t += COMMIT_EVERY
-                lo = [p.completed for p in self.params]
+                lo = [p.completed for p in self.tracked()]
                 t0 = time.monotonic()
                 try:
                     os.fsync(dfd)
@@ -335,7 +356,7 @@ class Stress:
                     self.error("commit %d: fsync failed: %s (%s)" % (
                         self.commits + 1, e, err))
                     break
-                hi = [p.started for p in self.params]
+                hi = [p.started for p in self.tracked()]
                 self.commit_time += time.monotonic() - t0
                 self.commits += 1
                 # reservoir sample of the intermediate checkpoints; the
@@ -364,6 +385,8 @@ class Stress:
 
 
 class TestConcurrency(unittest.TestCase):
+    SECONDS = SECONDS
+    STRESS = Stress
 
     def make_source(self, d, rng):
         params = []
@@ -388,14 +411,15 @@ class TestConcurrency(unittest.TestCase):
 
     def test_stress(self):
         rng = random.Random(SEED)
-        print("\nCKPT_STRESS_SEED=%d, %.0f s, %d writers, %d readers"
-              % (SEED, SECONDS, WRITERS, READERS), file=sys.stderr)
+        print("\n%s: CKPT_STRESS_SEED=%d, %.0f s, %d writers, %d readers"
+              % (type(self).__name__, SEED, self.SECONDS, WRITERS, READERS),
+              file=sys.stderr)
         d = W.tempdir(self, "ckptfs_stress_")
         snapdir = os.path.join(d, "snapshots")
         os.mkdir(snapdir)
         src, params = self.make_source(d, rng)
         m = M.mount(self, src)
-        s = Stress(self, m.mnt, params, rng)
+        s = self.stress = self.STRESS(self, m.mnt, params, rng)
         threads = []
         for w in range(WRITERS):
             mine = [p for p in params if p.owner == w]
@@ -409,10 +433,13 @@ class TestConcurrency(unittest.TestCase):
         threads.append(threading.Thread(
             target=s.committer, args=(rng.randrange(1 << 32), snapdir, src),
             name="committer", daemon=True))
+        for name, target, args in s.extra_threads(rng):
+            threads.append(threading.Thread(target=target, args=args,
+                                            name=name, daemon=True))
         t0 = time.monotonic()
         for t in threads:
             t.start()
-        s.stop.wait(SECONDS)
+        s.stop.wait(self.SECONDS)
         s.stop.set()
         deadline = time.monotonic() + W.TIMEOUT
         for t in threads:
@@ -439,8 +466,7 @@ class TestConcurrency(unittest.TestCase):
         self.assertGreater(s.commits, 0, "no commit happened")
 
         m.unmount()
-        W.check_ckpt(self, src, [p.expected() for p in params], exact=True,
-                     label="final checkpoint (seed %d)" % SEED)
+        self.check_final(src, params, s)
 
         # the intermediate checkpoints: consistent snapshots
         checked, self.split = 0, []
@@ -452,6 +478,10 @@ class TestConcurrency(unittest.TestCase):
                   checked, s.commits, len(self.split),
                   (" (%s)" % "; ".join(self.split[:4])) if self.split
                   else ""), file=sys.stderr)
+
+    def check_final(self, src, params, s):
+        W.check_ckpt(self, src, [p.expected() for p in params], exact=True,
+                     label="final checkpoint (seed %d)" % SEED)
 
     def in_flight_prefix(self, p, lo, hi, got):
         """The op number j in lo+1..hi such that got is state j-1 with a
@@ -484,26 +514,209 @@ class TestConcurrency(unittest.TestCase):
             if p.kind == "f32":
                 self.assertEqual(g.shape, (len(g.data) // 4,),
                                  "%s: %s" % (label, p.name))
-            h = digest(g.data)
-            window = p.history[lo[i]:hi[i] + 1]
-            if h in window:
-                continue
-            cut = self.in_flight_prefix(p, lo[i], hi[i], g.data)
-            if cut:
-                self.split.append("commit %d: %s, write %d up to offset %d"
-                                  % (no, p.name, cut[0], cut[1]))
-                continue
-            if h in p.history:
-                j = p.history.index(h)
-                self.fail("%s: %s holds state %d of its owner, outside the "
-                          "states %d..%d possible for this commit (%s)" % (
-                              label, p.name, j, lo[i], hi[i],
-                              "an acknowledged write is missing"
-                              if j < lo[i] else "from the future"))
-            self.fail("%s: %s (%d bytes) is no state its owner produced, "
-                      "nor a page-aligned prefix of the write in flight "
-                      "(torn or corrupt); possible states %d..%d" % (
-                          label, p.name, len(g.data), lo[i], hi[i]))
+            self.check_state(label, no, p, lo[i], hi[i], g.data)
+
+    def check_state(self, label, no, p, lo, hi, data):
+        """data (p's bytes in the checkpoint of commit no) is one of the
+        states lo..hi of its owner, or the write in flight cut at a page
+        boundary."""
+        h = digest(data)
+        window = p.history[lo:hi + 1]
+        if h in window:
+            return
+        cut = self.in_flight_prefix(p, lo, hi, data)
+        if cut:
+            self.split.append("commit %d: %s, write %d up to offset %d"
+                              % (no, p.name, cut[0], cut[1]))
+            return
+        if h in p.history:
+            j = p.history.index(h)
+            self.fail("%s: %s holds state %d of its owner, outside the "
+                      "states %d..%d possible for this commit (%s)" % (
+                          label, p.name, j, lo, hi,
+                          "an acknowledged write is missing"
+                          if j < lo else "from the future"))
+        self.fail("%s: %s (%d bytes) is no state its owner produced, "
+                  "nor a page-aligned prefix of the write in flight "
+                  "(torn or corrupt); possible states %d..%d" % (
+                      label, p.name, len(data), lo, hi))
+
+
+# --------------------------------------------------------------------------
+# the same on a safetensors mount
+
+ST_META_KEYS = ["k%d" % i for i in range(6)]
+
+
+class StParam(Param):
+    """A tensor of fixed size and any dtype (a safetensors commit cannot
+    write the str parameters' free sizes: shapes come from the file)."""
+
+    def __init__(self, name, dtype, shape, data, owner):
+        super().__init__(name, "f32", data, owner)
+        self._dtype, self._shape = dtype, tuple(shape)
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    def shape(self):
+        return self._shape
+
+
+class MetaModel:
+    """The user.metadata.* keys one thread edits (ST_META_KEYS), with the
+    history of their states (an ordered tuple of items each), numbered as
+    a Param's: state i after i operations."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items = SM.OD()
+        self.history = [()]
+        self.started = 0
+        self.completed = 0
+
+
+class StStress(Stress):
+    """Stress with a thread that sets and removes root metadata keys while
+    the commits run, and one that reads them back."""
+
+    def __init__(self, tc, mnt, params, rng):
+        super().__init__(tc, mnt, params, rng)
+        self.meta = MetaModel()
+
+    def tracked(self):
+        return self.params + [self.meta]
+
+    def extra_threads(self, rng):
+        return [("meta-writer", self.meta_writer, (rng.randrange(1 << 32),)),
+                ("meta-reader", self.meta_reader, ())]
+
+    def meta_writer(self, seed):
+        rng = random.Random(seed)
+        mm = self.meta
+        n = 0
+        try:
+            while not self.stop.is_set():
+                key = rng.choice(ST_META_KEYS)
+                with mm.lock:
+                    mm.started += 1
+                    if key in mm.items and rng.random() < 0.3:
+                        os.removexattr(self.mnt, SM.PREFIX + key)
+                        del mm.items[key]
+                        self.count("meta remove")
+                    else:
+                        n += 1
+                        value = "v%d \u00e9\n\"%s" % (n, "x" * (n % 40))
+                        os.setxattr(self.mnt, SM.PREFIX + key,
+                                    value.encode())
+                        mm.items[key] = value
+                        self.count("meta set")
+                    mm.history.append(tuple(mm.items.items()))
+                    mm.completed += 1
+                time.sleep(0.001)
+        except OSError as e:
+            self.error("meta writer: %s" % e)
+
+    def meta_reader(self):
+        mm = self.meta
+        try:
+            while not self.stop.is_set():
+                with mm.lock:
+                    got = [(k, v) for k, v in SM.root_meta(self.mnt).items()
+                           if k in ST_META_KEYS]
+                    want = list(mm.items.items())
+                if got != want:
+                    self.error("meta reader: user.metadata.* %r, model %r"
+                               % (got, want))
+                self.count("meta read")
+                time.sleep(0.002)
+        except OSError as e:
+            self.error("meta reader: %s" % e)
+
+
+class TestConcurrencySafetensors(TestConcurrency):
+    """The stress above on a safetensors mount (a MindSpore 2.7-style file:
+    crc_num, an Int4 marker, 0-d and BFloat16 tensors), with fixed-size
+    tensors only and metadata set / removed by a thread of its own while
+    the commits run: every intermediate file must be one that both of
+    stref's readers take, with a matching crc_num, each tensor one of its
+    owner's states lo..hi (or the in-flight prefix), its metadata one of
+    the metadata thread's states lo..hi; the final file exactly the
+    serializer's bytes of the final model (stmodel, stref).
+    CKPT_STRESS_ST_SECONDS (default 5; 60 with --long)."""
+    SECONDS = ST_SECONDS
+    STRESS = StStress
+
+    def make_source(self, d, rng):
+        params = []
+        for w in range(WRITERS):
+            for j, dt in enumerate(("Float32", "Float32", "BFloat16")):
+                k = rng.randint(1, MAX_BYTES // 8)
+                n = 2 * k if dt == "BFloat16" else k
+                data = struct.pack("<%df" % k, *[float(j)] * k)
+                params.append(StParam("w%d.%s_%d" % (w, dt.lower(), j), dt,
+                                      (n,), data, w))
+        params.append(StParam("static/a", "Float32", (3,),
+                              struct.pack("<3f", 1, 2, 3), None))
+        params.append(StParam("epoch_num", "Int64", (),
+                              struct.pack("<q", 4), None))
+        params.append(StParam("quant.weight", "Int4", (8, 2),
+                              bytes(range(16)), None))
+        params.append(StParam("static.big", "Float32", (512, 1024),
+                              rng.randbytes(2 << 20), None))
+        self.initial = stref.mindspore_save(
+            [dict(name=p.name, dtype=p.dtype, shape=p.shape(),
+                  data=p.initial) for p in params],
+            SM.OD(remove_redundancy="False"), crc=True)
+        src = os.path.join(d, "stress.safetensors")
+        W.write_file(src, self.initial)
+        return src, params
+
+    def final_state(self, params, meta_items):
+        st = SM.StState.of(self.initial)
+        for p in params:
+            st.set(p.name, data=bytes(p.data))
+        for k, v in meta_items:
+            st.set_meta(k, v)
+        return st
+
+    def check_final(self, src, params, s):
+        want = self.final_state(params, list(s.meta.items.items()))
+        self.assertEqual(SM.check_file(src, want.bytes(), "final file "
+                                       "(seed %d)" % SEED), [])
+
+    def check_snapshot(self, path, lo, hi, no, params):
+        label = "file of commit %d (seed %d)" % (no, SEED)
+        try:
+            st = stref.read(path, "both")
+        except stref.StError as e:
+            self.fail("%s: stref rejects it: %s" % (label, e))
+        with st:
+            self.assertIs(stref.check_crc(path), True,
+                          label + ": crc_num does not match its tensors")
+            got = {t.name: t for t in st.tensors}
+            self.assertEqual(sorted(got), sorted(p.name for p in params),
+                             label + ": names")
+            for i, p in enumerate(params):
+                t = got[p.name]
+                self.assertEqual((SM.shown_of(t.dtype, t.name, st.metadata),
+                                  t.shape), (p.dtype, p.shape()),
+                                 "%s: %s" % (label, p.name))
+                self.check_state(label, no, p, lo[i], hi[i], t.data)
+            mm = self.stress.meta
+            items = tuple((k, v) for k, v in st.metadata.items()
+                          if k in ST_META_KEYS)
+            window = mm.history[lo[-1]:hi[-1] + 1]
+            if items not in window:
+                self.fail("%s: metadata %r is none of the states %d..%d "
+                          "of the metadata thread%s" % (
+                              label, items, lo[-1], hi[-1],
+                              " (it is state %d)" % mm.history.index(items)
+                              if items in mm.history else ""))
+            fixed = [k for k in st.metadata if k not in ST_META_KEYS]
+            self.assertEqual(fixed, ["format", "remove_redundancy",
+                                     "quant.weight", "crc_num"], label)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ unmount the dead mount and check that
   * the reference reader loads it;
   * nothing is left in the directory except possibly `.NAME.ckptfs-*`
     temporaries (counted and reported, then removed).
+
+TestCrashSafetensors does the same on a safetensors mount (a MindSpore
+2.7-style file with crc_num and an Int4 marker; edits of tensors and of
+user.metadata.*): the file must be exactly the old or the new serializer
+output (stmodel, stref.serialize), read by both of stref's readers.
 """
 
 import hashlib
@@ -36,6 +41,8 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+import stmodel as SM  # noqa: E402
+import stref  # noqa: E402
 
 TRIALS = common.count("CKPT_CRASH_TRIALS", 40, 200, sanitized=20)
 SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
@@ -131,14 +138,35 @@ TEMP_RE = re.compile(r"^\.%s\.ckptfs-" % re.escape(NAME))
 
 
 class TestCrash(unittest.TestCase):
+    NAME = NAME
+    TRIALS = TRIALS
+    VARIANTS = VARIANTS
+    TEMP_RE = TEMP_RE
 
     def setUp(self):
         common.require_bin(self, common.CKPTFS_BIN)
         self.dir = W.tempdir(self, "ckptfs_crash_")
-        self.path = os.path.join(self.dir, NAME)
+        self.path = os.path.join(self.dir, self.NAME)
+        self.make_old()
+        self.old_sha = sha(self.old)
+
+    def make_old(self):
+        """self.base (what the variants' expected() take) and self.old
+        (the bytes of the checkpoint before each commit)."""
         self.base = make_base()
         self.old = ckref.dumps(self.base)
-        self.old_sha = sha(self.old)
+
+    def check_new(self, expected):
+        """The file after a commit of the variant whose expected() this
+        is."""
+        W.check_ckpt(self, self.path, expected(self.base))
+
+    def check_loadable(self, data, label):
+        try:
+            ckref.loads(data, self.NAME)
+        except ckref.CheckpointError as e:
+            self.fail("%s: reference cannot load the file: %s"
+                      % (label, e))
 
     def restore(self):
         tmp = os.path.join(self.dir, "restore.tmp")
@@ -150,9 +178,9 @@ class TestCrash(unittest.TestCase):
         and returns (allowed, unexpected)."""
         allowed, bad = [], []
         for n in os.listdir(self.dir):
-            if n == NAME:
+            if n == self.NAME:
                 continue
-            if TEMP_RE.match(n):
+            if self.TEMP_RE.match(n):
                 allowed.append(n)
                 os.unlink(os.path.join(self.dir, n))
             else:
@@ -172,8 +200,7 @@ class TestCrash(unittest.TestCase):
             self.assertEqual(e, 0, "reference commit failed: %s"
                              % m.error())
             m.unmount()
-            want = expected(self.base)
-            W.check_ckpt(self, self.path, want)
+            self.check_new(expected)
         new = W.read_bytes(self.path)
         self.assertNotEqual(sha(new), self.old_sha)
         allowed, bad = self.strays()
@@ -186,16 +213,17 @@ class TestCrash(unittest.TestCase):
         rng = random.Random(seed)
         t_start = time.monotonic()
         refs = []
-        for name, apply, expected in VARIANTS:
+        for name, apply, expected in self.VARIANTS:
             secs, new_sha = self.reference_run(apply, expected)
             refs.append((name, apply, secs, new_sha))
-        print("\ntest_crash: seed %d (CKPT_RANDOM_SEED), commit times: %s"
-              % (seed, ", ".join("%s %.0f ms" % (r[0], r[2] * 1000)
-                                 for r in refs)),
+        print("\n%s: seed %d (CKPT_RANDOM_SEED), commit times: %s"
+              % (type(self).__name__, seed,
+                 ", ".join("%s %.0f ms" % (r[0], r[2] * 1000)
+                           for r in refs)),
               file=sys.stderr, flush=True)
         counts = {"old": 0, "new": 0, "fsync_ok": 0, "temps_left": 0}
         temps_seen = []
-        for trial in range(TRIALS):
+        for trial in range(self.TRIALS):
             name, apply, secs, new_sha = refs[trial % len(refs)]
             label = "seed %d trial %d (%s)" % (seed, trial, name)
             self.restore()
@@ -232,11 +260,7 @@ class TestCrash(unittest.TestCase):
                 counts["fsync_ok"] += 1
                 self.assertEqual(state, "new", "%s: fsync returned success "
                                  "but the file is the old one" % label)
-            try:
-                ckref.loads(data, NAME)
-            except ckref.CheckpointError as e:
-                self.fail("%s: reference cannot load the file: %s"
-                          % (label, e))
+            self.check_loadable(data, label)
             allowed, bad = self.strays()
             self.assertEqual(bad, [], "%s: unexpected files left in the "
                              "directory" % label)
@@ -244,13 +268,135 @@ class TestCrash(unittest.TestCase):
                 counts["temps_left"] += len(allowed)
                 temps_seen.extend(allowed)
         total = time.monotonic() - t_start
-        print("test_crash: %d trials in %.1f s: %s%s" % (
-            TRIALS, total, counts,
+        print("%s: %d trials in %.1f s: %s%s" % (
+            type(self).__name__, self.TRIALS, total, counts,
             ("; temporaries left behind: %s" % temps_seen[:5])
             if temps_seen else ""), file=sys.stderr, flush=True)
         # the delays must have covered both outcomes, or the test measured
         # nothing
         self.assertGreater(counts["old"] + counts["new"], 0)
+
+
+# --------------------------------------------------------------------------
+# the same on a safetensors mount
+
+ST_TRIALS = common.count("CKPT_CRASH_ST_TRIALS", 10, 100, sanitized=5)
+ST_NAME = "crash.safetensors"
+ST_NPARAMS = 12
+ST_SHAPE = (512, 512)        # 1 MiB of Float32
+ST_NOTE = "user.metadata.note"
+
+
+def make_st_base():
+    """What MindSpore 2.7 writes for 12 weights, a 0-d Int64, an Int4 and a
+    BFloat16 tensor: metadata with the Int4 marker and crc_num."""
+    rng = np.random.default_rng(8)
+    params = [dict(name="layer%02d.weight" % i, dtype="Float32",
+                   shape=ST_SHAPE, data=rng.standard_normal(ST_SHAPE)
+                   .astype("<f4").tobytes()) for i in range(ST_NPARAMS)]
+    params += [
+        dict(name="epoch_num", dtype="Int64", shape=(),
+             data=np.int64(5).tobytes()),
+        dict(name="quant.weight", dtype="Int4", shape=(64, 2),
+             data=rng.integers(-8, 8, 128, dtype=np.int8).tobytes()),
+        dict(name="norm.bf16", dtype="BFloat16", shape=(256,),
+             data=rng.integers(0, 256, 512, dtype=np.uint8).tobytes())]
+    return stref.mindspore_save(params, SM.OD(remove_redundancy="False"),
+                                crc=True)
+
+
+def _st_big():
+    return np.random.default_rng(12).standard_normal(ST_SHAPE) \
+        .astype("<f4").tobytes()
+
+
+def _st_new():
+    return np.arange(128 * 1024, dtype="<f4").tobytes()   # 512 KiB
+
+
+def st_apply_mixed(m):
+    W.pwrite_file(m.p("layer03.weight"), _st_big(), 0)
+    os.unlink(m.p("layer07.weight"))
+    os.rename(m.p("layer10.weight"), m.p("renamed10.weight"))
+    W.write_file(m.p("added.weight"), _st_new())
+    W.set_meta(m.p("added.weight"), "F32", "[256, 512]")
+    W.set_meta(m.p("layer05.weight"), "float16", "1024,512")
+    W.pwrite_file(m.p("epoch_num"), np.int64(7).tobytes(), 0)
+    os.setxattr(m.mnt, ST_NOTE, "kill -9 \u00e9\n".encode())
+
+
+def st_expected_mixed(base):
+    return base.copy().set("layer03.weight", data=_st_big()) \
+        .remove("layer07.weight") \
+        .rename("layer10.weight", "renamed10.weight") \
+        .add("added.weight", "Float32", (256, 512), _st_new()) \
+        .set("layer05.weight", dtype="Float16", shape=(1024, 512)) \
+        .set("epoch_num", data=np.int64(7).tobytes()) \
+        .set_meta("note", "kill -9 \u00e9\n")
+
+
+def _st_small_edits():
+    rng = random.Random(4)
+    return [(i, rng.randrange(0, (1 << 20) - 4096), rng.randbytes(4096))
+            for i in range(ST_NPARAMS)]
+
+
+def st_apply_small(m):
+    for i, off, data in _st_small_edits():
+        W.pwrite_file(m.p("layer%02d.weight" % i), data, off)
+
+
+def st_expected_small(base):
+    out = base.copy()
+    for i, off, data in _st_small_edits():
+        name = "layer%02d.weight" % i
+        b = bytearray(out.t[name][2])
+        b[off:off + len(data)] = data
+        out.set(name, data=b)
+    return out
+
+
+def st_apply_meta(m):
+    os.setxattr(m.mnt, "user.metadata.remove_redundancy", b"True")
+    os.setxattr(m.mnt, ST_NOTE, b"metadata only")
+
+
+def st_expected_meta(base):
+    return base.copy().set_meta("remove_redundancy", "True") \
+        .set_meta("note", "metadata only")
+
+
+ST_VARIANTS = [("mixed", st_apply_mixed, st_expected_mixed),
+               ("small-edits", st_apply_small, st_expected_small),
+               ("metadata-only", st_apply_meta, st_expected_meta)]
+
+
+class TestCrashSafetensors(TestCrash):
+    """kill -9 during commits of a safetensors mount: the file is always
+    exactly the old or the new serializer output (stmodel / stref), both
+    of stref's readers (Hugging Face's and MindSpore 2.7's) take it, and
+    nothing but `.NAME.ckptfs-*` temporaries is left beside it.
+    CKPT_CRASH_ST_TRIALS (default 10; 5 under the sanitizers; 100 with
+    scripts/test.sh --long)."""
+    NAME = ST_NAME
+    TRIALS = ST_TRIALS
+    VARIANTS = ST_VARIANTS
+    TEMP_RE = re.compile(r"^\.%s\.ckptfs-" % re.escape(ST_NAME))
+
+    def make_old(self):
+        self.old = make_st_base()
+        self.base = SM.StState.of(self.old)
+
+    def check_new(self, expected):
+        probs = SM.check_file(self.path, expected(self.base).bytes(),
+                              "reference commit")
+        self.assertEqual(probs, [])
+
+    def check_loadable(self, data, label):
+        try:
+            stref.read(data, "both").close()
+        except stref.StError as e:
+            self.fail("%s: stref cannot read the file: %s" % (label, e))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,16 @@ new checkpoint, if the call did not matter); after a failure:
 Also "K 1+ ERR" (every call of K fails), "any N ENOSPC" (the N-th wrapped
 call, whatever its kind) and SHORT writes / EINTR, which must be absorbed.
 
+Safetensors (test_safetensors*, StConfig): the same sweeps on a MindSpore
+2.7-style file (crc_num, an Int4 marker, a big tensor copied unchanged),
+edited by StEditor (the edit set above, a 0-d Int64, user.metadata.* set
+and removed); the expected state is a stmodel.StState and every commit
+must be exactly its serializer output (stref), read by both of stref's
+readers; the mount must show the pending tensors and metadata.
+TestUnmountFaultsSafetensors: the unmount faults below on such a mount
+(the recovery file is the pending state's serializer output, without
+crc_num).
+
 Staging faults: the first write to a parameter copies it into a staging file
 (open O_TMPFILE or memfd_create, copy_file_range, ftruncate, pwrite).  For a
 partial write, a full overwrite from offset 0, a truncation to 0 (O_TRUNC)
@@ -88,6 +98,9 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+import gen_safetensors as G  # noqa: E402
+import stmodel as SM  # noqa: E402
+import stref  # noqa: E402
 
 SHIM_SRC = os.path.join(common.REPO, "tests", "fault", "faultshim.c")
 NAME = "model.ckpt"
@@ -473,6 +486,12 @@ class Config:
     def load(self, tc, path):
         return W.from_ref(ckref.loads(self.plain_bytes(tc, path), path))
 
+    def editor(self):
+        return Editor()
+
+    def view(self, fm, expected, what):
+        return view_problems(fm, expected, what)
+
 
 # --------------------------------------------------------------------------
 # the edit set of the commit trials
@@ -528,6 +547,134 @@ class Editor:
 
 
 # --------------------------------------------------------------------------
+# the same on a safetensors mount
+
+ST_NAME = "model.safetensors"
+
+
+class StConfig(Config):
+    """A safetensors mount of what MindSpore 2.7 writes (metadata with an
+    Int4 marker and crc_num); the expected state is a stmodel.StState and
+    a commit must write exactly its serializer output."""
+
+    def prepare(self, tc):
+        d = fast_dir(tc, "st_")
+        src = os.path.join(d, ST_NAME)
+        # plus a big tensor nobody edits: copied from the old file
+        big = dict(name="big.weight", dtype="Float32", shape=(256, 1024),
+                   data=f32(np.random.default_rng(5), 256 * 1024))
+        W.write_file(src, stref.mindspore_save(
+            G.ms_params() + [big], SM.OD(remove_redundancy="False"),
+            crc=True))
+        self.mount_opts = list(self.opts)
+        return src, src
+
+    def check(self, tc, path, expected, label, exact=True):
+        return SM.check_file(path, expected.bytes(), "%s: %s" % (
+            label, path))
+
+    def load(self, tc, path):
+        return SM.StState.of(path)
+
+    def editor(self):
+        return StEditor()
+
+    def view(self, fm, expected, what):
+        return st_view_problems(fm, expected, what)
+
+
+class StEditor:
+    """Editor's edit set on the safetensors file, and the metadata."""
+
+    def __init__(self):
+        self.k = 0
+
+    def edit(self, fm, exp):
+        self.k += 1
+        k = self.k
+        rng = np.random.default_rng(2000 + k)
+        exp = exp.copy()
+        new = f32(rng, 4)                         # a full overwrite
+        W.pwrite_file(fm.p("conv1.bias"), new, 0)
+        exp.set("conv1.bias", data=new)
+        old = exp.t["moments.conv1.weight"][2]    # a partial write
+        off = (k * 16) % (len(old) - 16)
+        chunk = f32(rng, 4)
+        W.pwrite_file(fm.p("moments.conv1.weight"), chunk, off)
+        exp.set("moments.conv1.weight",
+                data=old[:off] + chunk + old[off + 16:])
+        for name in [n for n in exp.t if n.startswith("extra.")]:
+            os.unlink(fm.p(name))                 # last time's new one
+            exp.remove(name)
+        name = "extra.%d" % k
+        data = f32(rng, 10)
+        W.write_file(fm.p(name), data)
+        W.setx(fm.p(name), "user.dtype", "F32")
+        exp.add(name, "Float32", (10,), data)
+        a, b = "fc.weight", "fc.weight.renamed"   # a rename
+        if a not in exp.t:
+            a, b = b, a
+        os.rename(fm.p(a), fm.p(b))
+        exp.rename(a, b)
+        shape = (12, 4) if exp.t["conv1.weight"][1] != (12, 4) \
+            else (4, 3, 2, 2)                     # a reshape
+        W.setx(fm.p("conv1.weight"), "user.shape", W.shape_str(shape))
+        exp.set("conv1.weight", shape=shape)
+        v = np.int64(k % 50).tobytes()            # 0-d: crc_num's quirk
+        W.pwrite_file(fm.p("epoch_num"), v, 0)
+        exp.set("epoch_num", data=v)
+        os.setxattr(fm.mnt, "user.metadata.note", ("edit %d" % k).encode())
+        exp.set_meta("note", "edit %d" % k)
+        if k % 2:
+            os.setxattr(fm.mnt, "user.metadata.other", b"x")
+            exp.set_meta("other", "x")
+        elif exp.meta.find("other"):
+            os.removexattr(fm.mnt, "user.metadata.other")
+            exp.meta.remove("other")
+        return exp
+
+
+def st_view_problems(fm, expected, what):
+    """Differences between a safetensors mount and the expected StState:
+    the listing (as a set), every tensor's bytes (past the page cache),
+    user.dtype and user.shape, the root's user.metadata.* (crc_num's value
+    is the file's, recomputed by the commit: only its place counts)."""
+    probs = []
+    try:
+        names = sorted(os.listdir(fm.mnt))
+        meta = SM.root_meta(fm.mnt)
+    except OSError as e:
+        return ["%s: listing the mount failed: %s" % (what, e)]
+    want = sorted(W.escape_name(n) for n in expected.t)
+    if names != want:
+        probs.append("%s: the mount lists %s, expected %s" % (
+            what, names, want))
+    for name, (dtype, shape, data) in expected.t.items():
+        path = fm.p(name)
+        try:
+            got = read_uncached(path)
+            dt = W.getx(path, "user.dtype")
+            sh = W.getx(path, "user.shape")
+        except OSError as e:
+            probs.append("%s: %s: %s" % (what, name, e))
+            continue
+        if got != data:
+            probs.append("%s: %s reads %d bytes, expected %d (first "
+                         "difference at %d)" % (what, name, len(got),
+                                                len(data),
+                                                W.first_diff(got, data)))
+        if dt != dtype or sh != W.shape_str(shape):
+            probs.append("%s: %s is %s %s, expected %s %s" % (
+                what, name, dt, sh, dtype, W.shape_str(shape)))
+    wmeta = expected.meta.shown()
+    if list(meta) != list(wmeta) or any(
+            meta[k] != v for k, v in wmeta.items() if k != SM.CRC_KEY):
+        probs.append("%s: user.metadata.* of the root %r, expected %r" % (
+            what, list(meta.items()), list(wmeta.items())))
+    return probs
+
+
+# --------------------------------------------------------------------------
 
 class FaultBase(unittest.TestCase):
 
@@ -574,7 +721,7 @@ class TestCommitFaults(FaultBase):
         self.cfg, self.fm, self.target, self.src = cfg, fm, target, src
         self.src_dir = os.path.dirname(src)
         self.src_bytes = W.read_bytes(src) if cfg.output else None
-        self.ed = Editor()
+        self.ed = cfg.editor()
         self.exp = cfg.load(self, src)
         # dry runs: learn the calls of a commit of this edit set (from the
         # second: the first may differ, e.g. the first commit with
@@ -714,7 +861,7 @@ class TestCommitFaults(FaultBase):
                 probs.append("user.ckptfs.error does not name the error "
                              "(%s): %r" % (os.strerror(getattr(errno, err)),
                                            msg))
-            probs += view_problems(fm, pending, "after the failed commit")
+            probs += cfg.view(fm, pending, "after the failed commit")
             # disarmed, the same commit must now work
             rc2 = fm.commit()
             if rc2 != 0:
@@ -739,7 +886,7 @@ class TestCommitFaults(FaultBase):
             probs.append("directory after the commit: %s" %
                          self.dir_state(tdir))
         if fm.alive():
-            probs += view_problems(fm, pending, "after the commit")
+            probs += cfg.view(fm, pending, "after the commit")
             try:
                 if fm.error():
                     probs.append("user.ckptfs.error not cleared by a "
@@ -806,6 +953,30 @@ class TestCommitFaults(FaultBase):
 
     def test_aes_gcm(self):
         self.run_sweep(Config("AES-GCM", key="AES-GCM"))
+
+    def test_safetensors(self):
+        """A safetensors commit (tensors and user.metadata.* edited, a
+        crc_num to recompute): the original untouched and the edits kept
+        after every failure; the next commit writes exactly the
+        serializer's bytes."""
+        self.run_sweep(StConfig("safetensors"))
+
+    def test_safetensors_persistent(self):
+        def rules(kinds, nany):
+            return [("%s 1+ %s" % (k, e), e) for k in sorted(kinds)
+                    for e in ERRS]
+        self.run_sweep(StConfig("safetensors persistent"), rules=rules)
+
+    def test_safetensors_short_and_eintr(self):
+        def rules(kinds, nany):
+            out = [("any %d ENOSPC" % i, "ENOSPC")
+                   for i in range(1, min(nany, CAP) + 1)]
+            for k in ("write", "pwrite", "copy_file_range"):
+                for i in indices(kinds.get(k, 0)):
+                    out.append(("%s %d SHORT" % (k, i), "SHORT"))
+                    out.append(("%s %d EINTR" % (k, i), "EINTR"))
+            return out
+        self.run_sweep(StConfig("safetensors short"), rules=rules)
 
     def test_output_option(self):
         self.run_sweep(Config("output", output=True))
@@ -1201,15 +1372,28 @@ RECOVERY_RE = re.compile(re.escape(NAME) +
 
 
 class TestUnmountFaults(FaultBase):
+    NAME = NAME
+    RECOVERY_RE = RECOVERY_RE
+    ERRS = ERRS
 
     def edits(self, fm, exp):
         return Editor().edit(fm, exp)
 
+    def make_source(self, d):
+        """The checkpoint to mount, in directory d: (path, expected)."""
+        src = W.make_lenet(os.path.join(d, self.NAME))
+        return src, W.from_ref(ckref.load(src))
+
+    def check(self, path, expected, label, recovery=False):
+        return Config("plain").check(self, path, expected, label)
+
+    def view(self, fm, expected, what):
+        return view_problems(fm, expected, what)
+
     def learn_calls(self):
         d = fast_dir(self, "learn_")
-        src = W.make_lenet(os.path.join(d, NAME))
+        src, exp = self.make_source(d)
         fm = FaultMount(self, src)
-        exp = W.from_ref(ckref.load(src))
         self.edits(fm, exp)
         fm.disarm()
         self.assertEqual(fm.commit(), 0)
@@ -1220,10 +1404,9 @@ class TestUnmountFaults(FaultBase):
     def unmount_trial(self, rule, err, persistent=False):
         self.count(err)
         d = fast_dir(self, "um_")
-        src = W.make_lenet(os.path.join(d, NAME))
+        src, exp = self.make_source(d)
         before = self.target_state(src)
         fm = FaultMount(self, src)
-        exp = W.from_ref(ckref.load(src))
         pending = self.edits(fm, exp)
         fm.arm(rule)
         code = fm.unmount()
@@ -1236,9 +1419,8 @@ class TestUnmountFaults(FaultBase):
         # documented (docs/editing.md): when only the directory fsync
         # fails, the new checkpoint is in place and the status says so
         if status and "directory could not be synced" in status:
-            probs += Config("plain").check(self, src, pending,
-                                           "in place, directory unsynced")
-            others = sorted(set(os.listdir(d)) - {NAME})
+            probs += self.check(src, pending, "in place, directory unsynced")
+            others = sorted(set(os.listdir(d)) - {self.NAME})
             if others or os.listdir(fm.tmpdir):
                 probs.append("files left: %s, $TMPDIR: %s" % (
                     others, os.listdir(fm.tmpdir)))
@@ -1248,25 +1430,25 @@ class TestUnmountFaults(FaultBase):
         if self.target_state(src) != before:
             probs.append("the original changed (fault at unmount)")
             if os.stat(src).st_ino != before[0]:
-                cp = Config("plain").check(self, src, pending, "replaced")
+                cp = self.check(src, pending, "replaced")
                 if not cp:
                     probs.append("it was replaced by the complete new "
                                  "checkpoint although the commit failed")
         if "commit at unmount failed" not in log:
             probs.append("the log does not say that the commit failed: %r"
                          % log[-1000:])
-        others = sorted(set(os.listdir(d)) - {NAME})
+        others = sorted(set(os.listdir(d)) - {self.NAME})
         tmps = os.listdir(fm.tmpdir)
         if not persistent:
-            rec = [n for n in others if RECOVERY_RE.match(n)]
+            rec = [n for n in others if self.RECOVERY_RE.match(n)]
             if len(rec) != 1 or len(others) != 1:
                 probs.append("expected one recovery file beside the "
                              "checkpoint, found %s (and %s in $TMPDIR)" % (
                                  others, tmps))
             else:
                 path = os.path.join(d, rec[0])
-                probs += Config("plain").check(self, path, pending,
-                                               "recovery file")
+                probs += self.check(path, pending, "recovery file",
+                                    recovery=True)
                 if not status or path not in status:
                     probs.append("the status file does not name the "
                                  "recovery file: %r" % status)
@@ -1294,7 +1476,7 @@ class TestUnmountFaults(FaultBase):
         for kind in sorted(kinds):
             idx = sorted({1, kinds[kind]})
             for i in idx:
-                for err in ERRS:
+                for err in self.ERRS:
                     cases.append(("%s %d %s" % (kind, i, err), err))
         for rule, err in cases:
             self.unmount_trial(rule, err)
@@ -1307,10 +1489,9 @@ class TestUnmountFaults(FaultBase):
     def test_ckpt_umount_with_fault(self):
         """ckpt umount: exit 1, still mounted with the edits; then 0."""
         d = fast_dir(self, "cu_")
-        src = W.make_lenet(os.path.join(d, NAME))
+        src, exp = self.make_source(d)
         before = self.target_state(src)
         fm = FaultMount(self, src)
-        exp = W.from_ref(ckref.load(src))
         pending = self.edits(fm, exp)
         for rule, err in (("renameat2 1 EIO", "EIO"),
                           ("pwrite 1 ENOSPC", "ENOSPC")):
@@ -1333,9 +1514,9 @@ class TestUnmountFaults(FaultBase):
                 break
             if self.target_state(src) != before:
                 probs.append("the original changed")
-            if os.listdir(d) != [NAME]:
+            if os.listdir(d) != [self.NAME]:
                 probs.append("files left: %s" % os.listdir(d))
-            probs += view_problems(fm, pending, "after ckpt umount failed")
+            probs += self.view(fm, pending, "after ckpt umount failed")
             if probs:
                 self.trial_failed("ckpt umount with " + rule, probs)
         if fm.alive():
@@ -1343,11 +1524,39 @@ class TestUnmountFaults(FaultBase):
             if r.rc != 0:
                 self.trial_failed("ckpt umount disarmed", [r.describe()])
             else:
-                probs = Config("plain").check(self, src, pending,
-                                              "after ckpt umount")
+                probs = self.check(src, pending, "after ckpt umount")
                 if probs:
                     self.trial_failed("ckpt umount disarmed", probs)
         self.finish()
+
+
+class TestUnmountFaultsSafetensors(TestUnmountFaults):
+    """TestUnmountFaults on a safetensors mount (StConfig's file and
+    StEditor's edits): the original untouched, the pending tree saved as a
+    recovery file in the mount's format (exactly the serializer's bytes of
+    the pending state, without crc_num: recovery files carry none)."""
+    NAME = ST_NAME
+    ERRS = ("ENOSPC",)     # the same machinery as above: one errno is enough
+    RECOVERY_RE = re.compile(re.escape(ST_NAME) +
+                             r"\.recovery-\d{8}-\d{6}-[0-9a-z]{8}\.ckpt$")
+
+    def edits(self, fm, exp):
+        return StEditor().edit(fm, exp)
+
+    def make_source(self, d):
+        cfg = StConfig("safetensors")
+        src, _ = cfg.prepare(self)
+        path = os.path.join(d, self.NAME)
+        os.rename(src, path)
+        return path, cfg.load(self, path)
+
+    def check(self, path, expected, label, recovery=False):
+        want = SM.file_bytes(expected.tensors(), expected.meta,
+                             recovery=recovery)
+        return SM.check_file(path, want, "%s: %s" % (label, path))
+
+    def view(self, fm, expected, what):
+        return st_view_problems(fm, expected, what)
 
 
 # --------------------------------------------------------------------------

@@ -25,9 +25,21 @@ ckref.dumps of the model (what MindSpore >= 2.3 writes).  Occasionally an
 unmount happens while the model is invalid: the original must stay intact
 and a loadable recovery checkpoint must appear beside it.
 
+The same on a safetensors mount (test_random_ops_safetensors,
+SafetensorsRunner): a MindSpore 2.7-style file (metadata with an Int4
+marker and crc_num, 0-d tensors), the same operation mix plus setxattr /
+removexattr / getxattr / listxattr of the root's user.metadata.*, the
+safetensors-only dtypes and those it cannot hold (EINVAL), a 0-d integer
+crc_num cannot hash (the commit fails with ENOTSUP); after every commit
+the file must be exactly stmodel.file_bytes() of the model
+(stref.serialize: the serializer's order, metadata keys in their order
+with new ones appended, markers, crc_num recomputed in place), read by
+both of stref's readers, and the mount must read back the model.
+
 Environment: CKPT_RANDOM_OPS (default 20,000; 5,000 under the sanitizers;
-100,000 with scripts/test.sh --long), CKPT_RANDOM_SEED (default:
-random; printed, and shown in every failure message).
+100,000 with scripts/test.sh --long), CKPT_RANDOM_ST_OPS (the safetensors
+case: 20,000; 5,000; 100,000), CKPT_RANDOM_SEED (default: random; printed,
+and shown in every failure message).
 """
 
 import errno
@@ -43,8 +55,12 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 import wbutil as W  # noqa: E402
 import ckref  # noqa: E402
+import stmodel as SM  # noqa: E402
+import stref  # noqa: E402
+import gen_safetensors as G  # noqa: E402
 
 NOPS = common.count("CKPT_RANDOM_OPS", 20000, 100000, sanitized=5000)
+ST_NOPS = common.count("CKPT_RANDOM_ST_OPS", 20000, 100000, sanitized=5000)
 SEED_ENV = os.environ.get("CKPT_RANDOM_SEED")
 
 MS_DTYPES = sorted(ckref.ITEMSIZE)           # every name MindSpore writes
@@ -58,8 +74,11 @@ MAX_ENTRIES = 40
 MAX_SIZE = 256 * 1024
 
 
+ITEMSIZE = dict(ckref.ITEMSIZE, **SM.ST_ONLY)
+
+
 def isz(dtype):
-    return ckref.ITEMSIZE[dtype]
+    return ITEMSIZE[dtype]
 
 
 def prod(shape):
@@ -274,20 +293,34 @@ class Runner:
         self.seed = seed
         self.rng = random.Random(seed)
         self.dir = W.tempdir(tc, "ckptfs_rand_")
-        self.src = W.make_lenet(os.path.join(self.dir, "lenet.ckpt"))
         self.model = Model()
-        for p in W.lenet_params():
-            self.model.add(p["name"], Ent(p["data"], p["dtype"],
-                                          p["shape"]))
-        self.committed_model = self.model.copy()
-        self.committed_bytes = W.read_bytes(self.src)
-        self.maybe_dirty = False
         self.log = []
         self.stats = dict(ops=0, commits=0, failed_commits=0, remounts=0,
                           recoveries=0, einval=0)
+        self.src = self.make_source()
+        self.committed_model = self.model.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
         self.m = M.mount(tc, self.src)
         self.counter = 0
         self.fds = {}   # open descriptor -> the Ent it refers to
+
+    # -- what the runner is about (SafetensorsRunner changes these) --------
+
+    DTYPES = MS_DTYPES          # what set_dtype picks from
+    ALIASES = ALIASES           # other spellings -> the dtype shown
+    BAD_DTYPES = BAD_DTYPES
+    RARE = ("str",)             # picked less often:
+    RARE_P = 0.6                # replaced by Float32 with this probability
+    REFUSED = ()                # dtypes the format cannot hold (EINVAL)
+
+    def make_source(self):
+        """Writes the checkpoint to mount and fills self.model with it."""
+        src = W.make_lenet(os.path.join(self.dir, "lenet.ckpt"))
+        for p in W.lenet_params():
+            self.model.add(p["name"], Ent(p["data"], p["dtype"],
+                                          p["shape"]))
+        return src
 
     # -- reporting ---------------------------------------------------------
 
@@ -446,20 +479,27 @@ class Runner:
         e = self.model.ents[name]
         r = self.rng.random()
         if r < 0.12:
-            bad = self.rng.choice(BAD_DTYPES)
+            bad = self.rng.choice(self.BAD_DTYPES)
             self.note("set dtype %r %r (bad)" % (name, bad))
             self.expect_errno(errno.EINVAL, W.setx, self.path(name),
                               "user.dtype", bad)
             self.stats["einval"] += 1
             return
         if r < 0.35:
-            spelled = self.rng.choice(sorted(ALIASES))
-            dtype = ALIASES[spelled]
+            spelled = self.rng.choice(sorted(self.ALIASES))
+            dtype = self.ALIASES[spelled]
         else:
-            dtype = self.rng.choice(MS_DTYPES)
-            if dtype == "str" and self.rng.random() < 0.6:
+            dtype = self.rng.choice(self.DTYPES)
+            if dtype in self.RARE and self.rng.random() < self.RARE_P:
                 dtype = "Float32"
             spelled = dtype
+        if dtype in self.REFUSED:
+            self.note("set dtype %r %r (%s: the format cannot hold it)" % (
+                name, spelled, dtype))
+            self.expect_errno(errno.EINVAL, W.setx, self.path(name),
+                              "user.dtype", spelled)
+            self.stats["einval"] += 1
+            return
         # mostly pick a dtype the bytes fit
         if e.shape is None and dtype != "str" and \
                 len(e.data) % isz(dtype) and self.rng.random() < 0.7:
@@ -661,25 +701,58 @@ class Runner:
                      label="seed %s op %d %s" % (self.seed,
                                                  self.stats["ops"], what))
 
-    def op_commit(self):
+    def commit_failure(self):
+        """(errno, [(name, why)]) of the commit the model expects to fail
+        now, or (0, [])."""
         problems = self.model.problems()
+        return (errno.EINVAL, problems) if problems else (0, [])
+
+    def prepare_commit(self):
+        """What the runner does to the model before every commit."""
+
+    def names_any(self, msg, problems):
+        return any(W.escape_name(n) in msg for n, _ in problems)
+
+    def count_failure(self, err):
+        pass
+
+    def fix_failure(self):
+        """After a failed commit: fixes what made it fail."""
+        self.fix_all()
+
+    def after_commit(self):
+        """The model and the file as they are after a commit."""
+        self.model.committed()
+        self.committed_model = self.model.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
+
+    def back_to_committed(self):
+        """The edits are gone (a recovery was saved): the last commit."""
+        self.model = self.committed_model.copy()
+        self.maybe_dirty = False
+
+    def op_commit(self):
+        self.prepare_commit()
+        want, problems = self.commit_failure()
         fsync, label = self.commit_target()
         ino = os.stat(self.src).st_ino
         self.note("fsync %s (model: %s)" % (label, problems or "valid"))
         e = M.guarded(fsync, W.TIMEOUT, lambda: M.kill9(self.m.pid),
                       "fsync " + label)
         if problems:
-            if e != errno.EINVAL:
-                self.fail("commit with %s: expected EINVAL, got %s" % (
-                    problems, W.errno_name(e)))
+            if e != want:
+                self.fail("commit with %s: expected %s, got %s" % (
+                    problems, W.errno_name(want), W.errno_name(e)))
             self.stats["failed_commits"] += 1
+            self.count_failure(want)
             if W.read_bytes(self.src) != self.committed_bytes:
                 self.fail("a failed commit changed the checkpoint")
             msg = self.m.error()
-            if not any(W.escape_name(n) in msg for n, _ in problems):
+            if not self.names_any(msg, problems):
                 self.fail("commit error %r names none of %s" % (msg,
                                                                 problems))
-            self.fix_all()
+            self.fix_failure()
             return self.op_commit()
         if e:
             self.fail("commit of a valid model failed with %s: %s" % (
@@ -688,10 +761,7 @@ class Runner:
         if not self.maybe_dirty and os.stat(self.src).st_ino != ino:
             self.fail("a commit without any change rewrote the file")
         self.verify_file("after commit")
-        self.model.committed()
-        self.committed_model = self.model.copy()
-        self.committed_bytes = W.read_bytes(self.src)
-        self.maybe_dirty = False
+        self.after_commit()
 
     def fix_all(self):
         for name, why in self.model.problems():
@@ -744,8 +814,10 @@ class Runner:
     def op_remount(self):
         self.stats["remounts"] += 1
         self.close_all_fds()
-        problems = self.model.problems()
-        if problems and self.rng.random() < 0.25:
+        self.prepare_commit()
+        problems = self.commit_failure()[1]
+        if problems and self.rng.random() < 0.25 and \
+                self.recovery_possible():
             return self.remount_with_recovery(problems)
         if problems:
             self.fix_all()
@@ -762,10 +834,7 @@ class Runner:
         if not self.maybe_dirty and W.file_state(self.src) != before:
             self.fail("an unmount without any change rewrote the file")
         self.verify_file("after unmount")
-        self.model.committed()
-        self.committed_model = self.model.copy()
-        self.committed_bytes = W.read_bytes(self.src)
-        self.maybe_dirty = False
+        self.after_commit()
         self.m = M.mount(self.tc, self.src)
         self.op_list()
 
@@ -779,8 +848,20 @@ class Runner:
         rec = glob.glob(glob.escape(self.src) + ".recovery-*.ckpt")
         if len(rec) != 1:
             self.fail("expected one recovery checkpoint, found %s" % rec)
+        self.check_recovery(rec[0])
+        os.unlink(rec[0])
+        M.take_status(pid)
+        # the edits are gone: back to the last commit
+        self.back_to_committed()
+        self.m = M.mount(self.tc, self.src)
+        self.op_list()
+
+    def recovery_possible(self):
+        return True
+
+    def check_recovery(self, path):
         try:
-            got = ckref.load(rec[0])
+            got = ckref.load(path)
         except ckref.CheckpointError as e:
             self.fail("recovery checkpoint not loadable: %s" % e)
         # every non-empty pending parameter is in it with its bytes
@@ -791,13 +872,6 @@ class Runner:
                 continue
             if name not in gotd or gotd[name].data != data:
                 self.fail("recovery checkpoint lacks the data of %r" % name)
-        os.unlink(rec[0])
-        M.take_status(pid)
-        # the edits are gone: back to the last commit
-        self.model = self.committed_model.copy()
-        self.maybe_dirty = False
-        self.m = M.mount(self.tc, self.src)
-        self.op_list()
 
     # -- driver ------------------------------------------------------------
 
@@ -818,7 +892,8 @@ class Runner:
             except OSError as e:
                 self.fail("%s raised %s" % (op, e))
         # final commit and unmount
-        if self.model.problems():
+        self.prepare_commit()
+        if self.commit_failure()[1]:
             self.fix_all()
         self.op_commit()
         self.close_all_fds()
@@ -826,6 +901,309 @@ class Runner:
         self.verify_file("at the end")
         self.stats["seconds"] = round(time.monotonic() - t0, 1)
         return self.stats
+
+
+# --------------------------------------------------------------------------
+# the same on a safetensors mount
+
+ST_DTYPES = sorted(set(ckref.ITEMSIZE) | set(SM.ST_ONLY))
+ST_ALIASES = dict(ALIASES, **SM.ST_SPELLINGS)
+ST_BAD_DTYPES = BAD_DTYPES + ["F33", "bf16", "I4", "F8", "f32", "U128"]
+# metadata keys the operations use (never a tensor's name, except
+# quant.weight: the Int4 marker of the file, EPERM while it is one)
+META_KEYS = ["format", "remove_redundancy", "note", "k.1", "with space",
+             "\u00fcn\u00ef/k\u00e9y", 'q"t\\b', "tab\tkey", "z",
+             "quant.weight"]
+META_CHARS = ('abcXYZ019 ._-/"\\\b\f\n\r\t\x01\x1f\x7f' +
+              "\u00e9\u6743\U0001F600")
+
+
+class SafetensorsRunner(Runner):
+    """Runner on a MindSpore 2.7-style safetensors file (metadata with an
+    Int4 marker and a crc_num, 0-d Int64 and Float32 tensors).  The model
+    keeps the shown dtypes; every successful commit must write exactly
+    stmodel.file_bytes() of it (stref.serialize: the serializer's order,
+    the metadata's keys in their order with new ones appended, markers,
+    crc_num recomputed in place), which both of stref's readers take.
+    Extra: setxattr / removexattr / getxattr / listxattr of the root's
+    user.metadata.* (EPERM for crc_num and the marker, EINVAL for an empty
+    key or a value that is not UTF-8 without NUL, ENODATA for a missing
+    key), dtypes only safetensors has, dtypes it cannot hold (str,
+    Complex128, HiFloat8: setxattr user.dtype fails with EINVAL), and a
+    0-d integer whose value crc_num cannot hash (negative or over 4 GiB:
+    the commit fails with ENOTSUP naming it).
+    The listing is compared as a set (its order after a commit is not
+    specified); after every commit the mount must read back the model."""
+
+    DTYPES = ST_DTYPES
+    ALIASES = ST_ALIASES
+    BAD_DTYPES = ST_BAD_DTYPES
+    RARE = SM.UNREPRESENTABLE
+    RARE_P = 0.6
+    REFUSED = SM.UNREPRESENTABLE
+    OPS = Runner.OPS + [("set_meta", 4), ("remove_meta", 1.5),
+                        ("check_meta", 2), ("bad_zero_d", 0.6)]
+    # 0-d integers above this are rewritten before a commit (crc_num hashes
+    # that many zero bytes)
+    CRC_VALUE_MAX = 1 << 16
+
+    def make_source(self):
+        src = os.path.join(self.dir, "model.safetensors")
+        W.write_file(src, G.mindspore_style(crc=True))
+        with stref.read(src) as st:
+            for t in st.tensors:
+                self.model.add(t.name, Ent(t.data, SM.shown_of(
+                    t.dtype, t.name, st.metadata), t.shape))
+            self.meta = SM.StMeta.of(st)
+        assert self.meta.checksum and self.meta.find("quant.weight")[2]
+        self.committed_meta = self.meta.copy()
+        self.stats.update(meta_ops=0, enotsup=0)
+        return src
+
+    def tensors(self):
+        return [(n, self.model.ents[n].shown_dtype(),
+                 self.model.ents[n].shown_shape(),
+                 bytes(self.model.ents[n].data)) for n in self.model.order]
+
+    def verify_file(self, what):
+        t = self.tensors()
+        probs = SM.check_file(self.src, SM.file_bytes(t, self.meta),
+                              "seed %s op %d %s" % (
+                                  self.seed, self.stats["ops"], what),
+                              ms=SM.ms_loadable(t, self.meta.written(t)))
+        if probs:
+            self.fail("\n".join(probs))
+
+    # -- commits -----------------------------------------------------------
+
+    def commit_failure(self):
+        want, problems = super().commit_failure()
+        if problems:
+            return want, problems
+        crc = SM.crc_problem(self.tensors()) if self.meta.checksum else None
+        return (errno.ENOTSUP, [crc]) if crc else (0, [])
+
+    def names_any(self, msg, problems):
+        return any(W.escape_name(n) in msg or n in msg for n, _ in problems)
+
+    def count_failure(self, err):
+        if err == errno.ENOTSUP:
+            self.stats["enotsup"] += 1
+
+    def zero_d_ints(self):
+        """The 0-d integer tensors (that fit: a misfit is EINVAL first)."""
+        for n in self.model.order:
+            e = self.model.ents[n]
+            if e.shown_dtype() in SM.INTEGER and e.shown_shape() == () \
+                    and e.problem() is None:
+                yield n, e
+
+    def small_value(self, name, e):
+        v = self.rng.randrange(0, 100).to_bytes(len(e.data), "little")
+        self.note("write %r the 0-d value %d" % (name, v[0]))
+        W.pwrite_file(self.path(name), v, 0)
+        e.data[:] = v
+        self.maybe_dirty = True
+
+    def op_bad_zero_d(self):
+        """A 0-d integer crc_num cannot hash: negative, or over 4 GiB."""
+        cands = [(n, e) for n, e in self.zero_d_ints()
+                 if e.shown_dtype() in SM.SIGNED or len(e.data) == 8]
+        if not cands:
+            if len(self.model.order) >= MAX_ENTRIES:
+                return
+            name = self.new_name()
+            dtype = self.rng.choice(["Int64", "UInt64", "Int32", "Int4"])
+            data = bytes(isz(dtype))
+            self.note("create %r, 0-d %s" % (name, dtype))
+            W.write_file(self.path(name), data)
+            self.model.create(name, Ent(data, "UInt8", None, dset=False))
+            e = self.model.ents[name]
+            W.set_meta(self.path(name), dtype, "[]")
+            e.own_view()
+            e.dtype, e.shape, e.dset = dtype, (), True
+            cands = [(name, e)]
+        name, e = self.rng.choice(cands)
+        n = len(e.data)
+        if e.shown_dtype() in SM.SIGNED and self.rng.random() < 0.5:
+            v = (-self.rng.randrange(1, 100)).to_bytes(n, "little",
+                                                       signed=True)
+        elif n == 8:
+            v = self.rng.randrange(SM.MAX_ZEROS + 1, 1 << 63).to_bytes(
+                8, "little")
+        else:
+            v = (-1).to_bytes(n, "little", signed=True)
+        self.note("write %r the 0-d value %s" % (name, v.hex()))
+        W.pwrite_file(self.path(name), v, 0)
+        e.data[:] = v
+        self.maybe_dirty = True
+        if self.rng.random() < 0.5:
+            self.op_commit()
+
+    def prepare_commit(self):
+        """A 0-d integer adds its value's zeros to crc_num: big values
+        (cheap to refuse only above 4 GiB) are made small."""
+        if not self.meta.checksum:
+            return
+        for n, e in self.zero_d_ints():
+            v = SM.zero_d_value(e.shown_dtype(), bytes(e.data))
+            if v is not None and v > self.CRC_VALUE_MAX:
+                self.small_value(n, e)
+
+    def fix_failure(self):
+        # one kind of problem at a time, so that each failure is seen
+        if self.model.problems():
+            super().fix_all()
+        else:
+            self.fix_all()
+
+    def fix_all(self):
+        if self.model.problems():
+            super().fix_all()
+        if self.meta.checksum:
+            for n, e in list(self.zero_d_ints()):
+                if SM.zero_d_value(e.shown_dtype(), bytes(e.data)) is None:
+                    self.small_value(n, e)
+        left = self.commit_failure()[1]
+        if left:
+            self.fail("fixing left problems: %s" % left)
+
+    def after_commit(self):
+        """The mount goes on with what it wrote: the metadata as written,
+        markers making I8 tensors Int4."""
+        want = SM.file_bytes(self.tensors(), self.meta)
+        self.model.committed()
+        with stref.read(want) as st:
+            for t in st.tensors:
+                e = self.model.ents[t.name]
+                e.dtype = SM.shown_of(t.dtype, t.name, st.metadata)
+                e.shape = tuple(t.shape)
+            self.meta = SM.StMeta.of(st)
+        self.committed_model = self.model.copy()
+        self.committed_meta = self.meta.copy()
+        self.committed_bytes = W.read_bytes(self.src)
+        self.maybe_dirty = False
+
+    def back_to_committed(self):
+        super().back_to_committed()
+        self.meta = self.committed_meta.copy()
+
+    def op_commit(self):
+        super().op_commit()
+        # the mount shows what was committed
+        self.op_list()
+        for n in self.model.order:
+            self.check_one(n)
+        self.op_check_meta()
+
+    # -- recovery ----------------------------------------------------------
+
+    def check_recovery(self, path):
+        """The recovery file: every non-empty tensor, misfits made to fit
+        (1-D of their dtype if whole, else UInt8), no crc_num; exactly
+        what the serializer writes for that."""
+        out = []
+        for n, dt, shape, data in self.tensors():
+            if not data:
+                continue
+            if self.model.ents[n].problem():
+                isz_ = isz(dt) if dt != "str" else 0
+                if dt != "str" and len(data) % isz_ == 0:
+                    shape = (len(data) // isz_,)
+                else:
+                    dt, shape = "UInt8", (len(data),)
+            out.append((n, dt, shape, data))
+        probs = SM.check_file(path, SM.file_bytes(out, self.meta,
+                                                  recovery=True),
+                              "recovery file", ms=False)
+        if probs:
+            self.fail("\n".join(probs))
+
+    # -- listing and metadata ------------------------------------------------
+
+    def op_list(self):
+        self.note("list")
+        got = sorted(os.listdir(self.m.mnt))
+        want = sorted(W.escape_name(n) for n in self.model.order)
+        if got != want:
+            self.fail("listing %r, model %r" % (got, want))
+
+    def meta_value(self):
+        r = self.rng.random()
+        if r < 0.05:
+            return "Int4"
+        if r < 0.1:
+            return ""
+        return "".join(self.rng.choice(META_CHARS)
+                       for _ in range(self.rng.randrange(1, 24)))
+
+    def meta_key(self):
+        keys = [k for k, _, _ in self.meta.items]
+        if keys and self.rng.random() < 0.4:
+            return self.rng.choice(keys)
+        return self.rng.choice(META_KEYS)
+
+    def op_set_meta(self):
+        self.stats["meta_ops"] += 1
+        r = self.rng.random()
+        mnt = self.m.mnt
+        if r < 0.04:
+            self.note("set metadata crc_num (EPERM)")
+            self.expect_errno(errno.EPERM, os.setxattr, mnt,
+                              SM.PREFIX + "crc_num", b"1")
+            return
+        if r < 0.06:
+            self.note("set metadata with an empty key (EINVAL)")
+            self.expect_errno(errno.EINVAL, os.setxattr, mnt, SM.PREFIX,
+                              b"v")
+            return
+        key = self.meta_key()
+        err = self.meta.editable(key)
+        if r < 0.1:
+            bad = self.rng.choice([b"\xff\xfe", b"a\x00b", b"\xc3",
+                                   b"\xed\xa0\x80"])
+            self.note("set metadata %r to %r (EINVAL)" % (key, bad))
+            self.expect_errno(err or errno.EINVAL, os.setxattr, mnt,
+                              SM.PREFIX + key, bad)
+            return
+        value = self.meta_value()
+        self.note("set metadata %r = %r%s" % (key, value, " (%s)" % (
+            W.errno_name(err)) if err else ""))
+        if err:
+            self.expect_errno(err, os.setxattr, mnt, SM.PREFIX + key,
+                              value.encode())
+            return
+        os.setxattr(mnt, SM.PREFIX + key, value.encode())
+        self.meta.set(key, value)
+        self.maybe_dirty = True
+
+    def op_remove_meta(self):
+        self.stats["meta_ops"] += 1
+        key = self.meta_key()
+        it = self.meta.find(key)
+        err = self.meta.editable(key) or (0 if it else errno.ENODATA)
+        self.note("remove metadata %r%s" % (key, " (%s)" % (
+            W.errno_name(err)) if err else ""))
+        if err:
+            self.expect_errno(err, os.removexattr, self.m.mnt,
+                              SM.PREFIX + key)
+            return
+        os.removexattr(self.m.mnt, SM.PREFIX + key)
+        self.meta.remove(key)
+        self.maybe_dirty = True
+
+    def op_check_meta(self):
+        self.note("check metadata")
+        got = list(SM.root_meta(self.m.mnt).items())
+        want = list(self.meta.shown().items())
+        if got != want:
+            self.fail("user.metadata.* of the root %r, model %r" % (got,
+                                                                    want))
+        key = self.rng.choice(META_KEYS)
+        it = self.meta.find(key)
+        if not it or it[2]:
+            self.expect_errno(errno.ENODATA, os.getxattr, self.m.mnt,
+                              SM.PREFIX + key)
 
 
 class TestRandomOps(unittest.TestCase):
@@ -838,6 +1216,18 @@ class TestRandomOps(unittest.TestCase):
               "%d ops" % (seed, seed, NOPS), file=sys.stderr, flush=True)
         stats = Runner(self, seed).run(NOPS)
         print("test_random_ops: seed %d: %s" % (seed, stats),
+              file=sys.stderr, flush=True)
+
+    def test_random_ops_safetensors(self):
+        common.require_bin(self, common.CKPTFS_BIN)
+        common.require_bin(self, common.CKPT_BIN)
+        seed = int(SEED_ENV) if SEED_ENV else random.SystemRandom().randrange(
+            1 << 31)
+        print("\ntest_random_ops_safetensors: seed %d (CKPT_RANDOM_SEED=%d "
+              "to repeat), %d ops" % (seed, seed, ST_NOPS), file=sys.stderr,
+              flush=True)
+        stats = SafetensorsRunner(self, seed).run(ST_NOPS)
+        print("test_random_ops_safetensors: seed %d: %s" % (seed, stats),
               file=sys.stderr, flush=True)
 
 
