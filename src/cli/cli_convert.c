@@ -18,15 +18,7 @@
 /* The format of OUT: --format, else OUT's extension, else NULL (IN's). */
 static const char *out_format(const struct cli *c, const char *out)
 {
-	size_t n = strlen(out);
-
-	if (c->format)
-		return c->format;
-	if (n > 12 && !strcmp(out + n - 12, ".safetensors"))
-		return "safetensors";
-	if (n > 5 && !strcmp(out + n - 5, ".ckpt"))
-		return "ckpt";
-	return NULL;
+	return c->format ? c->format : ckpt_format_for_path(out);
 }
 
 /* ckpt_tree_opts warn: on stderr. */

@@ -1,6 +1,6 @@
 /*
  * recovery.c - saving what a tree holds when it cannot be committed: a
- * recovery file, "BASE.recovery-STAMP-XXXXXXXX.ckpt" beside the target,
+ * recovery file, "BASE.recovery-STAMP-XXXXXXXX.ckpt" (or .safetensors) beside the target,
  * else in $TMPDIR (the name is made and linked by replace.c).
  *
  * It is written as a commit is (ckpt_commit_write), but keeps what it can:

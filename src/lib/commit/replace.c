@@ -12,7 +12,8 @@
  * unlinked and the directory fsynced.
  *
  * A recovery file is written once, unnamed, and linked under
- * "BASE.recovery-STAMP-XXXXXXXX.ckpt": linkat never follows or replaces
+ * "BASE.recovery-STAMP-XXXXXXXX.ckpt" (.safetensors for such a file):
+ * linkat never follows or replaces
  * anything, and the random part cannot have been reserved.
  */
 #include <errno.h>
@@ -287,7 +288,8 @@ ckpt_err ckpt_link_recovery(struct ckpt_tree *t, int fd, int dirfd, char **path,
 	if (!*path)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
 	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0 ||
-	    link_random(fd, dirfd, prefix, ".ckpt", name, sizeof(name)) != 0) {
+	    link_random(fd, dirfd, prefix, t->format->extension, name,
+			sizeof(name)) != 0) {
 		free(*path);
 		*path = NULL;
 		return ckpt_fail(err, CKPT_ERR_IO, 0,

@@ -134,6 +134,12 @@ struct ckpt_format {
 	 * a tree with an output key is written through the encrypted sink,
 	 * and one of a format without this is refused. */
 	bool encryptable;
+	/* The extension of its files (".ckpt"), for new files and recovery
+	 * files. */
+	const char *extension;
+	/* NULL if a tensor may be named name (len bytes, valid UTF-8), else
+	 * why not ("is the key of the metadata"). */
+	const char *(*name_refused)(const char *name, size_t len);
 	/* True if the format can store tensors of dtype dt. */
 	bool (*holds)(ckpt_dtype dt);
 	/* Files of this format carry metadata (key -> string) that the
@@ -171,6 +177,9 @@ extern const struct ckpt_format ckpt_format_safetensors;
 
 /* open.c: the format named name (len bytes), or NULL. */
 const struct ckpt_format *ckpt_format_by_name(const char *name, size_t len);
+
+/* open.c: the format whose extension path ends with, or NULL. */
+const struct ckpt_format *ckpt_format_by_extension(const char *path);
 
 /* format/ckpt/encode.c: the encode of ckpt_format_ckpt (see struct
  * ckpt_format): MindSpore >= 2.3 records, unchanged records copied as they

@@ -40,6 +40,25 @@ const struct ckpt_format *ckpt_format_by_name(const char *name, size_t len)
 	return NULL;
 }
 
+const struct ckpt_format *ckpt_format_by_extension(const char *path)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < NFORMATS; i++) {
+		size_t k = strlen(formats[i]->extension);
+		if (n > k && strcmp(path + n - k, formats[i]->extension) == 0)
+			return formats[i];
+	}
+	return NULL;
+}
+
+const char *ckpt_format_for_path(const char *path)
+{
+	const struct ckpt_format *f = ckpt_format_by_extension(path);
+
+	return f ? f->name : NULL;
+}
+
 bool ckpt_format_known(const char *name, size_t len)
 {
 	return ckpt_format_by_name(name, len) != NULL;

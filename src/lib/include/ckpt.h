@@ -358,6 +358,10 @@ ckpt_err ckpt_verify_crc(struct ckpt_file *f, struct ckpt_error *err);
  * messages and --help: "ckpt, safetensors". */
 const char *ckpt_format_names(void);
 
+/* The format whose files end like path (".ckpt", ".safetensors"), or
+ * NULL: what a new file of that name is written as. */
+const char *ckpt_format_for_path(const char *path);
+
 /* True if name (len bytes) names a format ckpt_open reads. */
 bool ckpt_format_known(const char *name, size_t len);
 

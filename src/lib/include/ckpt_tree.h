@@ -87,7 +87,7 @@ struct ckpt_tree_opts {
 	void *progress_ctx;
 	/* The format commits write: "ckpt" or "safetensors"; NULL: the
 	 * source's, or for a new file (create) the target's extension
-	 * (".safetensors"), else ckpt. */
+	 * (ckpt_format_for_path), else ckpt. */
 	const char *out_format;
 	/* What the output format cannot represent (maps and str in
 	 * safetensors) is left out with a warning instead of failing. */

@@ -146,11 +146,12 @@ out:
 
 /* ---- names -------------------------------------------------------------- */
 
-/* Checks that fname is a name we can store in a new entry (protobuf
- * strings are UTF-8); returns the raw name. */
-static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
-			    struct ckpt_error *err)
+/* Checks that fname is a name we can store in a new entry of t (protobuf
+ * strings are UTF-8; the format may reserve one); returns the raw name. */
+static ckpt_err parse_fname(const struct ckpt_tree *t, const char *fname,
+			    char **name, size_t *len, struct ckpt_error *err)
 {
+	const char *why = NULL;
 	ckpt_err r = ckpt_name_unescape(fname, name, len);
 
 	if (r == CKPT_ERR_INVAL)
@@ -168,6 +169,16 @@ static ckpt_err parse_fname(const char *fname, char **name, size_t *len,
 				 "name must be (MindSpore stores names as "
 				 "protobuf strings)",
 				 fname);
+	}
+	if (t->format->name_refused)
+		why = t->format->name_refused(*name, *len);
+	if (why) {
+		free(*name);
+		*name = NULL;
+		return ckpt_fail(
+			err, CKPT_ERR_INVAL, 0,
+			"'%s' cannot name a tensor of a %s file: it %s", fname,
+			t->format->name, why);
 	}
 	return CKPT_OK;
 }
@@ -211,7 +222,7 @@ ckpt_err ckpt_tree_create(struct ckpt_tree *t, const char *fname, uint64_t *id,
 
 	if (r)
 		goto out;
-	r = parse_fname(fname, &name, &len, err);
+	r = parse_fname(t, fname, &name, &len, err);
 	if (r)
 		goto out;
 	e = ckpt_tree_find(t, fname);
@@ -362,7 +373,7 @@ ckpt_err ckpt_tree_rename(struct ckpt_tree *t, const char *from, const char *to,
 		r = ckpt_fail(err, CKPT_ERR_NOTFOUND, 0, "no '%s'", from);
 		goto out;
 	}
-	r = parse_fname(to, &name, &len, err);
+	r = parse_fname(t, to, &name, &len, err);
 	if (r)
 		goto out;
 	dst = ckpt_tree_find(t, to);

@@ -271,14 +271,6 @@ static void init(struct ckpt_tree *t, const struct ckpt_tree_opts *opts)
 	t->warn_ctx = opts->warn_ctx;
 }
 
-/* True if path ends with suffix. */
-static bool ends_with(const char *path, const char *suffix)
-{
-	size_t n = strlen(path), k = strlen(suffix);
-
-	return n >= k && strcmp(path + n - k, suffix) == 0;
-}
-
 /* The format commits write (see out_format in ckpt_tree.h), and the
  * metadata the tree starts with. */
 static ckpt_err choose_format(struct ckpt_tree *t,
@@ -291,10 +283,8 @@ static ckpt_err choose_format(struct ckpt_tree *t,
 		t->format = ckpt_format_by_name(name, strlen(name));
 	else if (t->base)
 		t->format = t->base->format;
-	else
-		t->format = ends_with(t->tgt_pl.path, ".safetensors")
-				    ? &ckpt_format_safetensors
-				    : &ckpt_format_ckpt;
+	else if (!(t->format = ckpt_format_by_extension(t->tgt_pl.path)))
+		t->format = &ckpt_format_ckpt;
 	if (!t->format)
 		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
 				 "unknown format '%s' (known: %s)", name,

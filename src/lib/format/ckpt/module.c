@@ -42,6 +42,8 @@ static bool holds(ckpt_dtype dt)
 const struct ckpt_format ckpt_format_ckpt = {
 	.name = "ckpt",
 	.encryptable = true,
+	.extension = ".ckpt",
+	.name_refused = NULL, /* any UTF-8 name */
 	.probe = probe,
 	.holds = holds,
 	.verify_crc = ckpt_trailer_verify,

@@ -100,11 +100,24 @@ static void warn(const struct st_enc *c, const char *fmt, ...)
 	c->s->warn(c->s->warn_ctx, msg);
 }
 
+/* Why p cannot be written in safetensors, or NULL if it can. */
+static const char *why_not(const struct ckpt_out_param *p)
+{
+	if (p->is_map)
+		return "a map parameter";
+	if (!ckpt_dtype_st_name(p->dtype) && p->dtype != CKPT_DT_INT4)
+		return ckpt_dtype_name(p->dtype);
+	if (!ckpt_utf8_valid(p->name, p->name_len))
+		return "a name that is not UTF-8";
+	if (st_name_refused(p->name, p->name_len))
+		return "a name safetensors cannot hold";
+	return NULL;
+}
+
 /* p cannot be written here: noted for the error, or left out. */
 static void unrepresentable(struct st_enc *c, const struct ckpt_out_param *p)
 {
-	const char *what = p->is_map ? "a map parameter"
-				     : ckpt_dtype_name(p->dtype);
+	const char *what = why_not(p);
 	size_t used = strlen(c->bad);
 
 	if (c->s->skip_unrepresentable) {
@@ -136,8 +149,7 @@ static ckpt_err collect(struct st_enc *c)
 			return r;
 		if (p.skip)
 			continue;
-		if (p.is_map ||
-		    (!ckpt_dtype_st_name(p.dtype) && p.dtype != CKPT_DT_INT4)) {
+		if (why_not(&p)) {
 			unrepresentable(c, &p);
 			continue;
 		}

@@ -99,6 +99,16 @@ static ckpt_err scan(struct ckpt_file *f, const struct ckpt_open_opts *opts,
 	return opts && opts->skip_crc ? CKPT_OK : verify_crc(f, err);
 }
 
+const char *st_name_refused(const char *name, size_t len)
+{
+	if (len == 12 && memcmp(name, "__metadata__", 12) == 0)
+		return "is the key of the metadata";
+	if (memchr(name, '\0', len))
+		return "holds a NUL byte, which the JSON reader (jansson) "
+		       "cannot read back";
+	return NULL;
+}
+
 /* ckpt_format holds: the dtypes with a safetensors name, and Int4 (I8
  * with its marker). */
 static bool holds(ckpt_dtype dt)
@@ -110,6 +120,8 @@ const struct ckpt_format ckpt_format_safetensors = {
 	.name = "safetensors",
 	.encryptable = false,
 	.metadata = true,
+	.extension = ".safetensors",
+	.name_refused = st_name_refused,
 	.probe = probe,
 	.holds = holds,
 	.scan = scan,

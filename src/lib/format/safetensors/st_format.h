@@ -47,6 +47,10 @@ ckpt_err st_crc_tensor(uint32_t *crc, const char *name, size_t len,
 		       ckpt_dtype dt, uint32_t ndims, uint64_t size,
 		       st_read_fn rd, void *ctx, struct ckpt_error *err);
 
+/* module.c: ckpt_format name_refused: "__metadata__", and names with a
+ * NUL byte. */
+const char *st_name_refused(const char *name, size_t len);
+
 /* encode.c: the encode of ckpt_format_safetensors (struct ckpt_format). */
 ckpt_err st_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 		   struct ckpt_error *err);
