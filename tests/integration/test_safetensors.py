@@ -748,6 +748,25 @@ class TestStEdits(StBase):
         self.finish(m)
         self.assertEqual(read_bytes(self.src), stref.EMPTY_FILE)
 
+    def test_names_safetensors_cannot_hold(self):
+        """__metadata__ and a NUL byte (%00) cannot name a tensor: the
+        file could not be read back.  EINVAL at create and rename, and the
+        commit after it is the unchanged tensors'."""
+        m = self.mount(self.src)
+        for bad in ("__metadata__", "a%00b"):
+            with self.subTest(bad):
+                with self.assertRaises(OSError) as cm:
+                    os.close(os.open(os.path.join(m.mnt, bad),
+                                     os.O_WRONLY | os.O_CREAT, 0o644))
+                self.assertEqual(cm.exception.errno, errno.EINVAL)
+                with self.assertRaises(OSError) as cm:
+                    os.rename(m.p("fc.weight"), os.path.join(m.mnt, bad))
+                self.assertEqual(cm.exception.errno, errno.EINVAL)
+        self.assertIn("fc.weight", m.names())
+        os.unlink(m.p("epoch_num"))
+        self.exp.remove("epoch_num")
+        self.finish(m)
+
     def test_mv(self):
         m = self.mount(self.src)
         os.rename(m.p("conv1.weight"), m.p("backbone.conv1.weight"))
