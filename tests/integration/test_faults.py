@@ -1533,12 +1533,13 @@ class TestUnmountFaults(FaultBase):
 class TestUnmountFaultsSafetensors(TestUnmountFaults):
     """TestUnmountFaults on a safetensors mount (StConfig's file and
     StEditor's edits): the original untouched, the pending tree saved as a
-    recovery file in the mount's format (exactly the serializer's bytes of
-    the pending state, without crc_num: recovery files carry none)."""
+    recovery file in the mount's format and with its extension (exactly
+    the serializer's bytes of the pending state, without crc_num: recovery
+    files carry none)."""
     NAME = ST_NAME
     ERRS = ("ENOSPC",)     # the same machinery as above: one errno is enough
-    RECOVERY_RE = re.compile(re.escape(ST_NAME) +
-                             r"\.recovery-\d{8}-\d{6}-[0-9a-z]{8}\.ckpt$")
+    RECOVERY_RE = re.compile(re.escape(ST_NAME) + r"\.recovery-\d{8}-\d{6}-"
+                             r"[0-9a-z]{8}\.safetensors$")
 
     def edits(self, fm, exp):
         return StEditor().edit(fm, exp)

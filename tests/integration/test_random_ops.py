@@ -845,7 +845,9 @@ class Runner:
         self.stats["recoveries"] += 1
         if W.read_bytes(self.src) != self.committed_bytes:
             self.fail("an unmount whose commit failed changed the file")
-        rec = glob.glob(glob.escape(self.src) + ".recovery-*.ckpt")
+        ext = ".safetensors" if self.src.endswith(".safetensors") \
+            else ".ckpt"   # a recovery file has its format's extension
+        rec = glob.glob(glob.escape(self.src) + ".recovery-*" + ext)
         if len(rec) != 1:
             self.fail("expected one recovery checkpoint, found %s" % rec)
         self.check_recovery(rec[0])
