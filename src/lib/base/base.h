@@ -32,6 +32,11 @@ ckpt_err ckpt_fail(struct ckpt_error *err, ckpt_err code, uint64_t offset,
 /* Sets the remedy a front end should suggest for err (if non-NULL). */
 void ckpt_set_hint(struct ckpt_error *err, enum ckpt_hint hint, int mode);
 
+/* util.c: names (any bytes, lengths given) in byte order, a prefix
+ * first: Python's sorted() of their UTF-8 and Rust's String order.
+ * memcmp-style result. */
+int ckpt_name_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
 /* ---- I/O (io.c) ---------------------------------------------------------
  * These mirror the system calls they wrap: -1 with errno on failure. */
 

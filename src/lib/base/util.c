@@ -4,6 +4,8 @@
  */
 #include <time.h>
 
+#include <string.h>
+
 #include "base/base.h"
 
 uint64_t ckpt_ts_ns(const struct timespec *ts)
@@ -40,4 +42,11 @@ size_t ckpt_extent_at(const struct ckpt_extent *x, size_t n, uint64_t pos)
 			hi = mid;
 	}
 	return lo;
+}
+
+int ckpt_name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
 }

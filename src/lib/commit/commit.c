@@ -29,11 +29,7 @@ static int by_name(const void *a, const void *b, void *ctx)
 	const struct ckpt_tree *t = ctx;
 	const struct entry *x = t->order[*(const size_t *)a];
 	const struct entry *y = t->order[*(const size_t *)b];
-	int c = memcmp(x->name, y->name,
-		       x->name_len < y->name_len ? x->name_len : y->name_len);
-
-	return c ? c
-		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	return ckpt_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* The order a checkpoint written from a file of another format lists its

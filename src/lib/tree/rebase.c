@@ -43,11 +43,7 @@ static int by_name(const void *a, const void *b)
 {
 	const struct entry *x = *(struct entry *const *)a;
 	const struct entry *y = *(struct entry *const *)b;
-	int c = memcmp(x->name, y->name,
-		       x->name_len < y->name_len ? x->name_len : y->name_len);
-
-	return c ? c
-		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	return ckpt_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* The written entries in the order of the parameters of nf, which a

@@ -148,13 +148,10 @@ struct final {
 static int final_cmp(const void *a, const void *b)
 {
 	const struct final *x = a, *y = b;
-	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(x->name, y->name, n);
+	int c = ckpt_name_cmp(x->name, x->len, y->name, y->len);
 
 	if (c)
 		return c;
-	if (x->len != y->len)
-		return x->len < y->len ? -1 : 1;
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 

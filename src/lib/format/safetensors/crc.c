@@ -153,11 +153,7 @@ static int by_name(const void *a, const void *b, void *ctx)
 	const struct ckpt_file *f = ctx;
 	const struct ckpt_param *x = &f->params[*(const size_t *)a];
 	const struct ckpt_param *y = &f->params[*(const size_t *)b];
-	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-	int c = memcmp(x->name, y->name, n);
-
-	return c ? c
-		 : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	return ckpt_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* st_read_fn over one tensor of a file: ctx is the parameter. */

@@ -57,13 +57,6 @@ struct st_enc {
 
 #define QUOTE(len) ((int)((len) > 120 ? 120 : (len)))
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	return c ? c : (alen > blen) - (alen < blen);
-}
-
 /* The serializer's order: dtype rank descending, then name. */
 static int by_rank(const void *a, const void *b)
 {
@@ -72,7 +65,7 @@ static int by_rank(const void *a, const void *b)
 
 	if (rx != ry)
 		return ry - rx;
-	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+	return ckpt_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static int by_name(const void *a, const void *b, void *ctx)
@@ -81,7 +74,7 @@ static int by_name(const void *a, const void *b, void *ctx)
 	const struct st_out *x = &o[*(const size_t *)a];
 	const struct st_out *y = &o[*(const size_t *)b];
 
-	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+	return ckpt_name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static void warn(const struct st_enc *c, const char *fmt, ...)
@@ -188,7 +181,7 @@ static struct st_out *find_out(const struct st_enc *c, const char *key,
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		struct st_out *o = &c->out[c->by_name[mid]];
-		int cmp = name_cmp(o->name, o->name_len, key, len);
+		int cmp = ckpt_name_cmp(o->name, o->name_len, key, len);
 		if (!cmp)
 			return o;
 		if (cmp < 0)
