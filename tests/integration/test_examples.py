@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Every script in examples/ runs, and does what it says: the checkpoints
+they write are read back with the independent reader (tests/ref/ckref.py,
+the official protobuf runtime) and compared with examples/lenet.ckpt.
+
+  inspect.sh         lists, mounts read-only, prints fc3.bias with numpy
+  modify.sh          conv1.weight gone, conv2.weight = 0, conv2.bias = 1
+  custom_values.sh   a new checkpoint of epoch_size and learning_rate
+  inference_only.sh  the network without the optimizer's state
+  encrypted.sh       AES-GCM round trip with an edit in between
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import mounting as M  # noqa: E402
+import ckref  # noqa: E402
+
+EXAMPLES = os.path.join(common.REPO, "examples")
+NETWORK = ["conv1.weight", "conv2.weight", "fc1.weight", "fc1.bias",
+           "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
+
+
+class Examples(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ckptfs-examples-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.orig = ckref.load_dict(common.EXAMPLE)
+
+    def script(self, name, *args):
+        """Runs examples/NAME ARGS with this build's binaries; its stdout."""
+        env = dict(os.environ, CKPTFS=common.CKPTFS_BIN, CKPT=common.CKPT_BIN,
+                   TMPDIR=self.tmp)
+        res = subprocess.run([os.path.join(EXAMPLES, name)] + list(args),
+                             env=env, capture_output=True, text=True,
+                             timeout=common.TIMEOUT)
+        self.assertEqual(res.returncode, 0, "%s failed:\n%s\n%s" % (
+            name, res.stdout, res.stderr))
+        self.assertEqual(M.leftover_fuse_mounts(), [],
+                         "%s left a mount behind" % name)
+        return res.stdout
+
+    def out(self, name):
+        return os.path.join(self.tmp, name)
+
+    def value(self, p):
+        return np.frombuffer(p.data, dtype="<f4")
+
+    def test_inspect(self):
+        text = self.script("inspect.sh", common.EXAMPLE)
+        for name in NETWORK:
+            self.assertIn(name, text)
+        first = "%.8f" % self.value(self.orig["fc3.bias"])[0]
+        self.assertIn(first[:7], text)  # numpy's print of the values
+
+    def test_modify(self):
+        out = self.out("modified.ckpt")
+        self.script("modify.sh", common.EXAMPLE, out)
+        got = ckref.load_dict(out)
+        self.assertNotIn("conv1.weight", got)
+        for name, value in (("conv2.weight", 0.0), ("conv2.bias", 1.0)):
+            self.assertEqual((got[name].dtype, got[name].shape),
+                             ("Float32", ()), name)
+            self.assertEqual(self.value(got[name]).tolist(), [value], name)
+        for name, p in self.orig.items():
+            if name not in ("conv1.weight", "conv2.weight"):
+                self.assertEqual(got[name].data, p.data, name)
+        self.assertEqual(list(got)[-1], "conv2.bias")  # new ones go last
+
+    def test_custom_values(self):
+        out = self.out("custom.ckpt")
+        self.script("custom_values.sh", out)
+        got = ckref.load(out)
+        self.assertEqual([(p.name, p.dtype, p.shape) for p in got],
+                         [("epoch_size", "Int64", ()),
+                          ("learning_rate", "Float32", ())])
+        self.assertEqual(np.frombuffer(got[0].data, "<i8").tolist(), [10])
+        self.assertEqual(self.value(got[1]).tolist(),
+                         [float(np.float32(0.01))])
+
+    def test_inference_only(self):
+        out = self.out("net.ckpt")
+        self.script("inference_only.sh", common.EXAMPLE, out)
+        got = ckref.load(out)
+        keep = [n for n in self.orig
+                if not n.startswith("moments.") and
+                n not in ("learning_rate", "momentum")]
+        self.assertEqual([p.name for p in got], keep)
+        for p in got:
+            self.assertEqual(p.data, self.orig[p.name].data, p.name)
+
+    def test_encrypted(self):
+        out = self.out("plain.ckpt")
+        text = self.script("encrypted.sh", common.EXAMPLE, out)
+        got = ckref.load_dict(out)
+        self.assertEqual(list(got), list(self.orig))
+        want = self.value(self.orig["fc3.bias"]).copy()
+        want[0] = 0.5
+        self.assertEqual(self.value(got["fc3.bias"]).tolist(), want.tolist())
+        for name, p in self.orig.items():
+            if name != "fc3.bias":
+                self.assertEqual(got[name].data, p.data, name)
+        self.assertIn("0.5", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
