@@ -8,6 +8,8 @@ the official protobuf runtime) and compared with examples/lenet.ckpt.
   custom_values.sh   a new checkpoint of epoch_size and learning_rate
   inference_only.sh  the network without the optimizer's state
   encrypted.sh       AES-GCM round trip with an edit in between
+  surgery.sh         the README's demo: edit, delete, add, rename, retype,
+                     commit, and 'ckpt diff' against the original
 """
 
 import os
@@ -109,6 +111,27 @@ class Examples(unittest.TestCase):
             if name != "fc3.bias":
                 self.assertEqual(got[name].data, p.data, name)
         self.assertIn("0.5", text)
+
+    def test_surgery(self):
+        out = self.out("edited.ckpt")
+        text = self.script("surgery.sh", common.EXAMPLE, out)
+        got = ckref.load_dict(out)
+        want = [n for n in self.orig if n != "momentum"]
+        want[want.index("epoch_num")] = "epoch"
+        self.assertEqual(list(got), want + ["fc3.scale"])
+        bias = self.value(self.orig["fc3.bias"]).copy()
+        bias[2] = 1.5
+        self.assertEqual(self.value(got["fc3.bias"]).tolist(), bias.tolist())
+        scale = got["fc3.scale"]
+        self.assertEqual((scale.dtype, scale.shape), ("Float32", (10,)))
+        self.assertEqual(self.value(scale).tolist(),
+                         np.linspace(0, 1, 10, dtype="<f4").tolist())
+        self.assertEqual(got["epoch"].data, self.orig["epoch_num"].data)
+        step = got["global_step"]
+        self.assertEqual((step.dtype, step.data),
+                         ("UInt32", self.orig["global_step"].data))
+        for name in ("fc3.bias", "momentum", "fc3.scale", "epoch"):
+            self.assertIn(name, text)  # the diff names what changed
 
 
 if __name__ == "__main__":
