@@ -9,12 +9,22 @@ pkgs=(build-essential cmake pkg-config
       attr clang clang-format valgrind openssl util-linux
       vim rsync   # the editor and tool tests (test_scratch) run them for real
       dpkg-dev groff-base man-db)  # the .deb (scripts/package.sh), man pages
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+# the PyTorch example (examples/from_pytorch.sh, test_examples) writes a
+# real .pth; torch's recommends (Qt, ...) are not needed
+lean=(python3-torch)
+# Installs those of the packages after "--" that are missing, with the
+# apt-get options before it.
+install_missing() {
+  local opts=() missing=() p
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}"
-fi
+  apt-get install -y -qq "${opts[@]}" "${missing[@]}"
+}
+install_missing -- "${pkgs[@]}"
+install_missing --no-install-recommends -- "${lean[@]}"

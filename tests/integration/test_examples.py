@@ -8,10 +8,13 @@ the official protobuf runtime) and compared with examples/lenet.ckpt.
   custom_values.sh   a new checkpoint of epoch_size and learning_rate
   inference_only.sh  the network without the optimizer's state
   encrypted.sh       AES-GCM round trip with an edit in between
+  from_pytorch.sh    a real .pth (torch.save) into a MindSpore checkpoint
+                     with a name map (skipped without python3-torch)
   surgery.sh         the README's demo: edit, delete, add, rename, retype,
                      commit, and 'ckpt diff' against the original
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +23,11 @@ import tempfile
 import unittest
 
 import numpy as np
+
+try:
+    import torch
+except ImportError:  # Debian's python3-torch (scripts/install-deps.sh)
+    torch = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -132,6 +140,26 @@ class Examples(unittest.TestCase):
                          ("UInt32", self.orig["global_step"].data))
         for name in ("fc3.bias", "momentum", "fc3.scale", "epoch"):
             self.assertIn(name, text)  # the diff names what changed
+
+    @unittest.skipIf(torch is None, "python3-torch is not installed")
+    def test_from_pytorch(self):
+        pth, out = self.out("net.pth"), self.out("net.ckpt")
+        subprocess.run([os.path.join(EXAMPLES, "make_torch_model.py"), pth],
+                       check=True, timeout=common.TIMEOUT)
+        name_map = os.path.join(EXAMPLES, "torch_name_map.json")
+        self.script("from_pytorch.sh", pth, name_map, out)
+        with open(name_map) as f:
+            names = json.load(f)
+        state = torch.load(pth)
+        got = ckref.load(out)
+        self.assertEqual([p.name for p in got], list(names.values()))
+        for p in got:
+            want = [t for n, t in state.items() if names.get(n) == p.name]
+            self.assertEqual(len(want), 1, p.name)
+            t = want[0]
+            self.assertEqual((p.dtype, p.shape),
+                             ("Float32", tuple(t.shape)), p.name)
+            self.assertEqual(p.data, t.numpy().tobytes(), p.name)
 
 
 if __name__ == "__main__":
