@@ -125,7 +125,7 @@ _ckpt()
 			_ckpt_reply "$(compgen -W "$help_opts" -- "$cur")"
 		else
 			_ckpt_reply "$(compgen -W "ls cat info verify convert
-					commit umount" -- "$cur")"
+					diff commit umount" -- "$cur")"
 		fi
 		return
 	fi
@@ -136,6 +136,8 @@ _ckpt()
 		info) w="$key_opts $sel_opts" ;;
 		cat | verify) w=$key_opts ;;
 		convert) w="$key_opts $out_opts $sel_opts" ;;
+		diff) w="$key_opts $out_opts --param --atol --rtol --equal-nan
+			--json -q --quiet" ;;
 		commit) w="-q --quiet" ;;
 		umount) w="-q --quiet --force" ;;
 		*) w= ;;
@@ -155,7 +157,7 @@ _ckpt()
 			_ckpt_params "${args[0]}" "$cur"
 		fi
 		;;
-	convert)
+	convert | diff)
 		((${#args[@]} < 2)) && _ckpt_files "$cur"
 		;;
 	commit | umount)

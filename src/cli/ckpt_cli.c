@@ -11,13 +11,17 @@
  *   ckpt umount MOUNTPOINT   commit, unmount, wait for the daemon
  *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc;
  *                            select and rename parameters
+ *   ckpt diff A B            what differs between two checkpoints
  *
- * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage.
+ * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage
+ * (diff: 0 same, 1 different, 2 trouble).
  * Owns the options (getopt_long, shared by every command) and the keys
  * they name, loaded once before the command runs and wiped after it.
  * Keys are never taken from the command line itself.  Single-threaded.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,12 @@ static const char usage[] =
 	"                     encrypt, decrypt, re-key, change mode, add or\n"
 	"                     drop the crc,\n"
 	"                     keep only some parameters, rename them\n"
+	"  diff A B           what differs between two checkpoints (either\n"
+	"                     format): parameters only in A or only in B,\n"
+	"                     dtype or shape changes, and for the others how\n"
+	"                     many elements differ, with the largest absolute\n"
+	"                     and relative difference; exit 0 same,\n"
+	"                     1 different, 2 trouble\n"
 	"\n"
 	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
@@ -101,6 +111,18 @@ static const char usage[] =
 	"  --exclude GLOB     leave out those that match GLOB (repeatable; wins\n"
 	"                     over --include), e.g. convert --exclude\n"
 	"                     'moments.*' keeps a network without its optimizer\n"
+	"diff options:\n"
+	"  --param NAME       compare only parameter NAME (as ls shows it);\n"
+	"                     repeatable\n"
+	"  --atol X, --rtol Y elements a of A and b of B are equal when\n"
+	"                     |a - b| <= X + Y * |b| (numpy.isclose; default\n"
+	"                     0 and 0: exactly equal values)\n"
+	"  --equal-nan        NaN equals NaN (default: NaN differs from\n"
+	"                     everything, as in numpy)\n"
+	"  --json             one JSON document on stdout instead of text\n"
+	"  -q, --quiet        no output: only the exit status\n"
+	"  the key options give A's key; --out-enc-mode, --out-keyfile,\n"
+	"  --out-keyfd give B's (default: A's)\n"
 	"progress (commit, umount, convert):\n"
 	"  -q, --quiet        no progress display; without it, progress (bytes\n"
 	"                     written of total, rate, time left) is shown on\n"
@@ -158,6 +180,11 @@ enum {
 	O_FORCE,
 	O_FORMAT,
 	O_SKIP_UNREP,
+	O_PARAM,
+	O_ATOL,
+	O_RTOL,
+	O_EQUAL_NAN,
+	O_JSON,
 	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
@@ -179,10 +206,59 @@ static const struct option longopts[] = {
 	{"exclude", required_argument, NULL, O_SELECT + CLI_SEL_EXCLUDE},
 	{"rename", required_argument, NULL, O_SELECT + CLI_SEL_RENAME},
 	{"name-map", required_argument, NULL, O_SELECT + CLI_SEL_NAME_MAP},
+	{"param", required_argument, NULL, O_PARAM},
+	{"atol", required_argument, NULL, O_ATOL},
+	{"rtol", required_argument, NULL, O_RTOL},
+	{"equal-nan", no_argument, NULL, O_EQUAL_NAN},
+	{"json", no_argument, NULL, O_JSON},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}};
+
+/* A tolerance: a finite number >= 0 in *v; 0, or 2 after a message. */
+static int tolerance(const char *opt, const char *arg, double *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(*v) || *v < 0) {
+		fprintf(stderr,
+			"ckpt: %s takes a number >= 0 (like 1e-5), not '%s'\n",
+			opt, arg);
+		return 2;
+	}
+	return 0;
+}
+
+/* Records an option of diff; 0, or the exit status after a message. */
+static int diff_option(struct cli *c, int opt, const char *arg)
+{
+	const char **p;
+
+	switch (opt) {
+	case O_PARAM:
+		p = realloc(c->params, (c->nparams + 1) * sizeof(*p));
+		if (!p) {
+			fprintf(stderr, "ckpt: out of memory\n");
+			return 1;
+		}
+		p[c->nparams++] = arg;
+		c->params = p;
+		return 0;
+	case O_ATOL:
+		return tolerance("--atol", arg, &c->atol);
+	case O_RTOL:
+		return tolerance("--rtol", arg, &c->rtol);
+	case O_EQUAL_NAN:
+		c->equal_nan = true;
+		return 0;
+	default: /* O_JSON */
+		c->json = true;
+		return 0;
+	}
+}
 
 /* Reads the options (getopt_long: they may come anywhere) into c.  -1 to
  * go on with the command, else the exit status (help, version, or bad
@@ -251,6 +327,15 @@ static int parse_options(struct cli *c, int argc, char **argv)
 		case O_SKIP_UNREP:
 			c->skip_unrepresentable = true;
 			break;
+		case O_PARAM:
+		case O_ATOL:
+		case O_RTOL:
+		case O_EQUAL_NAN:
+		case O_JSON:
+			r = diff_option(c, opt, optarg);
+			if (r)
+				return r;
+			break;
 		case O_SELECT + CLI_SEL_INCLUDE:
 		case O_SELECT + CLI_SEL_EXCLUDE:
 		case O_SELECT + CLI_SEL_RENAME:
@@ -273,10 +358,10 @@ static int parse_options(struct cli *c, int argc, char **argv)
 static const struct command {
 	const char *name;
 	int (*fn)(struct cli *, int, char **);
-} commands[] = {{"ls", cmd_ls},		 {"cat", cmd_cat},
-		{"info", cmd_info},	 {"verify", cmd_verify},
-		{"umount", cmd_umount},	 {"commit", cmd_commit},
-		{"convert", cmd_convert}};
+} commands[] = {{"ls", cmd_ls},		  {"cat", cmd_cat},
+		{"info", cmd_info},	  {"verify", cmd_verify},
+		{"umount", cmd_umount},	  {"commit", cmd_commit},
+		{"convert", cmd_convert}, {"diff", cmd_diff}};
 
 /* The command called name, or NULL after a message. */
 static const struct command *find_command(const char *name)
@@ -296,6 +381,8 @@ static int run(const struct command *cmd, struct cli *c, int argc, char **argv)
 
 	if (!r)
 		r = load_key(&c->out, &c->out_key);
+	if (r == 1 && cmd->fn == cmd_diff)
+		r = 2; /* for diff, 1 means "different" */
 	if (!r) {
 		r = cmd->fn(c, argc, argv);
 		if (r < 0) {
@@ -335,6 +422,13 @@ static int dispatch(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
+	if ((c->nparams || c->json || c->atol || c->rtol || c->equal_nan) &&
+	    cmd->fn != cmd_diff) {
+		fprintf(stderr,
+			"ckpt: --param, --atol, --rtol, --equal-nan and "
+			"--json are options of 'diff'\n");
+		return 2;
+	}
 	if (cli_select_check(&c->sel, cmd->name))
 		return 2;
 	return run(cmd, c, argc - optind, argv + optind);
@@ -347,5 +441,6 @@ int main(int argc, char **argv)
 	int r = dispatch(&c, argc, argv);
 
 	cli_select_free(&c.sel);
+	free(c.params);
 	return r;
 }

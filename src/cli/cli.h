@@ -9,9 +9,10 @@
  *   cli_convert.c  convert: write a checkpoint again, differently encoded
  *   cli_select.c   --include, --exclude, --rename, --name-map: which
  *                  parameters ls, info and convert take, convert's names
+ *   cli_diff.c     diff: what differs between two checkpoints
  *
  * Exit status of every command: 0 success, 1 the checkpoint or an
- * operation failed, 2 bad usage.  Single-threaded, except for the fsync
+ * operation failed, 2 bad usage; diff: 0 same, 1 different, 2 trouble.  Single-threaded, except for the fsync
  * of a commit while its progress is shown (cli_commit.c); messages go to
  * stderr as "ckpt: ...", library errors through cli_report, progress
  * through ckpt_progress_* (progress.c).
@@ -54,6 +55,12 @@ struct cli {
 	struct ckpt_keyopt out; /* --out-enc-mode, --out-keyfile, ... */
 	struct ckpt_key *key, *out_key; /* loaded from in and out, or NULL */
 	struct cli_select sel;
+	/* diff: --param NAME (malloc'd list of argv pointers), --atol,
+	 * --rtol, --equal-nan, --json */
+	const char **params;
+	size_t nparams;
+	double atol, rtol;
+	bool equal_nan, json;
 };
 
 /* Prints a library failure on stderr with what to do about it, as the
@@ -70,6 +77,7 @@ int cmd_verify(struct cli *c, int argc, char **argv);  /* cli_read.c */
 int cmd_umount(struct cli *c, int argc, char **argv);  /* cli_umount.c */
 int cmd_commit(struct cli *c, int argc, char **argv);  /* cli_commit.c */
 int cmd_convert(struct cli *c, int argc, char **argv); /* cli_convert.c */
+int cmd_diff(struct cli *c, int argc, char **argv);    /* cli_diff.c */
 
 /* cli_select.c.  cli_select_add: records arg for option which; 0, or the
  * exit status after a message.  cli_select_check: 0 if the options fit
