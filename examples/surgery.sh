@@ -2,7 +2,8 @@
 # surgery.sh IN OUT: the main job of ckptfs, end to end, on a copy OUT of
 # IN (a LeNet-5 such as examples/lenet.ckpt): mount it, browse it, edit one
 # tensor in place, delete one, add one with numpy, rename one, retype one
-# with setfattr, commit with 'ckpt umount', and list the result.
+# with setfattr, commit with 'ckpt umount', list the result and show what
+# changed with 'ckpt diff' against IN.
 #   ./examples/surgery.sh examples/lenet.ckpt /tmp/lenet-edited.ckpt
 . "$(dirname "$0")/common.sh"
 in=${1:?usage: surgery.sh IN OUT}
@@ -27,3 +28,7 @@ run setfattr -n user.dtype -v UInt32 "$mnt/global_step"
 # commit: 'ckpt umount' returns once the new checkpoint is durable
 run "$CKPT" umount "$mnt"
 run "$CKPT" ls -l "$out"
+# what changed (exit status 1: they differ)
+status=0
+run "$CKPT" diff "$in" "$out" || status=$?
+[ "$status" -eq 1 ]

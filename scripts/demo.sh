@@ -3,7 +3,8 @@
 # bundled example checkpoint (examples/lenet.ckpt, made by
 # examples/make_lenet.py), edited as a copy: examples/surgery.sh mounts
 # it, edits one tensor, deletes one, adds one with numpy, renames one,
-# retypes one, commits with 'ckpt umount' and lists the result.  Unmounts at the end whatever happens.
+# retypes one, commits with 'ckpt umount', lists the result and shows what
+# changed with 'ckpt diff'.  Unmounts at the end whatever happens.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"

@@ -11,7 +11,7 @@ the official protobuf runtime) and compared with examples/lenet.ckpt.
   from_pytorch.sh    a real .pth (torch.save) into a MindSpore checkpoint
                      with a name map (skipped without python3-torch)
   surgery.sh         the README's demo: edit, delete, add, rename, retype,
-                     commit, list
+                     commit, list, and 'ckpt diff' against the original
 """
 
 import json
@@ -141,6 +141,11 @@ class Examples(unittest.TestCase):
         listed = [line.split()[-1] for line in text.splitlines()
                   if line.startswith(("Float32", "Int", "UInt"))]
         self.assertEqual(listed, list(got))  # the listing at the end
+        for line in ("only in A: momentum", "only in A: epoch_num",
+                     "only in B: epoch", "only in B: fc3.scale",
+                     "dtype: global_step: Int32 -> UInt32",
+                     "values: fc3.bias: 1 of 10 elements differ"):
+            self.assertIn(line, text)  # what ckpt diff says
 
     @unittest.skipIf(torch is None, "python3-torch is not installed")
     def test_from_pytorch(self):
