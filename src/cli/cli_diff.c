@@ -302,7 +302,8 @@ static void report_only(struct diff_run *r, const char *name, bool in_a)
 	else
 		r->only_b++;
 	if (r->doc)
-		add_json(r, in_a ? "only_in_a" : "only_in_b", json_string(name));
+		add_json(r, in_a ? "only_in_a" : "only_in_b",
+			 json_string(name));
 	else if (!r->c->quiet)
 		printf("only in %s: %s\n", in_a ? "A" : "B", name);
 }
@@ -348,9 +349,9 @@ static void report_values(struct diff_run *r, const char *name,
 				      "count", (json_int_t)d->count, "differ",
 				      (json_int_t)d->differ);
 		if (d->numeric) {
-			json_object_set_new(o, "nan_differ",
-					    json_integer((json_int_t)
-							 d->nan_differ));
+			json_object_set_new(
+				o, "nan_differ",
+				json_integer((json_int_t)d->nan_differ));
 			json_object_set_new(o, "max_abs", json_num(d->max_abs));
 			json_object_set_new(o, "max_rel", json_num(d->max_rel));
 		}
@@ -408,11 +409,10 @@ static int diff_param(struct diff_run *r, const struct ckpt_param *pa,
 	if (pa->kind == CKPT_PARAM_TENSOR && pb->kind == CKPT_PARAM_TENSOR)
 		return diff_tensor(r, pa->fname, &pa->tensor, &pb->tensor);
 	if (pa->kind != pb->kind) {
-		report_changed(r, pa->fname,
-			       pa->kind == CKPT_PARAM_MAP ? &pa->map[0]
-							  : &pa->tensor,
-			       pb->kind == CKPT_PARAM_MAP ? &pb->map[0]
-							  : &pb->tensor);
+		report_changed(
+			r, pa->fname,
+			pa->kind == CKPT_PARAM_MAP ? &pa->map[0] : &pa->tensor,
+			pb->kind == CKPT_PARAM_MAP ? &pb->map[0] : &pb->tensor);
 		return 0;
 	}
 	for (int k = 0; k < CKPT_MAP_NTENSORS && !rc; k++) {
