@@ -422,7 +422,8 @@ static int dispatch(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
-	if ((c->nparams || c->json || c->atol || c->rtol || c->equal_nan) &&
+	if ((c->nparams || c->json || c->atol != 0 || c->rtol != 0 ||
+	     c->equal_nan) &&
 	    cmd->fn != cmd_diff) {
 		fprintf(stderr,
 			"ckpt: --param, --atol, --rtol, --equal-nan and "

@@ -58,7 +58,7 @@ static double half_value(uint16_t h)
 	double v;
 
 	if (exp == 0x1f)
-		v = mant ? NAN : INFINITY;
+		v = mant != 0 ? NAN : INFINITY;
 	else if (exp == 0)
 		v = ldexp(mant, -24);
 	else
