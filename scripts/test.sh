@@ -1,5 +1,5 @@
 #!/bin/bash
-#   scripts/test.sh          the test command (README.md): about 18 minutes
+#   scripts/test.sh          the test command (README.md): about 19 minutes
 #                            on 2 cores
 #   scripts/test.sh --long   the same with the long counts (docs/testing.md):
 #                            100,000 random operations, 200 crash trials,
