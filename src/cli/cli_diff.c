@@ -76,33 +76,29 @@ static double bf16_value(uint16_t h)
 	return f;
 }
 
-/* Element size of the dtypes compared as numbers (real part and
- * imaginary part each for complex, see is_complex), 0 for the others:
- * those are compared byte by byte. */
+/* Element size of the dtypes compared as numbers (ckpt_dtype_size; for
+ * complex ones real and imaginary part together, see is_complex), 0 for
+ * the others: those are compared byte by byte. */
 static size_t numeric_size(ckpt_dtype dt)
 {
 	switch (dt) {
 	case CKPT_DT_BOOL:
 	case CKPT_DT_INT4: /* one int8 per element */
 	case CKPT_DT_INT8:
-	case CKPT_DT_UINT8:
-		return 1;
 	case CKPT_DT_INT16:
+	case CKPT_DT_INT32:
+	case CKPT_DT_INT64:
+	case CKPT_DT_UINT8:
 	case CKPT_DT_UINT16:
+	case CKPT_DT_UINT32:
+	case CKPT_DT_UINT64:
 	case CKPT_DT_FLOAT16:
 	case CKPT_DT_BFLOAT16:
-		return 2;
-	case CKPT_DT_INT32:
-	case CKPT_DT_UINT32:
 	case CKPT_DT_FLOAT32:
-		return 4;
-	case CKPT_DT_INT64:
-	case CKPT_DT_UINT64:
 	case CKPT_DT_FLOAT64:
 	case CKPT_DT_COMPLEX64:
-		return 8;
 	case CKPT_DT_COMPLEX128:
-		return 16;
+		return ckpt_dtype_size(dt);
 	default:
 		return 0;
 	}
