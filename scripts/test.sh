@@ -50,7 +50,7 @@ echo "== fuzzing, ${CKPT_FUZZ_SECONDS:=60}s per harness =="
 
 echo "== tests, plain build =="
 CKPT_NOMEM_FULL=${CKPT_NOMEM_FULL:-$long} ctest --test-dir "$top/build" --output-on-failure -j2
-echo "== tests, ASan+UBSan build (600 MiB case skipped) =="
+echo "== tests, ASan+UBSan build (the cases over 100 MiB skipped) =="
 # A daemonized ckptfs has no stderr: sanitizer reports go to log files,
 # and any such file fails the run.
 logs="$top/build-asan/sanitizer-logs"

@@ -29,6 +29,10 @@
 #undef main
 int ckpt_cli_main(int argc, char **argv);
 
+/* As many arguments as execve(2) could pass (a cat of every parameter of
+ * a 10,000-parameter file is one request). */
+#define MAX_ARGS (1L << 20)
+
 /* Reads a decimal number ended by '\n' from in; -1 at end of input. */
 static long read_count(FILE *in)
 {
@@ -46,7 +50,7 @@ static int read_request(FILE *in, char ***argvp)
 	long n = read_count(in);
 	char **argv;
 
-	if (n < 0 || n > 4096)
+	if (n < 0 || n > MAX_ARGS)
 		return -1;
 	argv = calloc((size_t)n + 2, sizeof(*argv));
 	if (!argv)

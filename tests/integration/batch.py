@@ -2,9 +2,9 @@
 tests/batch/ckpt_batch.c, which runs `ckpt ARGS...` in one long-lived
 process (its sources compiled with main renamed).
 
-Suites that judge thousands of damaged files (test_corrupt) use it, and
-still run a sample of their cases through the real binary
-(Batch.compare_with_binary), so that the two cannot drift apart.
+Suites that run ckpt thousands of times (test_corrupt, test_cli) use it
+through Sampled, which still runs a sample of their calls through the real
+binary (Batch.compare_with_binary), so that the two cannot drift apart.
 
 A request that kills the driver comes back as a Result whose rc is minus
 the signal, as from mounting.run(); the next request starts a new driver.
@@ -27,25 +27,30 @@ BATCH_BIN = os.environ.get("CKPT_BATCH_BIN", os.path.join(
 class Batch:
     """ckpt(*args) -> mounting.Result, served by one driver process."""
 
-    def __init__(self):
+    def __init__(self, wrapper=()):
+        """wrapper: a command the driver runs under (valgrind ...)."""
         self.proc = None
+        self.wrapper = list(wrapper)
 
     def available(self):
         return os.access(BATCH_BIN, os.X_OK)
 
     def close(self):
+        """Ends the driver; its exit status (None if none was running)."""
+        rc = None
         if self.proc:
             self.proc.stdin.close()
             try:
-                self.proc.wait(timeout=M.TIMEOUT)
+                rc = self.proc.wait(timeout=M.TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                rc = self.proc.wait()
             self.proc.stdout.close()
             self.proc = None
+        return rc
 
     def _start(self):
-        self.proc = subprocess.Popen([BATCH_BIN], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.wrapper + [BATCH_BIN], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, bufsize=0)
 
     def _read(self, n, deadline):
@@ -112,3 +117,25 @@ class Batch:
                          "ckpt_batch and the ckpt binary differ:\n" +
                          real.describe())
         return real
+
+
+class Sampled:
+    """ckpt(test, *args) -> mounting.Result through a Batch driver; every
+    every-th call, the first included (default: 16, 64 under
+    CKPT_SANITIZED, where a process start costs most), also through the
+    real binary, which must give the same exit status and output (else
+    test fails).  If the driver is not built, every call goes to the
+    binary."""
+
+    def __init__(self, batch, every=None):
+        self.batch = batch
+        self.every = every or (64 if common.SANITIZED else 16)
+        self.calls = 0
+
+    def ckpt(self, test, *args):
+        if not self.batch.available():
+            return M.ckpt(*args)
+        self.calls += 1
+        if self.calls % self.every == 1:
+            return self.batch.compare_with_binary(test, *args)
+        return self.batch.ckpt(*args)

@@ -7,7 +7,7 @@ Environment (set by ctest; the defaults suit running by hand from the repo):
   CKPT_BIN       the ckpt CLI                   (default <repo>/build/ckpt)
   CKPT_FIXTURES  real checkpoint fixtures       (default <repo>/tests/fixtures/real)
   CKPT_GEN_DIR   cache of generated fixtures    (default <repo>/build/gen)
-  CKPT_BIG       1 (default) to include the 600 MiB case, 0 to skip it
+  CKPT_BIG       1 (default) to include the cases over 100 MiB, 0 to skip them
   CKPT_TEST_TIMEOUT  seconds allowed per command (default 120)
 
 Run:  /usr/bin/python3 -m unittest discover -s tests/integration -v

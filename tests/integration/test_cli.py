@@ -10,6 +10,11 @@
 
 Maps in ls / ls -l are accepted either as one line (the map name) or as
 three lines NAME/keys, NAME/values, NAME/status.
+
+The per-fixture checks run through ckpt_batch (batch.py: the ckpt command
+line, one process for all calls); every 16th call (64th under ASan) also
+runs the real binary, which must answer exactly the same.  TestCliMisc and
+TestCliBig run the binary itself.
 """
 
 import hashlib
@@ -24,10 +29,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import mounting as M  # noqa: E402
+from batch import Batch, Sampled  # noqa: E402
 from common import escape_name, shape_str  # noqa: E402
 
 LS_L = re.compile(r"^(\S+)\s+(\[[0-9,]*\])\s+(\d+)\s+(.+)$")
 MAX_CATS = 60   # per file; files with more parameters are sampled
+BATCH = Batch()
+CKPT = Sampled(BATCH)
 
 
 def lines_of(res):
@@ -63,15 +71,18 @@ class CliChecks(unittest.TestCase):
         if res.rc != 0:
             self.fail("%s failed\n%s" % (what, res.describe()))
 
+    def ckpt(self, *args):
+        return CKPT.ckpt(self, *args)
+
     def check_cli(self, path):
         params = common.ref(path)
         base = os.path.basename(path)
 
         # verify
-        self.ok(M.ckpt("verify", path), "ckpt verify " + base)
+        self.ok(self.ckpt("verify", path), "ckpt verify " + base)
 
         # ls
-        res = M.ckpt("ls", path)
+        res = self.ckpt("ls", path)
         self.ok(res, "ckpt ls " + base)
         got = fold_maps(lines_of(res), params)
         self.assertEqual(sorted(got), sorted(escape_name(p.name)
@@ -79,7 +90,7 @@ class CliChecks(unittest.TestCase):
                          "%s: ckpt ls" % base)
 
         # ls -l
-        res = M.ckpt("ls", "-l", path)
+        res = self.ckpt("ls", "-l", path)
         self.ok(res, "ckpt ls -l " + base)
         rows = {}
         for line in lines_of(res):
@@ -106,7 +117,7 @@ class CliChecks(unittest.TestCase):
         if len(items) > MAX_CATS:
             items = random.Random(base).sample(items, MAX_CATS)
         for shown, t in items:
-            res = M.ckpt("cat", path, shown)
+            res = self.ckpt("cat", path, shown)
             self.ok(res, "ckpt cat %s %s" % (base, shown))
             if res.out != t.data:
                 self.fail("%s: ckpt cat %r: %d bytes, expected %d (content "
@@ -116,7 +127,7 @@ class CliChecks(unittest.TestCase):
         # cat of every name at once: the concatenation, in argument order
         items = common.tensors_of(params)[::-1]
         if items:
-            res = M.ckpt("cat", path, *[s for s, _ in items])
+            res = self.ckpt("cat", path, *[s for s, _ in items])
             self.ok(res, "ckpt cat %s (all %d names)" % (base, len(items)))
             self.assertTrue(res.out == b"".join(t.data for _, t in items),
                             "%s: ckpt cat of all names: %d bytes, expected "
@@ -126,7 +137,7 @@ class CliChecks(unittest.TestCase):
         # names before it exist
         for names in (["no such parameter"],
                       [s for s, _ in items[:1]] + ["no such parameter"]):
-            res = M.ckpt("cat", path, *names)
+            res = self.ckpt("cat", path, *names)
             common.assert_not_signal(self, res, "ckpt cat missing")
             self.assertEqual(res.rc, 1, "ckpt cat of a missing name must "
                              "fail")
@@ -135,7 +146,7 @@ class CliChecks(unittest.TestCase):
             self.assertIn("no such parameter", res.errtext)
 
         # info
-        res = M.ckpt("info", path)
+        res = self.ckpt("info", path)
         self.ok(res, "ckpt info " + base)
         self.assertRegex(res.text, r"(?<![0-9.])%d(?![0-9.])" % len(params),
                          "%s: ckpt info does not mention the parameter "
@@ -233,6 +244,7 @@ def setUpModule():
 
 
 def tearDownModule():
+    BATCH.close()
     common.check_inputs()
 
 

@@ -11,8 +11,8 @@
 * A handful of these are also mounted through ckptfs.
 
 The damaged variants go through ckpt_batch (batch.py: the ckpt command
-line, one process for all of them); every BINARY_EVERY-th call also runs
-the real ckpt binary, which must answer exactly the same.
+line, one process for all of them); every 16th call (64th under ASan)
+also runs the real ckpt binary, which must answer exactly the same.
 
 Failing cases are saved under $CKPT_GEN_DIR/../corrupt_failures/ for
 debugging (the message says where).
@@ -30,15 +30,15 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import mounting as M  # noqa: E402
-from batch import Batch  # noqa: E402
+from batch import Batch, Sampled  # noqa: E402
 from common import ckref, escape_name  # noqa: E402
 from wire import (  # noqa: E402
     key, ld, map_record, record as rec, tensor, value, varint)
 
 FAIL_DIR = os.path.join(os.path.dirname(common.GEN_DIR), "corrupt_failures")
 MAX_REPORTED = 15
-BINARY_EVERY = 64 if common.SANITIZED else 16
 BATCH = Batch()
+CKPT = Sampled(BATCH)
 
 
 def fixture(name):
@@ -276,18 +276,11 @@ class CorruptBase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.failures = []
         self.saved = 0
-        self.calls = 0
 
     def ckpt(self, *args):
-        """`ckpt ARGS` through the batch driver; every BINARY_EVERY-th
-        call (and all if the driver is not built) through the binary too,
-        which must agree."""
-        if not BATCH.available():
-            return M.ckpt(*args)
-        self.calls += 1
-        if self.calls % BINARY_EVERY == 1:
-            return BATCH.compare_with_binary(self, *args)
-        return BATCH.ckpt(*args)
+        """`ckpt ARGS` through the batch driver (batch.Sampled: a sample
+        through the binary too, which must agree)."""
+        return CKPT.ckpt(self, *args)
 
     # -- the oracle ---------------------------------------------------------
 

@@ -3,7 +3,9 @@
 
 The daemon runs in the foreground under valgrind while a mount is read,
 edited and committed through; the CLI reads and converts every real
-fixture.  Skipped (with the reason) in the sanitizer build, whose binaries
+fixture (the ckpt command line through ckpt_batch, batch.py: one valgrind
+process per fixture serves its four commands, and reports at its exit
+whatever any of them did wrong or leaked).  Skipped (with the reason) in the sanitizer build, whose binaries
 cannot run under valgrind: set CKPT_NO_VALGRIND=1 there.
 """
 import os
@@ -16,6 +18,7 @@ import numpy as np
 import common
 import mounting as M
 import wbutil
+from batch import Batch
 
 VALGRIND = shutil.which("valgrind")
 SKIP = os.environ.get("CKPT_NO_VALGRIND") == "1"
@@ -68,14 +71,23 @@ class TestValgrind(unittest.TestCase):
 
     def test_cli_on_every_fixture(self):
         d = wbutil.tempdir(self)
+        log = os.path.join(d, "vg.log")
         for path in common.real_files() + common.neg_files():
-            for args in (["ls", "-l", path], ["info", path],
-                         ["verify", path],
-                         ["convert", "-q", path, os.path.join(d, "o.ckpt")]):
-                with self.subTest(file=os.path.basename(path), cmd=args[0]):
-                    res = M.run(VG + [common.CKPT_BIN] + args,
-                                     timeout=300)
-                    self.assertNotEqual(res.rc, 99, res.describe())
+            base = os.path.basename(path)
+            with self.subTest(file=base):
+                batch = Batch(VG + ["--log-file=" + log])
+                self.addCleanup(batch.close)
+                for args in (["ls", "-l", path], ["info", path],
+                             ["verify", path],
+                             ["convert", "-q", path,
+                              os.path.join(d, "o.ckpt")]):
+                    res = batch.ckpt(*args)
+                    common.assert_not_signal(self, res, "ckpt %s %s" % (
+                        args[0], base))
+                self.assertEqual(batch.close(), 0,
+                                 "valgrind reported errors or leaks of "
+                                 "ckpt ls, info, verify, convert on %s:\n%s"
+                                 % (base, read_log(log)))
 
 
 if __name__ == "__main__":
