@@ -232,7 +232,8 @@ static int tolerance(const char *opt, const char *arg, double *v)
 	return 0;
 }
 
-/* Records an option of diff; 0, or the exit status after a message. */
+/* Records an option of diff (--json also of ls and info); 0, or the exit
+ * status after a message. */
 static int diff_option(struct cli *c, int opt, const char *arg)
 {
 	const char **p;
@@ -422,12 +423,16 @@ static int dispatch(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
-	if ((c->nparams || c->json || c->atol != 0 || c->rtol != 0 ||
-	     c->equal_nan) &&
+	if ((c->nparams || c->atol != 0 || c->rtol != 0 || c->equal_nan) &&
 	    cmd->fn != cmd_diff) {
-		fprintf(stderr,
-			"ckpt: --param, --atol, --rtol, --equal-nan and "
-			"--json are options of 'diff'\n");
+		fprintf(stderr, "ckpt: --param, --atol, --rtol and --equal-nan "
+				"are options of 'diff'\n");
+		return 2;
+	}
+	if (c->json && cmd->fn != cmd_diff && cmd->fn != cmd_ls &&
+	    cmd->fn != cmd_info) {
+		fprintf(stderr, "ckpt: --json is an option of 'ls', 'info' and "
+				"'diff'\n");
 		return 2;
 	}
 	if (cli_select_check(&c->sel, cmd->name))
