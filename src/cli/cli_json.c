@@ -227,15 +227,16 @@ static json_t *param_json(const struct ckpt_file *f, const struct ckpt_param *p)
 		   utf8 ? json_null() : json_base64(p->name, p->name_len));
 	bad |= set(o, "kind", json_string(map ? "map" : "tensor"));
 	bad |= set(o, "slices", json_integer(p->nslices));
-	if (map) {
-		const char *nulls[] = {"dtype",	 "stored_dtype",
-				       "shape",	 "stored_bytes",
-				       "layout", "extents"};
+	if (map) { /* the fields of tensor_fields, in its order */
 		for (int k = 0; k < CKPT_MAP_NTENSORS; k++)
 			bytes += p->map[k].size;
-		for (size_t i = 0; i < sizeof(nulls) / sizeof(*nulls); i++)
-			bad |= set(o, nulls[i], json_null());
+		bad |= set(o, "dtype", json_null());
+		bad |= set(o, "stored_dtype", json_null());
+		bad |= set(o, "shape", json_null());
 		bad |= set(o, "bytes", json_u64(bytes));
+		bad |= set(o, "stored_bytes", json_null());
+		bad |= set(o, "layout", json_null());
+		bad |= set(o, "extents", json_null());
 		bad |= set(o, "map", map_json(f, p));
 	} else {
 		bad |= tensor_fields(o, f, &p->tensor);
