@@ -192,14 +192,15 @@ static json_t *map_json(const struct ckpt_file *f, const struct ckpt_param *p)
 		char *sub = malloc(n + s + 2);
 		json_t *t = json_object();
 
-		if (sub) {
+		if (set(m, ckpt_map_names[k], t) || !sub) { /* m takes t */
+			bad = 1;
+		} else {
 			memcpy(sub, p->fname, n);
 			sub[n] = '/';
 			memcpy(sub + n + 1, ckpt_map_names[k], s + 1);
+			bad = set(t, "name", json_text(sub, n + s + 1)) ||
+			      tensor_fields(t, f, &p->map[k]);
 		}
-		bad |= !sub || set(m, ckpt_map_names[k], t) ||
-		       set(t, "name", json_text(sub, n + s + 1)) ||
-		       tensor_fields(t, f, &p->map[k]);
 		free(sub);
 	}
 	if (bad) {
