@@ -132,8 +132,8 @@ _ckpt()
 
 	if [[ $cur == -* ]]; then
 		case $cmd in
-		ls) w="-l $key_opts $sel_opts" ;;
-		info) w="$key_opts $sel_opts" ;;
+		ls) w="-l --json $key_opts $sel_opts" ;;
+		info) w="--json $key_opts $sel_opts" ;;
 		cat | verify) w=$key_opts ;;
 		convert) w="$key_opts $out_opts $sel_opts" ;;
 		diff) w="$key_opts $out_opts --param --atol --rtol --equal-nan

@@ -3,7 +3,8 @@
  * command line, the dispatch and the usage text.  The commands are in
  * cli_read.c, cli_umount.c, cli_commit.c and cli_convert.c (see cli.h).
  *
- *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes)
+ *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes;
+ *                            --json: a document with the extents)
  *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
@@ -36,14 +37,19 @@ static const char usage[] =
 	"files and safetensors files (the format is found from the content).\n"
 	"\n"
 	"commands:\n"
-	"  ls [-l] FILE       list parameters, one per line, named as in the\n"
+	"  ls [-l|--json] FILE\n"
+	"                     list parameters, one per line, named as in the\n"
 	"                     mount ('/' shown as %2F, '%' as %25; map values\n"
 	"                     as NAME/keys, NAME/values, NAME/status);\n"
-	"                     -l adds dtype, shape and byte count\n"
+	"                     -l adds dtype, shape and byte count; --json\n"
+	"                     writes one JSON document instead: name, dtype,\n"
+	"                     shape, bytes and file offsets of each parameter\n"
+	"                     (schema: docs/json.md)\n"
 	"  cat FILE NAME...   write the raw bytes of each parameter NAME to\n"
 	"                     stdout, one after another; if any NAME is\n"
 	"                     missing, nothing is written\n"
-	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
+	"  info [--json] FILE summary: counts, bytes, dtypes, crc, encryption,\n"
+	"                     metadata; --json: as one JSON document\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
 	"                     exit 0 only if valid\n"
 	"  commit [-q] MOUNTPOINT\n"
@@ -120,6 +126,7 @@ static const char usage[] =
 	"  --equal-nan        NaN equals NaN (default: NaN differs from\n"
 	"                     everything, as in numpy)\n"
 	"  --json             one JSON document on stdout instead of text\n"
+	"                     (also of ls and info)\n"
 	"  -q, --quiet        no output: only the exit status\n"
 	"  the key options give A's key; --out-enc-mode, --out-keyfile,\n"
 	"  --out-keyfd give B's (default: A's)\n"
@@ -232,7 +239,8 @@ static int tolerance(const char *opt, const char *arg, double *v)
 	return 0;
 }
 
-/* Records an option of diff; 0, or the exit status after a message. */
+/* Records an option of diff (--json also of ls and info); 0, or the exit
+ * status after a message. */
 static int diff_option(struct cli *c, int opt, const char *arg)
 {
 	const char **p;
@@ -422,12 +430,16 @@ static int dispatch(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
 		return 2;
 	}
-	if ((c->nparams || c->json || c->atol != 0 || c->rtol != 0 ||
-	     c->equal_nan) &&
+	if ((c->nparams || c->atol != 0 || c->rtol != 0 || c->equal_nan) &&
 	    cmd->fn != cmd_diff) {
-		fprintf(stderr,
-			"ckpt: --param, --atol, --rtol, --equal-nan and "
-			"--json are options of 'diff'\n");
+		fprintf(stderr, "ckpt: --param, --atol, --rtol and --equal-nan "
+				"are options of 'diff'\n");
+		return 2;
+	}
+	if (c->json && cmd->fn != cmd_diff && cmd->fn != cmd_ls &&
+	    cmd->fn != cmd_info) {
+		fprintf(stderr, "ckpt: --json is an option of 'ls', 'info' and "
+				"'diff'\n");
 		return 2;
 	}
 	if (cli_select_check(&c->sel, cmd->name))

@@ -10,6 +10,8 @@
  *   cli_select.c   --include, --exclude, --rename, --name-map: which
  *                  parameters ls, info and convert take, convert's names
  *   cli_diff.c     diff: what differs between two checkpoints
+ *   cli_json.c     ls --json, info --json: the listing and the summary
+ *                  as JSON documents (their schema: docs/json.md)
  *
  * Exit status of every command: 0 success, 1 the checkpoint or an
  * operation failed, 2 bad usage; diff: 0 same, 1 different, 2 trouble.  Single-threaded, except for the fsync
@@ -56,7 +58,7 @@ struct cli {
 	struct ckpt_key *key, *out_key; /* loaded from in and out, or NULL */
 	struct cli_select sel;
 	/* diff: --param NAME (malloc'd list of argv pointers), --atol,
-	 * --rtol, --equal-nan, --json */
+	 * --rtol, --equal-nan; diff, ls and info: --json */
 	const char **params;
 	size_t nparams;
 	double atol, rtol;
@@ -78,6 +80,23 @@ int cmd_umount(struct cli *c, int argc, char **argv);  /* cli_umount.c */
 int cmd_commit(struct cli *c, int argc, char **argv);  /* cli_commit.c */
 int cmd_convert(struct cli *c, int argc, char **argv); /* cli_convert.c */
 int cmd_diff(struct cli *c, int argc, char **argv);    /* cli_diff.c */
+
+/* The parameters of a file at a glance, as info counts those the
+ * selection keeps (cli_read.c): by dtype (plain tensors), maps, sliced
+ * ones (stored in several records), all of them, their data bytes. */
+struct cli_counts {
+	uint64_t dtype[CKPT_DT_COUNT];
+	uint64_t maps, sliced, selected, data;
+};
+
+/* cli_json.c, for ls --json and info --json on the open file f: writes
+ * the document (docs/json.md) on stdout and returns the exit status, 0,
+ * or 1 after a message (out of memory, a failed write: the document is
+ * then incomplete).  cli_json_ls lists the parameters c->sel keeps;
+ * cli_json_info gets their counts n. */
+int cli_json_ls(const struct cli *c, const struct ckpt_file *f);
+int cli_json_info(const struct cli *c, const struct ckpt_file *f,
+		  const struct cli_counts *n);
 
 /* cli_select.c.  cli_select_add: records arg for option which; 0, or the
  * exit status after a message.  cli_select_check: 0 if the options fit

@@ -2,11 +2,12 @@
  * cli_read.c - the commands that read a checkpoint without mounting it:
  * ls, cat, info and verify (see cli.h).
  *
- * Owns the output formats of those commands; ls and info show only the
- * parameters --include/--exclude select (cli_select_keep).  Opens the file read-only
- * through ckpt_open with the key and CRC options; never writes a
- * checkpoint and never writes to stdout before every name asked for is
- * known (cat).  Single-threaded, no locks.
+ * Owns the text output of those commands (--json: cli_json.c); ls and
+ * info show only the parameters --include/--exclude select
+ * (cli_select_keep).  Opens the file read-only through ckpt_open with the
+ * key and CRC options; never writes a checkpoint and never writes to
+ * stdout before every name asked for is known (cat).  Single-threaded, no
+ * locks.
  */
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +61,11 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 		return -1;
 	if (open_or_report(c, argv[0], &f))
 		return 1;
+	if (c->json) {
+		int r = cli_json_ls(c, f);
+		ckpt_close(f);
+		return fflush(stdout) ? 1 : r;
+	}
 	for (size_t i = 0; i < ckpt_count(f); i++) {
 		const struct ckpt_param *p = ckpt_param_at(f, i);
 		if (!cli_select_keep(&c->sel, p->name))
@@ -171,16 +177,9 @@ out:
 	return ret;
 }
 
-/* The parameters of f at a glance: by dtype, maps, sliced ones; with a
- * selection, their count and data bytes. */
-struct counts {
-	uint64_t dtype[CKPT_DT_COUNT];
-	uint64_t maps, sliced, selected, data;
-};
-
 /* Counts the parameters of f that sel selects into n. */
 static void count_params(const struct ckpt_file *f,
-			 const struct cli_select *sel, struct counts *n)
+			 const struct cli_select *sel, struct cli_counts *n)
 {
 	memset(n, 0, sizeof(*n));
 	for (size_t i = 0; i < ckpt_count(f); i++) {
@@ -252,7 +251,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
 {
 	const struct ckpt_stats *st;
 	struct ckpt_file *f;
-	struct counts n;
+	struct cli_counts n;
 	bool sel;
 
 	if (argc != 1)
@@ -261,6 +260,11 @@ int cmd_info(struct cli *c, int argc, char **argv)
 		return 1;
 	st = ckpt_stats(f);
 	count_params(f, &c->sel, &n);
+	if (c->json) {
+		int r = cli_json_info(c, f, &n);
+		ckpt_close(f);
+		return fflush(stdout) ? 1 : r;
+	}
 	sel = c->sel.ninclude || c->sel.nexclude;
 	printf("file:        %s\n", ckpt_path(f));
 	printf("format:      %s\n", ckpt_format_of(f));

@@ -189,7 +189,10 @@ class Diff(unittest.TestCase):
         self.diff(a, rc=2)
         self.diff("--atol", "-1", a, b, rc=2)
         self.diff("--atol", "x", a, b, rc=2)
-        self.assertEqual(M.ckpt("ls", "--json", a).rc, 2)
+        # diff's options are refused elsewhere (--json: ls and info take
+        # it too, test_json)
+        self.assertEqual(M.ckpt("ls", "--atol", "1", a).rc, 2)
+        self.assertEqual(M.ckpt("cat", "--json", a, "w").rc, 2)
 
     def test_trouble_is_2(self):
         a = self.write("a.ckpt", self.a)

@@ -9,10 +9,6 @@
 
 #include "index/index.h"
 
-/* True if the len bytes at s are valid UTF-8 (no overlong forms, no
- * surrogates), as protobuf requires of a string field. */
-bool ckpt_utf8_valid(const char *s, size_t len);
-
 /* The bytes a tensor of dtype dt and shape dims[ndims] holds: prod(dims)
  * times the element size (the element size itself for ndims == 0).  False,
  * *out untouched, if a dim is negative, the product overflows, or (F4, F6)

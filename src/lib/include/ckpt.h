@@ -160,6 +160,11 @@ char *ckpt_name_escape(const char *name, size_t len);
  * mapping stays 1:1), CKPT_ERR_NOMEM when out of memory. */
 ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
 
+/* True if the len bytes at s are valid UTF-8 (no overlong forms, no
+ * surrogates), as protobuf requires of a string field and JSON of a
+ * string.  Pure; s may hold NULs. */
+bool ckpt_utf8_valid(const char *s, size_t len);
+
 /* ---- an open checkpoint ------------------------------------------------ */
 
 /* A run of tensor bytes stored contiguously in the source. */
@@ -325,6 +330,12 @@ const char *ckpt_path(const struct ckpt_file *f);
 
 /* Descriptor the extents refer to (owned by f, valid until ckpt_close). */
 int ckpt_fd(const struct ckpt_file *f);
+
+/* True if the src offsets of f's extents are offsets in the file as it
+ * is stored (for ckpt_open: the file at ckpt_path, as read from its first
+ * byte); false for an encrypted file, whose extents are offsets in its
+ * decrypted plaintext, which exists only behind ckpt_fd. */
+bool ckpt_extents_in_file(const struct ckpt_file *f);
 
 /* What the scan of f found out (sizes, counts, CRC and encryption); owned
  * by f and valid until ckpt_close. */

@@ -316,6 +316,11 @@ int ckpt_fd(const struct ckpt_file *f)
 	return f->fd;
 }
 
+bool ckpt_extents_in_file(const struct ckpt_file *f)
+{
+	return f->stats.enc_mode == CKPT_ENC_NONE;
+}
+
 const struct ckpt_stats *ckpt_stats(const struct ckpt_file *f)
 {
 	return &f->stats;
