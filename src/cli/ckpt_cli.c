@@ -147,6 +147,12 @@ void cli_report(const struct ckpt_error *err)
 		ckpt_error_text(err, CKPT_FRONT_CLI, text, sizeof(text)));
 }
 
+void cli_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "ckpt: warning: %s\n", msg);
+}
+
 /* Loads the key o names into *key (NULL if none): 0, or the exit status
  * after a message (2 if the options are wrong). */
 static int load_key(const struct ckpt_keyopt *o, struct ckpt_key **key)
@@ -185,6 +191,8 @@ enum {
 	O_RTOL,
 	O_EQUAL_NAN,
 	O_JSON,
+	O_DTYPE,
+	O_SHAPE,
 	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
@@ -211,6 +219,8 @@ static const struct option longopts[] = {
 	{"rtol", required_argument, NULL, O_RTOL},
 	{"equal-nan", no_argument, NULL, O_EQUAL_NAN},
 	{"json", no_argument, NULL, O_JSON},
+	{"dtype", required_argument, NULL, O_DTYPE},
+	{"shape", required_argument, NULL, O_SHAPE},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -327,6 +337,12 @@ static int parse_options(struct cli *c, int argc, char **argv)
 		case O_SKIP_UNREP:
 			c->skip_unrepresentable = true;
 			break;
+		case O_DTYPE:
+			c->dtype = optarg;
+			break;
+		case O_SHAPE:
+			c->shape = optarg;
+			break;
 		case O_PARAM:
 		case O_ATOL:
 		case O_RTOL:
@@ -361,7 +377,10 @@ static const struct command {
 } commands[] = {{"ls", cmd_ls},		  {"cat", cmd_cat},
 		{"info", cmd_info},	  {"verify", cmd_verify},
 		{"umount", cmd_umount},	  {"commit", cmd_commit},
-		{"convert", cmd_convert}, {"diff", cmd_diff}};
+		{"convert", cmd_convert}, {"diff", cmd_diff},
+		{"rm", cmd_rm},		  {"mv", cmd_mv},
+		{"set", cmd_set},	  {"put", cmd_put},
+		{"edit", cmd_edit},	  {"get", cmd_get}};
 
 /* The command called name, or NULL after a message. */
 static const struct command *find_command(const char *name)
@@ -396,6 +415,34 @@ static int run(const struct command *cmd, struct cli *c, int argc, char **argv)
 	return r;
 }
 
+/* 0 if the options of the edit commands fit cmd, else 2 after a
+ * message. */
+static int check_edit_options(const struct cli *c, const struct command *cmd)
+{
+	bool reads_stdin = cmd->fn == cmd_put || cmd->fn == cmd_edit;
+
+	if (c->force && cmd->fn != cmd_umount && cmd->fn != cmd_mv &&
+	    cmd->fn != cmd_edit) {
+		fprintf(stderr, "ckpt: --force is an option of 'umount', "
+				"'mv' and 'edit'\n");
+		return 2;
+	}
+	if ((c->dtype || c->shape) && cmd->fn != cmd_set &&
+	    cmd->fn != cmd_put) {
+		fprintf(stderr, "ckpt: --dtype and --shape are options of "
+				"'set' and 'put'\n");
+		return 2;
+	}
+	if (reads_stdin && c->in.keyfile && !strcmp(c->in.keyfile, "-")) {
+		fprintf(stderr,
+			"ckpt: '%s' reads standard input: give the key with "
+			"--keyfile PATH or --keyfd N instead of --keyfile -\n",
+			cmd->name);
+		return 2;
+	}
+	return 0;
+}
+
 /* The command line after the program name, into c; the exit status. */
 static int dispatch(struct cli *c, int argc, char **argv)
 {
@@ -418,10 +465,8 @@ static int dispatch(struct cli *c, int argc, char **argv)
 	cmd = find_command(argv[0]);
 	if (!cmd)
 		return 2;
-	if (c->force && cmd->fn != cmd_umount) {
-		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
+	if (check_edit_options(c, cmd))
 		return 2;
-	}
 	if ((c->nparams || c->json || c->atol != 0 || c->rtol != 0 ||
 	     c->equal_nan) &&
 	    cmd->fn != cmd_diff) {
