@@ -1,7 +1,8 @@
 /*
  * ckpt_cli.c - ckpt, the FUSE-free command-line tool on libckpt: the
  * command line, the dispatch and the usage text.  The commands are in
- * cli_read.c, cli_umount.c, cli_commit.c and cli_convert.c (see cli.h).
+ * cli_read.c, cli_umount.c, cli_commit.c, cli_convert.c, cli_diff.c and
+ * cli_edit.c (see cli.h).
  *
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes)
  *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
@@ -12,6 +13,9 @@
  *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc;
  *                            select and rename parameters
  *   ckpt diff A B            what differs between two checkpoints
+ *   ckpt rm|mv|set|put|edit  edit a checkpoint without a mount, one
+ *                            commit per invocation
+ *   ckpt get FILE NAME       raw bytes of one parameter to stdout
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage
  * (diff: 0 same, 1 different, 2 trouble).
@@ -72,8 +76,33 @@ static const char usage[] =
 	"                     many elements differ, with the largest absolute\n"
 	"                     and relative difference; exit 0 same,\n"
 	"                     1 different, 2 trouble\n"
+	"  get FILE NAME      write the raw bytes of parameter NAME to stdout\n"
+	"  rm FILE NAME...    remove the parameters (all of them, or none)\n"
+	"  mv [--force] FILE OLD NEW\n"
+	"                     rename OLD, in its place; an existing NEW is\n"
+	"                     replaced only with --force\n"
+	"  set FILE NAME [--dtype T] [--shape S]\n"
+	"                     retype or reshape (at least one of them), as\n"
+	"                     setfattr user.dtype / user.shape on a mount\n"
+	"  put FILE NAME [--dtype T] [--shape S] < DATA\n"
+	"                     replace the bytes of NAME with standard input,\n"
+	"                     or add NAME at the end (default UInt8, 1-D)\n"
+	"  edit [--force] FILE < LIST\n"
+	"                     the edits of LIST, one a line, in one commit:\n"
+	"                     rm NAME | mv OLD NEW | set NAME [dtype=T]\n"
+	"                     [shape=S] | put NAME PATH [dtype=T] [shape=S];\n"
+	"                     '#' comments; %XX in names and paths (%20: a\n"
+	"                     space); --force lets mv replace\n"
 	"\n"
-	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
+	"editing without a mount (rm, mv, set, put, edit): one atomic commit\n"
+	"per command, byte for byte what the same edits through a mount give;\n"
+	"on any error nothing is written; a mounted FILE is refused.  NAMEs are\n"
+	"written as ls shows them.  The key options give FILE's key (the commit\n"
+	"keeps it); --crc / --no-crc add / drop the crc (default: as FILE has\n"
+	"it).\n"
+	"\n"
+	"key options (ls, cat, get, info, verify, convert and the editing\n"
+	"commands: the key of FILE or IN; put and edit: not --keyfile -):\n"
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
 	"  --keyfile PATH     the raw key bytes (MindSpore's enc_key); '-' reads\n"
 	"                     them from standard input\n"
@@ -123,7 +152,7 @@ static const char usage[] =
 	"  -q, --quiet        no output: only the exit status\n"
 	"  the key options give A's key; --out-enc-mode, --out-keyfile,\n"
 	"  --out-keyfd give B's (default: A's)\n"
-	"progress (commit, umount, convert):\n"
+	"progress (commit, umount, convert, editing):\n"
 	"  -q, --quiet        no progress display; without it, progress (bytes\n"
 	"                     written of total, rate, time left) is shown on\n"
 	"                     stderr when it is a terminal, or always with\n"
