@@ -32,6 +32,8 @@
 /* "ckpt: " and, for an operation of an edit list, "line N: ", then the
  * message. */
 static void say(const struct cli_op *op, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(const struct cli_op *op, const char *fmt, ...)
 {
 	va_list ap;
 
