@@ -9,8 +9,9 @@
 # after --enc-mode and --out-enc-mode, the formats after --format,
 # *.ckpt and *.safetensors files (and directories to
 # walk into) for FILE, IN and OUT, *.json files after --name-map, nothing
-# after --include, --exclude and --rename, the parameter names of FILE for
-# 'ckpt cat FILE NAME...' (a plain FILE: no key is read here), and
+# after --include, --exclude, --rename, --dtype and --shape, the parameter
+# names of FILE for 'ckpt cat FILE NAME...', for the NAMEs of get, rm and
+# set and put, and the OLD of mv (a plain FILE: no key is read here), and
 # directories for the MOUNTPOINT of 'ckpt umount' and 'ckpt commit'.
 
 _ckpt_reply()	# LINES: COMPREPLY = the lines of LINES (no expansion)
@@ -64,6 +65,7 @@ _ckpt()
 			-q --quiet"
 	local formats="ckpt safetensors"
 	local sel_opts="--include --exclude"
+	local edit_opts="${key_opts/--ignore-crc /} --crc --no-crc -q --quiet"
 	local help_opts="-h --help -V --version"
 
 	COMPREPLY=()
@@ -82,7 +84,7 @@ _ckpt()
 		case $w in
 		--enc-mode | --out-enc-mode | --keyfile | --out-keyfile | \
 			--keyfd | --out-keyfd | --include | --exclude | \
-			--rename | --name-map | --format)
+			--rename | --name-map | --format | --dtype | --shape)
 			[[ ${COMP_WORDS[i + 1]} == = ]] && ((i++))
 			((i++))
 			;;
@@ -109,8 +111,8 @@ _ckpt()
 		_ckpt_reply "$(compgen -W "$formats" -- "$cur")"
 		return
 		;;
-	--include | --exclude | --rename)
-		return	# a glob, a substitution
+	--include | --exclude | --rename | --dtype | --shape)
+		return	# a glob, a substitution, a dtype, a shape
 		;;
 	--name-map)
 		compopt -o filenames 2>/dev/null
@@ -124,8 +126,9 @@ _ckpt()
 		if [[ $cur == -* ]]; then
 			_ckpt_reply "$(compgen -W "$help_opts" -- "$cur")"
 		else
-			_ckpt_reply "$(compgen -W "ls cat info verify convert
-					diff commit umount" -- "$cur")"
+			_ckpt_reply "$(compgen -W "ls cat get info verify convert
+					diff rm mv set put edit commit umount" \
+					-- "$cur")"
 		fi
 		return
 	fi
@@ -134,7 +137,10 @@ _ckpt()
 		case $cmd in
 		ls) w="-l --json $key_opts $sel_opts" ;;
 		info) w="--json $key_opts $sel_opts" ;;
-		cat | verify) w=$key_opts ;;
+		cat | get | verify) w=$key_opts ;;
+		rm) w=$edit_opts ;;
+		mv | edit) w="$edit_opts --force" ;;
+		set | put) w="$edit_opts --dtype --shape" ;;
 		convert) w="$key_opts $out_opts $sel_opts" ;;
 		diff) w="$key_opts $out_opts --param --atol --rtol --equal-nan
 			--json -q --quiet" ;;
@@ -150,12 +156,22 @@ _ckpt()
 	ls | info | verify)
 		((${#args[@]} == 0)) && _ckpt_files "$cur"
 		;;
-	cat)
+	cat | rm)
 		if ((${#args[@]} == 0)); then
 			_ckpt_files "$cur"
 		else
 			_ckpt_params "${args[0]}" "$cur"
 		fi
+		;;
+	get | set | put | mv)
+		if ((${#args[@]} == 0)); then
+			_ckpt_files "$cur"
+		elif ((${#args[@]} == 1)); then
+			_ckpt_params "${args[0]}" "$cur"
+		fi
+		;;
+	edit)
+		((${#args[@]} == 0)) && _ckpt_files "$cur"
 		;;
 	convert | diff)
 		((${#args[@]} < 2)) && _ckpt_files "$cur"

@@ -1,7 +1,8 @@
 /*
  * ckpt_cli.c - ckpt, the FUSE-free command-line tool on libckpt: the
  * command line, the dispatch and the usage text.  The commands are in
- * cli_read.c, cli_umount.c, cli_commit.c and cli_convert.c (see cli.h).
+ * cli_read.c, cli_umount.c, cli_commit.c, cli_convert.c, cli_diff.c and
+ * cli_edit.c (see cli.h).
  *
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes;
  *                            --json: a document with the extents)
@@ -13,6 +14,9 @@
  *   ckpt convert IN OUT      re-encode: encrypt, decrypt, re-key, crc;
  *                            select and rename parameters
  *   ckpt diff A B            what differs between two checkpoints
+ *   ckpt rm|mv|set|put|edit  edit a checkpoint without a mount, one
+ *                            commit per invocation
+ *   ckpt get FILE NAME       raw bytes of one parameter to stdout
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage
  * (diff: 0 same, 1 different, 2 trouble).
@@ -78,15 +82,42 @@ static const char usage[] =
 	"                     many elements differ, with the largest absolute\n"
 	"                     and relative difference; exit 0 same,\n"
 	"                     1 different, 2 trouble\n"
+	"  get FILE NAME      write the raw bytes of parameter NAME to stdout\n"
+	"  rm FILE NAME...    remove the parameters (all of them, or none)\n"
+	"  mv [--force] FILE OLD NEW\n"
+	"                     rename OLD, in its place; an existing NEW is\n"
+	"                     replaced only with --force\n"
+	"  set FILE NAME [--dtype T] [--shape S]\n"
+	"                     retype or reshape (at least one of them), as\n"
+	"                     setfattr user.dtype / user.shape on a mount\n"
+	"  put FILE NAME [--dtype T] [--shape S] < DATA\n"
+	"                     replace the bytes of NAME with standard input,\n"
+	"                     or add NAME at the end (default UInt8, 1-D)\n"
+	"  edit [--force] FILE < LIST\n"
+	"                     the edits of LIST, one a line, in one commit:\n"
+	"                     rm NAME | mv OLD NEW | set NAME [dtype=T]\n"
+	"                     [shape=S] | put NAME PATH [dtype=T] [shape=S];\n"
+	"                     '#' comments; %XX in names and paths (%20: a\n"
+	"                     space); --force lets mv replace\n"
 	"\n"
-	"key options (ls, cat, info, verify, convert: the key of FILE or IN):\n"
+	"editing without a mount (rm, mv, set, put, edit): one atomic commit\n"
+	"per command, byte for byte what the same edits through a mount give;\n"
+	"on any error nothing is written; a mounted FILE is refused.  NAMEs are\n"
+	"written as ls shows them.  The key options give FILE's key (the commit\n"
+	"keeps it); --crc / --no-crc add / drop the crc (default: as FILE has\n"
+	"it).\n"
+	"\n"
+	"key options (ls, cat, get, info, verify, convert and the editing\n"
+	"commands: the key of FILE or IN; put and edit: not --keyfile -):\n"
 	"  --enc-mode MODE    AES-GCM, AES-CBC or SM4-CBC\n"
 	"  --keyfile PATH     the raw key bytes (MindSpore's enc_key); '-' reads\n"
 	"                     them from standard input\n"
 	"  --keyfd N          read the key from inherited descriptor N (not\n"
 	"                     with --keyfile)\n"
 	"  --ignore-crc       open a file whose crc_num (trailer, or safetensors\n"
-	"                     metadata) does not match\n"
+	"                     metadata) does not match (not for rm, mv, set,\n"
+	"                     put, edit: their commit would write a fresh crc\n"
+	"                     over the damage)\n"
 	"  --format FORMAT    ckpt or safetensors: read FILE as this format\n"
 	"                     (ls, cat, info, verify); for convert, the format\n"
 	"                     of OUT (default: from OUT's extension .ckpt or\n"
@@ -130,7 +161,7 @@ static const char usage[] =
 	"  -q, --quiet        no output: only the exit status\n"
 	"  the key options give A's key; --out-enc-mode, --out-keyfile,\n"
 	"  --out-keyfd give B's (default: A's)\n"
-	"progress (commit, umount, convert):\n"
+	"progress (commit, umount, convert, editing):\n"
 	"  -q, --quiet        no progress display; without it, progress (bytes\n"
 	"                     written of total, rate, time left) is shown on\n"
 	"                     stderr when it is a terminal, or always with\n"
@@ -152,6 +183,12 @@ void cli_report(const struct ckpt_error *err)
 
 	fprintf(stderr, "ckpt: %s\n",
 		ckpt_error_text(err, CKPT_FRONT_CLI, text, sizeof(text)));
+}
+
+void cli_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "ckpt: warning: %s\n", msg);
 }
 
 /* Loads the key o names into *key (NULL if none): 0, or the exit status
@@ -192,6 +229,8 @@ enum {
 	O_RTOL,
 	O_EQUAL_NAN,
 	O_JSON,
+	O_DTYPE,
+	O_SHAPE,
 	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
@@ -218,6 +257,8 @@ static const struct option longopts[] = {
 	{"rtol", required_argument, NULL, O_RTOL},
 	{"equal-nan", no_argument, NULL, O_EQUAL_NAN},
 	{"json", no_argument, NULL, O_JSON},
+	{"dtype", required_argument, NULL, O_DTYPE},
+	{"shape", required_argument, NULL, O_SHAPE},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -335,6 +376,12 @@ static int parse_options(struct cli *c, int argc, char **argv)
 		case O_SKIP_UNREP:
 			c->skip_unrepresentable = true;
 			break;
+		case O_DTYPE:
+			c->dtype = optarg;
+			break;
+		case O_SHAPE:
+			c->shape = optarg;
+			break;
 		case O_PARAM:
 		case O_ATOL:
 		case O_RTOL:
@@ -369,7 +416,10 @@ static const struct command {
 } commands[] = {{"ls", cmd_ls},		  {"cat", cmd_cat},
 		{"info", cmd_info},	  {"verify", cmd_verify},
 		{"umount", cmd_umount},	  {"commit", cmd_commit},
-		{"convert", cmd_convert}, {"diff", cmd_diff}};
+		{"convert", cmd_convert}, {"diff", cmd_diff},
+		{"rm", cmd_rm},		  {"mv", cmd_mv},
+		{"set", cmd_set},	  {"put", cmd_put},
+		{"edit", cmd_edit},	  {"get", cmd_get}};
 
 /* The command called name, or NULL after a message. */
 static const struct command *find_command(const char *name)
@@ -404,6 +454,46 @@ static int run(const struct command *cmd, struct cli *c, int argc, char **argv)
 	return r;
 }
 
+/* 0 if the options of the edit commands fit cmd, else 2 after a
+ * message. */
+static int check_edit_options(const struct cli *c, const struct command *cmd)
+{
+	bool reads_stdin = cmd->fn == cmd_put || cmd->fn == cmd_edit;
+
+	if (c->force && cmd->fn != cmd_umount && cmd->fn != cmd_mv &&
+	    cmd->fn != cmd_edit) {
+		fprintf(stderr, "ckpt: --force is an option of 'umount', "
+				"'mv' and 'edit'\n");
+		return 2;
+	}
+	if ((c->dtype || c->shape) && cmd->fn != cmd_set &&
+	    cmd->fn != cmd_put) {
+		fprintf(stderr, "ckpt: --dtype and --shape are options of "
+				"'set' and 'put'\n");
+		return 2;
+	}
+	/* A commit writes a fresh crc: over data that failed its check, it
+	 * would hide the damage (a mount with -o ignore_crc is read-only). */
+	if (c->ignore_crc && (reads_stdin || cmd->fn == cmd_rm ||
+			      cmd->fn == cmd_mv || cmd->fn == cmd_set)) {
+		fprintf(stderr,
+			"ckpt: '%s' commits a new checkpoint with a fresh crc, "
+			"which would hide the damage --ignore-crc lets through: "
+			"copy the data out with 'ckpt get --ignore-crc' or "
+			"'ckpt convert --ignore-crc' and edit the copy\n",
+			cmd->name);
+		return 2;
+	}
+	if (reads_stdin && c->in.keyfile && !strcmp(c->in.keyfile, "-")) {
+		fprintf(stderr,
+			"ckpt: '%s' reads standard input: give the key with "
+			"--keyfile PATH or --keyfd N instead of --keyfile -\n",
+			cmd->name);
+		return 2;
+	}
+	return 0;
+}
+
 /* The command line after the program name, into c; the exit status. */
 static int dispatch(struct cli *c, int argc, char **argv)
 {
@@ -426,10 +516,8 @@ static int dispatch(struct cli *c, int argc, char **argv)
 	cmd = find_command(argv[0]);
 	if (!cmd)
 		return 2;
-	if (c->force && cmd->fn != cmd_umount) {
-		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
+	if (check_edit_options(c, cmd))
 		return 2;
-	}
 	if ((c->nparams || c->atol != 0 || c->rtol != 0 || c->equal_nan) &&
 	    cmd->fn != cmd_diff) {
 		fprintf(stderr, "ckpt: --param, --atol, --rtol and --equal-nan "

@@ -12,6 +12,8 @@
  *   cli_diff.c     diff: what differs between two checkpoints
  *   cli_json.c     ls --json, info --json: the listing and the summary
  *                  as JSON documents (their schema: docs/json.md)
+ *   cli_edit.c     rm, mv, set, put, edit, get: editing without a mount
+ *   cli_editops.c  the edits of those commands, and the edit list
  *
  * Exit status of every command: 0 success, 1 the checkpoint or an
  * operation failed, 2 bad usage; diff: 0 same, 1 different, 2 trouble.  Single-threaded, except for the fsync
@@ -23,6 +25,7 @@
 #define CKPT_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "ckpt.h"
 #include "ckpt_common.h"
@@ -63,11 +66,34 @@ struct cli {
 	size_t nparams;
 	double atol, rtol;
 	bool equal_nan, json;
+	const char *dtype, *shape; /* set, put: --dtype, --shape */
 };
+
+/* The len bytes at s (a name or a path) as a JSON string: every byte
+ * outside a valid UTF-8 sequence written %XX (names as ls shows them have
+ * '%' as %25 already, so percent-decoding gives the stored bytes back);
+ * NULL when out of memory (cli_json.c).  A jansson json_t, declared
+ * opaquely so that cli.h does not need jansson.h. */
+struct json_t;
+struct json_t *cli_json_text(const char *s, size_t len);
 
 /* Prints a library failure on stderr with what to do about it, as the
  * command line spells it (ckpt_error_text). */
 void cli_report(const struct ckpt_error *err);
+
+/* A ckpt_tree_opts warn callback: "ckpt: warning: MSG" on stderr. */
+void cli_warn(void *ctx, const char *msg);
+
+/* cli_read.c, shared with get.  cli_open: opens path with the key, CRC
+ * and format options of c; 0, or 1 after a message.  cli_find_tensor:
+ * the tensor shown as name (NAME, or NAME/keys|values|status of a map),
+ * or NULL.  cli_write_tensor: writes the bytes of t to stdout through
+ * buf (cap bytes); 0, or 1 after a message. */
+int cli_open(const struct cli *c, const char *path, struct ckpt_file **f);
+const struct ckpt_tensor *cli_find_tensor(const struct ckpt_file *f,
+					  const char *name);
+int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+		     char *buf, size_t cap);
 
 /* The commands: argc and argv are the arguments after the options.  Each
  * returns its exit status, or -1 if the arguments are wrong (the caller
@@ -80,6 +106,60 @@ int cmd_umount(struct cli *c, int argc, char **argv);  /* cli_umount.c */
 int cmd_commit(struct cli *c, int argc, char **argv);  /* cli_commit.c */
 int cmd_convert(struct cli *c, int argc, char **argv); /* cli_convert.c */
 int cmd_diff(struct cli *c, int argc, char **argv);    /* cli_diff.c */
+int cmd_rm(struct cli *c, int argc, char **argv);      /* cli_edit.c */
+int cmd_mv(struct cli *c, int argc, char **argv);      /* cli_edit.c */
+int cmd_set(struct cli *c, int argc, char **argv);     /* cli_edit.c */
+int cmd_put(struct cli *c, int argc, char **argv);     /* cli_edit.c */
+int cmd_edit(struct cli *c, int argc, char **argv);    /* cli_edit.c */
+int cmd_get(struct cli *c, int argc, char **argv);     /* cli_edit.c */
+
+/* ---- cli_editops.c: the edits of rm, mv, set, put and edit --------------
+ * One edit, its names in the shown spelling (cli_shown_name), every
+ * string malloc'd; line is its line in an edit list (0: the command
+ * line), which messages name. */
+enum cli_op_verb {
+	CLI_OP_RM,
+	CLI_OP_MV,
+	CLI_OP_SET,
+	CLI_OP_PUT
+};
+
+struct cli_op {
+	enum cli_op_verb verb;
+	char *name;	     /* the parameter (mv: OLD) */
+	char *to;	     /* mv: NEW */
+	char *dtype, *shape; /* set, put: NULL leaves it */
+	char *path;	     /* put: the file of the bytes; NULL: stdin */
+	unsigned line;
+};
+
+/* The shown spelling (as ckpt ls prints it) of a name as typed: each
+ * '/'-separated part decoded (ckpt_name_decode: any %XX) and escaped
+ * again, so "a%20b" and "a b" are the same name.  0 with a malloc'd
+ * *shown, or 2 after a message. */
+int cli_shown_name(const char *typed, char **shown);
+
+/* Fills op (NULL to, dtype, shape: none) with copies; 0, or the exit
+ * status after a message (op is then empty). */
+int cli_op_make(struct cli_op *op, enum cli_op_verb verb, const char *name,
+		const char *to, const char *dtype, const char *shape,
+		unsigned line);
+
+/* Frees what op holds and empties it. */
+void cli_op_free(struct cli_op *op);
+
+/* Applies op to t (file names t in messages; force: mv replaces an
+ * existing NEW); 0, or 1 after a message.  Never commits. */
+int cli_op_apply(struct ckpt_tree *t, const struct cli_op *op, bool force,
+		 const char *file);
+
+/* Reads an edit list (see "Editing" in man/ckpt.1) from in into a
+ * malloc'd array *ops of *n operations; 0, or the exit status after a
+ * message naming the line (2 for a malformed line). */
+int cli_ops_parse(FILE *in, struct cli_op **ops, size_t *n);
+
+/* Frees ops[0..n) and the array. */
+void cli_ops_free(struct cli_op *ops, size_t n);
 
 /* The parameters of a file at a glance, as info counts those the
  * selection keeps (cli_read.c): by dtype (plain tensors), maps, sliced

@@ -21,13 +21,6 @@ static const char *out_format(const struct cli *c, const char *out)
 	return c->format ? c->format : ckpt_format_for_path(out);
 }
 
-/* ckpt_tree_opts warn: on stderr. */
-static void warn(void *ctx, const char *msg)
-{
-	(void)ctx;
-	fprintf(stderr, "ckpt: warning: %s\n", msg);
-}
-
 /* What a conversion to another format drops, said on stderr: the
  * metadata of a safetensors file that becomes a checkpoint (its Int4
  * markers live on as the dtype Int4). */
@@ -89,7 +82,7 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 	to.open.format = NULL; /* IN by its content */
 	to.out_format = out_format(c, argv[1]);
 	to.skip_unrepresentable = c->skip_unrepresentable;
-	to.warn = warn;
+	to.warn = cli_warn;
 	ckpt_progress_start(&p, c->quiet);
 	if (p.on) {
 		to.progress = ckpt_progress_cb;

@@ -299,7 +299,7 @@ static void report_only(struct diff_run *r, const char *name, bool in_a)
 		r->only_b++;
 	if (r->doc)
 		add_json(r, in_a ? "only_in_a" : "only_in_b",
-			 json_string(name));
+			 cli_json_text(name, strlen(name)));
 	else if (!r->c->quiet)
 		printf("only in %s: %s\n", in_a ? "A" : "B", name);
 }
@@ -318,8 +318,9 @@ static void report_changed(struct diff_run *r, const char *name,
 	ckpt_shape_format(tb->dims, tb->ndims, sb, sizeof(sb));
 	if (r->doc) {
 		add_json(r, "changed",
-			 json_pack("{s:s, s:[s,s], s:[s,s]}", "name", name,
-				   "dtype", da, db, "shape", sa, sb));
+			 json_pack("{s:o, s:[s,s], s:[s,s]}", "name",
+				   cli_json_text(name, strlen(name)), "dtype",
+				   da, db, "shape", sa, sb));
 		return;
 	}
 	if (r->c->quiet)
@@ -339,7 +340,8 @@ static void report_values(struct diff_run *r, const char *name,
 
 	r->differ++;
 	if (r->doc) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", name,
+		json_t *o = json_pack("{s:o, s:s, s:s, s:I, s:I}", "name",
+				      cli_json_text(name, strlen(name)),
 				      "dtype", dt, "unit",
 				      d->numeric ? "elements" : "bytes",
 				      "count", (json_int_t)d->count, "differ",
@@ -517,10 +519,11 @@ static void print_summary(struct diff_run *r)
  * and the empty lists. */
 static json_t *new_doc(const struct diff_run *r, char **argv)
 {
-	return json_pack("{s:s, s:s, s:f, s:f, s:b, s:[], s:[], s:[], s:[]}",
-			 "a", argv[0], "b", argv[1], "atol", r->atol, "rtol",
-			 r->rtol, "equal_nan", r->equal_nan, "only_in_a",
-			 "only_in_b", "changed", "differ");
+	return json_pack("{s:o, s:o, s:f, s:f, s:b, s:[], s:[], s:[], s:[]}",
+			 "a", cli_json_text(argv[0], strlen(argv[0])), "b",
+			 cli_json_text(argv[1], strlen(argv[1])), "atol",
+			 r->atol, "rtol", r->rtol, "equal_nan", r->equal_nan,
+			 "only_in_a", "only_in_b", "changed", "differ");
 }
 
 int cmd_diff(struct cli *c, int argc, char **argv)

@@ -51,9 +51,7 @@ static size_t utf8_len(unsigned char c)
 	return 0;
 }
 
-/* s (len bytes) as a JSON string, every byte outside a valid UTF-8
- * sequence written %XX; NULL when out of memory. */
-static json_t *json_text(const char *s, size_t len)
+json_t *cli_json_text(const char *s, size_t len)
 {
 	char *out = malloc(len * 3 + 1), *o = out;
 	json_t *v;
@@ -169,7 +167,7 @@ static int tensor_fields(json_t *o, const struct ckpt_file *f,
 
 	bad |= set(o, "dtype", json_string(ckpt_dtype_name(t->dtype)));
 	bad |= set(o, "stored_dtype",
-		   json_text(t->type_str, strlen(t->type_str)));
+		   cli_json_text(t->type_str, strlen(t->type_str)));
 	bad |= set(o, "shape", shape_json(t));
 	bad |= set(o, "bytes", json_u64(t->size));
 	bad |= set(o, "stored_bytes", json_u64(t->stored));
@@ -198,7 +196,7 @@ static json_t *map_json(const struct ckpt_file *f, const struct ckpt_param *p)
 			memcpy(sub, p->fname, n);
 			sub[n] = '/';
 			memcpy(sub + n + 1, ckpt_map_names[k], s + 1);
-			bad = set(t, "name", json_text(sub, n + s + 1)) ||
+			bad = set(t, "name", cli_json_text(sub, n + s + 1)) ||
 			      tensor_fields(t, f, &p->map[k]);
 		}
 		free(sub);
@@ -221,7 +219,7 @@ static json_t *param_json(const struct ckpt_file *f, const struct ckpt_param *p)
 
 	if (bad)
 		return NULL;
-	bad |= set(o, "name", json_text(p->fname, strlen(p->fname)));
+	bad |= set(o, "name", cli_json_text(p->fname, strlen(p->fname)));
 	bad |= set(o, "stored_name",
 		   utf8 ? json_stringn(p->name, p->name_len) : json_null());
 	bad |= set(o, "stored_name_base64",
@@ -266,7 +264,7 @@ int cli_json_ls(const struct cli *c, const struct ckpt_file *f)
 	int bad = 0;
 
 	printf("{\"schema\": %d, \"file\": ", CLI_JSON_SCHEMA);
-	bad |= put(json_text(path, strlen(path)));
+	bad |= put(cli_json_text(path, strlen(path)));
 	printf(", \"format\": ");
 	bad |= put(json_string(ckpt_format_of(f)));
 	printf(", \"encrypted\": %s,\n \"parameters\": [",
@@ -363,7 +361,7 @@ int cli_json_info(const struct cli *c, const struct ckpt_file *f,
 	if (bad)
 		goto out;
 	bad |= set(o, "schema", json_integer(CLI_JSON_SCHEMA));
-	bad |= set(o, "file", json_text(path, strlen(path)));
+	bad |= set(o, "file", cli_json_text(path, strlen(path)));
 	bad |= set(o, "format", json_string(ckpt_format_of(f)));
 	bad |= set(o, "size", json_u64(st->disk_size));
 	bad |= set(o, "header_bytes",

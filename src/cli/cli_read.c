@@ -17,9 +17,7 @@
 
 #include "cli.h"
 
-/* Opens path with the key and CRC options of c; 1 after a message. */
-static int open_or_report(const struct cli *c, const char *path,
-			  struct ckpt_file **f)
+int cli_open(const struct cli *c, const char *path, struct ckpt_file **f)
 {
 	struct ckpt_open_opts oo = {
 		.key = c->key, .skip_crc = c->ignore_crc, .format = c->format};
@@ -59,7 +57,7 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 
 	if (argc != 1)
 		return -1;
-	if (open_or_report(c, argv[0], &f))
+	if (cli_open(c, argv[0], &f))
 		return 1;
 	if (c->json) {
 		int r = cli_json_ls(c, f);
@@ -82,9 +80,8 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 	return fflush(stdout) ? 1 : 0;
 }
 
-/* Finds NAME or NAME/keys|values|status. */
-static const struct ckpt_tensor *find_tensor(const struct ckpt_file *f,
-					     const char *name)
+const struct ckpt_tensor *cli_find_tensor(const struct ckpt_file *f,
+					  const char *name)
 {
 	const char *slash = strrchr(name, '/');
 	ssize_t i = ckpt_find(f, name);
@@ -109,9 +106,8 @@ static const struct ckpt_tensor *find_tensor(const struct ckpt_file *f,
 	return NULL;
 }
 
-/* Writes the bytes of t to stdout; 0, or 1 after a message. */
-static int cat_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
-		      char *buf, size_t cap)
+int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+		     char *buf, size_t cap)
 {
 	struct ckpt_error err;
 	uint64_t off = 0;
@@ -148,7 +144,7 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 
 	if (n < 1)
 		return -1;
-	if (open_or_report(cl, argv[0], &f))
+	if (cli_open(cl, argv[0], &f))
 		return 1;
 	ts = calloc((size_t)n, sizeof(*ts));
 	buf = malloc(CHUNK);
@@ -157,7 +153,7 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
-		ts[i] = find_tensor(f, names[i]);
+		ts[i] = cli_find_tensor(f, names[i]);
 		if (!ts[i]) {
 			fprintf(stderr,
 				"ckpt: %s: no parameter named '%s' "
@@ -167,7 +163,7 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 		}
 	}
 	for (int i = 0; i < n; i++)
-		if (cat_tensor(f, ts[i], buf, CHUNK))
+		if (cli_write_tensor(f, ts[i], buf, CHUNK))
 			goto out;
 	ret = fflush(stdout) ? 1 : 0;
 out:
@@ -256,7 +252,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
 
 	if (argc != 1)
 		return -1;
-	if (open_or_report(c, argv[0], &f))
+	if (cli_open(c, argv[0], &f))
 		return 1;
 	st = ckpt_stats(f);
 	count_params(f, &c->sel, &n);
@@ -305,7 +301,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	if (argc != 1)
 		return -1;
 	c->ignore_crc = false; /* verify always checks it */
-	if (open_or_report(c, argv[0], &f))
+	if (cli_open(c, argv[0], &f))
 		return 1;
 	st = ckpt_stats(f);
 	printf("%s: OK: %zu parameter%s, %llu data bytes, crc %s%s%s\n",

@@ -33,8 +33,11 @@ static void remedy(enum ckpt_hint hint, const char *m, enum ckpt_front front,
 			 "umount --force)");
 		break;
 	case CKPT_HINT_FIX_SHAPE:
-		snprintf(buf, size, " (setfattr -n user.shape / user.dtype%s)",
-			 mnt ? "" : " on a mount");
+		snprintf(buf, size,
+			 mnt ? " (setfattr -n user.shape / user.dtype)"
+			     : " (ckpt set --shape S / --dtype T, or "
+			       "setfattr -n user.shape / user.dtype on a "
+			       "mount)");
 		break;
 	case CKPT_HINT_GIVE_KEY:
 		snprintf(buf, size,

@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import mounting as M  # noqa: E402
+from wire import raw_record as record  # noqa: E402
 import ckref  # noqa: E402
 import stref  # noqa: E402
 
@@ -193,6 +194,23 @@ class Diff(unittest.TestCase):
         # it too, test_json)
         self.assertEqual(M.ckpt("ls", "--atol", "1", a).rc, 2)
         self.assertEqual(M.ckpt("cat", "--json", a, "w").rc, 2)
+
+    def test_json_names_not_utf8(self):
+        """Names that are not UTF-8 are in --json as ls --json shows them
+        (the bytes outside UTF-8 as %XX), never dropped."""
+        def body(names):
+            return b"".join(record(n, "Int8", (2,), b"\x01\x02")
+                            for n in names)
+        a, b = self.path("a.ckpt"), self.path("b.ckpt")
+        with open(a, "wb") as f:
+            f.write(body([b"\xff\xfe.w", b"same", "权重".encode()]))
+        with open(b, "wb") as f:
+            f.write(body([b"same", b"x\xc3\x28"]))
+        res = self.diff("--json", a, b, rc=1)
+        self.assertTrue(res.out.isascii())
+        doc = json.loads(res.out)
+        self.assertEqual(doc["only_in_a"], ["%FF%FE.w", "权重"])
+        self.assertEqual(doc["only_in_b"], ["x%C3("])
 
     def test_trouble_is_2(self):
         a = self.write("a.ckpt", self.a)

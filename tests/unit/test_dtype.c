@@ -411,6 +411,56 @@ static void test_name_escape_all_bytes(void **state)
 	free(s);
 }
 
+/* ---- ckpt_name_decode and ckpt_name_unescape ---- */
+
+/* decode (strict: unescape) of typed gives want (len bytes), or fails
+ * with CKPT_ERR_INVAL when want is NULL. */
+static void check_decode(bool strict, const char *typed, const char *want,
+			 size_t len)
+{
+	char *name = NULL;
+	size_t n = 0;
+	ckpt_err r = strict ? ckpt_name_unescape(typed, &name, &n)
+			    : ckpt_name_decode(typed, &name, &n);
+
+	if (!want) {
+		assert_int_equal(r, CKPT_ERR_INVAL);
+		return;
+	}
+	assert_int_equal(r, CKPT_OK);
+	assert_int_equal(n, len);
+	assert_memory_equal(name, want, len);
+	assert_int_equal(name[len], '\0');
+	free(name);
+}
+
+static void test_name_decode(void **state)
+{
+	(void)state;
+	/* every %XX, any case, canonical or not */
+	check_decode(false, "a%20b", "a b", 3);
+	check_decode(false, "%41%2f%2F", "A//", 3);
+	check_decode(false, "100%25%2Fx", "100%/x", 6);
+	check_decode(false, "a%00b", "a\0b", 3);
+	check_decode(false, "%", "", 0);
+	check_decode(false, "plain.name", "plain.name", 10);
+	check_decode(false, "%2E%2E", "..", 2);
+	check_decode(false, "..", "..", 2);
+	/* a '%' without two hex digits */
+	check_decode(false, "a%", NULL, 0);
+	check_decode(false, "a%2", NULL, 0);
+	check_decode(false, "a%zz", NULL, 0);
+	check_decode(false, "%%", NULL, 0);
+	/* unescape takes only what ckpt_name_escape gives */
+	check_decode(true, "100%25%2Fx", "100%/x", 6);
+	check_decode(true, "%", "", 0);
+	check_decode(true, "a%00b", "a\0b", 3);
+	check_decode(true, "a%20b", NULL, 0);
+	check_decode(true, "%2f", NULL, 0);
+	check_decode(true, "..", NULL, 0);
+	check_decode(true, "a%zz", NULL, 0);
+}
+
 static void test_errors(void **state)
 {
 	struct ckpt_error e = {0};
@@ -453,6 +503,7 @@ int main(void)
 		cmocka_unit_test(test_name_escape),
 		cmocka_unit_test(test_name_escape_injective),
 		cmocka_unit_test(test_name_escape_all_bytes),
+		cmocka_unit_test(test_name_decode),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  * of the strings a checkpoint stores.
  *
  * Owns the one-to-one mapping between a parameter name (any bytes) and its
- * shown file name: ckpt_name_escape and its inverse ckpt_name_unescape.
+ * shown file name: ckpt_name_escape and its inverse ckpt_name_unescape;
+ * and ckpt_name_decode, the lenient decoding of names users type, which
+ * unescape is built on.
  * Pure functions on their arguments: no state, no locking; they must never
  * accept a file name that would not escape back to itself.
  */
@@ -48,10 +50,10 @@ static int hexval(char c)
 	return -1;
 }
 
-ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len)
+ckpt_err ckpt_name_decode(const char *fname, char **name, size_t *len)
 {
 	size_t n = strlen(fname), o = 0;
-	char *out, *check;
+	char *out;
 
 	if (strcmp(fname, "%") == 0) {
 		*name = strdup("");
@@ -63,25 +65,39 @@ ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len)
 		return CKPT_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (fname[i] == '%' && i + 2 < n &&
-		    (hi = hexval(fname[i + 1])) >= 0 &&
-		    (lo = hexval(fname[i + 2])) >= 0) {
-			out[o++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else {
+		if (fname[i] != '%') {
 			out[o++] = fname[i];
+			continue;
 		}
+		if (i + 2 >= n || (hi = hexval(fname[i + 1])) < 0 ||
+		    (lo = hexval(fname[i + 2])) < 0) {
+			free(out);
+			return CKPT_ERR_INVAL;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 2;
 	}
 	out[o] = '\0';
-	check = ckpt_name_escape(out, o);
+	*name = out;
+	*len = o;
+	return CKPT_OK;
+}
+
+ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len)
+{
+	ckpt_err r = ckpt_name_decode(fname, name, len);
+	char *check;
+
+	if (r)
+		return r;
+	check = ckpt_name_escape(*name, *len);
 	if (!check || strcmp(check, fname) != 0) {
 		free(check);
-		free(out);
+		free(*name);
+		*name = NULL;
 		return check ? CKPT_ERR_INVAL : CKPT_ERR_NOMEM;
 	}
 	free(check);
-	*name = out;
-	*len = o;
 	return CKPT_OK;
 }
 

@@ -160,6 +160,15 @@ char *ckpt_name_escape(const char *name, size_t len);
  * mapping stays 1:1), CKPT_ERR_NOMEM when out of memory. */
 ckpt_err ckpt_name_unescape(const char *fname, char **name, size_t *len);
 
+/* Decodes a name as a user types it: every %XX (two hex digits, either
+ * case) becomes the byte XX, all else stays, and "%" alone is the empty
+ * name.  Unlike ckpt_name_unescape it also takes spellings
+ * ckpt_name_escape would not give ("a%20b", "%41"), so ckpt_name_escape of
+ * the result is the canonical shown name.  The result as for
+ * ckpt_name_unescape; CKPT_ERR_INVAL for a '%' without two hex digits
+ * after it. */
+ckpt_err ckpt_name_decode(const char *fname, char **name, size_t *len);
+
 /* True if the len bytes at s are valid UTF-8 (no overlong forms, no
  * surrogates), as protobuf requires of a string field and JSON of a
  * string.  Pure; s may hold NULs. */
