@@ -134,7 +134,8 @@ _ckpt()
 		case $cmd in
 		ls) w="-l $key_opts $sel_opts" ;;
 		info) w="$key_opts $sel_opts" ;;
-		cat | verify) w=$key_opts ;;
+		cat) w="$key_opts --npy" ;;
+		verify) w=$key_opts ;;
 		convert) w="$key_opts $out_opts $sel_opts" ;;
 		diff) w="$key_opts $out_opts --param --atol --rtol --equal-nan
 			--json -q --quiet" ;;

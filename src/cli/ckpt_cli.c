@@ -5,6 +5,7 @@
  *
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes)
  *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
+ *                            (--npy: one as a .npy file)
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
  *   ckpt commit MOUNTPOINT   commit, wait until durable, stay mounted
@@ -43,6 +44,11 @@ static const char usage[] =
 	"  cat FILE NAME...   write the raw bytes of each parameter NAME to\n"
 	"                     stdout, one after another; if any NAME is\n"
 	"                     missing, nothing is written\n"
+	"  cat --npy FILE NAME\n"
+	"                     write parameter NAME as a .npy file (the header\n"
+	"                     np.save writes, then the bytes): np.load reads\n"
+	"                     it; dtypes numpy lacks get a stand-in dtype\n"
+	"                     ('|V2' for BFloat16, [('int4', '|i1')], ...)\n"
 	"  info FILE          summary: counts, bytes, dtypes, crc, encryption\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
 	"                     exit 0 only if valid\n"
@@ -185,6 +191,7 @@ enum {
 	O_RTOL,
 	O_EQUAL_NAN,
 	O_JSON,
+	O_NPY,
 	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
@@ -211,6 +218,7 @@ static const struct option longopts[] = {
 	{"rtol", required_argument, NULL, O_RTOL},
 	{"equal-nan", no_argument, NULL, O_EQUAL_NAN},
 	{"json", no_argument, NULL, O_JSON},
+	{"npy", no_argument, NULL, O_NPY},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -327,6 +335,9 @@ static int parse_options(struct cli *c, int argc, char **argv)
 		case O_SKIP_UNREP:
 			c->skip_unrepresentable = true;
 			break;
+		case O_NPY:
+			c->npy = true;
+			break;
 		case O_PARAM:
 		case O_ATOL:
 		case O_RTOL:
@@ -420,6 +431,10 @@ static int dispatch(struct cli *c, int argc, char **argv)
 		return 2;
 	if (c->force && cmd->fn != cmd_umount) {
 		fprintf(stderr, "ckpt: --force is an option of 'umount'\n");
+		return 2;
+	}
+	if (c->npy && cmd->fn != cmd_cat) {
+		fprintf(stderr, "ckpt: --npy is an option of 'cat'\n");
 		return 2;
 	}
 	if ((c->nparams || c->json || c->atol != 0 || c->rtol != 0 ||
