@@ -46,9 +46,10 @@
  * longest descr, the padding), for buffers on the stack. */
 #define CKPT_NPY_HEADER_MAX 1024
 
-/* Longest header the parser reads: numpy refuses a dict text over 10000
- * bytes unless the file is trusted (allow_pickle). */
-#define CKPT_NPY_PARSE_MAX (12 + 10000)
+/* The most bytes of dict text the parser reads (numpy refuses more
+ * unless the file is trusted: allow_pickle), so a header it takes is at
+ * most 12 + CKPT_NPY_DICT_MAX bytes long. */
+#define CKPT_NPY_DICT_MAX 10000
 
 /* The length of the .npy header of a tensor of dtype dt, shape
  * dims[ndims] (MindSpore's: [] for a scalar and for str) and size data
@@ -87,8 +88,8 @@ struct ckpt_npy_info {
  * whitespace and comments between tokens, a repeated key's last value).
  * Never reads past buf + len.  Fails with CKPT_ERR_INVAL and a message
  * saying why for anything numpy refuses and for what has no MindSpore
- * dtype: a bad magic or version, a header longer than buf or than
- * CKPT_NPY_PARSE_MAX, a malformed dict, missing or extra keys,
+ * dtype: a bad magic or version, a header longer than buf, a dict over
+ * CKPT_NPY_DICT_MAX bytes, a malformed dict, missing or extra keys,
  * fortran_order True, negative or overflowing dims, more than
  * CKPT_NPY_MAX_DIMS, data over INT64_MAX bytes, object, datetime,
  * timedelta, byte-string and big-endian multi-byte dtypes, an unknown

@@ -20,12 +20,11 @@
 
 #define MAGIC "\x93NUMPY"
 #define MAGIC_LEN 6
-#define PREFIX_V1 10	       /* magic, version, 2-byte length */
-#define PREFIX_V2 12	       /* magic, version, 4-byte length (2.0, 3.0) */
-#define GROWTH_DIGITS 21       /* numpy's GROWTH_AXIS_MAX_DIGITS */
-#define NUMPY_HEADER_MAX 10000 /* numpy's _MAX_HEADER_SIZE */
-#define ITEMSIZE_MAX INT_MAX   /* numpy 1.x keeps an itemsize in a C int */
-#define FIELD_MAX 32	       /* longer than any lower-case dtype name */
+#define PREFIX_V1 10	     /* magic, version, 2-byte length */
+#define PREFIX_V2 12	     /* magic, version, 4-byte length (2.0, 3.0) */
+#define GROWTH_DIGITS 21     /* numpy's GROWTH_AXIS_MAX_DIGITS */
+#define ITEMSIZE_MAX INT_MAX /* numpy 1.x keeps an itemsize in a C int */
+#define FIELD_MAX 32	     /* longer than any lower-case dtype name */
 
 /* A shape as numpy sees it. */
 struct npy_shape {
@@ -348,7 +347,7 @@ static ckpt_err string(struct lex *lx, struct span *out)
 	if (lx->i >= lx->end)
 		return BAD("a string is not closed");
 	out->p = (const char *)lx->s + start;
-	out->n = (int)(lx->i - start); /* < NUMPY_HEADER_MAX */
+	out->n = (int)(lx->i - start); /* < CKPT_NPY_DICT_MAX */
 	lx->i++;
 	return CKPT_OK;
 }
@@ -639,11 +638,11 @@ static ckpt_err prefix(const uint8_t *s, size_t len, struct ckpt_npy_info *out,
 	hlen = (size_t)s[8] | (size_t)s[9] << 8;
 	if (pre == PREFIX_V2)
 		hlen |= (size_t)s[10] << 16 | (size_t)s[11] << 24;
-	if (hlen > NUMPY_HEADER_MAX)
+	if (hlen > CKPT_NPY_DICT_MAX)
 		return ckpt_fail(err, CKPT_ERR_INVAL, 8,
 				 "not a valid .npy header: %zu bytes of dict, "
 				 "numpy reads at most %d",
-				 hlen, NUMPY_HEADER_MAX);
+				 hlen, CKPT_NPY_DICT_MAX);
 	out->header_len = pre + hlen;
 	if (len < out->header_len)
 		goto truncated;
