@@ -137,7 +137,8 @@ _ckpt()
 		case $cmd in
 		ls) w="-l --json $key_opts $sel_opts" ;;
 		info) w="--json $key_opts $sel_opts" ;;
-		cat | get | verify) w=$key_opts ;;
+		cat | get) w="$key_opts --npy" ;;
+		verify) w=$key_opts ;;
 		rm) w=$edit_opts ;;
 		mv | edit) w="$edit_opts --force" ;;
 		set | put) w="$edit_opts --dtype --shape" ;;

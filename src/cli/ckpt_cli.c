@@ -7,6 +7,7 @@
  *   ckpt ls [-l] FILE        parameter names (with -l: dtype, shape, bytes;
  *                            --json: a document with the extents)
  *   ckpt cat FILE NAME...    raw bytes of parameters to stdout, in order
+ *                            (--npy: one as a .npy file)
  *   ckpt info FILE           counts, bytes, dtypes, crc
  *   ckpt verify FILE         structure and crc; exit 0 only when valid
  *   ckpt commit MOUNTPOINT   commit, wait until durable, stay mounted
@@ -52,6 +53,11 @@ static const char usage[] =
 	"  cat FILE NAME...   write the raw bytes of each parameter NAME to\n"
 	"                     stdout, one after another; if any NAME is\n"
 	"                     missing, nothing is written\n"
+	"  cat --npy FILE NAME\n"
+	"                     write parameter NAME as a .npy file (the header\n"
+	"                     np.save writes, then the bytes): np.load reads\n"
+	"                     it; dtypes numpy lacks get a stand-in dtype\n"
+	"                     ('|V2' for BFloat16, [('int4', '|i1')], ...)\n"
 	"  info [--json] FILE summary: counts, bytes, dtypes, crc, encryption,\n"
 	"                     metadata; --json: as one JSON document\n"
 	"  verify FILE        check structure, crc and (AES-GCM) authenticity;\n"
@@ -231,6 +237,7 @@ enum {
 	O_JSON,
 	O_DTYPE,
 	O_SHAPE,
+	O_NPY,
 	O_SELECT /* + enum cli_select_opt: the options of cli_select.c */
 };
 
@@ -259,6 +266,7 @@ static const struct option longopts[] = {
 	{"json", no_argument, NULL, O_JSON},
 	{"dtype", required_argument, NULL, O_DTYPE},
 	{"shape", required_argument, NULL, O_SHAPE},
+	{"npy", no_argument, NULL, O_NPY},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -381,6 +389,9 @@ static int parse_options(struct cli *c, int argc, char **argv)
 			break;
 		case O_SHAPE:
 			c->shape = optarg;
+			break;
+		case O_NPY:
+			c->npy = true;
 			break;
 		case O_PARAM:
 		case O_ATOL:
@@ -528,6 +539,10 @@ static int dispatch(struct cli *c, int argc, char **argv)
 	    cmd->fn != cmd_info) {
 		fprintf(stderr, "ckpt: --json is an option of 'ls', 'info' and "
 				"'diff'\n");
+		return 2;
+	}
+	if (c->npy && cmd->fn != cmd_cat) {
+		fprintf(stderr, "ckpt: --npy is an option of 'cat'\n");
 		return 2;
 	}
 	if (cli_select_check(&c->sel, cmd->name))

@@ -55,6 +55,7 @@ enum cli_select_opt {
 struct cli {
 	bool lng, quiet, ignore_crc, decrypt, crc, no_crc, force;
 	bool skip_unrepresentable;
+	bool npy;		/* cat --npy */
 	const char *format;	/* --format: of FILE, or of convert's OUT */
 	struct ckpt_keyopt in;	/* --enc-mode, --keyfile, --keyfd */
 	struct ckpt_keyopt out; /* --out-enc-mode, --out-keyfile, ... */

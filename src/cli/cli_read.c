@@ -6,7 +6,8 @@
  * info show only the parameters --include/--exclude select
  * (cli_select_keep).  Opens the file read-only through ckpt_open with the
  * key and CRC options; never writes a checkpoint and never writes to
- * stdout before every name asked for is known (cat).  Single-threaded, no
+ * stdout before every name asked for is known (cat; with --npy, before
+ * the .npy header of ckpt_npy.h).  Single-threaded, no
  * locks.
  */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_npy.h"
 #include "cli.h"
 
 int cli_open(const struct cli *c, const char *path, struct ckpt_file **f)
@@ -106,6 +108,15 @@ const struct ckpt_tensor *cli_find_tensor(const struct ckpt_file *f,
 	return NULL;
 }
 
+/* Writes n bytes of buf to stdout; 0, or 1 after a message. */
+static int put(const char *buf, size_t n)
+{
+	if (fwrite(buf, 1, n, stdout) == n)
+		return 0;
+	fprintf(stderr, "ckpt: writing to stdout: %s\n", strerror(errno));
+	return 1;
+}
+
 int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 		     char *buf, size_t cap)
 {
@@ -118,18 +129,32 @@ int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 			cli_report(&err);
 			return 1;
 		}
-		if (fwrite(buf, 1, n, stdout) != n) {
-			fprintf(stderr, "ckpt: writing to stdout: %s\n",
-				strerror(errno));
+		if (put(buf, n))
 			return 1;
-		}
 		off += (uint64_t)n;
 	}
 	return 0;
 }
 
-/* cat FILE NAME...: every name is looked up before any byte is written, so
- * a typo yields no output rather than a shifted concatenation. */
+/* Writes the .npy header of t (parameter name) to stdout; 0, or 1 after
+ * a message. */
+static int cat_npy_header(const struct ckpt_tensor *t, const char *name,
+			  char *buf, size_t cap)
+{
+	struct ckpt_error err;
+	size_t n;
+
+	if (ckpt_npy_header_read(t->dtype, t->dims, t->ndims, t->size, buf, cap,
+				 0, &n, &err)) {
+		fprintf(stderr, "ckpt: %s: %s\n", name, err.msg);
+		return 1;
+	}
+	return put(buf, n);
+}
+
+/* cat [--npy] FILE NAME...: every name is looked up before any byte is
+ * written, so a typo yields no output rather than a shifted
+ * concatenation.  With --npy, one NAME, after its .npy header. */
 int cmd_cat(struct cli *cl, int argc, char **argv)
 {
 	enum {
@@ -144,6 +169,11 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 
 	if (n < 1)
 		return -1;
+	if (cl->npy && n != 1) {
+		fprintf(stderr, "ckpt: cat --npy writes one parameter: give "
+				"one NAME\n");
+		return 2;
+	}
 	if (cli_open(cl, argv[0], &f))
 		return 1;
 	ts = calloc((size_t)n, sizeof(*ts));
@@ -162,6 +192,8 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 			goto out;
 		}
 	}
+	if (cl->npy && cat_npy_header(ts[0], names[0], buf, CHUNK))
+		goto out;
 	for (int i = 0; i < n; i++)
 		if (cli_write_tensor(f, ts[i], buf, CHUNK))
 			goto out;

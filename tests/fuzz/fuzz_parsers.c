@@ -1,15 +1,40 @@
 /*
  * fuzz_parsers.c - libFuzzer harness for the parsers of user input that
- * setxattr and file names go through: shapes, dtypes and escaped names.
- * Besides not crashing, each must round-trip: what parses, formats back
- * to something that parses to the same value.
+ * setxattr and file names go through: shapes, dtypes and escaped names;
+ * and of .npy headers (ckpt_npy.h).  Besides not crashing, each must
+ * round-trip: what parses, formats back to something that parses to the
+ * same value.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt_npy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A .npy header that parses is one the writer gives back, aligned, and
+ * that parses to the same dtype, shape and size. */
+static void npy_round_trip(const uint8_t *data, size_t size)
+{
+	struct ckpt_npy_info in, again;
+	char h[CKPT_NPY_HEADER_MAX];
+	size_t len, done;
+
+	if (ckpt_npy_parse(data, size, &in, NULL) != CKPT_OK)
+		return;
+	if (in.header_len > size ||
+	    ckpt_npy_header_len(in.dtype, in.dims, in.ndims, in.size, &len,
+				NULL) ||
+	    ckpt_npy_header_read(in.dtype, in.dims, in.ndims, in.size, h,
+				 sizeof(h), 0, &done, NULL) ||
+	    done != len || len % CKPT_NPY_ALIGN ||
+	    ckpt_npy_parse(h, done, &again, NULL) || again.header_len != len ||
+	    again.dtype != in.dtype || again.size != in.size ||
+	    again.ndims != in.ndims ||
+	    memcmp(again.dims, in.dims, in.ndims * sizeof(*in.dims)))
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len;
 	ckpt_dtype dt, dt2;
 
+	npy_round_trip(data, size);
 	if (ckpt_shape_parse((const char *)data, size, dims, &n)) {
 		int w = ckpt_shape_format(dims, n, text, sizeof(text));
 		if (w < 0 || (size_t)w >= sizeof(text) ||

@@ -2,7 +2,8 @@
  * dtype.c - tensor_type names and element sizes, and shapes: their text
  * form ("[6,1,5,5]") both ways and the byte count they imply.
  *
- * Owns the dtype table (MindSpore, old MindSpore and numpy spellings).
+ * Owns the dtype table (MindSpore, old MindSpore and numpy spellings, the
+ * safetensors names, the .npy dtypes of view/npy.c).
  * Pure functions on constant tables: no state, no locking; nothing here may
  * allocate.
  */
@@ -49,49 +50,62 @@ static const struct {
 	unsigned bits;
 	enum st_rank rank;
 	bool ms; /* one of the 13 dtypes MindSpore's safetensors loader reads */
+	const char *npy; /* .npy typestr (str: "<U", then the length) */
+	bool npy_field;	 /* npy is the one field of a structured stand-in */
 } dtypes[CKPT_DT_COUNT] = {
-	[CKPT_DT_BOOL] = {"Bool", NULL, "bool", "BOOL", 8, R_BOOL, true},
-	[CKPT_DT_INT4] = {"Int4", NULL, "int4", NULL, 8, R_I8, true},
-	[CKPT_DT_INT8] = {"Int8", NULL, "int8", "I8", 8, R_I8, true},
-	[CKPT_DT_INT16] = {"Int16", NULL, "int16", "I16", 16, R_I16, true},
-	[CKPT_DT_INT32] = {"Int32", NULL, "int32", "I32", 32, R_I32, true},
-	[CKPT_DT_INT64] = {"Int64", NULL, "int64", "I64", 64, R_I64, true},
-	[CKPT_DT_UINT8] = {"UInt8", "Uint8", "uint8", "U8", 8, R_U8, true},
+	[CKPT_DT_BOOL] = {"Bool", NULL, "bool", "BOOL", 8, R_BOOL, true, "|b1",
+			  false},
+	[CKPT_DT_INT4] = {"Int4", NULL, "int4", NULL, 8, R_I8, true, "|i1",
+			  true},
+	[CKPT_DT_INT8] = {"Int8", NULL, "int8", "I8", 8, R_I8, true, "|i1",
+			  false},
+	[CKPT_DT_INT16] = {"Int16", NULL, "int16", "I16", 16, R_I16, true,
+			   "<i2", false},
+	[CKPT_DT_INT32] = {"Int32", NULL, "int32", "I32", 32, R_I32, true,
+			   "<i4", false},
+	[CKPT_DT_INT64] = {"Int64", NULL, "int64", "I64", 64, R_I64, true,
+			   "<i8", false},
+	[CKPT_DT_UINT8] = {"UInt8", "Uint8", "uint8", "U8", 8, R_U8, true,
+			   "|u1", false},
 	[CKPT_DT_UINT16] = {"UInt16", "Uint16", "uint16", "U16", 16, R_U16,
-			    true},
+			    true, "<u2", false},
 	[CKPT_DT_UINT32] = {"UInt32", "Uint32", "uint32", "U32", 32, R_U32,
-			    true},
+			    true, "<u4", false},
 	[CKPT_DT_UINT64] = {"UInt64", "Uint64", "uint64", "U64", 64, R_U64,
-			    true},
-	[CKPT_DT_FLOAT16] = {"Float16", NULL, "float16", "F16", 16, R_F16,
-			     true},
-	[CKPT_DT_FLOAT32] = {"Float32", NULL, "float32", "F32", 32, R_F32,
-			     true},
-	[CKPT_DT_FLOAT64] = {"Float64", NULL, "float64", "F64", 64, R_F64,
-			     true},
+			    true, "<u8", false},
+	[CKPT_DT_FLOAT16] = {"Float16", NULL, "float16", "F16", 16, R_F16, true,
+			     "<f2", false},
+	[CKPT_DT_FLOAT32] = {"Float32", NULL, "float32", "F32", 32, R_F32, true,
+			     "<f4", false},
+	[CKPT_DT_FLOAT64] = {"Float64", NULL, "float64", "F64", 64, R_F64, true,
+			     "<f8", false},
 	[CKPT_DT_BFLOAT16] = {"BFloat16", NULL, "bfloat16", "BF16", 16, R_BF16,
-			      true},
+			      true, "|V2", false},
 	[CKPT_DT_COMPLEX64] = {"Complex64", NULL, "complex64", "C64", 64, R_C64,
-			       false},
+			       false, "<c8", false},
 	[CKPT_DT_COMPLEX128] = {"Complex128", NULL, "complex128", NULL, 128,
-				R_NONE, false},
+				R_NONE, false, "<c16", false},
 	[CKPT_DT_FLOAT8E4M3FN] = {"Float8E4M3FN", NULL, "float8_e4m3fn",
-				  "F8_E4M3", 8, R_F8_E4M3, false},
+				  "F8_E4M3", 8, R_F8_E4M3, false, "|u1", true},
 	[CKPT_DT_FLOAT8E5M2] = {"Float8E5M2", NULL, "float8_e5m2", "F8_E5M2", 8,
-				R_F8_E5M2, false},
-	[CKPT_DT_HIFLOAT8] = {"HiFloat8", NULL, NULL, NULL, 8, R_NONE, false},
-	[CKPT_DT_STR] = {"str", NULL, NULL, NULL, 32, R_NONE, false},
+				R_F8_E5M2, false, "|u1", true},
+	[CKPT_DT_HIFLOAT8] = {"HiFloat8", NULL, NULL, NULL, 8, R_NONE, false,
+			      "|u1", true},
+	[CKPT_DT_STR] = {"str", NULL, NULL, NULL, 32, R_NONE, false, "<U",
+			 false},
 	[CKPT_DT_F8_E8M0] = {"F8_E8M0", NULL, "float8_e8m0fnu", "F8_E8M0", 8,
-			     R_F8_E8M0, false},
+			     R_F8_E8M0, false, "|u1", true},
 	[CKPT_DT_F8_E4M3FNUZ] = {"F8_E4M3FNUZ", NULL, "float8_e4m3fnuz",
-				 "F8_E4M3FNUZ", 8, R_F8_E4M3FNUZ, false},
+				 "F8_E4M3FNUZ", 8, R_F8_E4M3FNUZ, false, "|u1",
+				 true},
 	[CKPT_DT_F8_E5M2FNUZ] = {"F8_E5M2FNUZ", NULL, "float8_e5m2fnuz",
-				 "F8_E5M2FNUZ", 8, R_F8_E5M2FNUZ, false},
-	[CKPT_DT_F4] = {"F4", NULL, NULL, "F4", 4, R_F4, false},
+				 "F8_E5M2FNUZ", 8, R_F8_E5M2FNUZ, false, "|u1",
+				 true},
+	[CKPT_DT_F4] = {"F4", NULL, NULL, "F4", 4, R_F4, false, "|u1", true},
 	[CKPT_DT_F6_E2M3] = {"F6_E2M3", NULL, NULL, "F6_E2M3", 6, R_F6_E2M3,
-			     false},
+			     false, "|u1", true},
 	[CKPT_DT_F6_E3M2] = {"F6_E3M2", NULL, NULL, "F6_E3M2", 6, R_F6_E3M2,
-			     false},
+			     false, "|u1", true},
 };
 
 static bool same(const char *s, size_t len, const char *name)
@@ -151,6 +165,14 @@ int ckpt_dtype_st_rank(ckpt_dtype dt)
 bool ckpt_dtype_ms_loads(ckpt_dtype dt)
 {
 	return (unsigned)dt < CKPT_DT_COUNT && dtypes[dt].ms;
+}
+
+const char *ckpt_dtype_npy(ckpt_dtype dt, bool *field)
+{
+	if ((unsigned)dt >= CKPT_DT_COUNT)
+		return NULL;
+	*field = dtypes[dt].npy_field;
+	return dtypes[dt].npy;
 }
 
 bool ckpt_dtype_parse(const char *s, size_t len, ckpt_dtype *out)

@@ -28,6 +28,13 @@ bool ckpt_dtype_st_parse(const char *s, size_t len, ckpt_dtype *out);
 int ckpt_dtype_st_rank(ckpt_dtype dt);
 bool ckpt_dtype_ms_loads(ckpt_dtype dt);
 
+/* dtype.c, the .npy side (view/npy.c): the numpy typestr of dt ("<f4",
+ * "|V2"; str: "<U", its length in code points to follow), and in *field
+ * whether that is the one field of a structured stand-in named by dt's
+ * name in lower case ([('hifloat8', '|u1')]).  NULL, *field untouched,
+ * for dt out of range. */
+const char *ckpt_dtype_npy(ckpt_dtype dt, bool *field);
+
 /* open.c: like ckpt_open on an open descriptor of path (owned from here
  * on, closed on failure): detects and decrypts, picks the format, scans. */
 ckpt_err ckpt_open_file(int fd, const char *path,
