@@ -141,7 +141,8 @@ _ckpt()
 		verify) w=$key_opts ;;
 		rm) w=$edit_opts ;;
 		mv | edit) w="$edit_opts --force" ;;
-		set | put) w="$edit_opts --dtype --shape" ;;
+		set) w="$edit_opts --dtype --shape" ;;
+		put) w="$edit_opts --dtype --shape --npy" ;;
 		convert) w="$key_opts $out_opts $sel_opts" ;;
 		diff) w="$key_opts $out_opts --param --atol --rtol --equal-nan
 			--json -q --quiet" ;;

@@ -17,7 +17,8 @@
  *   ckpt diff A B            what differs between two checkpoints
  *   ckpt rm|mv|set|put|edit  edit a checkpoint without a mount, one
  *                            commit per invocation
- *   ckpt get FILE NAME       raw bytes of one parameter to stdout
+ *   ckpt get FILE NAME       raw bytes of one parameter to stdout (or
+ *                            --npy: as a .npy file)
  *
  * Exit status: 0 success, 1 the checkpoint or an operation failed, 2 usage
  * (diff: 0 same, 1 different, 2 trouble).
@@ -88,7 +89,9 @@ static const char usage[] =
 	"                     many elements differ, with the largest absolute\n"
 	"                     and relative difference; exit 0 same,\n"
 	"                     1 different, 2 trouble\n"
-	"  get FILE NAME      write the raw bytes of parameter NAME to stdout\n"
+	"  get [--npy] FILE NAME\n"
+	"                     write the raw bytes of parameter NAME to stdout\n"
+	"                     (--npy: as a .npy file, as cat --npy)\n"
 	"  rm FILE NAME...    remove the parameters (all of them, or none)\n"
 	"  mv [--force] FILE OLD NEW\n"
 	"                     rename OLD, in its place; an existing NEW is\n"
@@ -96,13 +99,16 @@ static const char usage[] =
 	"  set FILE NAME [--dtype T] [--shape S]\n"
 	"                     retype or reshape (at least one of them), as\n"
 	"                     setfattr user.dtype / user.shape on a mount\n"
-	"  put FILE NAME [--dtype T] [--shape S] < DATA\n"
+	"  put FILE NAME [--dtype T] [--shape S | --npy] < DATA\n"
 	"                     replace the bytes of NAME with standard input,\n"
-	"                     or add NAME at the end (default UInt8, 1-D)\n"
+	"                     or add NAME at the end (default UInt8, 1-D);\n"
+	"                     --npy: DATA is a .npy file (np.save's), whose\n"
+	"                     header gives the dtype and shape (docs/npy.md)\n"
 	"  edit [--force] FILE < LIST\n"
 	"                     the edits of LIST, one a line, in one commit:\n"
 	"                     rm NAME | mv OLD NEW | set NAME [dtype=T]\n"
-	"                     [shape=S] | put NAME PATH [dtype=T] [shape=S];\n"
+	"                     [shape=S] | put NAME PATH [dtype=T] [shape=S]\n"
+	"                     | put NAME PATH npy;\n"
 	"                     '#' comments; %XX in names and paths (%20: a\n"
 	"                     space); --force lets mv replace\n"
 	"\n"
@@ -541,8 +547,16 @@ static int dispatch(struct cli *c, int argc, char **argv)
 				"'diff'\n");
 		return 2;
 	}
-	if (c->npy && cmd->fn != cmd_cat) {
-		fprintf(stderr, "ckpt: --npy is an option of 'cat'\n");
+	if (c->npy && cmd->fn != cmd_cat && cmd->fn != cmd_get &&
+	    cmd->fn != cmd_put) {
+		fprintf(stderr, "ckpt: --npy is an option of 'cat', 'get' and "
+				"'put'\n");
+		return 2;
+	}
+	if (c->npy && (c->dtype || c->shape)) {
+		fprintf(stderr,
+			"ckpt: put --npy takes the dtype and shape from "
+			"the .npy header: no --dtype or --shape\n");
 		return 2;
 	}
 	if (cli_select_check(&c->sel, cmd->name))

@@ -89,12 +89,17 @@ void cli_warn(void *ctx, const char *msg);
  * and format options of c; 0, or 1 after a message.  cli_find_tensor:
  * the tensor shown as name (NAME, or NAME/keys|values|status of a map),
  * or NULL.  cli_write_tensor: writes the bytes of t to stdout through
- * buf (cap bytes); 0, or 1 after a message. */
+ * buf (cap bytes); 0, or 1 after a message.  cli_write_npy_header: writes
+ * the .npy header of t (np.save's, ckpt_npy.h; name for the message) to
+ * stdout through buf (at least CKPT_NPY_HEADER_MAX bytes); 0, or 1 after
+ * a message. */
 int cli_open(const struct cli *c, const char *path, struct ckpt_file **f);
 const struct ckpt_tensor *cli_find_tensor(const struct ckpt_file *f,
 					  const char *name);
 int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 		     char *buf, size_t cap);
+int cli_write_npy_header(const struct ckpt_tensor *t, const char *name,
+			 char *buf, size_t cap);
 
 /* The commands: argc and argv are the arguments after the options.  Each
  * returns its exit status, or -1 if the arguments are wrong (the caller
@@ -131,6 +136,8 @@ struct cli_op {
 	char *to;	     /* mv: NEW */
 	char *dtype, *shape; /* set, put: NULL leaves it */
 	char *path;	     /* put: the file of the bytes; NULL: stdin */
+	bool npy;	     /* put: the bytes are a .npy file, whose header
+			      * gives the dtype and shape */
 	unsigned line;
 };
 

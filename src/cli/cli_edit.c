@@ -5,9 +5,9 @@
  *   rm FILE NAME...                 remove parameters
  *   mv [--force] FILE OLD NEW       rename one
  *   set FILE NAME [--dtype T] [--shape S]
- *   put FILE NAME [--dtype T] [--shape S] < DATA
+ *   put FILE NAME [--dtype T] [--shape S | --npy] < DATA
  *   edit [--force] FILE < LIST      the edits of LIST (cli_ops_parse)
- *   get FILE NAME                   the raw bytes of one parameter
+ *   get [--npy] FILE NAME           the raw bytes of one parameter
  *
  * Owns the mapping of the command lines onto operations (cli_editops.c
  * applies them) and the one tree each invocation edits: opened with the
@@ -174,7 +174,8 @@ int cmd_set(struct cli *c, int argc, char **argv)
 	return run_made(c, argv[0], &op, r ? 0 : 1, r);
 }
 
-/* put FILE NAME < DATA: created or replaced with the bytes of stdin. */
+/* put FILE NAME < DATA: created or replaced with the bytes of stdin (with
+ * --npy: a .npy file, whose header gives the dtype and shape). */
 int cmd_put(struct cli *c, int argc, char **argv)
 {
 	struct cli_op op;
@@ -183,6 +184,7 @@ int cmd_put(struct cli *c, int argc, char **argv)
 	if (argc != 2)
 		return -1;
 	r = cli_op_make(&op, CLI_OP_PUT, argv[1], NULL, c->dtype, c->shape, 0);
+	op.npy = c->npy;
 	return run_made(c, argv[0], &op, r ? 0 : 1, r);
 }
 
@@ -207,7 +209,8 @@ int cmd_edit(struct cli *c, int argc, char **argv)
 	return r;
 }
 
-/* get FILE NAME: the raw bytes of one parameter (or map tensor). */
+/* get FILE NAME: the raw bytes of one parameter (or map tensor); with
+ * --npy after its .npy header. */
 int cmd_get(struct cli *c, int argc, char **argv)
 {
 	enum {
@@ -235,7 +238,9 @@ int cmd_get(struct cli *c, int argc, char **argv)
 			argv[0], argv[1], argv[0]);
 	else if (!buf)
 		fprintf(stderr, "ckpt: out of memory\n");
-	else if (!cli_write_tensor(f, t, buf, GET_CHUNK))
+	else if (!(c->npy &&
+		   cli_write_npy_header(t, argv[1], buf, GET_CHUNK)) &&
+		 !cli_write_tensor(f, t, buf, GET_CHUNK))
 		r = fflush(stdout) ? 1 : 0;
 	ckpt_close(f);
 out:

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt_npy.h"
 #include "ckpt_tree.h"
 #include "cli.h"
 
@@ -135,12 +136,13 @@ static ckpt_err set_meta(struct ckpt_tree *t, uint64_t id,
 	return r;
 }
 
-/* Copies everything fd holds into id from offset 0 (id is empty). */
+/* Copies everything fd still holds into id from offset *off on (id holds
+ * *off bytes), adding what it copies to *off. */
 static int copy_in(struct ckpt_tree *t, uint64_t id, int fd,
-		   const struct cli_op *op, const char *file, char *buf)
+		   const struct cli_op *op, const char *file, char *buf,
+		   uint64_t *off)
 {
 	struct ckpt_error err;
-	uint64_t off = 0;
 	ssize_t n;
 
 	while ((n = read(fd, buf, CHUNK)) != 0) {
@@ -152,10 +154,80 @@ static int copy_in(struct ckpt_tree *t, uint64_t id, int fd,
 			    strerror(errno));
 			return 1;
 		}
-		if (ckpt_tree_write(t, id, buf, (size_t)n, off, &err))
+		if (ckpt_tree_write(t, id, buf, (size_t)n, *off, &err))
 			return fail(op, file, &err);
-		off += (uint64_t)n;
+		*off += (uint64_t)n;
 	}
+	return 0;
+}
+
+/* Reads from fd into buf until it is full (CHUNK bytes) or the data
+ * ends; the count in *have. */
+static int fill(int fd, char *buf, size_t *have, const struct cli_op *op)
+{
+	ssize_t n;
+
+	for (*have = 0; *have < CHUNK; *have += (size_t)n) {
+		n = read(fd, buf + *have, CHUNK - *have);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n < 0) {
+			say(op, "reading the data of '%s' from %s: %s",
+			    op->name, op->path ? op->path : "standard input",
+			    strerror(errno));
+			return 1;
+		}
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+/* put --npy: the data of fd is a .npy file.  Parses its header, writes
+ * the data after it into id, then the rest of fd, and sets the dtype and
+ * shape the header gives; refuses data of another length than the header
+ * says. */
+static int copy_in_npy(struct ckpt_tree *t, uint64_t id, int fd,
+		       const struct cli_op *op, const char *file, char *buf)
+{
+	struct ckpt_npy_info info;
+	struct ckpt_error err;
+	char shape[CKPT_NPY_MAX_DIMS * 21 + 3]; /* "[d,d,...]" */
+	uint64_t off = 0;
+	size_t have;
+
+	if (fill(fd, buf, &have, op))
+		return 1;
+	if (ckpt_npy_parse(buf, have, &info, &err)) {
+		say(op,
+		    "the data of '%s' is not a .npy file MindSpore can "
+		    "hold: %s",
+		    op->name, err.msg);
+		return 1;
+	}
+	if (have > info.header_len &&
+	    ckpt_tree_write(t, id, buf + info.header_len,
+			    have - info.header_len, 0, &err))
+		return fail(op, file, &err);
+	off = have - info.header_len;
+	if (copy_in(t, id, fd, op, file, buf, &off))
+		return 1;
+	if (off != info.size) {
+		say(op,
+		    "the .npy data of '%s' holds %llu bytes after its "
+		    "header, which announces %llu: the file is cut short "
+		    "or has bytes appended",
+		    op->name, (unsigned long long)off,
+		    (unsigned long long)info.size);
+		return 1;
+	}
+	ckpt_shape_format(info.dims, info.ndims, shape, sizeof(shape));
+	if (ckpt_tree_set_dtype(t, id, ckpt_dtype_name(info.dtype),
+				strlen(ckpt_dtype_name(info.dtype)), &err) ||
+	    ckpt_tree_set_shape(t, id, shape, strlen(shape), &err))
+		return fail(op, file, &err);
 	return 0;
 }
 
@@ -182,9 +254,14 @@ static int put_from(struct ckpt_tree *t, const struct cli_op *op,
 		r = fail(op, file, &err);
 		goto out;
 	}
-	r = copy_in(t, id, fd, op, file, buf);
-	if (!r && set_meta(t, id, op, &err))
-		r = fail(op, file, &err);
+	if (op->npy) {
+		r = copy_in_npy(t, id, fd, op, file, buf);
+	} else {
+		uint64_t off = 0;
+		r = copy_in(t, id, fd, op, file, buf, &off);
+		if (!r && set_meta(t, id, op, &err))
+			r = fail(op, file, &err);
+	}
 out:
 	if (id)
 		ckpt_tree_forget(t, id, 1);
@@ -310,23 +387,35 @@ static bool split(char *line, struct words *ws)
 	return true;
 }
 
-/* Reads dtype=T and shape=S from words w[0..n) into *dtype, *shape; 0,
- * or 2 after a message. */
+/* Reads dtype=T, shape=S and (when npy is not NULL: put) the word npy
+ * from words w[0..n) into *dtype, *shape, *npy; 0, or 2 after a
+ * message. */
 static int parse_meta(char *const *w, int n, unsigned line, const char **dtype,
-		      const char **shape)
+		      const char **shape, bool *npy)
 {
 	for (int i = 0; i < n; i++) {
 		const char **v = !strncmp(w[i], "dtype=", 6)   ? dtype
 				 : !strncmp(w[i], "shape=", 6) ? shape
 							       : NULL;
+		if (!v && npy && !*npy && !strcmp(w[i], "npy")) {
+			*npy = true;
+			continue;
+		}
 		if (!v || *v) {
 			fprintf(stderr,
 				"ckpt: line %u: '%s': expected dtype=T or "
-				"shape=S, each at most once\n",
-				line, w[i]);
+				"shape=S%s, each at most once\n",
+				line, w[i], npy ? " or npy" : "");
 			return 2;
 		}
 		*v = w[i] + 6;
+	}
+	if (npy && *npy && (*dtype || *shape)) {
+		fprintf(stderr,
+			"ckpt: line %u: put ... npy takes the dtype and shape "
+			"from the .npy header: no dtype= or shape=\n",
+			line);
+		return 2;
 	}
 	return 0;
 }
@@ -359,7 +448,8 @@ static const struct verb {
 	{"rm", "rm NAME", CLI_OP_RM, 1, 0, 0},
 	{"mv", "mv OLD NEW", CLI_OP_MV, 2, 0, 0},
 	{"set", "set NAME [dtype=T] [shape=S]", CLI_OP_SET, 1, 2, 1},
-	{"put", "put NAME PATH [dtype=T] [shape=S]", CLI_OP_PUT, 2, 2, 0},
+	{"put", "put NAME PATH [dtype=T] [shape=S] | put NAME PATH npy",
+	 CLI_OP_PUT, 2, 2, 0},
 };
 
 /* The operation of the words of line; 0, or 2 after a message. */
@@ -367,6 +457,7 @@ static int parse_words(const struct words *ws, unsigned line, struct cli_op *op)
 {
 	const struct verb *v = NULL;
 	const char *dtype = NULL, *shape = NULL;
+	bool npy = false;
 	int extra, r;
 
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(*verbs); i++)
@@ -385,12 +476,14 @@ static int parse_words(const struct words *ws, unsigned line, struct cli_op *op)
 			v->usage);
 		return 2;
 	}
-	r = parse_meta(ws->w + 1 + v->args, extra, line, &dtype, &shape);
+	r = parse_meta(ws->w + 1 + v->args, extra, line, &dtype, &shape,
+		       v->verb == CLI_OP_PUT ? &npy : NULL);
 	if (!r)
 		r = cli_op_make(op, v->verb, ws->w[1],
 				v->verb == CLI_OP_MV ? ws->w[2] : NULL, dtype,
 				shape, line);
 	if (!r && v->verb == CLI_OP_PUT) {
+		op->npy = npy;
 		r = parse_path(ws->w[2], line, &op->path);
 		if (r)
 			cli_op_free(op);

@@ -136,10 +136,8 @@ int cli_write_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 	return 0;
 }
 
-/* Writes the .npy header of t (parameter name) to stdout; 0, or 1 after
- * a message. */
-static int cat_npy_header(const struct ckpt_tensor *t, const char *name,
-			  char *buf, size_t cap)
+int cli_write_npy_header(const struct ckpt_tensor *t, const char *name,
+			 char *buf, size_t cap)
 {
 	struct ckpt_error err;
 	size_t n;
@@ -192,7 +190,7 @@ int cmd_cat(struct cli *cl, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (cl->npy && cat_npy_header(ts[0], names[0], buf, CHUNK))
+	if (cl->npy && cli_write_npy_header(ts[0], names[0], buf, CHUNK))
 		goto out;
 	for (int i = 0; i < n; i++)
 		if (cli_write_tensor(f, ts[i], buf, CHUNK))

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""ckpt cat --npy against numpy: every parameter of every real .ckpt and
-safetensors fixture, and of two generated files with every dtype
+"""ckpt cat/get/put --npy against numpy: every parameter of every real
+.ckpt and safetensors fixture, and of two generated files with every dtype
 (ckref and stref write them), written as a .npy file and read back with
-np.load.
+np.load; .npy files put back into checkpoints.
 
   values       np.load gives the reference reader's bytes, with the
                dtype and shape docs/npy.md promises (numpy's own dtypes,
@@ -10,12 +10,20 @@ np.load.
   layout       the data starts at a multiple of 64; np.load with
                mmap_mode='r' maps the saved file
   round trip   np.save(np.load(x)) writes x again, byte for byte
-  usage        one NAME with --npy (else exit 2), --npy only for cat, a
-               missing NAME or a tensor numpy cannot hold: exit 1, no
-               output
+  usage        one NAME with --npy (else exit 2), --npy only for cat,
+               get and put, a missing NAME or a tensor numpy cannot hold:
+               exit 1, no output
+  get, put     get --npy is cat --npy; put --npy (and put NAME PATH npy
+               in an edit list) of every such .npy makes a parameter
+               whose .npy is the same bytes again, with the dtype, shape
+               and bytes the reference reader finds; what np.save writes
+               for numpy's dtypes goes in as the MindSpore dtype, and
+               what MindSpore cannot hold (Fortran order, objects,
+               big-endian, datetimes, data cut short or too long) is
+               refused, the file unchanged
 
-The calls go through ckpt_batch (batch.py), every BINARY_EVERY-th
-through the binary too.
+The calls go through ckpt_batch (batch.py, Sampled: a sample through the
+binary too).
 """
 
 import glob
@@ -33,11 +41,10 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 import ckref  # noqa: E402
 import stref  # noqa: E402
-from batch import Batch  # noqa: E402
+from batch import Batch, Sampled  # noqa: E402
 
-BINARY_EVERY = 64
 BATCH = Batch()
-_CALLS = [0]
+CKPT = Sampled(BATCH)
 
 # docs/npy.md, written out again: numpy's own dtypes ...
 NATIVE = {"Bool": "|b1", "Int8": "|i1", "UInt8": "|u1", "Int16": "<i2",
@@ -61,12 +68,7 @@ STORED = {"bool": "Bool", "int8": "Int8", "uint8": "UInt8",
 
 
 def cli(test, *args):
-    if not BATCH.available():
-        return M.ckpt(*args)
-    _CALLS[0] += 1
-    if _CALLS[0] % BINARY_EVERY == 1:
-        return BATCH.compare_with_binary(test, *args)
-    return BATCH.ckpt(*args)
+    return CKPT.ckpt(test, *args)
 
 
 def expected(dtype, shape, data):
@@ -235,7 +237,7 @@ class Npy(unittest.TestCase):
         self.assertIn(b"one NAME", r.err)
         r = cli(self, "ls", "--npy", self.gen_ckpt)
         self.assertEqual((r.rc, r.out), (2, b""))
-        self.assertIn(b"--npy is an option of 'cat'", r.err)
+        self.assertIn(b"--npy is an option of 'cat', 'get' and 'put'", r.err)
         r = cli(self, "cat", "--npy", self.gen_ckpt, "nothing.here")
         self.assertEqual((r.rc, r.out), (1, b""))
         self.assertIn(b"no parameter named 'nothing.here'", r.err)
@@ -257,6 +259,131 @@ class Npy(unittest.TestCase):
         r = cli(self, "cat", "--npy", path, "d33")
         self.assertEqual((r.rc, r.out), (1, b""))
         self.assertIn(b"d33: a tensor of 33 dims has no .npy form", r.err)
+
+
+class PutGet(unittest.TestCase):
+    """get --npy and put --npy (the binary itself: put reads stdin)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ckptfs-npyput-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def round_trip(self, src, tensors):
+        """get --npy of every tensor (equal to cat --npy), then all of
+        them put back under new names by one edit list: the new
+        parameters' .npy are the same bytes, and the reference finds the
+        dtype, shape and bytes of the originals."""
+        dst = self.path("dst" + os.path.splitext(src)[1])
+        shutil.copy(src, dst)
+        lines, want = [], {}
+        for i, (name, dtype, shape, data) in enumerate(tensors):
+            if "/" in name:     # map tensors: not parameters of their own
+                continue
+            r = M.ckpt("get", "--npy", src, name)
+            self.assertEqual(r.rc, 0, r.describe())
+            self.assertEqual(r.out, cli(self, "cat", "--npy", src, name).out,
+                             name)
+            f = self.path("%d.npy" % i)
+            with open(f, "wb") as out:
+                out.write(r.out)
+            lines.append("put copy.%d %s npy" % (i, f))
+            want["copy.%d" % i] = (name, r.out)
+        r = M.ckpt("edit", dst, stdin_data="\n".join(lines).encode())
+        self.assertEqual(r.rc, 0, r.describe())
+        for new, (name, npy) in want.items():
+            got = cli(self, "get", "--npy", dst, new)
+            self.assertEqual((got.rc, got.out), (0, npy), name)
+        return dst, want
+
+    def test_round_trip_every_dtype_ckpt(self):
+        src = self.path("every.ckpt")
+        every_dtype_ckpt(src)
+        dst, want = self.round_trip(src, ckpt_tensors(src))
+        orig = {n: (d, s, b) for n, d, s, b in ckpt_tensors(src)}
+        got = {p.name: p for p in ckref.load(dst)}
+        for new, (name, _) in want.items():
+            d, s, b = orig[name]
+            self.assertEqual((got[new].dtype, got[new].shape, got[new].data),
+                             (d, tuple(s), b), name)
+
+    def test_round_trip_every_dtype_safetensors(self):
+        src = self.path("every.safetensors")
+        every_dtype_safetensors(src)
+        dst, want = self.round_trip(src, st_tensors(src))
+        orig = {n: (d, s, b) for n, d, s, b in st_tensors(src)}
+        got = {n: (d, s, b) for n, d, s, b in st_tensors(dst)}
+        for new, (name, _) in want.items():
+            d, s, b = orig[name]
+            packed = PACKED_BITS.get(d)
+            if packed and not (s and s[-1] * packed % 8 == 0):
+                s = (len(b) * 8 // packed,)   # the 1-D fallback
+            self.assertEqual(got[new], (d, tuple(s), b), name)
+
+    def test_put_what_numpy_saves(self):
+        path = self.path("m.ckpt")
+        ckref.write(path, [{"name": "w", "dtype": "Float32", "shape": (2,),
+                            "data": np.float32([1, 2]).tobytes()}])
+        arrays = {
+            "f32": np.arange(12, dtype="<f4").reshape(3, 4),
+            "i64": np.array(7, dtype="<i8"),
+            "b": np.array([True, False]),
+            "c64": np.array([1 + 2j], dtype="<c8"),
+            "u16": np.arange(5, dtype="<u2"),
+            "bf16": np.arange(6, dtype="<u2").view("V2").reshape(2, 3),
+            "w": np.float64([0.5, 1.5, 2.5]),     # replaces w
+        }
+        names = {"f32": "Float32", "i64": "Int64", "b": "Bool",
+                 "c64": "Complex64", "u16": "UInt16", "bf16": "BFloat16",
+                 "w": "Float64"}
+        for name, a in arrays.items():
+            r = M.ckpt("put", "--npy", path, name, stdin_data=saved(a))
+            self.assertEqual(r.rc, 0, r.describe())
+        got = {p.name: p for p in ckref.load(path)}
+        self.assertEqual(list(got), ["w"] + [n for n in arrays if n != "w"])
+        for name, a in arrays.items():
+            self.assertEqual((got[name].dtype, got[name].shape,
+                              got[name].data),
+                             (names[name], a.shape, a.tobytes()), name)
+
+    def test_put_refuses_what_mindspore_cannot_hold(self):
+        path = self.path("r.ckpt")
+        ckref.write(path, [{"name": "w", "dtype": "Float32", "shape": (2,),
+                            "data": np.float32([1, 2]).tobytes()}])
+        with open(path, "rb") as f:
+            before = f.read()
+        good = saved(np.arange(6, dtype="<f4").reshape(2, 3))
+        cases = {
+            "Fortran order": (saved(np.asfortranarray(
+                np.arange(6, dtype="<f4").reshape(2, 3))), b"fortran"),
+            "big-endian": (saved(np.arange(3, dtype=">f4")), b"endian"),
+            "datetime": (saved(np.array(["2020-01-01"], "M8[D]")),
+                         b"datetime"),
+            "cut short": (good[:-1], b"cut short"),
+            "bytes appended": (good + b"x", b"appended"),
+            "not a .npy": (b"\x93NUMPY junk", b"not a .npy"),
+            "empty": (b"", b"not a .npy"),
+        }
+        obj = io.BytesIO()
+        np.save(obj, np.array([{}, 1], dtype=object), allow_pickle=True)
+        cases["object"] = (obj.getvalue(), b"object")
+        for what, (data, msg) in cases.items():
+            with self.subTest(what):
+                r = M.ckpt("put", "--npy", path, "x", stdin_data=data)
+                self.assertEqual(r.rc, 1, r.describe())
+                self.assertIn(msg, r.err.lower(), r.describe())
+                self.assertIn(b"nothing was committed", r.err)
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), before, what)
+        r = M.ckpt("put", "--npy", "--dtype", "Int8", path, "x",
+                   stdin_data=good)
+        self.assertEqual(r.rc, 2, r.describe())
+        r = M.ckpt("edit", path, stdin_data=b"put x /dev/null npy shape=[]")
+        self.assertEqual(r.rc, 2, r.describe())
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), before)
 
 
 def tearDownModule():
