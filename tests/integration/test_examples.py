@@ -5,6 +5,8 @@ the official protobuf runtime) and compared with examples/lenet.ckpt.
 
   inspect.sh         lists, mounts read-only, prints fc3.bias with numpy
   modify.sh          conv1.weight gone, conv2.weight = 0, conv2.bias = 1
+  no_fuse.sh         the same and fc3.weight halved with numpy, without a
+                     mount (ckpt get --npy, ckpt edit), then ckpt diff
   custom_values.sh   a new checkpoint of epoch_size and learning_rate
   inference_only.sh  the network without the optimizer's state
   encrypted.sh       AES-GCM round trip with an edit in between
@@ -86,6 +88,26 @@ class Examples(unittest.TestCase):
             if name not in ("conv1.weight", "conv2.weight"):
                 self.assertEqual(got[name].data, p.data, name)
         self.assertEqual(list(got)[-1], "conv2.bias")  # new ones go last
+
+    def test_no_fuse(self):
+        out = self.out("modified.ckpt")
+        text = self.script("no_fuse.sh", common.EXAMPLE, out)
+        got = ckref.load_dict(out)
+        self.assertNotIn("conv1.weight", got)
+        for name, value in (("conv2.weight", 0.0), ("conv2.bias", 1.0)):
+            self.assertEqual((got[name].dtype, got[name].shape),
+                             ("Float32", ()), name)
+            self.assertEqual(self.value(got[name]).tolist(), [value], name)
+        half = self.value(self.orig["fc3.weight"]) * np.float32(0.5)
+        self.assertEqual(got["fc3.weight"].data, half.tobytes())
+        self.assertEqual((got["fc3.weight"].dtype, got["fc3.weight"].shape),
+                         ("Float32", (10, 84)))
+        for name, p in self.orig.items():
+            if name not in ("conv1.weight", "conv2.weight", "fc3.weight"):
+                self.assertEqual(got[name].data, p.data, name)
+        self.assertEqual(list(got)[-1], "conv2.bias")
+        self.assertIn("only in A: conv1.weight", text)
+        self.assertIn("values: fc3.weight: 840 of 840 elements differ", text)
 
     def test_custom_values(self):
         out = self.out("custom.ckpt")
