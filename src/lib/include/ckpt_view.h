@@ -83,6 +83,13 @@ ckpt_err ckpt_view_add(struct ckpt_view *v, const char *path,
 ckpt_err ckpt_view_remove(struct ckpt_view *v, const char *path,
 			  struct ckpt_error *err);
 
+/* Allocates what removing the parameter or directory at path needs (that
+ * its parent stays), so that a ckpt_view_remove or ckpt_view_rmdir of
+ * path that follows cannot fail for want of memory; the parent then
+ * stays when path goes in any way.  CKPT_ERR_NOMEM. */
+ckpt_err ckpt_view_prepare_remove(struct ckpt_view *v, const char *path,
+				  struct ckpt_error *err);
+
 /* Makes the directory path ("" is the root, which always exists).
  * CKPT_ERR_EXISTS if path is a parameter or a directory, _NOMEM. */
 ckpt_err ckpt_view_mkdir(struct ckpt_view *v, const char *path,

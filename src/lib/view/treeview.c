@@ -373,6 +373,14 @@ ckpt_err ckpt_view_remove(struct ckpt_view *v, const char *path,
 	return CKPT_OK;
 }
 
+ckpt_err ckpt_view_prepare_remove(struct ckpt_view *v, const char *path,
+				  struct ckpt_error *err)
+{
+	if (!keep_parent(v, path))
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
+	return CKPT_OK;
+}
+
 ckpt_err ckpt_view_mkdir(struct ckpt_view *v, const char *path,
 			 struct ckpt_error *err)
 {
