@@ -465,8 +465,7 @@ int main(int argc, char *argv[])
 	    check_mountpoint(opts.mountpoint) != 0 ||
 	    check_helper_key(&o, argc, argv) != 0 || load_key(&o, &key) != 0 ||
 	    load(&fs, &o, key) != 0 || (o.tree && tv_start(&fs) != 0) ||
-	    prepare_status(&fs) != 0 ||
-	    add_mount_args(&fs, &args, &o) != 0)
+	    prepare_status(&fs) != 0 || add_mount_args(&fs, &args, &o) != 0)
 		goto out;
 	ret = serve(&fs, &args, &opts);
 out:

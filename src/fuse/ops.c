@@ -248,9 +248,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (fs->tv && tv_dir_ino(parent) && tv_dir_ino(newparent)) {
-		fuse_reply_err(req, tv_rename(fs, parent, name, newparent,
-					      newname,
-					      flags & RENAME_NOREPLACE));
+		fuse_reply_err(req,
+			       tv_rename(fs, parent, name, newparent, newname,
+					 flags & RENAME_NOREPLACE));
 		return;
 	}
 	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
@@ -259,8 +259,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (!name_fits(req, newname))
 		return;
-	if (ckpt_tree_rename(fs->tree, name, newname,
-			     flags & RENAME_NOREPLACE, &err))
+	if (ckpt_tree_rename(fs->tree, name, newname, flags & RENAME_NOREPLACE,
+			     &err))
 		reply_fail(req, &err);
 	else
 		fuse_reply_err(req, 0);

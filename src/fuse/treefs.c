@@ -429,34 +429,31 @@ static bool is_dir(enum ckpt_view_kind k)
 
 /* ---- attributes ---------------------------------------------------------- */
 
-/* Counts a directory's children and subdirectories (ctx: two size_t). */
-static bool count_child(void *ctx, const char *comp, size_t clen,
-			enum ckpt_view_kind kind)
+/* Counts a directory's subdirectories (ctx: a size_t). */
+static bool count_subdir(void *ctx, const char *comp, size_t clen,
+			 enum ckpt_view_kind kind)
 {
-	size_t *n = ctx;
-
 	(void)comp, (void)clen;
-	n[0]++;
-	n[1] += kind == CKPT_VIEW_DIR;
+	*(size_t *)ctx += kind == CKPT_VIEW_DIR;
 	return true;
 }
 
 /* Fills st for directory ino at path: the root's mode, the mount's time,
- * size the number of children, nlink 2 + subdirectories. */
+ * size 0 (du -b of a directory: its parameters' bytes), nlink 2 + its
+ * subdirectories. */
 static void dir_attr(struct ckptfs *fs, fuse_ino_t ino, const char *path,
 		     struct stat *st)
 {
 	struct ckpt_entry_info info = {.kind = CKPT_ENTRY_DIR,
 				       .mtime_ns = fs->mount_ns};
 	struct shown s;
-	size_t n[2] = {0, 0};
+	size_t n = 0;
 
 	get_shown(fs, &s);
 	fill_attr(&s, FUSE_ROOT_ID, &info, st);
-	ckpt_view_children(fs->tv->view, path, count_child, n, NULL);
+	ckpt_view_children(fs->tv->view, path, count_subdir, &n, NULL);
 	st->st_ino = ino;
-	st->st_size = (off_t)n[0];
-	st->st_nlink = (nlink_t)(2 + n[1]);
+	st->st_nlink = (nlink_t)(2 + n);
 }
 
 bool tv_stat(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
@@ -557,7 +554,7 @@ struct snap {
 	struct snap_ent {
 		char *name;
 		struct stat st; /* st_ino and the type */
-	} *e;
+	} * e;
 	const char *dir; /* while it is made */
 	struct ckptfs *fs;
 	bool failed;
@@ -623,7 +620,8 @@ static bool snap_add(void *ctx, const char *comp, size_t clen,
 	if (!ent->name || !path)
 		goto nomem_ent;
 	if (!name_listable(ent->name) ||
-	    !child_stat(sn->fs, path, kind == CKPT_VIEW_DIR ? kind : CKPT_VIEW_LEAF,
+	    !child_stat(sn->fs, path,
+			kind == CKPT_VIEW_DIR ? kind : CKPT_VIEW_LEAF,
 			&ent->st))
 		free(ent->name); /* the kernel cannot show it, or it is gone */
 	else
@@ -729,8 +727,7 @@ void tv_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (off == 0 && !put_dirent(req, plus, buf, size, &used, ".", &dot, 1))
 		goto reply;
 	dot.st_ino = FUSE_ROOT_ID;
-	if (off <= 1 &&
-	    !put_dirent(req, plus, buf, size, &used, "..", &dot, 2))
+	if (off <= 1 && !put_dirent(req, plus, buf, size, &used, "..", &dot, 2))
 		goto reply;
 	for (i = off >= 2 ? (size_t)off - 2 : 0; i < sn->n; i++)
 		if (!put_dirent(req, plus, buf, size, &used, sn->e[i].name,
@@ -951,9 +948,10 @@ static int rename_dir(struct ckptfs *fs, const char *from, const char *to,
 		e = ckpt_errno(&err);
 		if (ckpt_view_move(v, to, from, NULL) ||
 		    (k == CKPT_VIEW_DIR && ckpt_view_mkdir(v, to, NULL)))
-			logmsg(LOG_ERR, "-o tree: out of memory: the view "
-					"of %s may show it wrong until "
-					"the next mount",
+			logmsg(LOG_ERR,
+			       "-o tree: out of memory: the view "
+			       "of %s may show it wrong until "
+			       "the next mount",
 			       to);
 	}
 	if (!e)
@@ -982,12 +980,10 @@ int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 		e = ENOMEM;
 	else if (!self && is_dir(ckpt_view_kind(fs->tv->view, from))) {
 		to = join(newdir, newname);
-		e = !to ? ENOMEM
-		    : !strcmp(newname, CKPT_VIEW_SELF)
-			    ? ENOTDIR
-			    : strcmp(from, to) ? rename_dir(fs, from, to,
-							    noreplace)
-					       : 0;
+		e = !to				       ? ENOMEM
+		    : !strcmp(newname, CKPT_VIEW_SELF) ? ENOTDIR
+		    : strcmp(from, to) ? rename_dir(fs, from, to, noreplace)
+				       : 0;
 	} else {
 		free(from);
 		e = leaf_at(fs->tv, dir, name, &from, &from_exists);
