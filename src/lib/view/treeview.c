@@ -291,19 +291,16 @@ static bool insert_key(struct ckpt_view *v, const char *key)
 
 enum ckpt_view_kind ckpt_view_kind(const struct ckpt_view *v, const char *path)
 {
-	char *pre = dir_prefix(path);
-	size_t i;
+	size_t plen = strlen(path), i;
 	bool leaf, dir;
 
-	if (!*path)
+	if (!plen)
 		return CKPT_VIEW_DIR;
-	if (!pre)
-		return CKPT_VIEW_NONE;
 	i = lower_bound(v, path);
 	leaf = at(v, i, path);
-	i += leaf;
-	dir = i < v->n && key_ncmp(v->keys[i], pre, strlen(pre)) == 0;
-	free(pre);
+	i += leaf; /* the keys under path/ come right after path */
+	dir = i < v->n && strncmp(v->keys[i], path, plen) == 0 &&
+	      v->keys[i][plen] == '/';
 	if (leaf)
 		return dir ? CKPT_VIEW_BOTH : CKPT_VIEW_LEAF;
 	return dir ? CKPT_VIEW_DIR : CKPT_VIEW_NONE;
