@@ -126,7 +126,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uint64_t id;
 
 	(void)mode;
-	if (fs->tv) {
+	if (fs->tv && tv_dir_ino(parent)) {
 		int no = tv_create(fs, parent, name, &id);
 		if (no) {
 			fuse_reply_err(req, no);
@@ -156,7 +156,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int e;
 
 	(void)rdev;
-	if (S_ISREG(mode) && fs_of(req)->tv) {
+	if (S_ISREG(mode) && fs_of(req)->tv && tv_dir_ino(parent)) {
 		e = tv_create(fs_of(req), parent, name, &id);
 		if (e)
 			fuse_reply_err(req, e);

@@ -20,6 +20,10 @@
  * What the view needs to undo a change is allocated before the tree
  * changes; a move of a directory that the tree refuses is moved back.
  *
+ * Map parameters are leaves of the view that are directories; they never
+ * move (the tree refuses), so they are listed once more, apart (tv->maps),
+ * to count them in their directory's link count.
+ *
  * Listings: a directory handle holds the children as they were at the
  * listing's start (offset 0), so offsets stay stable while entries are
  * deleted (rm -r) or added; entries of readdirplus carry no lookup.
@@ -49,6 +53,7 @@ struct dnode {
 struct tview {
 	pthread_rwlock_t lock;
 	struct ckpt_view *view;
+	struct ckpt_view *maps; /* the map parameters (directories): fixed */
 	pthread_mutex_t nlock;	/* what follows */
 	struct dnode **slots;	/* by slot; NULL: free */
 	size_t nslots, slotcap; /* slots used so far, room */
@@ -295,11 +300,13 @@ static bool add_listed(void *ctx, const char *fname, uint64_t id,
 	size_t len;
 	bool ok;
 
-	(void)id, (void)info, (void)next;
+	(void)id, (void)next;
 	if (ckpt_name_unescape(fname, &name, &len) != CKPT_OK)
 		return false;
 	path = ckpt_view_path(name, len);
-	ok = path && ckpt_view_add(tv->view, path, NULL) == CKPT_OK;
+	ok = path && ckpt_view_add(tv->view, path, NULL) == CKPT_OK &&
+	     (info->kind != CKPT_ENTRY_DIR ||
+	      ckpt_view_add(tv->maps, path, NULL) == CKPT_OK);
 	free(path);
 	free(name);
 	tv->nlive += ok; /* counts the entries here, reset below */
@@ -321,6 +328,7 @@ void tv_free(struct ckptfs *fs)
 	free(tv->freed);
 	free(tv->buckets);
 	ckpt_view_free(tv->view);
+	ckpt_view_free(tv->maps);
 	pthread_rwlock_destroy(&tv->lock);
 	pthread_mutex_destroy(&tv->nlock);
 	free(tv);
@@ -332,7 +340,10 @@ int tv_start(struct ckptfs *fs)
 	struct tview *tv = calloc(1, sizeof(*tv));
 	bool all;
 
-	if (!tv || !(tv->view = ckpt_view_new())) {
+	if (!tv || !(tv->view = ckpt_view_new()) ||
+	    !(tv->maps = ckpt_view_new())) {
+		if (tv)
+			ckpt_view_free(tv->view);
 		free(tv);
 		say(LOG_ERR, "-o tree: out of memory");
 		return -1;
@@ -438,22 +449,51 @@ static bool count_subdir(void *ctx, const char *comp, size_t clen,
 	return true;
 }
 
+/* What count_maps counts in. */
+struct map_count {
+	const struct tview *tv;
+	const char *dir;
+	size_t n;
+};
+
+/* Counts the map parameters among a directory's children (they are
+ * directories too), but not one whose path is a directory of the view,
+ * counted already (its map is %self inside). */
+static bool count_maps(void *ctx, const char *comp, size_t clen,
+		       enum ckpt_view_kind kind)
+{
+	struct map_count *c = ctx;
+	char *name = kind == CKPT_VIEW_LEAF ? strndup(comp, clen) : NULL;
+	char *path = name ? join(c->dir, name) : NULL;
+
+	if (kind == CKPT_VIEW_SELFLEAF)
+		c->n++;
+	else if (kind == CKPT_VIEW_LEAF && path &&
+		 ckpt_view_kind(c->tv->view, path) == CKPT_VIEW_LEAF)
+		c->n++;
+	free(path);
+	free(name);
+	return true;
+}
+
 /* Fills st for directory ino at path: the root's mode, the mount's time,
  * size 0 (du -b of a directory: its parameters' bytes), nlink 2 + its
- * subdirectories. */
+ * subdirectories (map parameters too). */
 static void dir_attr(struct ckptfs *fs, fuse_ino_t ino, const char *path,
 		     struct stat *st)
 {
 	struct ckpt_entry_info info = {.kind = CKPT_ENTRY_DIR,
 				       .mtime_ns = fs->mount_ns};
 	struct shown s;
+	struct map_count maps = {.tv = fs->tv, .dir = path};
 	size_t n = 0;
 
 	get_shown(fs, &s);
 	fill_attr(&s, FUSE_ROOT_ID, &info, st);
 	ckpt_view_children(fs->tv->view, path, count_subdir, &n, NULL);
+	ckpt_view_children(fs->tv->maps, path, count_maps, &maps, NULL);
 	st->st_ino = ino;
-	st->st_nlink = (nlink_t)(2 + n);
+	st->st_nlink = (nlink_t)(2 + n + maps.n);
 }
 
 bool tv_stat(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)

@@ -22,9 +22,12 @@ Checks:
     step, in place, the rest byte-identical (ckref after the commit);
     onto a non-empty directory ENOTEMPTY, onto a file ENOTDIR, a file onto
     a directory EISDIR, into itself EINVAL, onto an empty directory works.
-  * rm -r of a subtree (shutil.rmtree) and rmdir of empty and non-empty
-    directories (ENOTEMPTY); a directory emptied by unlinks stays until
-    rmdir.
+  * rm -r of a subtree (shutil.rmtree, rm -r; unlinks while listing
+    2000 files skip nothing) and rmdir of empty and non-empty directories
+    (ENOTEMPTY); a directory emptied by unlinks stays until rmdir.
+  * a map parameter is a read-only directory of its tensors; moving a
+    prefix that holds one is refused whole (ENOTSUP).
+  * without -o tree the mount is flat, mkdir refused.
 
 Run:  /usr/bin/python3 -m unittest -v test_tree   (in tests/integration)
 """
@@ -356,6 +359,60 @@ class TreeTest(unittest.TestCase):
             self.assertEqual((a.dtype, a.shape, a.data),
                              (b.dtype, b.shape, b.data))
         m.unmount()
+
+    def test_map_parameter(self):
+        """A map parameter is a leaf: a read-only directory of its three
+        tensors; a move of a prefix that holds one is refused whole."""
+        def t(name, dtype, shape, data):
+            return {"name": name, "dtype": dtype, "shape": shape,
+                    "data": data}
+        table = {"name": "emb.table", "kind": "map", "map": [
+            t("keys", "int64", (2,), bytes(range(16))),
+            t("values", "float32", (2, 2), bytes(range(16, 32))),
+            t("status", "int32", (2,), bytes(range(32, 40)))]}
+        src = self.write_ckpt([table, W.param("emb.w", "UInt8", (3,),
+                                              b"abc")])
+        m = self.mount(src)
+        self.check_walk(m, common.ref(src))
+        emb = os.path.join(m.mnt, "emb")
+        with self.assertRaises(OSError) as cm:
+            os.rename(emb, os.path.join(m.mnt, "e"))
+        self.assertEqual(cm.exception.errno, errno.ENOTSUP)
+        self.assertEqual(sorted(os.listdir(m.mnt)), ["emb"])
+        with self.assertRaises(OSError) as cm:
+            os.unlink(os.path.join(emb, "table", "keys"))
+        self.assertEqual(cm.exception.errno, errno.EPERM)
+        os.rename(os.path.join(emb, "w"), os.path.join(m.mnt, "w"))
+        m.unmount()
+        self.assertEqual([p.name for p in ckref.load(src)],
+                         ["emb.table", "w"])
+
+    def test_rm_r_many(self):
+        """Deleting while listing a directory larger than many listing
+        replies (and than glibc's buffer) skips nothing; then rm -r."""
+        src = self.copy("goldenstick_linears_woq_fp32.ckpt")
+        m = self.mount(src)
+        big = os.path.join(m.mnt, "big")
+        os.mkdir(big)
+        n = 2000
+        for i in range(n):
+            with open(os.path.join(big, "param_with_a_long_name_%04d" % i),
+                      "wb") as f:
+                f.write(b"x")
+        self.assertEqual(len(os.listdir(big)), n)
+        seen = set()
+        with os.scandir(big) as it:
+            for e in it:
+                seen.add(e.name)
+                if len(seen) % 2:
+                    os.unlink(e.path)
+        self.assertEqual(len(seen), n)
+        self.assertEqual(len(os.listdir(big)), n // 2)
+        shutil.rmtree(big)
+        self.assertEqual(sorted(os.listdir(m.mnt)), ["linear1", "linear2"])
+        m.unmount()
+        self.assertEqual([p.name for p in ckref.load(src)],
+                         [p.name for p in common.ref(src)])
 
     def test_flat_without_option(self):
         src = self.copy("goldenstick_linears_woq_fp32.ckpt")

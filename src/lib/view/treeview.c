@@ -429,19 +429,11 @@ ckpt_err ckpt_view_rmdir(struct ckpt_view *v, const char *path,
 	return CKPT_OK;
 }
 
-/* The malloc'd prefix of the child comp (clen bytes) of the directory
- * whose prefix is pre (plen bytes): "pre" "comp" "/". */
-static char *child_prefix(const char *pre, size_t plen, const char *comp,
-			  size_t clen)
+/* True if key has the prefix "p/" where p is the first plen bytes of
+ * base. */
+static bool below(const char *key, const char *base, size_t plen)
 {
-	char *p = malloc(plen + clen + 2);
-
-	if (!p)
-		return NULL;
-	memcpy(p, pre, plen);
-	memcpy(p + plen, comp, clen);
-	memcpy(p + plen + clen, "/", 2);
-	return p;
+	return strncmp(key, base, plen) == 0 && key[plen] == '/';
 }
 
 ckpt_err ckpt_view_children(const struct ckpt_view *v, const char *dir,
@@ -449,9 +441,8 @@ ckpt_err ckpt_view_children(const struct ckpt_view *v, const char *dir,
 				       enum ckpt_view_kind kind),
 			    void *ctx, struct ckpt_error *err)
 {
-	char *pre = dir_prefix(dir), *sub = NULL;
+	char *pre = dir_prefix(dir);
 	size_t plen, i, end;
-	ckpt_err r = CKPT_OK;
 
 	if (!pre)
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
@@ -462,30 +453,26 @@ ckpt_err ckpt_view_children(const struct ckpt_view *v, const char *dir,
 	i = lower_bound(v, pre);
 	end = run_end(v, i, pre, plen);
 	while (i < end) {
-		const char *comp = v->keys[i] + plen;
-		size_t clen = strcspn(comp, "/"), j, k;
-		bool leaf = !comp[clen];
+		const char *key = v->keys[i], *comp = key + plen;
+		size_t clen = strcspn(comp, "/"), j = i;
+		bool dir_too;
 
 		if (!clen) { /* the directory's marker */
 			i++;
 			continue;
 		}
-		sub = child_prefix(pre, plen, comp, clen);
-		if (!sub) {
-			r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
-			break;
-		}
-		j = i + leaf; /* the child's subtree: comp/... */
-		k = run_end(v, j, sub, plen + clen + 1);
-		free(sub);
+		if (!comp[clen]) /* a parameter; its subtree, if any, follows */
+			j = i + 1;
+		dir_too = j < end && below(v->keys[j], key, plen + clen);
+		/* the subtree: the keys that start as keys[j] up to its '/' */
+		i = dir_too ? run_end(v, j, v->keys[j], plen + clen + 1) : j;
 		if (!fn(ctx, comp, clen,
-			leaf && k == j ? CKPT_VIEW_LEAF : CKPT_VIEW_DIR))
+			dir_too ? CKPT_VIEW_DIR : CKPT_VIEW_LEAF))
 			break;
-		i = k;
 	}
 out:
 	free(pre);
-	return r;
+	return CKPT_OK;
 }
 
 /* Checks a move of directory from to to (see ckpt_view_move). */
