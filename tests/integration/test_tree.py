@@ -23,7 +23,7 @@ Checks:
     onto a non-empty directory ENOTEMPTY, onto a file ENOTDIR, a file onto
     a directory EISDIR, into itself EINVAL, onto an empty directory works.
   * rm -r of a subtree (shutil.rmtree, rm -r; unlinks while listing
-    2000 files skip nothing) and rmdir of empty and non-empty directories
+    1000 files skip nothing) and rmdir of empty and non-empty directories
     (ENOTEMPTY); a directory emptied by unlinks stays until rmdir.
   * a map parameter is a read-only directory of its tensors; moving a
     prefix that holds one is refused whole (ENOTSUP).
@@ -394,7 +394,7 @@ class TreeTest(unittest.TestCase):
         m = self.mount(src)
         big = os.path.join(m.mnt, "big")
         os.mkdir(big)
-        n = 2000
+        n = 1000
         for i in range(n):
             with open(os.path.join(big, "param_with_a_long_name_%04d" % i),
                       "wb") as f:

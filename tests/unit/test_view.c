@@ -300,6 +300,10 @@ static void test_remove_keeps_dir(void **state)
 			 CKPT_OK);
 	assert_int_equal(ckpt_view_remove(v, "model/layers/0/wq", &err),
 			 CKPT_ERR_NOTFOUND);
+	/* prepared: the parent's marker is there before the leaf goes */
+	assert_int_equal(ckpt_view_prepare_remove(v, "model/layers/0/wk", &err),
+			 CKPT_OK);
+	assert_string_equal(children(v, "model/layers/0"), "wk");
 	assert_int_equal(ckpt_view_remove(v, "model/layers/0/wk", &err),
 			 CKPT_OK);
 	assert_int_equal(ckpt_view_kind(v, "model/layers/0"), CKPT_VIEW_DIR);
