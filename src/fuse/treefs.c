@@ -412,7 +412,8 @@ static int flat_name(const char *path, char **fname)
 }
 
 /* The stored name of the directory at path in *name: 0, EINVAL if it
- * cannot be a directory (a name below it would not split there), ENOMEM. */
+ * cannot be a directory (a name below it would not split there) or holds
+ * a NUL byte, ENOMEM. */
 static int prefix_name(const char *path, char **name)
 {
 	char *probe = join(path, "x"), *below = NULL;
@@ -428,6 +429,10 @@ static int prefix_name(const char *path, char **name)
 	free(probe);
 	if (r)
 		return r == CKPT_ERR_NOMEM ? ENOMEM : EINVAL;
+	if (strlen(below) != len) { /* a NUL byte: no C string names it */
+		free(below);
+		return EINVAL;
+	}
 	below[len - 2] = '\0'; /* "path.x" */
 	*name = below;
 	return 0;

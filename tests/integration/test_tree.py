@@ -13,8 +13,9 @@ Checks:
     subdirectories, lookups of paths no name has fail with ENOENT.
   * names that are a parameter and a prefix (fc1, fc1.weight: fc1/%self),
     empty components and dots ("", ".", "..", "a..b", ".x.y", "y.", names
-    holding '%' and '/'): the walk, the bytes, unlinking and re-creating
-    fc1/%self; a file name holding '.' cannot be created (EINVAL).
+    holding '%', '/', control bytes, NUL): the walk, the bytes, unlinking
+    and re-creating fc1/%self; a file name holding '.' cannot be created
+    (EINVAL); a prefix holding NUL cannot move (EINVAL), others can.
   * mkdir + a file written inside + commit: the stored name is dotted;
     mkdir of an existing name EEXIST; the empty directory is gone after a
     remount (it lives only in the mount).
@@ -219,7 +220,7 @@ class TreeTest(unittest.TestCase):
     # ---- odd names -----------------------------------------------------
 
     ODD = ["fc1", "fc1.weight", "fc1.bias", "", ".", "..", "a..b", ".x.y",
-           "y.", "p%q.r/s", "%self", "a.%self", "t.u\x01v"]
+           "y.", "p%q.r/s", "%self", "a.%self", "t.u\x01v", "n\x00m.k"]
 
     def odd_file(self):
         params = [W.param(n, "UInt8", (i + 1,), bytes([i + 1] * (i + 1)))
@@ -233,10 +234,18 @@ class TreeTest(unittest.TestCase):
         top = sorted(os.listdir(m.mnt))
         self.assertEqual(top, sorted(["fc1", "%", "%2E", "%2E%2E",
                                       "a%2E%2Eb", "%2Ex", "y%2E", "p%25q",
-                                      "%25self", "a", "t"]))
+                                      "%25self", "a", "t", "n%00m"]))
         self.assertEqual(sorted(os.listdir(os.path.join(m.mnt, "a"))),
                          ["%25self"])
+        # no C string names a prefix with a NUL byte: not moved
+        with self.assertRaises(OSError) as cm:
+            os.rename(os.path.join(m.mnt, "n%00m"), os.path.join(m.mnt, "q"))
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        os.rename(os.path.join(m.mnt, "t"), os.path.join(m.mnt, "t2"))
         m.unmount()
+        self.assertEqual([p.name for p in ckref.load(src)],
+                         [("t2" + n[1:] if n.startswith("t.") else n)
+                          for n in self.ODD])
 
     def test_self_unlink_create(self):
         src, params = self.odd_file()
