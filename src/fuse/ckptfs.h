@@ -7,6 +7,7 @@
  *   dir.c      readdir and readdirplus
  *   ops.c      the requests on files (open, read, write, create, unlink,
  *              rename, setattr, statfs) and the table of operations
+ *   treefs.c   -o tree: the prefixes of dotted names as directories
  *   xattr.c    user.dtype, user.shape and the root's control values
  *   metaxattr.c the metadata (safetensors) as user.metadata.* of the root
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
@@ -38,8 +39,11 @@
 
 #define ERR_MSG_MAX sizeof(((struct ckpt_error *)0)->msg)
 
+struct tview;
+
 struct ckptfs {
 	struct ckpt_tree *tree;
+	struct tview *tv;	/* -o tree: the view (treefs.c), else NULL */
 	const char *mountpoint; /* absolute (libfuse resolves it) */
 	uint64_t mount_ns;	/* mtime of the root directory */
 	unsigned max_read;	/* -o max_read=N, 0 if not given */
@@ -138,6 +142,51 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
+
+/* opendir and releasedir: a handle only for the directories of -o tree
+ * (fi->fh, 0 for the others). */
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- -o tree (treefs.c) ------------------------------------------------- *
+ * With fs->tv, the root and the directories of the view (inodes for which
+ * tv_dir_ino holds) are served here; parameter files keep their tree ids
+ * and map parameters their listings, as without -o tree. */
+
+/* Builds the view of fs->tree into fs->tv; 0, or -1 after a message. */
+int tv_start(struct ckptfs *fs);
+
+/* Frees fs->tv (if any). */
+void tv_free(struct ckptfs *fs);
+
+/* True if ino is the root or a directory of the view. */
+bool tv_dir_ino(fuse_ino_t ino);
+
+/* Attributes of directory ino; false if it is gone. */
+bool tv_stat(struct ckptfs *fs, fuse_ino_t ino, struct stat *st);
+
+/* The kernel forgets n lookups of directory ino. */
+void tv_forget(struct ckptfs *fs, fuse_ino_t ino, uint64_t n);
+
+/* lookup in, opendir, readdir(plus) and releasedir of directory parent,
+ * and mkdir in it: the libfuse contracts (they reply). */
+void tv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void tv_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tv_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi, bool plus);
+void tv_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void tv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/* The changes of names in directories of the view, replied to by the
+ * caller: 0 or the errno.  tv_create makes the parameter (one lookup of
+ * *id counted); tv_rename renames a file or moves a directory (a prefix:
+ * every parameter under it, ckpt_tree_rename_prefix). */
+int tv_create(struct ckptfs *fs, fuse_ino_t parent, const char *name,
+	      uint64_t *id);
+int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name);
+int tv_rmdir(struct ckptfs *fs, fuse_ino_t parent, const char *name);
+int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
+	      fuse_ino_t newparent, const char *newname, bool noreplace);
 
 /* ---- extended attributes (xattr.c) ------------------------------------- */
 

@@ -200,11 +200,13 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	commit(req, ino, fi);
 }
 
+/* A directory's handle says nothing about writing (with -o tree it is a
+ * listing, treefs.c): only who asks counts. */
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
-	(void)datasync;
-	commit(req, ino, fi);
+	(void)datasync, (void)fi;
+	commit(req, ino, NULL);
 }
 
 /* ---- what 'ckpt umount' asks ------------------------------------------- */

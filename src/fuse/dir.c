@@ -2,7 +2,8 @@
  * dir.c - readdir and readdirplus of ckptfs (see ckptfs.h).
  *
  * A directory is the root (the checkpoint's parameters, in checkpoint
- * order) or a map parameter (its keys, values and status).  Offsets: 1
+ * order) or a map parameter (its keys, values and status); with -o tree
+ * the root and the view's directories are listed by treefs.c.  Offsets: 1
  * after ".", 2 after "..", 2 + i + 1 after entry i, so a listing resumes
  * where it left off while entries are renamed or deleted.  Names the
  * kernel cannot show (longer than NAME_MAX) are left out.
@@ -96,12 +97,16 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 
 /* readdir and readdirplus: ".", "..", then the tree's entries. */
 static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		     bool plus)
+		     struct fuse_file_info *fi, bool plus)
 {
 	struct ckptfs *fs = fs_of(req);
 	struct dir_fill d = {.req = req, .plus = plus, .size = size};
 	struct ckpt_entry_info dir = {.kind = CKPT_ENTRY_DIR}, info;
 
+	if (fs->tv && tv_dir_ino(ino)) {
+		tv_readdir(req, ino, size, off, fi, plus);
+		return;
+	}
 	if (!ino_info(fs, ino, &info) || info.kind != CKPT_ENTRY_DIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -127,14 +132,33 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	(void)fi;
-	list_dir(req, ino, size, off, false);
+	list_dir(req, ino, size, off, fi, false);
 }
 
 /* readdir with attributes; each entry counts a lookup. */
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)fi;
-	list_dir(req, ino, size, off, true);
+	list_dir(req, ino, size, off, fi, true);
+}
+
+/* A directory handle: with -o tree, of the root or a directory of the
+ * view, a listing's snapshot (treefs.c); else none. */
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_of(req)->tv && tv_dir_ino(ino)) {
+		tv_opendir(req, ino, fi);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fi->fh) {
+		tv_releasedir(req, ino, fi);
+		return;
+	}
+	fuse_reply_err(req, 0);
 }

@@ -14,6 +14,9 @@
  * only makes sure that every count the kernel does not get back in a
  * reply is given back at once (make_entry, reply_entry).
  *
+ * With -o tree the root and the directories of the view are treefs.c's
+ * (tv_dir_ino): lookups in them, their attributes and their counts.
+ *
  * Attributes show the checkpoint's owner, group and permission bits:
  * files mode & 0666 (& 0444 when read-only), directories add x where r
  * is set; only the root and plain parameter files can be writable.
@@ -105,7 +108,11 @@ void fill_attr(const struct shown *s, fuse_ino_t ino,
 
 bool ino_info(struct ckptfs *fs, fuse_ino_t ino, struct ckpt_entry_info *info)
 {
-	if (ino != FUSE_ROOT_ID)
+	struct stat st;
+
+	if (fs->tv && tv_dir_ino(ino) && !tv_stat(fs, ino, &st))
+		return false;
+	if (ino != FUSE_ROOT_ID && !(fs->tv && tv_dir_ino(ino)))
 		return ckpt_tree_stat(fs->tree, ino, info, NULL) == CKPT_OK;
 	memset(info, 0, sizeof(*info));
 	info->kind = CKPT_ENTRY_DIR;
@@ -119,6 +126,8 @@ static bool stat_ino(struct ckptfs *fs, fuse_ino_t ino, struct stat *st)
 	struct ckpt_entry_info info;
 	struct shown s;
 
+	if (fs->tv && tv_dir_ino(ino))
+		return tv_stat(fs, ino, st);
 	if (!ino_info(fs, ino, &info))
 		return false;
 	get_shown(fs, &s);
@@ -172,6 +181,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	uint64_t id;
 
+	if (fs_of(req)->tv && tv_dir_ino(parent)) {
+		tv_lookup(req, parent, name);
+		return;
+	}
 	if (ckpt_tree_lookup(fs_of(req)->tree, tree_dir(parent), name, &id,
 			     NULL))
 		fuse_reply_err(req, ENOENT);
@@ -179,10 +192,19 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_entry(req, id);
 }
 
+/* Gives back n lookups of ino: a directory of -o tree or a tree id. */
+static void forget_ino(struct ckptfs *fs, fuse_ino_t ino, uint64_t n)
+{
+	if (fs->tv && tv_dir_ino(ino))
+		tv_forget(fs, ino, n);
+	else
+		ckpt_tree_forget(fs->tree, ino, n);
+}
+
 /* The kernel forgets nlookup lookups of ino. */
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	ckpt_tree_forget(fs_of(req)->tree, ino, nlookup);
+	forget_ino(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -191,8 +213,7 @@ void op_forget_multi(fuse_req_t req, size_t count,
 		     struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		ckpt_tree_forget(fs_of(req)->tree, forgets[i].ino,
-				 forgets[i].nlookup);
+		forget_ino(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

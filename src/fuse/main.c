@@ -45,6 +45,7 @@ struct options {
 	int crc;
 	int ro;
 	int ignore_crc;
+	int tree;
 	char *enc_mode;
 	char *keyfile;
 	int keyfd;
@@ -71,6 +72,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("create", create),
 	OPT("crc", crc),
 	OPT("ignore_crc", ignore_crc),
+	OPT("tree", tree),
 	OPT("enc_mode=%s", enc_mode),
 	OPT("keyfile=%s", keyfile),
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
@@ -184,6 +186,10 @@ static const char usage_text[] =
 	"                           (default: .*:#*#:*~:sed??????; empty: none)\n"
 	"    -o log=PATH            append every message, timestamped, to PATH\n"
 	"                           (created 0600; not a symbolic link)\n"
+	"    -o tree                show dotted names as directories:\n"
+	"                           model.layers.0.wq is model/layers/0/wq;\n"
+	"                           mkdir, rmdir, mv and rm -r of directories\n"
+	"                           (docs/tree-view.md)\n"
 	"    -o include=GLOB        show only the parameters whose stored names\n"
 	"                           match GLOB (fnmatch(3); repeatable: any of\n"
 	"                           them; write a ',' in GLOB as '\\,')\n"
@@ -458,8 +464,8 @@ int main(int argc, char *argv[])
 	if ((o.log && log_open_file(o.log) != 0) ||
 	    check_mountpoint(opts.mountpoint) != 0 ||
 	    check_helper_key(&o, argc, argv) != 0 || load_key(&o, &key) != 0 ||
-	    load(&fs, &o, key) != 0 || prepare_status(&fs) != 0 ||
-	    add_mount_args(&fs, &args, &o) != 0)
+	    load(&fs, &o, key) != 0 || (o.tree && tv_start(&fs) != 0) ||
+	    prepare_status(&fs) != 0 || add_mount_args(&fs, &args, &o) != 0)
 		goto out;
 	ret = serve(&fs, &args, &opts);
 out:
@@ -477,6 +483,7 @@ out:
 	free(o.keyfile);
 	free_globs(o.include);
 	free_globs(o.exclude);
+	tv_free(&fs);
 	ckpt_tree_close(fs.tree);
 	ckpt_key_free(key);
 	log_close();

@@ -115,7 +115,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/* A new parameter in the root (EPERM elsewhere), open. */
+/* A new parameter in the root (EPERM elsewhere; with -o tree in any
+ * directory of the view), open. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -125,13 +126,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uint64_t id;
 
 	(void)mode;
-	if (parent != FUSE_ROOT_ID) {
+	if (fs->tv && tv_dir_ino(parent)) {
+		int no = tv_create(fs, parent, name, &id);
+		if (no) {
+			fuse_reply_err(req, no);
+			return;
+		}
+	} else if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
 		return;
-	}
-	if (!name_fits(req, name))
+	} else if (!name_fits(req, name)) {
 		return;
-	if (ckpt_tree_create(fs->tree, name, &id, &err)) {
+	} else if (ckpt_tree_create(fs->tree, name, &id, &err)) {
 		reply_fail(req, &err);
 		return;
 	}
@@ -147,7 +153,17 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ckpt_error err;
 	uint64_t id;
 
+	int e;
+
 	(void)rdev;
+	if (S_ISREG(mode) && fs_of(req)->tv && tv_dir_ino(parent)) {
+		e = tv_create(fs_of(req), parent, name, &id);
+		if (e)
+			fuse_reply_err(req, e);
+		else
+			reply_entry(req, id);
+		return;
+	}
 	if (!S_ISREG(mode) || parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -160,12 +176,16 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_entry(req, id);
 }
 
-/* Refused: the parameter list is flat. */
+/* Refused: the parameter list is flat; with -o tree an empty directory
+ * of the view (only in the mount until a file is made in it). */
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
-	(void)parent, (void)name, (void)mode;
-	fuse_reply_err(req, EPERM); /* the parameter list is flat */
+	(void)mode;
+	if (fs_of(req)->tv && tv_dir_ino(parent))
+		tv_mkdir(req, parent, name);
+	else
+		fuse_reply_err(req, EPERM); /* the parameter list is flat */
 }
 
 /* Refused: a checkpoint has no links. */
@@ -189,6 +209,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ckpt_error err;
 
+	if (fs_of(req)->tv && tv_dir_ino(parent)) {
+		fuse_reply_err(req, tv_unlink(fs_of(req), parent, name));
+		return;
+	}
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -199,33 +223,44 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, 0);
 }
 
-/* Refused: map parameters are read-only. */
+/* Refused: map parameters are read-only; with -o tree an empty directory
+ * of the view goes. */
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent, (void)name;
-	fuse_reply_err(req, EPERM); /* map parameters are read-only */
+	if (fs_of(req)->tv && tv_dir_ino(parent))
+		fuse_reply_err(req, tv_rmdir(fs_of(req), parent, name));
+	else
+		fuse_reply_err(req, EPERM); /* map parameters are read-only */
 }
 
 /* Renames within the root (RENAME_NOREPLACE honoured, other flags
- * EINVAL); the entry keeps its place in the order. */
+ * EINVAL); the entry keeps its place in the order.  With -o tree, between
+ * any directories of the view (treefs.c). */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
+	struct ckptfs *fs = fs_of(req);
 	struct ckpt_error err;
 
-	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
 	if (flags & ~(unsigned)RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (fs->tv && tv_dir_ino(parent) && tv_dir_ino(newparent)) {
+		fuse_reply_err(req,
+			       tv_rename(fs, parent, name, newparent, newname,
+					 flags & RENAME_NOREPLACE));
+		return;
+	}
+	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	if (!name_fits(req, newname))
 		return;
-	if (ckpt_tree_rename(fs_of(req)->tree, name, newname,
-			     flags & RENAME_NOREPLACE, &err))
+	if (ckpt_tree_rename(fs->tree, name, newname, flags & RENAME_NOREPLACE,
+			     &err))
 		reply_fail(req, &err);
 	else
 		fuse_reply_err(req, 0);
@@ -349,8 +384,10 @@ const struct fuse_lowlevel_ops ckptfs_ops = {
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
+	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
 	.open = op_open,
 	.create = op_create,
 	.mknod = op_mknod,

@@ -3,7 +3,8 @@
  * include/exclude rule, hidden parameters (not listed, not found, not
  * counted, their names taken, written unchanged by every commit),
  * dropping them (ckpt convert --exclude) and ckpt_tree_rename_all: the
- * new names, collisions (named both), no partial result on any failure.
+ * new names, collisions (named both), no partial result on any failure;
+ * ckpt_tree_rename_prefix (whole components, the target not empty).
  *
  * Every test starts from the same checkpoint, in this order:
  *   net.w          Float32 [2,2]  16 bytes
@@ -599,6 +600,128 @@ static void test_rename_read_only(void **state)
 	assert_string_equal(r.seen, "");
 }
 
+/* ---- renaming a prefix (ckpt_tree_rename_prefix) ----------------------- */
+
+static void test_rename_prefix(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_error err = {0};
+	const char *const got[] = {"model.w", "model.b", "moments.net.w",
+				   "moments.net.b", "step"};
+	uint64_t w;
+
+	f->t = open_tree(f, NULL);
+	w = look(f->t, "net.w");
+	ok(ckpt_tree_rename_prefix(f->t, "net", "model", &err), &err);
+	/* whole components from the start: moments.net.* stays */
+	assert_string_equal(order(f->t), "model.w model.b moments.net.w "
+					 "moments.net.b step m");
+	assert_int_equal(look(f->t, "model.w"), w); /* the id stays */
+	assert_true(ckpt_tree_dirty(f->t));
+	commit(f->t);
+	assert_string_equal(file_names(f->path), "model.w model.b "
+						 "moments.net.w moments.net.b "
+						 "step m");
+	check_file_bytes(f->path, got, 0);
+}
+
+static void test_rename_prefix_deeper(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_error err = {0};
+
+	f->t = open_tree(f, NULL);
+	ok(ckpt_tree_rename_prefix(f->t, "moments.net", "adam.m", &err), &err);
+	assert_string_equal(order(f->t),
+			    "net.w net.b adam.m.w adam.m.b step m");
+	ok(ckpt_tree_rename_prefix(f->t, "adam", "net.adam", &err), &err);
+	assert_string_equal(order(f->t),
+			    "net.w net.b net.adam.m.w net.adam.m.b step m");
+}
+
+/* Only whole components move: net..z and netx.a are not under net; the
+ * parameter named like the prefix moves with it. */
+static void test_rename_prefix_components(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_error err = {0};
+	uint64_t id;
+
+	f->t = open_tree(f, NULL);
+	ok(ckpt_tree_create(f->t, "net..z", &id, &err), &err);
+	ok(ckpt_tree_create(f->t, "netx.a", &id, &err), &err);
+	ok(ckpt_tree_create(f->t, "net", &id, &err), &err);
+	ok(ckpt_tree_rename_prefix(f->t, "net", "q", &err), &err);
+	assert_non_null(strstr(order(f->t), "q.w q.b "));
+	assert_non_null(strstr(order(f->t), "net..z netx.a q"));
+	assert_int_equal(look(f->t, "net"), 0);
+	assert_int_equal(look(f->t, "q"), id);
+}
+
+static void test_rename_prefix_not_empty(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_error err = {0};
+	const char *orig = "net.w net.b moments.net.w moments.net.b step m";
+
+	f->t = open_tree(f, NULL);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "moments", &err),
+			 CKPT_ERR_NOTEMPTY);
+	assert_non_null(strstr(err.msg, "'moments.net.w'"));
+	/* a parameter named like the target makes it taken, too */
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "step", &err),
+			 CKPT_ERR_NOTEMPTY);
+	check_unrenamed(f, orig);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "net.x", &err),
+			 CKPT_ERR_INVAL);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "net", &err),
+			 CKPT_ERR_INVAL);
+	check_unrenamed(f, orig);
+}
+
+/* A map parameter under the prefix refuses the whole move. */
+static void test_rename_prefix_map(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_error err = {0};
+	uint64_t id;
+
+	f->t = open_tree(f, NULL);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "m", "n", &err),
+			 CKPT_ERR_UNSUPPORTED);
+	ok(ckpt_tree_create(f->t, "m.x", &id, &err), &err);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "m", "n", &err),
+			 CKPT_ERR_UNSUPPORTED);
+	assert_non_null(strstr(order(f->t), "m m.x"));
+}
+
+static void test_rename_prefix_hidden(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_tree_opts o = {.exclude = exclude_moments};
+	struct ckpt_error err = {0};
+
+	f->t = open_tree(f, &o);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "moments", &err),
+			 CKPT_ERR_NOTEMPTY);
+	assert_non_null(strstr(err.msg, "(hidden)"));
+	/* only hidden ones under it: nothing moves */
+	ok(ckpt_tree_rename_prefix(f->t, "moments", "x", &err), &err);
+	assert_string_equal(order(f->t), "net.w net.b step m");
+	assert_false(ckpt_tree_dirty(f->t));
+}
+
+static void test_rename_prefix_read_only(void **state)
+{
+	struct fx *f = *state;
+	struct ckpt_tree_opts o = {.read_only = true};
+	struct ckpt_error err = {0};
+
+	f->t = open_tree(f, &o);
+	assert_int_equal(ckpt_tree_rename_prefix(f->t, "net", "x", &err),
+			 CKPT_ERR_READONLY);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -620,6 +743,13 @@ int main(void)
 		T(test_rename_failure_no_partial),
 		T(test_rename_bad_names),
 		T(test_rename_read_only),
+		T(test_rename_prefix),
+		T(test_rename_prefix_deeper),
+		T(test_rename_prefix_components),
+		T(test_rename_prefix_not_empty),
+		T(test_rename_prefix_map),
+		T(test_rename_prefix_hidden),
+		T(test_rename_prefix_read_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,8 @@ const char *ckpt_strerror(ckpt_err code)
 		return "checkpoint in use by another writer";
 	case CKPT_ERR_ISDIR:
 		return "is a directory";
+	case CKPT_ERR_NOTEMPTY:
+		return "directory not empty";
 	}
 	return "unknown error";
 }
@@ -73,6 +75,8 @@ int ckpt_errno(const struct ckpt_error *err)
 		return EBUSY;
 	case CKPT_ERR_ISDIR:
 		return EISDIR;
+	case CKPT_ERR_NOTEMPTY:
+		return ENOTEMPTY;
 	}
 	return EIO;
 }

@@ -36,6 +36,7 @@ typedef enum ckpt_err {
 	CKPT_ERR_CHANGED,     /* the checkpoint changed underneath us */
 	CKPT_ERR_BUSY,	      /* another writer holds the checkpoint */
 	CKPT_ERR_ISDIR,	      /* the entry is a directory (a map parameter) */
+	CKPT_ERR_NOTEMPTY,    /* the directory of a tree view is not empty */
 } ckpt_err;
 
 /* What the user can do about a failure.  The library's messages say what

@@ -373,4 +373,16 @@ typedef ckpt_err (*ckpt_rename_fn)(void *ctx, const char *name, size_t len,
 ckpt_err ckpt_tree_rename_all(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
 			      struct ckpt_error *err);
 
+/* Renames every shown entry whose stored name is from or lies under it
+ * (ckpt_view_under: whole components) by putting to in place of from
+ * (the rename of a directory of the tree view, ckpt_view.h), in one step:
+ * scratch files too, hidden parameters stay as they are.  CKPT_ERR_INVAL
+ * if to is from or lies under it, _NOTEMPTY if an entry that does not
+ * move (hidden or not) is named to or lies under it; else as
+ * ckpt_tree_rename_all (_EXISTS, _INVAL, _UNSUPPORTED for a map
+ * parameter), and on any failure nothing is renamed.  Nothing under
+ * from: nothing happens.  Entries keep their places. */
+ckpt_err ckpt_tree_rename_prefix(struct ckpt_tree *t, const char *from,
+				 const char *to, struct ckpt_error *err);
+
 #endif /* CKPT_TREE_H */

@@ -5,7 +5,8 @@
  * on the stored name); hiding the parameters it does not keep when a tree
  * is opened (ckpt_select_apply) and what a name taken by one of them
  * says (ckpt_select_taken); dropping the hidden entries (convert); and
- * ckpt_tree_rename_all (convert --rename, --name-map).
+ * ckpt_tree_rename_all (convert --rename, --name-map) and
+ * ckpt_tree_rename_prefix (a directory of ckptfs -o tree).
  *
  * A hidden entry stays in the order and in the hash of names, so every
  * commit writes it where it was and as it was (it is never touched: its
@@ -19,12 +20,14 @@
  *
  * Never: rename half of the entries.  ckpt_tree_rename_all computes and
  * checks every new name (and allocates everything) before the first
- * rename, which cannot fail.
+ * rename, which cannot fail; so does ckpt_tree_rename_prefix (the
+ * rename of a directory of the tree view, ckpt_view.h).
  */
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_view.h"
 #include "tree/tree.h"
 
 static const char no_memory[] = "out of memory";
@@ -257,27 +260,21 @@ static ckpt_err check_collisions(const struct ckpt_tree *t,
 	return r;
 }
 
-ckpt_err ckpt_tree_rename_all(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
-			      struct ckpt_error *err)
+/* ckpt_tree_rename_all's work, t->lock held for writing; scratch files
+ * are asked about too when scratch. */
+static ckpt_err rename_locked(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
+			      bool scratch, struct ckpt_error *err)
 {
-	struct plan *p = NULL;
-	size_t n = 0;
+	size_t n = t->norder;
+	struct plan *p = calloc(n ? n : 1, sizeof(*p));
 	bool any = false;
-	ckpt_err r;
+	ckpt_err r = CKPT_OK;
 
-	pthread_rwlock_wrlock(&t->lock);
-	r = ckpt_tree_writable(t, err);
-	if (r)
-		goto out;
-	n = t->norder;
-	p = calloc(n ? n : 1, sizeof(*p));
-	if (!p) {
-		r = ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
-		goto out;
-	}
+	if (!p)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
 	for (size_t i = 0; i < n && !r; i++) {
 		p[i].e = t->order[i];
-		if (!p[i].e->hidden && !p[i].e->scratch)
+		if (!p[i].e->hidden && (scratch || !p[i].e->scratch))
 			r = plan_one(&p[i], fn, ctx, err);
 		any |= p[i].name != NULL;
 	}
@@ -296,6 +293,96 @@ ckpt_err ckpt_tree_rename_all(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
 	t->dirty = true;
 out:
 	free_plan(p, n);
+	return r;
+}
+
+ckpt_err ckpt_tree_rename_all(struct ckpt_tree *t, ckpt_rename_fn fn, void *ctx,
+			      struct ckpt_error *err)
+{
+	ckpt_err r;
+
+	pthread_rwlock_wrlock(&t->lock);
+	r = ckpt_tree_writable(t, err);
+	if (!r)
+		r = rename_locked(t, fn, ctx, false, err);
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
+/* ---- renaming a prefix --------------------------------------------------- */
+
+/* A prefix and its new spelling (stored names). */
+struct prefix_move {
+	const char *from, *to;
+	size_t flen, tlen;
+};
+
+/* True if the stored name (len bytes) is prefix (plen bytes) or lies
+ * under it. */
+static bool in_prefix(const char *name, size_t len, const char *prefix,
+		      size_t plen)
+{
+	return (len == plen && memcmp(name, prefix, len) == 0) ||
+	       ckpt_view_under(name, len, prefix, plen);
+}
+
+/* The ckpt_rename_fn of a prefix move. */
+static ckpt_err move_name(void *ctx, const char *name, size_t len, char **out,
+			  struct ckpt_error *err)
+{
+	const struct prefix_move *m = ctx;
+
+	*out = NULL;
+	if (!in_prefix(name, len, m->from, m->flen))
+		return CKPT_OK;
+	if (memchr(name, '\0', len))
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "a name that holds a NUL byte cannot be "
+				 "moved");
+	*out = malloc(m->tlen + len - m->flen + 1);
+	if (!*out)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, no_memory);
+	memcpy(*out, m->to, m->tlen);
+	memcpy(*out + m->tlen, name + m->flen, len - m->flen + 1);
+	return CKPT_OK;
+}
+
+/* CKPT_ERR_NOTEMPTY if an entry that does not move is named to or lies
+ * under it; CKPT_ERR_INVAL if to lies in from. */
+static ckpt_err prefix_check(const struct ckpt_tree *t,
+			     const struct prefix_move *m,
+			     struct ckpt_error *err)
+{
+	if (in_prefix(m->to, m->tlen, m->from, m->flen))
+		return ckpt_fail(err, CKPT_ERR_INVAL, 0,
+				 "'%s' cannot move into itself ('%s')", m->from,
+				 m->to);
+	for (size_t i = 0; i < t->norder; i++) {
+		const struct entry *e = t->order[i];
+		if (!in_prefix(e->name, e->name_len, m->to, m->tlen) ||
+		    in_prefix(e->name, e->name_len, m->from, m->flen))
+			continue;
+		return ckpt_fail(err, CKPT_ERR_NOTEMPTY, 0,
+				 "'%s' cannot take the place of '%s': it "
+				 "holds '%s'%s",
+				 m->from, m->to, e->fname,
+				 e->hidden ? " (hidden)" : "");
+	}
+	return CKPT_OK;
+}
+
+ckpt_err ckpt_tree_rename_prefix(struct ckpt_tree *t, const char *from,
+				 const char *to, struct ckpt_error *err)
+{
+	struct prefix_move m = {from, to, strlen(from), strlen(to)};
+	ckpt_err r;
+
+	pthread_rwlock_wrlock(&t->lock);
+	r = ckpt_tree_writable(t, err);
+	if (!r)
+		r = prefix_check(t, &m, err);
+	if (!r)
+		r = rename_locked(t, move_name, &m, true, err);
 	pthread_rwlock_unlock(&t->lock);
 	return r;
 }
