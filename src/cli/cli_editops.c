@@ -136,6 +136,26 @@ static ckpt_err set_meta(struct ckpt_tree *t, uint64_t id,
 	return r;
 }
 
+/* One read(2) of at most cap bytes of op's data from fd (retried on
+ * EINTR), its count in *n (0 at the end of the data); 0, or 1 after a
+ * message. */
+static int read_data(int fd, char *buf, size_t cap, const struct cli_op *op,
+		     size_t *n)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, buf, cap);
+	while (r < 0 && errno == EINTR);
+	if (r >= 0) {
+		*n = (size_t)r;
+		return 0;
+	}
+	say(op, "reading the data of '%s' from %s: %s", op->name,
+	    op->path ? op->path : "standard input", strerror(errno));
+	return 1;
+}
+
 /* Copies everything fd still holds into id from offset *off on (id holds
  * *off bytes), adding what it copies to *off. */
 static int copy_in(struct ckpt_tree *t, uint64_t id, int fd,
@@ -143,43 +163,29 @@ static int copy_in(struct ckpt_tree *t, uint64_t id, int fd,
 		   uint64_t *off)
 {
 	struct ckpt_error err;
-	ssize_t n;
+	size_t n;
 
-	while ((n = read(fd, buf, CHUNK)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			say(op, "reading the data of '%s' from %s: %s",
-			    op->name, op->path ? op->path : "standard input",
-			    strerror(errno));
+	for (;;) {
+		if (read_data(fd, buf, CHUNK, op, &n))
 			return 1;
-		}
-		if (ckpt_tree_write(t, id, buf, (size_t)n, *off, &err))
+		if (!n)
+			return 0;
+		if (ckpt_tree_write(t, id, buf, n, *off, &err))
 			return fail(op, file, &err);
-		*off += (uint64_t)n;
+		*off += n;
 	}
-	return 0;
 }
 
 /* Reads from fd into buf until it is full (CHUNK bytes) or the data
  * ends; the count in *have. */
 static int fill(int fd, char *buf, size_t *have, const struct cli_op *op)
 {
-	ssize_t n;
+	size_t n;
 
-	for (*have = 0; *have < CHUNK; *have += (size_t)n) {
-		n = read(fd, buf + *have, CHUNK - *have);
-		if (n < 0 && errno == EINTR) {
-			n = 0;
-			continue;
-		}
-		if (n < 0) {
-			say(op, "reading the data of '%s' from %s: %s",
-			    op->name, op->path ? op->path : "standard input",
-			    strerror(errno));
+	for (*have = 0; *have < CHUNK; *have += n) {
+		if (read_data(fd, buf + *have, CHUNK - *have, op, &n))
 			return 1;
-		}
-		if (n == 0)
+		if (!n)
 			break;
 	}
 	return 0;
