@@ -45,6 +45,7 @@ struct options {
 	int crc;
 	int ro;
 	int ignore_crc;
+	int npy;
 	char *enc_mode;
 	char *keyfile;
 	int keyfd;
@@ -71,6 +72,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("create", create),
 	OPT("crc", crc),
 	OPT("ignore_crc", ignore_crc),
+	OPT("npy", npy),
 	OPT("enc_mode=%s", enc_mode),
 	OPT("keyfile=%s", keyfile),
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
@@ -182,6 +184,9 @@ static const char usage_text[] =
 	"    -o scratch=GLOB[:GLOB...]\n"
 	"                           names of scratch files, never committed\n"
 	"                           (default: .*:#*#:*~:sed??????; empty: none)\n"
+	"    -o npy                 show every parameter as NAME.npy, a NumPy .npy\n"
+	"                           file (np.load and np.save work on it; see\n"
+	"                           docs/npy-mount.md)\n"
 	"    -o log=PATH            append every message, timestamped, to PATH\n"
 	"                           (created 0600; not a symbolic link)\n"
 	"    -o include=GLOB        show only the parameters whose stored names\n"
@@ -443,7 +448,8 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts = {0};
 	struct options o = {.keyfd = -1};
-	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			    .npy_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct ckpt_key *key = NULL;
 	int ret = 1, r;
 
@@ -454,6 +460,7 @@ int main(int argc, char *argv[])
 	}
 	fs.mountpoint = opts.mountpoint;
 	fs.max_read = o.max_read;
+	fs.npy = o.npy;
 	openlog("ckptfs", LOG_PID, LOG_USER);
 	if ((o.log && log_open_file(o.log) != 0) ||
 	    check_mountpoint(opts.mountpoint) != 0 ||
