@@ -329,28 +329,31 @@ void npy_changed(struct ckptfs *fs, fuse_ino_t ino)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-/* Removes the file w created, which got no header, from the tree and
- * from the kernel's names. */
-static void remove_created(struct ckptfs *fs, struct npy_write *w)
+/* Removes the file w created, which got no header, from the tree; its
+ * shown name into shown (sizeof(w->tname) + SUFFIX_LEN) if it did. */
+static bool remove_created(struct ckptfs *fs, struct npy_write *w, char *shown)
 {
-	char shown[sizeof(w->tname) + SUFFIX_LEN];
 	uint64_t id;
 
 	if (ckpt_tree_lookup(fs->tree, 0, w->tname, &id, NULL))
-		return;
+		return false;
 	ckpt_tree_forget(fs->tree, id, 1);
 	if (id != w->ino || ckpt_tree_unlink(fs->tree, w->tname, NULL))
-		return;
+		return false;
 	w->gone = true;
-	snprintf(shown, sizeof(shown), "%s%s", w->tname, SUFFIX);
-	if (fs->se)
-		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, shown,
-						 strlen(shown));
+	snprintf(shown, sizeof(w->tname) + SUFFIX_LEN, "%s%s", w->tname,
+		 SUFFIX);
+	return true;
 }
 
+/* The kernel is told after w's lock is given back: an open with O_CREAT
+ * holds the directory's lock that the name's invalidation takes, and
+ * may wait for w's lock (npy_opened). */
 void npy_flush(struct ckptfs *fs, fuse_ino_t ino)
 {
 	struct npy_write *w = get_write(fs, ino);
+	char shown[sizeof(w->tname) + SUFFIX_LEN];
+	bool removed = false;
 
 	if (!w)
 		return;
@@ -365,10 +368,13 @@ void npy_flush(struct ckptfs *fs, fuse_ino_t ino)
 					  : "the parameter is as it was");
 		w->have = 0;
 		if (w->created)
-			remove_created(fs, w);
+			removed = remove_created(fs, w, shown);
 	}
 	pthread_mutex_unlock(&w->lock);
 	put_write(fs, w, false);
+	if (removed && fs->se)
+		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, shown,
+						 strlen(shown));
 	npy_changed(fs, ino); /* the size the kernel assumed is wrong */
 }
 
