@@ -12,6 +12,7 @@
  *   metaxattr.c the metadata (safetensors) as user.metadata.* of the root
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
  *              what 'ckpt umount' asks the mount (ckpt_common.h)
+ *   npyfs.c    -o npy: parameters as NAME.npy files (docs/npy-mount.md)
  *   fslog.c    messages: stderr, syslog, -o log=PATH
  *   helper.c   started by mount(8): the generic mount options, detection
  *
@@ -44,11 +45,15 @@ struct tview;
 struct ckptfs {
 	struct ckpt_tree *tree;
 	struct tview *tv;	/* -o tree: the view (treefs.c), else NULL */
-	const char *mountpoint; /* absolute (libfuse resolves it) */
-	uint64_t mount_ns;	/* mtime of the root directory */
-	unsigned max_read;	/* -o max_read=N, 0 if not given */
-	bool direct_writes;	/* the kernel invalidates pages on direct
+	const char *mountpoint;	      /* absolute (libfuse resolves it) */
+	uint64_t mount_ns;	      /* mtime of the root directory */
+	unsigned max_read;	      /* -o max_read=N, 0 if not given */
+	bool direct_writes;	      /* the kernel invalidates pages on direct
 				   * writes */
+	bool npy;		      /* -o npy: files are NAME.npy (npyfs.c) */
+	struct fuse_session *se;      /* for notifications; set by serve */
+	pthread_mutex_t npy_lock;     /* npy_writes (npyfs.c) */
+	struct npy_write *npy_writes; /* files waiting for their header */
 	struct ckpt_status_server *status;  /* NULL: no status channel */
 	pthread_mutex_t lock;		    /* the fields below */
 	char last_error[ERR_MSG_MAX + 512]; /* of the last commit, "" if ok */
@@ -98,6 +103,7 @@ struct shown {
 	uid_t uid;
 	gid_t gid;
 	mode_t file;
+	bool npy; /* -o npy: the sizes of the .npy view */
 };
 
 /* What the entries show now (the checkpoint's owner and mode). */
@@ -199,6 +205,67 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* ---- -o npy (npyfs.c) --------------------------------------------------
+ * Every file that is not a scratch file is shown as NAME.npy: the .npy
+ * header of its dtype and shape (ckpt_npy.h), then its bytes.  The
+ * functions below are called only with fs->npy set. */
+
+/* True if info (a file) is shown through the .npy view: not a scratch
+ * file. */
+static inline bool npy_viewed(const struct ckpt_entry_info *info)
+{
+	return info->kind == CKPT_ENTRY_FILE && !info->scratch;
+}
+
+/* The name shown for the tree's entry name described by info, into buf
+ * (NAME_MAX + 1 bytes): name + ".npy" for a viewed file, else name.
+ * NULL if the kernel cannot show it, or the file has no .npy form (more
+ * than 32 dims: logged once per name). */
+const char *npy_shown_name(const char *name, const struct ckpt_entry_info *info,
+			   char *buf);
+
+/* Finds the entry shown as fname in directory dir (0: the root, or a
+ * map) and counts a lookup of it (as ckpt_tree_lookup); false if none. */
+bool npy_lookup(struct ckptfs *fs, uint64_t dir, const char *fname,
+		uint64_t *id);
+
+/* The tree's name for a shown name fname in the root, looked up (scratch
+ * files and maps under their own names, files without ".npy"), into buf
+ * (NAME_MAX + 1); NULL if fname shows no entry. */
+const char *npy_lookup_name(struct ckptfs *fs, const char *fname, char *buf);
+
+/* The tree's name for a new file fname (create, a rename's target): a
+ * scratch name stays, NAME.npy is NAME; else NULL after replying EINVAL
+ * (logged). */
+const char *npy_new_name(fuse_req_t req, const char *fname, char *buf);
+
+/* The length of the .npy header shown for info (a viewed file), into
+ * *len, and its bytes into buf (CKPT_NPY_HEADER_MAX bytes) unless NULL;
+ * false if it has no .npy form. */
+bool npy_header(const struct ckpt_entry_info *info, char *buf, size_t *len);
+
+/* The requests of -o npy.  A scratch file is served raw: then they
+ * return false and do nothing.  npy_read_split splits a read of *size
+ * bytes at *off into the header's bytes (into head, CKPT_NPY_HEADER_MAX
+ * bytes; their count in *hlen) and the tensor's range (*off, *size).
+ * npy_write replies.  npy_truncate sets the file's size (the errno, 0 if
+ * it worked, in *err).  npy_opened notes a file that waits for its
+ * header (created, or opened with O_TRUNC, whose data is emptied only
+ * when a valid header came); npy_flush and npy_release finish it. */
+bool npy_read_split(struct ckptfs *fs, fuse_ino_t ino, uint64_t *off,
+		    size_t *size, char *head, size_t *hlen, int *err);
+bool npy_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	       off_t off);
+bool npy_truncate(fuse_req_t req, fuse_ino_t ino, uint64_t size, int *err);
+int npy_opened(struct ckptfs *fs, fuse_ino_t ino, bool created, bool trunc,
+	       const char *tname);
+void npy_flush(struct ckptfs *fs, fuse_ino_t ino);
+void npy_release(struct ckptfs *fs, fuse_ino_t ino);
+
+/* After a change of ino's dtype or shape: the kernel forgets its cached
+ * size and pages (the header changed). */
+void npy_changed(struct ckptfs *fs, fuse_ino_t ino);
+
 /* ---- metadata on the root (metaxattr.c) -------------------------------- */
 
 /* The key of a user.metadata.KEY attribute name, or NULL for another. */
@@ -215,6 +282,7 @@ void meta_removexattr(fuse_req_t req, const char *key);
 /* ---- commits and control (control.c) ----------------------------------- */
 
 #define FH_WRITABLE 1 /* fi->fh: the file was opened for writing */
+#define FH_NPY 2      /* fi->fh: -o npy, the open waits for a header */
 
 /* fsync of a file or a directory commits the whole tree, unless ino is a
  * scratch file or the tree is read-only (nothing to do), or the caller

@@ -67,10 +67,13 @@ static bool add_dirent(void *ctx, const char *name, uint64_t id,
 {
 	struct dir_fill *d = ctx;
 	struct fuse_entry_param e;
+	char shown[NAME_MAX + 1];
 	size_t need;
 	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 
-	if (!name_listable(name)) /* the kernel cannot show it */
+	if (d->shown.npy && !dot)
+		name = npy_shown_name(name, info, shown);
+	if (!name || !name_listable(name)) /* the kernel cannot show it */
 		return !d->plus || dot || note_counted(d, id, false);
 	memset(&e, 0, sizeof(e));
 	fill_attr(&d->shown, id, info, &e.attr);

@@ -71,6 +71,7 @@ void get_shown(struct ckptfs *fs, struct shown *s)
 
 	ckpt_tree_owner(fs->tree, &mode, &s->uid, &s->gid);
 	s->file = mode & (ckpt_tree_read_only(fs->tree) ? 0444 : 0666);
+	s->npy = fs->npy;
 }
 
 /* A directory's mode for file mode m: x wherever r is set. */
@@ -101,7 +102,10 @@ void fill_attr(const struct shown *s, fuse_ino_t ino,
 	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_blksize = 4096;
 	if (file) {
-		st->st_size = (off_t)info->size;
+		size_t hl = 0;
+		if (s->npy && npy_viewed(info) && !npy_header(info, NULL, &hl))
+			hl = 0;
+		st->st_size = (off_t)(info->size + hl);
 		st->st_blocks = (blkcnt_t)((info->size + 511) / 512);
 	}
 }
@@ -179,14 +183,16 @@ void reply_entry(fuse_req_t req, uint64_t id)
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct ckptfs *fs = fs_of(req);
 	uint64_t id;
 
-	if (fs_of(req)->tv && tv_dir_ino(parent)) {
+	if (fs->tv && tv_dir_ino(parent)) {
 		tv_lookup(req, parent, name);
 		return;
 	}
-	if (ckpt_tree_lookup(fs_of(req)->tree, tree_dir(parent), name, &id,
-			     NULL))
+	if (fs->npy ? !npy_lookup(fs, tree_dir(parent), name, &id)
+		    : ckpt_tree_lookup(fs->tree, tree_dir(parent), name, &id,
+				       NULL) != CKPT_OK)
 		fuse_reply_err(req, ENOENT);
 	else
 		reply_entry(req, id);

@@ -46,6 +46,7 @@ struct options {
 	int ro;
 	int ignore_crc;
 	int tree;
+	int npy;
 	char *enc_mode;
 	char *keyfile;
 	int keyfd;
@@ -73,6 +74,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("crc", crc),
 	OPT("ignore_crc", ignore_crc),
 	OPT("tree", tree),
+	OPT("npy", npy),
 	OPT("enc_mode=%s", enc_mode),
 	OPT("keyfile=%s", keyfile),
 	{"keyfd=%d", offsetof(struct options, keyfd), 0},
@@ -184,6 +186,9 @@ static const char usage_text[] =
 	"    -o scratch=GLOB[:GLOB...]\n"
 	"                           names of scratch files, never committed\n"
 	"                           (default: .*:#*#:*~:sed??????; empty: none)\n"
+	"    -o npy                 show every parameter as NAME.npy, a NumPy .npy\n"
+	"                           file (np.load and np.save work on it; see\n"
+	"                           docs/npy-mount.md)\n"
 	"    -o log=PATH            append every message, timestamped, to PATH\n"
 	"                           (created 0600; not a symbolic link)\n"
 	"    -o tree                show dotted names as directories:\n"
@@ -251,6 +256,13 @@ static int parse_args(struct fuse_args *args, struct options *o,
 	if (o->format && !ckpt_format_known(o->format, strlen(o->format))) {
 		fprintf(stderr, "%s: unknown format '%s' (known: %s)\n", prog,
 			o->format, ckpt_format_names());
+		return -1;
+	}
+	if (o->tree && o->npy) {
+		fprintf(stderr,
+			"%s: -o tree and -o npy cannot be combined yet: "
+			"mount with one of them\n",
+			prog);
 		return -1;
 	}
 	if (!o->checkpoint || !opts->mountpoint) {
@@ -449,7 +461,8 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts = {0};
 	struct options o = {.keyfd = -1};
-	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ckptfs fs = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			    .npy_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct ckpt_key *key = NULL;
 	int ret = 1, r;
 
@@ -460,6 +473,7 @@ int main(int argc, char *argv[])
 	}
 	fs.mountpoint = opts.mountpoint;
 	fs.max_read = o.max_read;
+	fs.npy = o.npy;
 	openlog("ckptfs", LOG_PID, LOG_USER);
 	if ((o.log && log_open_file(o.log) != 0) ||
 	    check_mountpoint(opts.mountpoint) != 0 ||

@@ -32,6 +32,7 @@
 #include <sys/statvfs.h>
 #include <syslog.h>
 
+#include "ckpt_npy.h"
 #include "ckptfs.h"
 
 /* Asks for splicing and notes whether direct writes keep the cache
@@ -60,7 +61,7 @@ static void set_open_file(const struct ckptfs *fs, struct fuse_file_info *fi,
 {
 	int acc = fi->flags & O_ACCMODE;
 
-	fi->fh = acc != O_RDONLY ? FH_WRITABLE : 0;
+	fi->fh = (fi->fh & FH_NPY) | (acc != O_RDONLY ? FH_WRITABLE : 0);
 	if (fs->direct_writes && empty && acc == O_WRONLY)
 		fi->direct_io = 1;
 	else
@@ -78,9 +79,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct ckpt_error err;
 	struct stat st;
 
+	int e = 0;
+
 	(void)fi;
-	if ((to_set & FUSE_SET_ATTR_SIZE) &&
-	    ckpt_tree_truncate(fs->tree, ino, (uint64_t)attr->st_size, &err)) {
+	if ((to_set & FUSE_SET_ATTR_SIZE) && fs->npy &&
+	    npy_truncate(req, ino, (uint64_t)attr->st_size, &e)) {
+		if (e) {
+			fuse_reply_err(req, e);
+			return;
+		}
+	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
+		   ckpt_tree_truncate(fs->tree, ino, (uint64_t)attr->st_size,
+				      &err)) {
 		reply_fail(req, &err);
 		return;
 	}
@@ -88,12 +98,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
-/* Opens a file; a writing open with O_TRUNC empties it. */
+/* Opens a file; a writing open with O_TRUNC empties it (-o npy: once
+ * the header came, npyfs.c). */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ckptfs *fs = fs_of(req);
 	struct ckpt_entry_info info;
 	struct ckpt_error err;
+	bool trunc = (fi->flags & O_TRUNC) &&
+		     (fi->flags & O_ACCMODE) != O_RDONLY;
+	int e;
 
 	if (!ino_get(req, ino, &info))
 		return;
@@ -106,24 +120,35 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY &&
-	    ckpt_tree_truncate(fs->tree, ino, 0, &err)) {
+	if (trunc && fs->npy && npy_viewed(&info)) {
+		e = npy_opened(fs, ino, false, true, NULL);
+		if (e) {
+			fuse_reply_err(req, e);
+			return;
+		}
+		fi->fh |= FH_NPY;
+	} else if (trunc && ckpt_tree_truncate(fs->tree, ino, 0, &err)) {
 		reply_fail(req, &err);
 		return;
 	}
 	set_open_file(fs, fi, fi->flags & O_TRUNC);
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0 && (fi->fh & FH_NPY))
+		npy_release(fs, ino);
 }
 
 /* A new parameter in the root (EPERM elsewhere; with -o tree in any
- * directory of the view), open. */
+ * directory of the view), open; -o npy: NAME.npy is parameter NAME,
+ * waiting for its header. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	struct ckptfs *fs = fs_of(req);
 	struct fuse_entry_param e;
 	struct ckpt_error err;
+	char buf[NAME_MAX + 1];
+	const char *tname = name;
 	uint64_t id;
+	int r;
 
 	(void)mode;
 	if (fs->tv && tv_dir_ino(parent)) {
@@ -135,15 +160,29 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
 		return;
-	} else if (!name_fits(req, name)) {
+	} else if (!name_fits(req, name) ||
+		   (fs->npy && !(tname = npy_new_name(req, name, buf)))) {
 		return;
-	} else if (ckpt_tree_create(fs->tree, name, &id, &err)) {
+	} else if (ckpt_tree_create(fs->tree, tname, &id, &err)) {
 		reply_fail(req, &err);
 		return;
 	}
+	if (fs->npy && tname != name) {
+		r = npy_opened(fs, id, true, false, tname);
+		if (r) {
+			ckpt_tree_forget(fs->tree, id, 1);
+			ckpt_tree_unlink(fs->tree, tname, NULL);
+			fuse_reply_err(req, r);
+			return;
+		}
+		fi->fh = FH_NPY;
+	}
 	set_open_file(fs, fi, true);
-	if (make_entry(req, id, &e) && fuse_reply_create(req, &e, fi) != 0)
+	if (make_entry(req, id, &e) && fuse_reply_create(req, &e, fi) != 0) {
 		ckpt_tree_forget(fs->tree, id, 1);
+		if (fi->fh & FH_NPY)
+			npy_release(fs, id);
+	}
 }
 
 /* A new parameter in the root, regular files only (EPERM otherwise). */
@@ -151,6 +190,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
 	struct ckpt_error err;
+	char buf[NAME_MAX + 1];
 	uint64_t id;
 
 	int e;
@@ -168,7 +208,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (!name_fits(req, name))
+	if (!name_fits(req, name) ||
+	    (fs_of(req)->npy && !(name = npy_new_name(req, name, buf))))
 		return;
 	if (ckpt_tree_create(fs_of(req)->tree, name, &id, &err))
 		reply_fail(req, &err);
@@ -208,6 +249,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ckpt_error err;
+	char buf[NAME_MAX + 1];
 
 	if (fs_of(req)->tv && tv_dir_ino(parent)) {
 		fuse_reply_err(req, tv_unlink(fs_of(req), parent, name));
@@ -215,6 +257,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (parent != FUSE_ROOT_ID) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (fs_of(req)->npy &&
+	    !(name = npy_lookup_name(fs_of(req), name, buf))) {
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	if (ckpt_tree_unlink(fs_of(req)->tree, name, &err))
@@ -233,6 +280,37 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM); /* map parameters are read-only */
 }
 
+/* -o npy: the tree's names of a rename from name to newname into from
+ * and to (buffers of NAME_MAX + 1); false after a reply: from is not
+ * shown (ENOENT), newname not a name a file can have, or a raw scratch
+ * file would become a parameter (EINVAL, logged: its bytes would be
+ * the data behind a header). */
+static bool npy_rename_names(fuse_req_t req, const char **name, char *from,
+			     const char **newname, char *to)
+{
+	const char *f = npy_lookup_name(fs_of(req), *name, from);
+	const char *t;
+
+	if (!f) {
+		fuse_reply_err(req, ENOENT);
+		return false;
+	}
+	t = npy_new_name(req, *newname, to);
+	if (!t)
+		return false;
+	if (f == *name && t != *newname) {
+		logmsg(LOG_NOTICE,
+		       "-o npy: refused renaming '%s' to '%s': a raw scratch "
+		       "file cannot become a parameter (write %s directly)",
+		       *name, *newname, *newname);
+		fuse_reply_err(req, EINVAL);
+		return false;
+	}
+	*name = f;
+	*newname = t;
+	return true;
+}
+
 /* Renames within the root (RENAME_NOREPLACE honoured, other flags
  * EINVAL); the entry keeps its place in the order.  With -o tree, between
  * any directories of the view (treefs.c). */
@@ -242,6 +320,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct ckptfs *fs = fs_of(req);
 	struct ckpt_error err;
+	char from[NAME_MAX + 1], to[NAME_MAX + 1];
 
 	if (flags & ~(unsigned)RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);
@@ -257,7 +336,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (!name_fits(req, newname))
+	if (!name_fits(req, newname) ||
+	    (fs->npy && !npy_rename_names(req, &name, from, &newname, to)))
 		return;
 	if (ckpt_tree_rename(fs->tree, name, newname, flags & RENAME_NOREPLACE,
 			     &err))
@@ -268,35 +348,49 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- data -------------------------------------------------------------- */
 
-/* Replies to a read with the tree's pieces (spliced where they are in a
- * file); CKPT_ERR_NOMEM if there is no memory to describe them. */
+/* A read's reply: the request and the bytes before the tree's pieces
+ * (-o npy: of the header). */
+struct read_reply {
+	fuse_req_t req;
+	const char *head;
+	size_t hlen;
+};
+
+/* Replies to a read with the header bytes, if any, and the tree's pieces
+ * (spliced where they are in a file); CKPT_ERR_NOMEM if there is no
+ * memory to describe them. */
 static ckpt_err reply_pieces(void *ctx, const struct ckpt_piece *p, uint32_t n,
 			     struct ckpt_error *err)
 {
-	fuse_req_t req = ctx;
+	const struct read_reply *rr = ctx;
+	fuse_req_t req = rr->req;
 	struct fuse_bufvec *bv;
+	uint32_t h = rr->hlen ? 1 : 0;
 
-	bv = calloc(1, sizeof(*bv) + n * sizeof(struct fuse_buf));
+	bv = calloc(1, sizeof(*bv) + (n + h) * sizeof(struct fuse_buf));
 	if (!bv) {
 		*err = (struct ckpt_error){.code = CKPT_ERR_NOMEM,
 					   .msg = "out of memory"};
 		return CKPT_ERR_NOMEM;
 	}
-	bv->count = n;
+	bv->count = n + h;
+	if (h) /* read only: fuse_buf has no const */
+		bv->buf[0] = (struct fuse_buf){
+			.size = rr->hlen, .mem = (void *)(uintptr_t)rr->head};
 	for (uint32_t i = 0; i < n; i++) {
 		if (p[i].fd >= 0)
-			bv->buf[i] = (struct fuse_buf){
+			bv->buf[i + h] = (struct fuse_buf){
 				.size = p[i].len,
 				.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
 				.fd = p[i].fd,
 				.pos = (off_t)p[i].pos};
 		else
-			bv->buf[i] = (struct fuse_buf){
+			bv->buf[i + h] = (struct fuse_buf){
 				.size = p[i].len,
 				/* read only: fuse_buf has no const */
 				.mem = (void *)(uintptr_t)p[i].mem};
 	}
-	if (n == 0)
+	if (n + h == 0)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
@@ -325,15 +419,32 @@ static void note_source_problem(struct ckptfs *fs)
 				       sizeof(text)));
 }
 
-/* Reads through the tree's pieces; an EIO is explained in the log. */
+/* Reads through the tree's pieces (-o npy: after the header's bytes);
+ * an EIO is explained in the log. */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct ckptfs *fs = fs_of(req);
+	struct read_reply rr = {.req = req};
+	char head[CKPT_NPY_HEADER_MAX];
+	uint64_t pos = (uint64_t)off;
 	struct ckpt_error err;
+	int e = 0;
 
 	(void)fi;
-	if (ckpt_tree_read_pieces(fs_of(req)->tree, ino, (uint64_t)off, size,
-				  reply_pieces, req, &err) == CKPT_OK)
+	if (fs->npy &&
+	    npy_read_split(fs, ino, &pos, &size, head, &rr.hlen, &e)) {
+		rr.head = head;
+		if (e || size == 0) {
+			if (e)
+				fuse_reply_err(req, e);
+			else
+				fuse_reply_buf(req, head, rr.hlen);
+			return;
+		}
+	}
+	if (ckpt_tree_read_pieces(fs->tree, ino, pos, size, reply_pieces, &rr,
+				  &err) == CKPT_OK)
 		return;
 	if (ckpt_errno(&err) == EIO)
 		note_source_problem(fs_of(req));
@@ -347,11 +458,30 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct ckpt_error err;
 
 	(void)fi;
+	if (fs_of(req)->npy && npy_write(req, ino, buf, size, off))
+		return;
 	if (ckpt_tree_write(fs_of(req)->tree, ino, buf, size, (uint64_t)off,
 			    &err))
 		reply_fail(req, &err);
 	else
 		fuse_reply_write(req, size);
+}
+
+/* -o npy: a close finishes a file that waits for its header. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fi->fh & FH_NPY)
+		npy_flush(fs_of(req), ino);
+	fuse_reply_err(req, 0);
+}
+
+/* -o npy: the last close forgets that a file waited for its header. */
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (fi->fh & FH_NPY)
+		npy_release(fs_of(req), ino);
+	fuse_reply_err(req, 0);
 }
 
 /* statfs of the target's directory through the tree's descriptor (a path
@@ -398,6 +528,8 @@ const struct fuse_lowlevel_ops ckptfs_ops = {
 	.rmdir = op_rmdir,
 	.rename = op_rename,
 	.read = op_read,
+	.flush = op_flush,
+	.release = op_release,
 	.write = op_write,
 	.fsync = op_fsync,
 	.fsyncdir = op_fsyncdir,

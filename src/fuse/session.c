@@ -143,6 +143,7 @@ int serve(struct ckptfs *fs, struct fuse_args *args,
 	se = fuse_session_new(args, &ckptfs_ops, sizeof(ckptfs_ops), fs);
 	if (!se)
 		return 1;
+	fs->se = se;
 	if (install_signals(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, opts->mountpoint) != 0)

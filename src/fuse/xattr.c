@@ -146,10 +146,13 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		logmsg(LOG_NOTICE, "setxattr %s: %s", name,
 		       ckpt_error_text(&err, CKPT_FRONT_MOUNT, text,
 				       sizeof(text)));
-	if (r)
+	if (r) {
 		reply_fail(req, &err);
-	else
-		fuse_reply_err(req, 0);
+		return;
+	}
+	if (fs->npy) /* -o npy: the header changed */
+		npy_changed(fs, ino);
+	fuse_reply_err(req, 0);
 }
 
 /* Removing user.shape makes it inferred again; user.dtype and the root's
@@ -167,10 +170,13 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	if (strcmp(name, "user.shape") == 0) { /* back to inferred (1-D) */
-		if (ckpt_tree_clear_shape(fs_of(req)->tree, ino, &err))
+		if (ckpt_tree_clear_shape(fs_of(req)->tree, ino, &err)) {
 			reply_fail(req, &err);
-		else
-			fuse_reply_err(req, 0);
+			return;
+		}
+		if (fs_of(req)->npy)
+			npy_changed(fs_of(req), ino);
+		fuse_reply_err(req, 0);
 		return;
 	}
 	fuse_reply_err(req, strcmp(name, "user.dtype") == 0 ? EPERM : ENODATA);

@@ -116,6 +116,7 @@ struct ckpt_entry_info {
 	char dtype[32];	 /* MindSpore spelling (maps: as stored) */
 	char shape[256]; /* "[6,1,5,5]" */
 	bool shape_explicit;
+	bool scratch; /* a scratch file (ckpt_tree_is_scratch) */
 	uint64_t mtime_ns;
 };
 
@@ -302,6 +303,11 @@ ckpt_err ckpt_tree_meta_remove(struct ckpt_tree *t, const char *key,
  * "sed??????").  Scratch files are never committed, do not make the tree
  * dirty, and an fsync of one commits nothing. */
 bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id);
+
+/* True if a file created now under the shown name fname would be a
+ * scratch file (see ckpt_tree_is_scratch): it matches a scratch glob and
+ * names no parameter deleted since the last commit. */
+bool ckpt_tree_name_is_scratch(struct ckpt_tree *t, const char *fname);
 
 /* Permission bits (never setuid/setgid/sticky), owner and group of the
  * checkpoint as opened; for a tree without a file yet 0644 and the

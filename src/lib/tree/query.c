@@ -74,6 +74,7 @@ static void fill_info(const struct entry *ent, int sub,
 		return;
 	}
 	info->size = e->size;
+	info->scratch = e->scratch;
 	info->shape_explicit = e->shape_explicit;
 	snprintf(info->dtype, sizeof(info->dtype), "%s",
 		 ckpt_dtype_name(e->dtype));

@@ -84,6 +84,18 @@ bool ckpt_tree_is_scratch(struct ckpt_tree *t, uint64_t id)
 	return s;
 }
 
+bool ckpt_tree_name_is_scratch(struct ckpt_tree *t, const char *fname)
+{
+	bool s = false;
+
+	pthread_rwlock_rdlock(&t->lock);
+	if (!ckpt_tomb_find(t, fname)) /* a parameter's name stays one */
+		for (char **g = t->scratch_globs; g && *g && !s; g++)
+			s = fnmatch(*g, fname, 0) == 0;
+	pthread_rwlock_unlock(&t->lock);
+	return s;
+}
+
 /* ---- tombs --------------------------------------------------------------- */
 
 struct tomb *ckpt_tomb_find(struct ckpt_tree *t, const char *fname)
