@@ -8,12 +8,15 @@ slices of a random pool (their values do not matter to anything measured,
 but they are not all zeros, so nothing can short-cut them).
 
     gen.py uniform PATH COUNT BYTES_EACH    COUNT Float32 parameters
+    gen.py crc     PATH COUNT BYTES_EACH    the same, with a crc_num trailer
+                                            (save_checkpoint(crc_check=True))
     gen.py many    PATH COUNT               COUNT Float32[16] parameters
     gen.py one     PATH BYTES               one UInt8 parameter ("huge")
 """
 
 import os
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -36,16 +39,23 @@ def _slice(pool, i, n):
     return memoryview(pool * reps)[:n]
 
 
-def _write(path, params):
+def _write(path, params, crc=False):
+    """The records of params; crc: then the crc_num trailer, zlib.crc32 of
+    them all (tests/ref/ckref.py, write)."""
     import ckref    # here: bench/gen_st.py imports this module without it
     tmp = path + ".part"
+    c = 0
     with open(tmp, "wb") as f:
         for rec in ckref.iter_records(params):
+            if crc:
+                c = zlib.crc32(rec, c)
             f.write(rec)
+        if crc:
+            f.write(ckref.CRC_MARK + c.to_bytes(10, "big"))
     os.rename(tmp, path)
 
 
-def uniform(path, count, each, seed=1):
+def uniform(path, count, each, seed=1, crc=False):
     """count Float32 parameters of `each` bytes (a multiple of 4)."""
     pool = _pool(seed)
     el = each // 4
@@ -55,7 +65,7 @@ def uniform(path, count, each, seed=1):
             yield {"name": "model.layers.%d.mlp.weight" % i,
                    "dtype": "Float32", "shape": (el,),
                    "data": _slice(pool, i, each)}
-    _write(path, params())
+    _write(path, params(), crc)
 
 
 def many(path, count, seed=2):
@@ -86,6 +96,8 @@ def main(argv):
     kind, path, nums = argv[1], argv[2], [int(a) for a in argv[3:]]
     if kind == "uniform" and len(nums) == 2:
         uniform(path, *nums)
+    elif kind == "crc" and len(nums) == 2:
+        uniform(path, *nums, crc=True)
     elif kind == "many" and len(nums) == 1:
         many(path, *nums)
     elif kind == "one" and len(nums) == 1:

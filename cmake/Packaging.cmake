@@ -6,7 +6,8 @@
 # as Debian policy wants, by cmake/DebGzipMan.cmake) and the bash
 # completion of ckpt.  Depends: fuse3 (fusermount3, which unmounts, and
 # mount.fuse3, which mounts from fstab) and what dpkg-shlibdeps finds the
-# binaries linked against (libc6, libfuse3-3, libssl3, libjansson4).  Included from
+# binaries linked against (libc6, libfuse3-3, libssl3, libjansson4,
+# libisal2).  Included from
 # CMakeLists.txt after the install rules.
 
 set(CKPT_DEB_MAINTAINER

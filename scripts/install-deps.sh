@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libfuse3-dev fuse3 libprotobuf-c-dev protobuf-c-compiler libssl-dev
       libcmocka-dev libjansson-dev
+      libisal-dev   # CRC-32 (crc32_gzip_refl); -DCKPT_ISAL=OFF builds without
+      zlib1g-dev    # the unit tests check the CRC-32 against zlib's crc32
       protobuf-compiler python3-protobuf python3-numpy python3-cryptography
       attr clang clang-format valgrind openssl util-linux
       vim rsync   # the editor and tool tests (test_scratch) run them for real

@@ -14,6 +14,7 @@ void ckpt_print_version(const char *program, const char *libfuse)
 		       : "not linked (ckpt unmounts with fusermount3)");
 	printf("crypto: %s\n", ckpt_crypto_version());
 	printf("json: jansson %s (safetensors headers)\n", ckpt_json_version());
+	printf("crc32: %s\n", ckpt_crc32_impl());
 	printf("protobuf-c: not linked (ckptfs reads and writes the protobuf "
 	       "wire format itself)\n");
 	fflush(stdout);

@@ -188,12 +188,19 @@ class TestCliMisc(CliChecks):
     def test_version(self):
         """Both programs print the project's version (CMakeLists.txt) and
         the libraries they run with: libfuse as pkg-config knows it (ckptfs
-        only), OpenSSL, jansson, and that protobuf-c is not linked."""
+        only), OpenSSL, jansson, what computes the CRC-32 (ISA-L, or the
+        portable code in a -DCKPT_ISAL=OFF build), and that protobuf-c is
+        not linked."""
         with open(os.path.join(common.REPO, "CMakeLists.txt")) as f:
             version = re.search(r"project\(ckptfs VERSION (\S+)",
                                 f.read()).group(1)
         fuse = subprocess.run(["pkg-config", "--modversion", "fuse3"],
                               capture_output=True, text=True).stdout.strip()
+        cache = os.path.join(os.path.dirname(common.CKPT_BIN), "CMakeCache.txt")
+        with open(cache) as f:
+            isal = re.search(r"(?m)^CKPT_ISAL:BOOL=(\S+)", f.read()).group(1)
+        crc = (r"(?m)^crc32: ISA-L 2\.\d+\.\d+ \(crc32_gzip_refl\)$"
+               if isal == "ON" else r"(?m)^crc32: portable slice-by-8 ")
         for prog, binary in (("ckpt", common.CKPT_BIN),
                              ("ckptfs", common.CKPTFS_BIN)):
             with self.subTest(prog):
@@ -206,6 +213,7 @@ class TestCliMisc(CliChecks):
                 self.assertRegex(res.text, r"(?m)^crypto: OpenSSL 3\.")
                 self.assertRegex(res.text, r"(?m)^protobuf-c: not linked")
                 self.assertRegex(res.text, r"(?m)^json: jansson 2\.\d+")
+                self.assertRegex(res.text, crc)
 
 
 @unittest.skipUnless(common.BIG, "CKPT_BIG=0")

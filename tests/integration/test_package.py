@@ -129,7 +129,7 @@ class PackageTest(unittest.TestCase):
         self.assertIn("fuse3", depends)
         self.assertTrue(any(re.match(r"libfuse3-\d+$", d) for d in depends),
                         "no libfuse3 in Depends: %s" % depends)
-        for lib in ("libc6", "libssl", "libjansson"):
+        for lib in ("libc6", "libssl", "libjansson", "libisal"):
             self.assertTrue(any(d.startswith(lib) for d in depends),
                             "no %s in Depends: %s" % (lib, depends))
         self.assertRegex(self.field("Maintainer"),

@@ -37,6 +37,12 @@ void ckpt_set_hint(struct ckpt_error *err, enum ckpt_hint hint, int mode);
  * memcmp-style result. */
 int ckpt_name_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
+/* ---- CRC-32 (crc32.c) ------------------------------------------------ */
+
+/* ckpt_crc32 (ckpt.h) by the portable slice-by-8 code: what ckpt_crc32 is
+ * when built without ISA-L, and the unit tests' reference for it. */
+uint32_t ckpt_crc32_portable(uint32_t crc, const void *buf, size_t len);
+
 /* ---- I/O (io.c) ---------------------------------------------------------
  * These mirror the system calls they wrap: -1 with errno on failure. */
 

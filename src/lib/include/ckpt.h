@@ -414,7 +414,13 @@ const struct ckpt_meta_item *ckpt_meta_at(const struct ckpt_file *f, size_t i);
 
 /* ---- CRC-32 (IEEE, as zlib.crc32) -------------------------------------- */
 
-/* Continues crc over len bytes; start with crc = 0. */
+/* Continues crc over len bytes (buf may be NULL if len is 0); start with
+ * crc = 0.  Chunks chain: ckpt_crc32(ckpt_crc32(0, a, n), b, m) is the CRC
+ * of a's n bytes followed by b's m. */
 uint32_t ckpt_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* What ckpt_crc32 is computed with ("ISA-L 2.30.0 (crc32_gzip_refl)", the
+ * version built against, or the portable code), for --version. */
+const char *ckpt_crc32_impl(void);
 
 #endif /* CKPT_H */
