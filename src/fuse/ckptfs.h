@@ -7,7 +7,9 @@
  *   dir.c      readdir and readdirplus
  *   ops.c      the requests on files (open, read, write, create, unlink,
  *              rename, setattr, statfs) and the table of operations
- *   treefs.c   -o tree: the prefixes of dotted names as directories
+ *   treefs.c   -o tree: the prefixes of dotted names as directories;
+ *              with treefs_ino.c (the view, directory inodes) and
+ *              treefs_edit.c (changes of names), sharing treefs.h
  *   xattr.c    user.dtype, user.shape and the root's control values
  *   metaxattr.c the metadata (safetensors) as user.metadata.* of the root
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
@@ -154,7 +156,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
-/* ---- -o tree (treefs.c) ------------------------------------------------- *
+/* ---- -o tree (treefs*.c) ----------------------------------------------- *
  * With fs->tv, the root and the directories of the view (inodes for which
  * tv_dir_ino holds) are served here; parameter files keep their tree ids
  * and map parameters their listings, as without -o tree. */
