@@ -187,11 +187,14 @@ void tv_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 
 /* The changes of names in directories of the view, replied to by the
  * caller: 0 or the errno.  tv_create makes the parameter (one lookup of
- * *id counted); tv_rename renames a file or moves a directory (a prefix:
- * every parameter under it, ckpt_tree_rename_prefix). */
+ * *id counted); tv_unlink deletes it (only if it is id, unless id is 0);
+ * tv_rename renames a file or moves a directory (a prefix: every
+ * parameter under it, ckpt_tree_rename_prefix).  With -o npy too, the
+ * names of files are those of npy_shown_name (NAME.npy). */
 int tv_create(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 	      uint64_t *id);
-int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name);
+int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name,
+	      uint64_t id);
 int tv_rmdir(struct ckptfs *fs, fuse_ino_t parent, const char *name);
 int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 	      fuse_ino_t newparent, const char *newname, bool noreplace);
@@ -209,8 +212,9 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* ---- -o npy (npyfs.c) --------------------------------------------------
  * Every file that is not a scratch file is shown as NAME.npy: the .npy
- * header of its dtype and shape (ckpt_npy.h), then its bytes.  The
- * functions below are called only with fs->npy set. */
+ * header of its dtype and shape (ckpt_npy.h), then its bytes; NAME is
+ * the tree's name, or with -o tree a leaf's file name.  The functions
+ * below are called only with fs->npy set. */
 
 /* True if info (a file) is shown through the .npy view: not a scratch
  * file. */
@@ -226,6 +230,14 @@ static inline bool npy_viewed(const struct ckpt_entry_info *info)
 const char *npy_shown_name(const char *name, const struct ckpt_entry_info *info,
 			   char *buf);
 
+/* True if npy_shown_name shows the entry name (info) as fname. */
+bool npy_shows(const char *name, const struct ckpt_entry_info *info,
+	       const char *fname);
+
+/* fname without its ".npy" into buf (NAME_MAX + 1 bytes), or NULL if it
+ * does not end in ".npy" after at least one byte. */
+const char *npy_strip(const char *fname, char *buf);
+
 /* Finds the entry shown as fname in directory dir (0: the root, or a
  * map) and counts a lookup of it (as ckpt_tree_lookup); false if none. */
 bool npy_lookup(struct ckptfs *fs, uint64_t dir, const char *fname,
@@ -236,10 +248,24 @@ bool npy_lookup(struct ckptfs *fs, uint64_t dir, const char *fname,
  * (NAME_MAX + 1); NULL if fname shows no entry. */
 const char *npy_lookup_name(struct ckptfs *fs, const char *fname, char *buf);
 
-/* The tree's name for a new file fname (create, a rename's target): a
- * scratch name stays, NAME.npy is NAME; else NULL after replying EINVAL
- * (logged). */
+/* Which tree's name a new file shown as fname gets (create, a rename's
+ * target): raw, the name it has taken as it is, if that is a scratch
+ * name, else stripped, the name of the file NAME.npy is (NULL if fname
+ * is not one), if that is no scratch name; else NULL (logged).  Either
+ * may be NULL (no name). */
+const char *npy_new_pick(struct ckptfs *fs, const char *fname, const char *raw,
+			 const char *stripped);
+
+/* npy_new_pick for fname in the root, into buf (NAME_MAX + 1); NULL
+ * after replying EINVAL. */
 const char *npy_new_name(fuse_req_t req, const char *fname, char *buf);
+
+/* A rename of name (from_raw: a scratch file or map, shown as it is) to
+ * newname (to_raw: a scratch name): EINVAL (logged) if a raw scratch
+ * file would become a parameter (its bytes would be the data behind a
+ * header), else 0. */
+int npy_rename_check(const char *name, bool from_raw, const char *newname,
+		     bool to_raw);
 
 /* The length of the .npy header shown for info (a viewed file), into
  * *len, and its bytes into buf (CKPT_NPY_HEADER_MAX bytes) unless NULL;
@@ -252,15 +278,16 @@ bool npy_header(const struct ckpt_entry_info *info, char *buf, size_t *len);
  * bytes; their count in *hlen) and the tensor's range (*off, *size).
  * npy_write replies.  npy_truncate sets the file's size (the errno, 0 if
  * it worked, in *err).  npy_opened notes a file that waits for its
- * header (created, or opened with O_TRUNC, whose data is emptied only
- * when a valid header came); npy_flush and npy_release finish it. */
+ * header (created as fname in directory parent, or opened with O_TRUNC,
+ * whose data is emptied only when a valid header came); npy_flush and
+ * npy_release finish it. */
 bool npy_read_split(struct ckptfs *fs, fuse_ino_t ino, uint64_t *off,
 		    size_t *size, char *head, size_t *hlen, int *err);
 bool npy_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	       off_t off);
 bool npy_truncate(fuse_req_t req, fuse_ino_t ino, uint64_t size, int *err);
 int npy_opened(struct ckptfs *fs, fuse_ino_t ino, bool created, bool trunc,
-	       const char *tname);
+	       fuse_ino_t parent, const char *fname);
 void npy_flush(struct ckptfs *fs, fuse_ino_t ino);
 void npy_release(struct ckptfs *fs, fuse_ino_t ino);
 

@@ -194,7 +194,8 @@ static const char usage_text[] =
 	"    -o tree                show dotted names as directories:\n"
 	"                           model.layers.0.wq is model/layers/0/wq;\n"
 	"                           mkdir, rmdir, mv and rm -r of directories\n"
-	"                           (docs/tree-view.md)\n"
+	"                           (docs/tree-view.md); with -o npy the files\n"
+	"                           are LEAF.npy (model/layers/0/wq.npy)\n"
 	"    -o include=GLOB        show only the parameters whose stored names\n"
 	"                           match GLOB (fnmatch(3); repeatable: any of\n"
 	"                           them; write a ',' in GLOB as '\\,')\n"
@@ -256,13 +257,6 @@ static int parse_args(struct fuse_args *args, struct options *o,
 	if (o->format && !ckpt_format_known(o->format, strlen(o->format))) {
 		fprintf(stderr, "%s: unknown format '%s' (known: %s)\n", prog,
 			o->format, ckpt_format_names());
-		return -1;
-	}
-	if (o->tree && o->npy) {
-		fprintf(stderr,
-			"%s: -o tree and -o npy cannot be combined yet: "
-			"mount with one of them\n",
-			prog);
 		return -1;
 	}
 	if (!o->checkpoint || !opts->mountpoint) {

@@ -7,7 +7,10 @@
  * file is NAME.npy; scratch files (editors' temporaries) and map
  * parameters (directories) keep their names; map tensors are keys.npy,
  * values.npy, status.npy.  A file of more than 32 dims has no .npy form
- * and is not shown (logged once per mount).
+ * and is not shown (logged once per mount).  With -o tree, NAME is a
+ * leaf's file name (treefs.c): the tree view maps its leaves through
+ * the same rules (npy_strip, npy_shows, npy_new_pick, npy_rename_check),
+ * and everything but names is this file's code in both views.
  *
  * Reads.  A viewed file is its header (ckpt_npy_header_read, computed
  * from the dtype, shape and size at each request, never stored) followed
@@ -57,9 +60,10 @@ struct npy_write {
 	pthread_mutex_t lock; /* the fields below */
 	bool created;	      /* by a create of this mount: removed unless a
 			  * header comes */
+	fuse_ino_t parent;    /* created: its directory */
 	bool trunc;	      /* the data is emptied when the header comes */
 	bool gone;	      /* removed at flush: writes are ENOENT */
-	char tname[NAME_MAX + 1]; /* created: the tree's name */
+	char fname[NAME_MAX + 1]; /* created: its name in parent, NAME.npy */
 	size_t have;		  /* bytes collected in buf */
 	size_t hlen;		  /* the header's length once it parsed */
 	unsigned char buf[PENDING_MAX];
@@ -105,22 +109,38 @@ const char *npy_shown_name(const char *name, const struct ckpt_entry_info *info,
 	return buf;
 }
 
+bool npy_shows(const char *name, const struct ckpt_entry_info *info,
+	       const char *fname)
+{
+	char buf[NAME_MAX + 1];
+	const char *shown = npy_shown_name(name, info, buf);
+
+	return shown && !strcmp(shown, fname);
+}
+
+const char *npy_strip(const char *fname, char *buf)
+{
+	size_t len = strlen(fname);
+
+	if (!has_suffix(fname, len))
+		return NULL;
+	memcpy(buf, fname, len - SUFFIX_LEN);
+	buf[len - SUFFIX_LEN] = '\0';
+	return buf;
+}
+
 /* Looks up the tree's name tname in dir and checks that the entry found
  * is shown as fname; its id into *id (a lookup counted) if so. */
 static bool lookup_as(struct ckptfs *fs, uint64_t dir, const char *tname,
 		      const char *fname, uint64_t *id)
 {
 	struct ckpt_entry_info info;
-	char buf[NAME_MAX + 1];
-	const char *shown;
 
 	if (ckpt_tree_lookup(fs->tree, dir, tname, id, NULL))
 		return false;
-	if (ckpt_tree_stat(fs->tree, *id, &info, NULL) == CKPT_OK) {
-		shown = npy_shown_name(tname, &info, buf);
-		if (shown && !strcmp(shown, fname))
-			return true;
-	}
+	if (ckpt_tree_stat(fs->tree, *id, &info, NULL) == CKPT_OK &&
+	    npy_shows(tname, &info, fname))
+		return true;
 	if (!dir) /* map tensors are not counted */
 		ckpt_tree_forget(fs->tree, *id, 1);
 	return false;
@@ -132,14 +152,8 @@ static bool lookup_as(struct ckptfs *fs, uint64_t dir, const char *tname,
 static const char *npy_find(struct ckptfs *fs, uint64_t dir, const char *fname,
 			    char *buf, uint64_t *id)
 {
-	size_t len = strlen(fname);
-
-	if (has_suffix(fname, len)) {
-		memcpy(buf, fname, len - SUFFIX_LEN);
-		buf[len - SUFFIX_LEN] = '\0';
-		if (lookup_as(fs, dir, buf, fname, id))
-			return buf;
-	}
+	if (npy_strip(fname, buf) && lookup_as(fs, dir, buf, fname, id))
+		return buf;
 	if (lookup_as(fs, dir, fname, fname, id))
 		return fname;
 	return NULL;
@@ -163,26 +177,41 @@ const char *npy_lookup_name(struct ckptfs *fs, const char *fname, char *buf)
 	return name;
 }
 
-const char *npy_new_name(fuse_req_t req, const char *fname, char *buf)
+const char *npy_new_pick(struct ckptfs *fs, const char *fname, const char *raw,
+			 const char *stripped)
 {
-	struct ckptfs *fs = fs_of(req);
-	size_t len = strlen(fname);
-
-	if (ckpt_tree_name_is_scratch(fs->tree, fname))
-		return fname;
-	if (has_suffix(fname, len)) {
-		memcpy(buf, fname, len - SUFFIX_LEN);
-		buf[len - SUFFIX_LEN] = '\0';
-		if (!ckpt_tree_name_is_scratch(fs->tree, buf))
-			return buf;
-	}
+	if (raw && ckpt_tree_name_is_scratch(fs->tree, raw))
+		return raw;
+	if (stripped && !ckpt_tree_name_is_scratch(fs->tree, stripped))
+		return stripped;
 	logmsg(LOG_NOTICE,
 	       "-o npy: refused the name '%s': parameters are files named "
 	       "NAME.npy (NAME not a scratch name), other names only "
 	       "scratch files",
 	       fname);
-	fuse_reply_err(req, EINVAL);
 	return NULL;
+}
+
+const char *npy_new_name(fuse_req_t req, const char *fname, char *buf)
+{
+	const char *t =
+		npy_new_pick(fs_of(req), fname, fname, npy_strip(fname, buf));
+
+	if (!t)
+		fuse_reply_err(req, EINVAL);
+	return t;
+}
+
+int npy_rename_check(const char *name, bool from_raw, const char *newname,
+		     bool to_raw)
+{
+	if (!from_raw || to_raw)
+		return 0;
+	logmsg(LOG_NOTICE,
+	       "-o npy: refused renaming '%s' to '%s': a raw scratch "
+	       "file cannot become a parameter (write %s directly)",
+	       name, newname, newname);
+	return EINVAL;
 }
 
 /* ---- the header ---------------------------------------------------------- */
@@ -288,7 +317,7 @@ static void put_write(struct ckptfs *fs, struct npy_write *w, bool open)
 }
 
 int npy_opened(struct ckptfs *fs, fuse_ino_t ino, bool created, bool trunc,
-	       const char *tname)
+	       fuse_ino_t parent, const char *fname)
 {
 	struct npy_write *w;
 
@@ -314,7 +343,8 @@ int npy_opened(struct ckptfs *fs, fuse_ino_t ino, bool created, bool trunc,
 	w->refs = w->opens = 1;
 	w->created = created;
 	w->trunc = trunc;
-	snprintf(w->tname, sizeof(w->tname), "%s", tname ? tname : "");
+	w->parent = parent;
+	snprintf(w->fname, sizeof(w->fname), "%s", fname ? fname : "");
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_lock(&fs->npy_lock);
 	w->next = fs->npy_writes;
@@ -329,21 +359,22 @@ void npy_changed(struct ckptfs *fs, fuse_ino_t ino)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-/* Removes the file w created, which got no header, from the tree; its
- * shown name into shown (sizeof(w->tname) + SUFFIX_LEN) if it did. */
-static bool remove_created(struct ckptfs *fs, struct npy_write *w, char *shown)
+/* Removes the file w created, which got no header, if its name still
+ * is w->fname (-o tree: through the view, tv_unlink). */
+static bool remove_created(struct ckptfs *fs, struct npy_write *w)
 {
+	char tname[NAME_MAX + 1];
 	uint64_t id;
 
-	if (ckpt_tree_lookup(fs->tree, 0, w->tname, &id, NULL))
-		return false;
-	ckpt_tree_forget(fs->tree, id, 1);
-	if (id != w->ino || ckpt_tree_unlink(fs->tree, w->tname, NULL))
-		return false;
-	w->gone = true;
-	snprintf(shown, sizeof(w->tname) + SUFFIX_LEN, "%s%s", w->tname,
-		 SUFFIX);
-	return true;
+	if (fs->tv)
+		w->gone = !tv_unlink(fs, w->parent, w->fname, w->ino);
+	else if (npy_strip(w->fname, tname) &&
+		 !ckpt_tree_lookup(fs->tree, 0, tname, &id, NULL)) {
+		ckpt_tree_forget(fs->tree, id, 1);
+		w->gone = id == w->ino &&
+			  !ckpt_tree_unlink(fs->tree, tname, NULL);
+	}
+	return w->gone;
 }
 
 /* The kernel is told after w's lock is given back: an open with O_CREAT
@@ -352,7 +383,6 @@ static bool remove_created(struct ckptfs *fs, struct npy_write *w, char *shown)
 void npy_flush(struct ckptfs *fs, fuse_ino_t ino)
 {
 	struct npy_write *w = get_write(fs, ino);
-	char shown[sizeof(w->tname) + SUFFIX_LEN];
 	bool removed = false;
 
 	if (!w)
@@ -368,13 +398,13 @@ void npy_flush(struct ckptfs *fs, fuse_ino_t ino)
 					  : "the parameter is as it was");
 		w->have = 0;
 		if (w->created)
-			removed = remove_created(fs, w, shown);
+			removed = remove_created(fs, w);
 	}
 	pthread_mutex_unlock(&w->lock);
-	put_write(fs, w, false);
 	if (removed && fs->se)
-		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, shown,
-						 strlen(shown));
+		fuse_lowlevel_notify_inval_entry(fs->se, w->parent, w->fname,
+						 strlen(w->fname));
+	put_write(fs, w, false);
 	npy_changed(fs, ino); /* the size the kernel assumed is wrong */
 }
 

@@ -121,7 +121,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (trunc && fs->npy && npy_viewed(&info)) {
-		e = npy_opened(fs, ino, false, true, NULL);
+		e = npy_opened(fs, ino, false, true, 0, NULL);
 		if (e) {
 			fuse_reply_err(req, e);
 			return;
@@ -138,7 +138,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* A new parameter in the root (EPERM elsewhere; with -o tree in any
  * directory of the view), open; -o npy: NAME.npy is parameter NAME,
- * waiting for its header. */
+ * waiting for its header (a scratch file does not wait). */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -167,11 +167,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_fail(req, &err);
 		return;
 	}
-	if (fs->npy && tname != name) {
-		r = npy_opened(fs, id, true, false, tname);
+	if (fs->npy && !ckpt_tree_is_scratch(fs->tree, id)) {
+		r = npy_opened(fs, id, true, false, parent, name);
 		if (r) {
 			ckpt_tree_forget(fs->tree, id, 1);
-			ckpt_tree_unlink(fs->tree, tname, NULL);
+			if (fs->tv)
+				tv_unlink(fs, parent, name, id);
+			else
+				ckpt_tree_unlink(fs->tree, tname, NULL);
 			fuse_reply_err(req, r);
 			return;
 		}
@@ -252,7 +255,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char buf[NAME_MAX + 1];
 
 	if (fs_of(req)->tv && tv_dir_ino(parent)) {
-		fuse_reply_err(req, tv_unlink(fs_of(req), parent, name));
+		fuse_reply_err(req, tv_unlink(fs_of(req), parent, name, 0));
 		return;
 	}
 	if (parent != FUSE_ROOT_ID) {
@@ -290,6 +293,7 @@ static bool npy_rename_names(fuse_req_t req, const char **name, char *from,
 {
 	const char *f = npy_lookup_name(fs_of(req), *name, from);
 	const char *t;
+	int e;
 
 	if (!f) {
 		fuse_reply_err(req, ENOENT);
@@ -298,12 +302,9 @@ static bool npy_rename_names(fuse_req_t req, const char **name, char *from,
 	t = npy_new_name(req, *newname, to);
 	if (!t)
 		return false;
-	if (f == *name && t != *newname) {
-		logmsg(LOG_NOTICE,
-		       "-o npy: refused renaming '%s' to '%s': a raw scratch "
-		       "file cannot become a parameter (write %s directly)",
-		       *name, *newname, *newname);
-		fuse_reply_err(req, EINVAL);
+	e = npy_rename_check(*name, f == *name, *newname, t == *newname);
+	if (e) {
+		fuse_reply_err(req, e);
 		return false;
 	}
 	*name = f;

@@ -172,6 +172,49 @@ static int leaf_id(struct ckptfs *fs, const char *path, uint64_t *id)
 	return e;
 }
 
+/* tv_find_leaf of the leaf named leaf, shown as fname. */
+static int find_as(struct ckptfs *fs, const char *dir, const char *leaf,
+		   const char *fname, char **path, uint64_t *id)
+{
+	struct ckpt_entry_info info;
+	int e = tv_leaf_path(dir, leaf, path);
+
+	if (!e &&
+	    ckpt_view_kind(fs->tv->view, *path) !=
+		    (strcmp(*path, dir) ? CKPT_VIEW_LEAF : CKPT_VIEW_BOTH))
+		e = ENOENT;
+	if (!e)
+		e = leaf_id(fs, *path, id);
+	if (!e && fs->npy &&
+	    (ckpt_tree_stat(fs->tree, *id, &info, NULL) ||
+	     !npy_shows(leaf, &info, fname))) {
+		ckpt_tree_forget(fs->tree, *id, 1);
+		e = ENOENT;
+	}
+	if (e) {
+		free(*path);
+		*path = NULL;
+	}
+	return e;
+}
+
+int tv_find_leaf(struct ckptfs *fs, const char *dir, const char *fname,
+		 char **path, uint64_t *id, bool *raw)
+{
+	char buf[NAME_MAX + 1];
+	const char *leaf = fs->npy ? npy_strip(fname, buf) : NULL;
+	int e;
+
+	*raw = true;
+	if (leaf) {
+		e = find_as(fs, dir, leaf, fname, path, id);
+		*raw = e == ENOENT || e == EINVAL;
+		if (!*raw)
+			return e;
+	}
+	return find_as(fs, dir, fname, fname, path, id);
+}
+
 void tv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct ckptfs *fs = fs_of(req);
@@ -180,6 +223,7 @@ void tv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char *child = NULL;
 	int e = ENOENT;
 	uint64_t id;
+	bool raw;
 
 	pthread_rwlock_rdlock(&tv->lock);
 	dir = tv_path_of(tv, parent);
@@ -197,13 +241,7 @@ void tv_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	free(child);
-	e = tv_leaf_path(dir, name, &child);
-	if (!e)
-		e = ckpt_view_kind(tv->view, child) ==
-				    (strcmp(child, dir) ? CKPT_VIEW_LEAF
-							: CKPT_VIEW_BOTH)
-			    ? leaf_id(fs, child, &id)
-			    : ENOENT;
+	e = tv_find_leaf(fs, dir, name, &child, &id, &raw);
 	free(child);
 	pthread_rwlock_unlock(&tv->lock);
 	if (e)
@@ -241,12 +279,17 @@ static void snap_clear(struct snap *sn)
 
 /* The type and inode number a listing shows for the child at path
  * (kind): a directory's node, a parameter's id (a map parameter is a
- * directory); false if it is gone or out of memory. */
+ * directory); -o npy: its file name *name (malloc'd, its leaf's name)
+ * replaced by the one npy_shown_name shows.  False if it is gone, not
+ * shown or out of memory. */
 static bool child_stat(struct ckptfs *fs, const char *path,
-		       enum ckpt_view_kind kind, struct stat *st)
+		       enum ckpt_view_kind kind, char **name, struct stat *st)
 {
 	struct ckpt_entry_info info;
+	char buf[NAME_MAX + 1];
+	const char *shown;
 	uint64_t id;
+	bool found;
 
 	memset(st, 0, sizeof(*st));
 	if (kind == CKPT_VIEW_DIR) {
@@ -256,13 +299,20 @@ static bool child_stat(struct ckptfs *fs, const char *path,
 	}
 	if (leaf_id(fs, path, &id))
 		return false;
-	st->st_ino = id;
-	st->st_mode = ckpt_tree_stat(fs->tree, id, &info, NULL) == CKPT_OK &&
-				      info.kind == CKPT_ENTRY_DIR
-			      ? S_IFDIR
-			      : S_IFREG;
+	found = ckpt_tree_stat(fs->tree, id, &info, NULL) == CKPT_OK;
 	ckpt_tree_forget(fs->tree, id, 1);
-	return true;
+	st->st_ino = id;
+	st->st_mode = found && info.kind == CKPT_ENTRY_DIR ? S_IFDIR : S_IFREG;
+	if (!fs->npy)
+		return true;
+	shown = found ? npy_shown_name(*name, &info, buf) : NULL;
+	if (shown && shown != *name) {
+		char *s = strdup(shown);
+		free(*name);
+		*name = s;
+		return s != NULL;
+	}
+	return shown != NULL;
 }
 
 /* ckpt_view_children callback: adds a child to the snapshot (ctx). */
@@ -292,7 +342,7 @@ static bool snap_add(void *ctx, const char *comp, size_t clen,
 	if (!name_listable(ent->name) ||
 	    !child_stat(sn->fs, path,
 			kind == CKPT_VIEW_DIR ? kind : CKPT_VIEW_LEAF,
-			&ent->st))
+			&ent->name, &ent->st))
 		free(ent->name); /* the kernel cannot show it, or it is gone */
 	else
 		sn->n++;

@@ -66,6 +66,14 @@ int tv_leaf_path(const char *dir, const char *fname, char **path);
  * malloc'd in *fname; 0, EINVAL (no name has that path) or ENOMEM. */
 int tv_flat_name(const char *path, char **fname);
 
+/* Finds the parameter file shown as fname in directory dir: its path
+ * into *path (malloc'd), its id into *id (a lookup counted), and into
+ * *raw whether fname is its leaf's name as it is (else -o npy's
+ * NAME.npy).  0, ENOENT, EINVAL (no leaf's name) or ENOMEM.  tv->lock
+ * held. */
+int tv_find_leaf(struct ckptfs *fs, const char *dir, const char *fname,
+		 char **path, uint64_t *id, bool *raw);
+
 /* True if a path of kind k is a directory. */
 static inline bool tv_is_dir(enum ckpt_view_kind k)
 {

@@ -79,22 +79,97 @@ static void end_change(struct ckptfs *fs)
 	pthread_rwlock_unlock(&fs->tv->lock);
 }
 
-/* What the parameter file fname in directory dir is: its path in *path
- * and true if it exists (a plain child a LEAF, its own parameter when the
- * directory is also one); 0 or an errno (EISDIR: a directory). */
-static int leaf_at(struct tview *tv, const char *dir, const char *fname,
-		   char **path, bool *exists)
+/* The path (malloc'd) and the tree's name of the leaf named leaf in dir
+ * into *path and *tname, or NULLs if leaf is NULL or no leaf's name; 0
+ * or ENOMEM. */
+static int leaf_names(const char *dir, const char *leaf, char **path,
+		      char **tname)
+{
+	int e = EINVAL;
+
+	*path = *tname = NULL;
+	if (leaf)
+		e = tv_leaf_path(dir, leaf, path);
+	if (!e)
+		e = tv_flat_name(*path, tname);
+	if (e) {
+		free(*path);
+		*path = NULL;
+	}
+	return e == ENOMEM ? ENOMEM : 0;
+}
+
+/* The path of a new file fname in dir into *path: its leaf's, or with
+ * -o npy npy_new_pick's choice, fname as it is for a scratch name (*raw)
+ * or the leaf NAME of NAME.npy.  0 or an errno. */
+static int pick_leaf(struct ckptfs *fs, const char *dir, const char *fname,
+		     char **path, bool *raw)
+{
+	char buf[NAME_MAX + 1], *rpath, *rname, *spath = NULL, *sname = NULL;
+	const char *pick = NULL;
+	int e;
+
+	*raw = true;
+	if (!fs->npy)
+		return tv_leaf_path(dir, fname, path);
+	*path = NULL;
+	e = leaf_names(dir, fname, &rpath, &rname);
+	if (!e)
+		e = leaf_names(dir, npy_strip(fname, buf), &spath, &sname);
+	if (!e)
+		pick = npy_new_pick(fs, fname, rname, sname);
+	if (!e && !pick)
+		e = EINVAL;
+	if (pick && pick == rname) {
+		*path = rpath;
+		rpath = NULL;
+	} else if (pick) {
+		*path = spath;
+		spath = NULL;
+		*raw = false;
+	}
+	free(rpath);
+	free(spath);
+	free(rname);
+	free(sname);
+	return e;
+}
+
+/* What the new parameter file fname in directory dir (a create, a
+ * rename's target) is: its path in *path (pick_leaf, *raw) and true if it
+ * exists (a plain child a LEAF, its own parameter when the directory is
+ * also one); 0 or an errno (EISDIR: a directory). */
+static int new_leaf(struct ckptfs *fs, const char *dir, const char *fname,
+		    char **path, bool *exists, bool *raw)
 {
 	enum ckpt_view_kind k;
 	bool self;
-	int e = tv_leaf_path(dir, fname, path);
+	int e = pick_leaf(fs, dir, fname, path, raw);
 
 	if (e)
 		return e;
 	self = strcmp(*path, dir) == 0;
-	k = ckpt_view_kind(tv->view, *path);
+	k = ckpt_view_kind(fs->tv->view, *path);
 	*exists = self ? k == CKPT_VIEW_BOTH : k == CKPT_VIEW_LEAF;
 	return !self && tv_is_dir(k) ? EISDIR : 0;
+}
+
+/* The path of the parameter file shown as fname in dir (tv_find_leaf,
+ * *raw), which must be id only unless it is 0; 0 or an errno. */
+static int old_leaf(struct ckptfs *fs, const char *dir, const char *fname,
+		    uint64_t only, char **path, bool *raw)
+{
+	uint64_t id;
+	int e = tv_find_leaf(fs, dir, fname, path, &id, raw);
+
+	if (e)
+		return e;
+	ckpt_tree_forget(fs->tree, id, 1);
+	if (!only || id == only)
+		return 0;
+	free(*path);
+	*path = NULL;
+	return ENOENT;
 }
 
 int tv_create(struct ckptfs *fs, fuse_ino_t parent, const char *name,
@@ -102,13 +177,13 @@ int tv_create(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 {
 	struct ckpt_error err;
 	char *path = NULL, *fname = NULL;
-	bool exists;
+	bool exists, raw;
 	int e;
 	const char *dir = begin_change(fs, parent, &e);
 
 	if (!dir)
 		return e;
-	e = leaf_at(fs->tv, dir, name, &path, &exists);
+	e = new_leaf(fs, dir, name, &path, &exists, &raw);
 	if (!e && exists)
 		e = EEXIST;
 	if (!e)
@@ -126,19 +201,18 @@ int tv_create(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 	return e;
 }
 
-int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name)
+int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name,
+	      uint64_t id)
 {
 	struct ckpt_error err;
 	char *path = NULL, *fname = NULL;
-	bool exists;
+	bool raw;
 	int e;
 	const char *dir = begin_change(fs, parent, &e);
 
 	if (!dir)
 		return e;
-	e = leaf_at(fs->tv, dir, name, &path, &exists);
-	if (!e && !exists)
-		e = ENOENT;
+	e = old_leaf(fs, dir, name, id, &path, &raw);
 	if (!e)
 		e = tv_flat_name(path, &fname);
 	if (!e && ckpt_view_prepare_remove(fs->tv->view, path, NULL))
@@ -275,7 +349,7 @@ int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 {
 	const char *dir, *newdir;
 	char *from = NULL, *to = NULL;
-	bool self = !strcmp(name, CKPT_VIEW_SELF), from_exists, to_exists;
+	bool self = !strcmp(name, CKPT_VIEW_SELF), from_raw, to_raw, to_exists;
 	int e;
 
 	dir = begin_change(fs, parent, &e);
@@ -295,11 +369,12 @@ int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 				       : 0;
 	} else {
 		free(from);
-		e = leaf_at(fs->tv, dir, name, &from, &from_exists);
-		if (!e && !from_exists)
-			e = ENOENT;
+		e = old_leaf(fs, dir, name, 0, &from, &from_raw);
 		if (!e)
-			e = leaf_at(fs->tv, newdir, newname, &to, &to_exists);
+			e = new_leaf(fs, newdir, newname, &to, &to_exists,
+				     &to_raw);
+		if (!e && fs->npy)
+			e = npy_rename_check(name, from_raw, newname, to_raw);
 		if (!e && strcmp(from, to) != 0)
 			e = rename_leaf(fs, from, to, to_exists, noreplace);
 	}
