@@ -14,7 +14,8 @@
  *   metaxattr.c the metadata (safetensors) as user.metadata.* of the root
  *   control.c  commits (fsync, at unmount, recovery), who may commit, and
  *              what 'ckpt umount' asks the mount (ckpt_common.h)
- *   npyfs.c    -o npy: parameters as NAME.npy files (docs/npy-mount.md)
+ *   npyfs.c    -o npy: parameters as NAME.npy files (docs/npy-mount.md),
+ *              their names in npyname.c
  *   fslog.c    messages: stderr, syslog, -o log=PATH
  *   helper.c   started by mount(8): the generic mount options, detection
  *
@@ -210,7 +211,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
-/* ---- -o npy (npyfs.c) --------------------------------------------------
+/* ---- -o npy (npyfs.c, npyname.c) ---------------------------------------
  * Every file that is not a scratch file is shown as NAME.npy: the .npy
  * header of its dtype and shape (ckpt_npy.h), then its bytes; NAME is
  * the tree's name, or with -o tree a leaf's file name.  The functions
