@@ -5,8 +5,8 @@ An XFS file system on a loop device (a sparse 1 GiB image: mkfs.xfs,
 mount -o loop; unmounted and detached at the end, also after a failure)
 holds copies of a 256 MiB checkpoint (64 Float32 parameters of 4 MiB), of
 32 MiB one (32 x 1 MiB), of a small one with a crc_num trailer and of a safetensors file.  The same
-edits are committed there and on a copy on the disk of the tests (ext4 or
-tmpfs: no clones, the direct or the page-cache writer), and
+edits are committed there and on a copy in /dev/shm (or, without room
+there, in $TMPDIR: no clones, the direct or the page-cache writer), and
 
   * the two results are byte-identical (cmp), and the reference readers
     (ckref, stref) load them;
@@ -18,10 +18,15 @@ tmpfs: no clones, the direct or the page-cache writer), and
   * a 4 KiB write through a mount + fsync shares all but the edited
     parameter's blocks, and the old file, kept by a hard link and a
     descriptor held open, is byte for byte what it was (a clone must
-    never write into the blocks it shares).
+    never write into the blocks it shares);
+  * test_crash (kill -9 during commits, 4 trials), test_random_ops (2,000
+    operations per format) and the commit fault tests of test_faults
+    (plain, crc) pass with their checkpoints on the image
+    (CKPT_TEST_FS_DIR; with CKPT_LONG their own counts, and all of
+    TestCommitFaults).
 
 Skipped, saying why, without root, mkfs.xfs (xfsprogs), a loop device or
-filefrag.  Quick: ~10 s.
+filefrag.  Quick: ~25 s.
 
 Run:  /usr/bin/python3 -m unittest -v test_reflink   (in tests/integration)
 """
@@ -128,6 +133,18 @@ def make_params(n, seed, shape=SHAPE):
             for i in range(n)]
 
 
+def plain_dir():
+    """Where the copies that commit without clones go: /dev/shm (tmpfs:
+    fsync is free) when it has room, else the tests' $TMPDIR."""
+    try:
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize > 2 << 30:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 class Shared:
     """What the whole module uses: one XFS image and master copies of the
     test files there and on the tests' own disk (setUpModule)."""
@@ -144,7 +161,7 @@ def setUpModule():
         raise unittest.SkipTest("cannot make an XFS image: %s" % image.error)
     S = Shared
     S.xfs = image.mnt
-    S.disk = tempfile.mkdtemp(prefix="ckptfs_reflink_")
+    S.disk = tempfile.mkdtemp(prefix="ckptfs_reflink_", dir=plain_dir())
     unittest.addModuleCleanup(shutil.rmtree, S.disk, True)
     S.params = make_params(NPARAMS, 1)
     master("big.ckpt", lambda p: ckref.write(p, S.params))
@@ -296,6 +313,40 @@ class TestMountEdit(ReflinkBase):
         self.write_4k(d)
         self.check_same(x, d)
         self.assertEqual(shared_fraction(x), 0.0)
+
+
+class TestSuitesOnXfs(ReflinkBase):
+    """The crash, fault and random-operation suites with their checkpoints
+    on the XFS image (CKPT_TEST_FS_DIR), so that their commits go through
+    the clone; small counts (CKPT_LONG: the suites' own)."""
+
+    def run_suite(self, counts, *names):
+        d = tempfile.mkdtemp(prefix="suite_", dir=self.xfs)
+        self.addCleanup(shutil.rmtree, d, True)
+        env = dict(os.environ, CKPT_TEST_FS_DIR=d)
+        if not common.LONG:
+            env.update(counts)
+        r = subprocess.run([common.PYTHON, "-m", "unittest"] + list(names),
+                           cwd=common.HERE, env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=common.TIMEOUT * 5)
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out[-6000:])
+        self.assertRegex(out, r"\nOK")
+        self.assertEqual(os.listdir(d), [], "left on XFS")
+
+    def test_crash(self):
+        self.run_suite({"CKPT_CRASH_TRIALS": "4"}, "test_crash")
+
+    def test_random_ops(self):
+        self.run_suite({"CKPT_RANDOM_OPS": "2000",
+                        "CKPT_RANDOM_ST_OPS": "2000"}, "test_random_ops")
+
+    def test_faults(self):
+        names = ["test_faults.TestCommitFaults"] if common.LONG else [
+            "test_faults.TestCommitFaults.test_" + t
+            for t in ("plain", "crc")]
+        self.run_suite({}, *names)
 
 
 if __name__ == "__main__":
