@@ -272,6 +272,56 @@ class TestSameOffsets(ReflinkBase):
         self.assertGreater(shared_fraction(x), 0.85)
 
 
+class TestShiftedOffsets(ReflinkBase):
+    """Edits that move records: what a clone cannot keep is copied."""
+
+    def same_as_plain(self, name, lines, tag):
+        x, d = self.copies(name, tag)
+        self.edit(x, lines)
+        self.edit(d, lines)
+        self.check_same(x, d)
+        return x
+
+    def test_delete_first(self):
+        x = self.same_as_plain("mid.ckpt", ["rm layer00.weight"], "rm0")
+        self.assertEqual(len(ckref.load(x)), 31)
+
+    def test_retype(self):
+        x = self.same_as_plain("mid.ckpt", ["set layer04.weight dtype=Int32"],
+                               "retype")
+        self.assertEqual(ckref.load_dict(x)["layer04.weight"].dtype, "Int32")
+
+    def test_rename_longer(self):
+        x = self.same_as_plain("mid.ckpt", ["mv layer02.weight "
+                                            "a.much.longer.name.weight"],
+                               "mvlong")
+        self.assertIn("a.much.longer.name.weight", ckref.load_dict(x))
+
+    def test_safetensors_delete(self):
+        x = self.same_as_plain("model.safetensors", ["rm layer00.weight"],
+                               "strm")
+        self.assertTrue(stref.is_valid(x))
+
+    def test_shift_by_whole_blocks_is_shared(self):
+        """Deleting a first record of exactly 8 KiB moves the others by two
+        blocks: their whole blocks are still shared."""
+        first = None
+        for n in range(8192, 8000, -1):
+            p = W.param("pad", "UInt8", (n,), bytes(n))
+            if len(ckref.dumps([p])) == 8192:
+                first = p
+                break
+        self.assertIsNotNone(first)
+        path = os.path.join(self.disk, "master.shift.ckpt")
+        ckref.write(path, [first] + make_params(16, 6, MID))
+        self.addCleanup(os.unlink, path)
+        xm = os.path.join(self.xfs, "master.shift.ckpt")
+        shutil.copyfile(path, xm)
+        self.addCleanup(os.unlink, xm)
+        x = self.same_as_plain("shift.ckpt", ["rm pad"], "shift")
+        self.assertGreater(shared_fraction(x), 0.95)
+
+
 class TestMountEdit(ReflinkBase):
     """The common surgery: 4 KiB written through a mount, fsync."""
 
