@@ -19,7 +19,7 @@ there, in $TMPDIR: no clones, the direct or the page-cache writer), and
     parameter's blocks, and the old file, kept by a hard link and a
     descriptor held open, is byte for byte what it was (a clone must
     never write into the blocks it shares);
-  * test_crash (kill -9 during commits, 4 trials), test_random_ops (2,000
+  * test_crash (kill -9 during commits, 4 trials, 2 of safetensors), test_random_ops (2,000
     operations per format) and the commit fault tests of test_faults
     (plain, crc) pass with their checkpoints on the image
     (CKPT_TEST_FS_DIR; with CKPT_LONG their own counts, and all of
@@ -386,7 +386,8 @@ class TestSuitesOnXfs(ReflinkBase):
         self.assertEqual(os.listdir(d), [], "left on XFS")
 
     def test_crash(self):
-        self.run_suite({"CKPT_CRASH_TRIALS": "4"}, "test_crash")
+        self.run_suite({"CKPT_CRASH_TRIALS": "4", "CKPT_CRASH_ST_TRIALS": "2"},
+                       "test_crash")
 
     def test_random_ops(self):
         self.run_suite({"CKPT_RANDOM_OPS": "2000",
