@@ -61,11 +61,11 @@ _ckpt()
 	local modes="AES-GCM AES-CBC SM4-CBC"
 	local key_opts="--enc-mode --keyfile --keyfd --ignore-crc --format"
 	local out_opts="--out-enc-mode --out-keyfile --out-keyfd --decrypt
-			--crc --no-crc --skip-unrepresentable --rename --name-map
+			--crc --no-crc --no-reflink --skip-unrepresentable --rename --name-map
 			-q --quiet"
 	local formats="ckpt safetensors"
 	local sel_opts="--include --exclude"
-	local edit_opts="${key_opts/--ignore-crc /} --crc --no-crc -q --quiet"
+	local edit_opts="${key_opts/--ignore-crc /} --crc --no-crc --no-reflink -q --quiet"
 	local help_opts="-h --help -V --version"
 
 	COMPREPLY=()

@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config
       zlib1g-dev    # the unit tests check the CRC-32 against zlib's crc32
       protobuf-compiler python3-protobuf python3-numpy python3-cryptography
       attr clang clang-format valgrind openssl util-linux
+      xfsprogs e2fsprogs   # test_reflink: an XFS image; filefrag
       vim rsync   # the editor and tool tests (test_scratch) run them for real
       dpkg-dev groff-base man-db)  # the .deb (scripts/package.sh), man pages
 # the PyTorch example (examples/from_pytorch.sh, test_examples) writes a

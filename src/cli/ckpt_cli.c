@@ -117,7 +117,9 @@ static const char usage[] =
 	"on any error nothing is written; a mounted FILE is refused.  NAMEs are\n"
 	"written as ls shows them.  The key options give FILE's key (the commit\n"
 	"keeps it); --crc / --no-crc add / drop the crc (default: as FILE has\n"
-	"it).\n"
+	"it).  Where FILE's file system shares blocks (XFS, Btrfs, ...) the\n"
+	"commit starts as a clone of FILE and writes only what changed;\n"
+	"--no-reflink (also for convert) writes every byte instead.\n"
 	"\n"
 	"key options (ls, cat, get, info, verify, convert and the editing\n"
 	"commands: the key of FILE or IN; put and edit: not --keyfile -):\n"
@@ -233,6 +235,7 @@ enum {
 	O_DECRYPT,
 	O_CRC,
 	O_NO_CRC,
+	O_NO_REFLINK,
 	O_FORCE,
 	O_FORMAT,
 	O_SKIP_UNREP,
@@ -258,6 +261,7 @@ static const struct option longopts[] = {
 	{"decrypt", no_argument, NULL, O_DECRYPT},
 	{"crc", no_argument, NULL, O_CRC},
 	{"no-crc", no_argument, NULL, O_NO_CRC},
+	{"no-reflink", no_argument, NULL, O_NO_REFLINK},
 	{"force", no_argument, NULL, O_FORCE},
 	{"format", required_argument, NULL, O_FORMAT},
 	{"skip-unrepresentable", no_argument, NULL, O_SKIP_UNREP},
@@ -373,6 +377,9 @@ static int parse_options(struct cli *c, int argc, char **argv)
 			break;
 		case O_NO_CRC:
 			c->no_crc = true;
+			break;
+		case O_NO_REFLINK:
+			c->no_reflink = true;
 			break;
 		case O_FORCE:
 			c->force = true;

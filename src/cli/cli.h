@@ -55,6 +55,7 @@ enum cli_select_opt {
 struct cli {
 	bool lng, quiet, ignore_crc, decrypt, crc, no_crc, force;
 	bool skip_unrepresentable;
+	bool no_reflink;	/* --no-reflink: commits never clone FILE */
 	bool npy;		/* cat --npy */
 	const char *format;	/* --format: of FILE, or of convert's OUT */
 	struct ckpt_keyopt in;	/* --enc-mode, --keyfile, --keyfd */

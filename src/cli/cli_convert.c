@@ -75,6 +75,7 @@ int cmd_convert(struct cli *c, int argc, char **argv)
 		 : c->crc  ? CKPT_CRC_ADD
 			   : CKPT_CRC_KEEP;
 	to.one_shot = true;
+	to.no_reflink = c->no_reflink;
 	to.out_key_policy = c->out_key	 ? CKPT_OUT_KEY_NEW
 			    : c->decrypt ? CKPT_OUT_KEY_NONE
 					 : CKPT_OUT_KEY_SAME;

@@ -51,6 +51,7 @@ static int open_tree(struct cli *c, const char *file, struct ckpt_progress *p,
 					   : c->crc  ? CKPT_CRC_ADD
 						     : CKPT_CRC_KEEP,
 				    .one_shot = true,
+				    .no_reflink = c->no_reflink,
 				    .open = {.key = c->key,
 					     .skip_crc = c->ignore_crc,
 					     .format = c->format},

@@ -45,6 +45,7 @@ struct options {
 	int crc;
 	int ro;
 	int ignore_crc;
+	int no_reflink;
 	int tree;
 	int npy;
 	char *enc_mode;
@@ -73,6 +74,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("create", create),
 	OPT("crc", crc),
 	OPT("ignore_crc", ignore_crc),
+	OPT("no_reflink", no_reflink),
 	OPT("tree", tree),
 	OPT("npy", npy),
 	OPT("enc_mode=%s", enc_mode),
@@ -177,6 +179,9 @@ static const char usage_text[] =
 	"                           safetensors metadata key)\n"
 	"    -o ignore_crc          mount a file whose crc_num does not match\n"
 	"                           (read-only, with a warning)\n"
+	"    -o no_reflink          commits write every byte, even where the\n"
+	"                           file system could share the unchanged\n"
+	"                           ones with the old file (XFS, Btrfs, ...)\n"
 	"    -o enc_mode=MODE       the checkpoint is encrypted: AES-GCM, AES-CBC\n"
 	"                           or SM4-CBC; commits re-encrypt it\n"
 	"    -o keyfile=PATH        the raw key bytes (MindSpore's enc_key);\n"
@@ -370,6 +375,7 @@ static int load(struct ckptfs *fs, const struct options *o,
 				    .scratch = o->scratch,
 				    .create = o->create,
 				    .read_only = o->ro,
+				    .no_reflink = o->no_reflink,
 				    .crc = o->crc ? CKPT_CRC_ADD
 						  : CKPT_CRC_KEEP,
 				    .open.key = key,

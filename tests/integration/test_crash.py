@@ -145,7 +145,7 @@ class TestCrash(unittest.TestCase):
 
     def setUp(self):
         common.require_bin(self, common.CKPTFS_BIN)
-        self.dir = W.tempdir(self, "ckptfs_crash_")
+        self.dir = W.fs_dir(self, "ckptfs_crash_")
         self.path = os.path.join(self.dir, self.NAME)
         self.make_old()
         self.old_sha = sha(self.old)

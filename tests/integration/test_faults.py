@@ -182,7 +182,10 @@ def indices(n):
 
 def fast_dir(tc, prefix):
     """A new directory on a tmpfs of this test (fsync costs nothing
-    there, so hundreds of commits stay fast); removed at cleanup."""
+    there, so hundreds of commits stay fast), or in $CKPT_TEST_FS_DIR
+    when that is set (test_reflink: on XFS); removed at cleanup."""
+    if os.environ.get("CKPT_TEST_FS_DIR"):
+        return W.fs_dir(tc, prefix)
     if not getattr(tc, "_fault_tmpfs", None):
         tc._fault_tmpfs = W.mount_tmpfs(tc, "256m")
     return tempfile.mkdtemp(prefix=prefix, dir=tc._fault_tmpfs)

@@ -292,7 +292,7 @@ class Runner:
         self.tc = tc
         self.seed = seed
         self.rng = random.Random(seed)
-        self.dir = W.tempdir(tc, "ckptfs_rand_")
+        self.dir = W.fs_dir(tc, "ckptfs_rand_")
         self.model = Model()
         self.log = []
         self.stats = dict(ops=0, commits=0, failed_commits=0, remounts=0,

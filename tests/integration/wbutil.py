@@ -89,6 +89,18 @@ def tempdir(tc, prefix="ckptfs_wb_"):
     return d
 
 
+def fs_dir(tc, prefix):
+    """A new directory for checkpoints under test: in $CKPT_TEST_FS_DIR
+    when it is set (test_reflink runs suites with it on an XFS image),
+    else as tempdir(); removed at cleanup."""
+    top = os.environ.get("CKPT_TEST_FS_DIR")
+    if not top:
+        return tempdir(tc, prefix)
+    d = tempfile.mkdtemp(prefix=prefix, dir=top)
+    tc.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()

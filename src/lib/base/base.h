@@ -67,6 +67,12 @@ ssize_t ckpt_kernel_copy(int in_fd, uint64_t in_off, int out_fd,
 int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 		    uint64_t len);
 
+/* Makes out_fd a clone of all of in_fd (ioctl FICLONE): the two files
+ * share their blocks until either is written (XFS, Btrfs, bcachefs, ZFS
+ * >= 2.2 copy on write).  0, or -1 with errno: EOPNOTSUPP, EXDEV, EINVAL
+ * or ENOTTY where the file system cannot (write out_fd otherwise then). */
+int ckpt_clone_file(int in_fd, int out_fd);
+
 /* A new read-write file (mode 0600) in directory dirfd: unnamed
  * (O_TMPFILE), or where the filesystem has none, named prefix + 8 random
  * characters.  With keep NULL such a name is unlinked at once; else it is

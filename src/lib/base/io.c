@@ -1,5 +1,5 @@
 /*
- * io.c - full reads and writes, kernel copies, unnamed files.
+ * io.c - full reads and writes, kernel copies, clones, unnamed files.
  *
  * Every read and write of libckpt that moves bytes between descriptors
  * goes through here, so retries on EINTR and short transfers, the 1 GiB
@@ -9,7 +9,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -119,6 +121,16 @@ int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 		len -= n;
 	}
 	return 0;
+}
+
+int ckpt_clone_file(int in_fd, int out_fd)
+{
+	int r;
+
+	do
+		r = ioctl(out_fd, FICLONE, in_fd);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : 0;
 }
 
 int ckpt_tmpfile_at(int dirfd, const char *prefix, char *keep, size_t size)

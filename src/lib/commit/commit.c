@@ -67,19 +67,37 @@ static uint64_t expected_bytes(const struct ckpt_tree *t)
 	return total;
 }
 
+/* True if a new file of t in format fmt, as o selects it, may start as a
+ * clone of t's file: unchanged records then keep their places. */
+static bool may_clone(const struct ckpt_tree *t, const struct ckpt_format *fmt,
+		      const struct ckpt_write_opts *o)
+{
+	return !t->no_reflink && !o->recovery && t->base &&
+	       t->base->format == fmt && ckpt_extents_in_file(t->base);
+}
+
 /* The sink for a new file of t in format fmt: encrypted when the tree has
- * an output key (and the format is one MindSpore encrypts), else O_DIRECT
- * where the file system allows, else the page cache. */
+ * an output key (and the format is one MindSpore encrypts), else over a
+ * clone of the old file where the file system shares blocks, else
+ * O_DIRECT where it allows, else the page cache. */
 static ckpt_err sink_new(const struct ckpt_tree *t,
 			 const struct ckpt_format *fmt,
+			 const struct ckpt_write_opts *o,
 			 const struct ckpt_sink_conf *c, struct ckpt_sink **out)
 {
+	ckpt_err r;
+
 	if (t->out_key && !fmt->encryptable)
 		return ckpt_fail(c->err, CKPT_ERR_UNSUPPORTED, 0,
 				 "%s: MindSpore has no encrypted %s files",
 				 c->path, fmt->name);
 	if (t->out_key)
 		return ckpt_sink_enc_new(c, t->out_key, out);
+	if (may_clone(t, fmt, o)) {
+		r = ckpt_sink_clone_new(c, ckpt_fd(t->base), out);
+		if (r || *out)
+			return r;
+	}
 	*out = ckpt_sink_dio_new(c);
 	return *out ? CKPT_OK : ckpt_sink_file_new(c, out);
 }
@@ -103,7 +121,7 @@ ckpt_err ckpt_commit_write(struct ckpt_tree *t, int fd,
 	};
 	struct ckpt_sink *s;
 	ckpt_err r = nomem ? ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory")
-			   : sink_new(t, fmt, &c, &s);
+			   : sink_new(t, fmt, o, &c, &s);
 
 	if (r) {
 		free(CKPT_UNCONST(v.perm));

@@ -3,9 +3,10 @@
  *
  * A format's encode emits the new file into a sink's emitter (format.h);
  * the sink puts the bytes into the file: through the page cache
- * (sink_file.c: copies in the kernel, starts writeback as it goes), with
- * O_DIRECT from a writer thread (sink_dio.c), or encrypted in blocks on
- * all cores (sink_enc.c).  The commit chooses one per file written and
+ * (sink_file.c: copies in the kernel, starts writeback as it goes; or
+ * over a clone of the old file, writing only what is not already in
+ * place), with O_DIRECT from a writer thread (sink_dio.c), or encrypted
+ * in blocks on all cores (sink_enc.c).  The commit chooses one per file written and
  * never looks at which it has.  sink.c holds what they share: progress,
  * messages, and walking an entry's pieces.
  *
@@ -58,6 +59,16 @@ static inline struct ckpt_sink *ckpt_sink_of(struct ckpt_emitter *em)
 /* sink_file.c: through the page cache.  CKPT_OK, or CKPT_ERR_NOMEM. */
 ckpt_err ckpt_sink_file_new(const struct ckpt_sink_conf *c,
 			    struct ckpt_sink **out);
+
+/* sink_file.c: over a clone of base (the old checkpoint, a regular file):
+ * c->fd is made a clone of it, ranges of base emitted at their own offset
+ * are left as they are, the rest is written as ckpt_sink_file_new does,
+ * and the file is cut to its length at the end.  *out NULL (and CKPT_OK)
+ * when the file system cannot clone base into c->fd: then use another
+ * sink (c->fd is still empty).  Fails only on memory, or when the output
+ * could not be emptied after a failed clone. */
+ckpt_err ckpt_sink_clone_new(const struct ckpt_sink_conf *c, int base,
+			     struct ckpt_sink **out);
 
 /* sink_dio.c: with O_DIRECT, in 16 MiB chunks from a writer thread (see
  * the top of sink_dio.c).  NULL when the file system has no direct I/O,

@@ -72,7 +72,11 @@ struct ckpt_tree_opts {
 	enum ckpt_crc_policy crc; /* the trailer of commits */
 	bool one_shot;		  /* closed right after one commit (ckpt
 				  * convert): the output is not reopened */
-	const char *scratch;	  /* scratch-name globs separated by ':'; NULL:
+	/* Commits never start as a clone of the old file (by default one
+	 * does where the file system shares blocks: XFS, Btrfs, ...; then
+	 * only what changed is written), for debugging and measuring. */
+	bool no_reflink;
+	const char *scratch; /* scratch-name globs separated by ':'; NULL:
 				  * the defaults (see ckpt_tree_is_scratch),
 				  * "": none */
 	struct ckpt_open_opts open; /* open.key: decrypt with this key */

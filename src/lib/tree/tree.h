@@ -94,7 +94,8 @@ struct ckpt_tree {
 	char ro_buf[600]; /* ro_reason, when it names a path */
 	char warning[512];
 	enum ckpt_crc_policy crc;
-	bool one_shot; /* no rebind after a commit */
+	bool one_shot;	 /* no rebind after a commit */
+	bool no_reflink; /* commits never start as a clone of the old file */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	bool memory_staging;		/* encrypted: no plaintext on disk */

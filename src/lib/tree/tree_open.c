@@ -265,6 +265,7 @@ static void init(struct ckpt_tree *t, const struct ckpt_tree_opts *opts)
 		break;
 	}
 	t->one_shot = opts->one_shot;
+	t->no_reflink = opts->no_reflink;
 	t->memory_staging = opts->open.key || t->out_key;
 	t->skip_unrepresentable = opts->skip_unrepresentable;
 	t->warn = opts->warn;
