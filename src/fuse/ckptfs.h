@@ -43,12 +43,13 @@ struct tview;
 
 struct ckptfs {
 	struct ckpt_tree *tree;
-	struct tview *tv;	/* -o tree: the view (treefs.c), else NULL */
-	const char *mountpoint; /* absolute (libfuse resolves it) */
-	uint64_t mount_ns;	/* mtime of the root directory */
-	unsigned max_read;	/* -o max_read=N, 0 if not given */
-	bool direct_writes;	/* the kernel invalidates pages on direct
+	struct tview *tv;	   /* -o tree: the view (treefs.c), else NULL */
+	const char *mountpoint;	   /* absolute (libfuse resolves it) */
+	uint64_t mount_ns;	   /* mtime of the root directory */
+	unsigned max_read;	   /* -o max_read=N, 0 if not given */
+	bool direct_writes;	   /* the kernel invalidates pages on direct
 				   * writes */
+	atomic_bool readahead_set; /* raise_readahead has run */
 	struct ckpt_status_server *status;  /* NULL: no status channel */
 	pthread_mutex_t lock;		    /* the fields below */
 	char last_error[ERR_MSG_MAX + 512]; /* of the last commit, "" if ok */
