@@ -47,15 +47,16 @@ struct tview;
 
 struct ckptfs {
 	struct ckpt_tree *tree;
-	struct tview *tv;	  /* -o tree: the view (treefs.c), else NULL */
-	const char *mountpoint;	  /* absolute (libfuse resolves it) */
-	uint64_t mount_ns;	  /* mtime of the root directory */
-	unsigned max_read;	  /* -o max_read=N, 0 if not given */
-	bool direct_writes;	  /* the kernel invalidates pages on direct
+	struct tview *tv;	   /* -o tree: the view (treefs.c), else NULL */
+	const char *mountpoint;	   /* absolute (libfuse resolves it) */
+	uint64_t mount_ns;	   /* mtime of the root directory */
+	unsigned max_read;	   /* -o max_read=N, 0 if not given */
+	bool direct_writes;	   /* the kernel invalidates pages on direct
 				   * writes */
-	bool npy;		  /* -o npy: files are NAME.npy (npyfs.c) */
-	struct fuse_session *se;  /* for notifications; set by serve */
-	pthread_mutex_t npy_lock; /* npy_writes (npyfs.c) */
+	bool npy;		   /* -o npy: files are NAME.npy (npyfs.c) */
+	struct fuse_session *se;   /* for notifications; set by serve */
+	pthread_mutex_t npy_lock;  /* npy_writes (npyfs.c) */
+	atomic_bool readahead_set; /* raise_readahead has run */
 	struct npy_write *npy_writes;	    /* files waiting for their header */
 	struct ckpt_status_server *status;  /* NULL: no status channel */
 	pthread_mutex_t lock;		    /* the fields below */
