@@ -1,6 +1,7 @@
 #!/bin/bash
-#   scripts/test.sh          the test command (README.md): about 19 minutes
-#                            on 2 cores
+#   scripts/test.sh          the test command (README.md): about 7 minutes
+#                            on a 2-core development machine (the CI
+#                            machine is slower)
 #   scripts/test.sh --long   the same with the long counts (docs/testing.md):
 #                            100,000 random operations, 200 crash trials,
 #                            20 minutes per fuzzer (an hour in all), every
