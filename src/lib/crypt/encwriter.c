@@ -299,7 +299,26 @@ static ckpt_err flush(struct out *o, uint64_t end, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-/* Appends n bytes of ciphertext at p to the block. */
+/* Where the byte at o->pos goes; *end is the file offset up to which
+ * the next bytes go there too. */
+static uint8_t *dest(const struct out *o, uint64_t *end)
+{
+	const struct span *sp = &o->sp;
+
+	if (o->pos < sp->h) {
+		*end = sp->h;
+		return o->head + (o->pos - sp->s);
+	}
+	if (o->pos >= sp->t) {
+		*end = sp->e;
+		return o->tail + (o->pos - sp->t);
+	}
+	*end = o->wpos + o->w->win < sp->t ? o->wpos + o->w->win : sp->t;
+	return o->win + (o->pos - o->wpos);
+}
+
+/* Appends n bytes of ciphertext at p to the block; a full window is
+ * written. */
 static ckpt_err put(struct out *o, const uint8_t *p, size_t n,
 		    struct ckpt_error *err)
 {
@@ -311,20 +330,15 @@ static ckpt_err put(struct out *o, const uint8_t *p, size_t n,
 				 "than %llu bytes",
 				 (unsigned long long)(sp->e - sp->s));
 	while (n) {
-		uint64_t end = o->pos < sp->h	 ? sp->h
-			       : o->pos >= sp->t ? sp->e
-			       : o->wpos + o->w->win < sp->t
-				       ? o->wpos + o->w->win
-				       : sp->t;
+		bool middle = o->pos >= sp->h && o->pos < sp->t;
+		uint64_t end;
+		uint8_t *dst = dest(o, &end);
 		size_t k = end - o->pos < n ? (size_t)(end - o->pos) : n;
-		uint8_t *dst = o->pos < sp->h	 ? o->head + (o->pos - sp->s)
-			       : o->pos >= sp->t ? o->tail + (o->pos - sp->t)
-						 : o->win + (o->pos - o->wpos);
 		memcpy(dst, p, k);
 		o->pos += k;
 		p += k;
 		n -= k;
-		if (o->pos == end && end > sp->h && end <= sp->t) {
+		if (middle && o->pos == end) {
 			ckpt_err e = flush(o, end, err);
 			if (e)
 				return e;
