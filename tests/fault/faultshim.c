@@ -39,12 +39,14 @@
  * KIND is one of the names above; ERR is an errno name (EIO, ENOSPC,
  * EDQUOT, EFBIG, EROFS, EINTR, ...) or a number, or SHORT: the call is
  * made for half of the requested length (write, pwrite, copy_file_range
- * only; others then pass).  A missing or empty file injects nothing.
+ * only; others then pass; on an O_DIRECT descriptor rounded down to whole
+ * 4 KiB pages).  A missing or empty file injects nothing.
  *
  * O_DIRECT: a pwrite on a descriptor opened (or fcntl'ed) O_DIRECT whose
  * buffer, offset or length is not a multiple of 4096 fails with EINVAL, as
  * on ext4, also where the file system would accept it (tmpfs, on which
- * the tests run, checks nothing).
+ * the tests run, checks nothing).  The statistics count the pwrites on
+ * O_DIRECT descriptors apart ("direct", below).
  *
  * Statistics: when CKPT_FAULT_STATS names a file, every counted call
  * rewrites it (write to PATH.tmp, rename: readers never see half a file):
@@ -54,6 +56,8 @@
  *   pid P
  *   count KIND N       calls of KIND since the control file last changed
  *   fired KIND N ERR   a fault that was injected (the N-th call of KIND)
+ *   direct N M         of the pwrites on O_DIRECT descriptors, N went
+ *                      through and M were refused as misaligned
  *   trace KIND N PATH  with CKPT_FAULT_TRACE=1: the last 64 counted calls
  *                      and the file each one was about
  *   end G
@@ -144,6 +148,7 @@ static char seq[64] = "-";
 static struct rule rules[MAX_RULES];
 static int nrules;
 static unsigned long counts[K_COUNT + 1];
+static unsigned long ndirect, nmisaligned; /* pwrites on O_DIRECT fds */
 static char fired[MAX_FIRED][64];
 static int nfired;
 static struct trace traces[TRACE_LEN];
@@ -351,6 +356,7 @@ static void refresh(void)
 		ctl_seen = st;
 	gen++;
 	memset(counts, 0, sizeof(counts));
+	ndirect = nmisaligned = 0;
 	nfired = 0;
 	ntraces = 0;
 	nrules = 0;
@@ -394,6 +400,7 @@ static void write_stats(void)
 	ADD("gen %lu\nseq %s\npid %d\n", gen, seq, (int)getpid());
 	for (int k = 0; k <= K_COUNT; k++)
 		ADD("count %s %lu\n", kind_names[k], counts[k]);
+	ADD("direct %lu %lu\n", ndirect, nmisaligned);
 	for (int i = 0; i < nfired; i++)
 		ADD("fired %s\n", fired[i]);
 	if (tracing) {
@@ -497,13 +504,37 @@ static size_t half(size_t n)
 	return n > 1 ? n / 2 : n;
 }
 
-/* Whether a pwrite would break the O_DIRECT alignment rules of ext4. */
-static int misaligned_direct(int fd, const void *buf, size_t n, off64_t off)
+/* The half of an n-byte pwrite on fd that is made for SHORT: on an
+ * O_DIRECT descriptor a whole number of 4 KiB pages (as a device's short
+ * direct write is whole sectors), so that the rest stays aligned. */
+static size_t half_pwrite(int fd, size_t n)
 {
 	int fl = fcntl(fd, F_GETFL);
 
-	return fl >= 0 && (fl & O_DIRECT) &&
-	       (((uintptr_t)buf | (uint64_t)n | (uint64_t)off) & 4095u);
+	if (fl >= 0 && (fl & O_DIRECT) && n >= 8192)
+		return n / 2 / 4096 * 4096;
+	return half(n);
+}
+
+/* Whether a pwrite would break the O_DIRECT alignment rules of ext4;
+ * counts the pwrites on O_DIRECT descriptors (shown at the next call). */
+static int misaligned_direct(int fd, const void *buf, size_t n, off64_t off)
+{
+	int fl = fcntl(fd, F_GETFL);
+	int bad;
+
+	if (fl < 0 || !(fl & O_DIRECT))
+		return 0;
+	bad = (((uintptr_t)buf | (uint64_t)n | (uint64_t)off) & 4095u) != 0;
+	if (!fd_counts(fd))
+		return bad;
+	pthread_mutex_lock(&mu);
+	if (bad)
+		nmisaligned++;
+	else
+		ndirect++;
+	pthread_mutex_unlock(&mu);
+	return bad;
 }
 
 /* ---- wrappers ---------------------------------------------------------- */
@@ -527,7 +558,7 @@ EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 		errno = e > 0 ? e : EINVAL;
 		return -1;
 	}
-	return r_pwrite(fd, buf, e == ERR_SHORT ? half(n) : n, off);
+	return r_pwrite(fd, buf, e == ERR_SHORT ? half_pwrite(fd, n) : n, off);
 }
 
 EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
@@ -538,7 +569,8 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 		errno = e > 0 ? e : EINVAL;
 		return -1;
 	}
-	return r_pwrite64(fd, buf, e == ERR_SHORT ? half(n) : n, off);
+	return r_pwrite64(fd, buf, e == ERR_SHORT ? half_pwrite(fd, n) : n,
+			  off);
 }
 
 EXPORT ssize_t copy_file_range(int in, loff_t *in_off, int out, loff_t *out_off,

@@ -195,9 +195,11 @@ def fast_dir(tc, prefix):
 # a daemon under the shim
 
 class Stats:
-    def __init__(self, seq, counts, fired, trace):
+    def __init__(self, seq, counts, fired, trace, direct=(0, 0)):
         self.seq, self.counts, self.fired, self.trace = (seq, counts, fired,
                                                          trace)
+        # pwrites on O_DIRECT descriptors: (went through, misaligned)
+        self.direct = direct
 
     def kinds(self):
         return {k: n for k, n in self.counts.items() if n and k != "any"}
@@ -205,6 +207,7 @@ class Stats:
 
 def parse_stats(text):
     seq, counts, fired, trace = None, {}, [], []
+    direct = (0, 0)
     end = None
     gen = None
     for line in text.splitlines():
@@ -221,11 +224,13 @@ def parse_stats(text):
             fired.append((f[1], int(f[2]), f[3]))
         elif f[0] == "trace":
             trace.append(" ".join(f[1:]))
+        elif f[0] == "direct":
+            direct = (int(f[1]), int(f[2]))
         elif f[0] == "end":
             end = f[1]
     if gen is None or end != gen:
         return None
-    return Stats(seq, counts, fired, trace)
+    return Stats(seq, counts, fired, trace, direct)
 
 
 class FaultMount:
@@ -421,17 +426,7 @@ class Config:
         W.make_lenet(src)
         opts = list(self.opts)
         if self.key:
-            plain = os.path.join(d, "plain.ckpt")
-            os.rename(src, plain)
-            self.keyfile = os.path.join(d, "model.key")
-            with open(self.keyfile, "wb") as f:
-                f.write(bytes(range(32)))
-            r = M.ckpt("convert", "--out-enc-mode", self.key,
-                            "--out-keyfile", self.keyfile, plain, src)
-            tc.assertEqual(r.rc, 0, r.describe())
-            os.unlink(plain)
-            opts += ["-o", "enc_mode=%s,keyfile=%s" % (self.key,
-                                                       self.keyfile)]
+            opts += self.encrypt(tc, src)
         target = src
         if self.output:
             # on the disk, not the tmpfs: another file system
@@ -440,6 +435,22 @@ class Config:
             opts += ["-o", "output=" + target]
         self.mount_opts = opts
         return src, target
+
+    def encrypt(self, tc, src, keydir=None):
+        """Encrypts the plain checkpoint src in place with a new key file
+        in keydir (default: beside it); returns the mount options that
+        read it."""
+        d = os.path.dirname(src)
+        plain = os.path.join(d, "plain.ckpt")
+        os.rename(src, plain)
+        self.keyfile = os.path.join(keydir or d, "model.key")
+        with open(self.keyfile, "wb") as f:
+            f.write(bytes(range(32)))
+        r = M.ckpt("convert", "--out-enc-mode", self.key,
+                   "--out-keyfile", self.keyfile, plain, src)
+        tc.assertEqual(r.rc, 0, r.describe())
+        os.unlink(plain)
+        return ["-o", "enc_mode=%s,keyfile=%s" % (self.key, self.keyfile)]
 
     def plain_bytes(self, tc, path):
         if not self.key:
@@ -1581,11 +1592,16 @@ def direct_io_works(d):
 class TestDirectOutput(FaultBase):
     """A plain commit writes the new checkpoint with O_DIRECT in 16 MiB
     chunks and its last, shorter chunk through the page cache
-    (src/lib/commit.c).  A 40 MiB checkpoint takes two direct writes and a
-    buffered one.  A direct write the file system refuses (EINVAL) is
-    written again through the page cache and the commit succeeds; any other
-    failure fails the commit, the original untouched and the edits kept;
-    short writes and EINTR are retried."""
+    (src/lib/commit/sink_dio.c).  A 40 MiB checkpoint takes two direct
+    writes and a buffered one.  An encrypted commit writes the middle of
+    every block with O_DIRECT from each thread's window and the blocks'
+    edges through the page cache (src/lib/crypt/encwriter.c); 68 MiB
+    make two blocks, encrypted on two threads.  The shim refuses a
+    misaligned direct write as ext4 does, and none may be made.  A direct
+    write the file system refuses (EINVAL) is written again through the
+    page cache and the commit succeeds; any other failure fails the
+    commit, the original untouched and the edits kept; short writes and
+    EINTR are retried."""
 
     TRIALS = (("pwrite 1 EINVAL", "EINVAL", True),
               ("pwrite 2 EINVAL", "EINVAL", True),
@@ -1602,10 +1618,12 @@ class TestDirectOutput(FaultBase):
         rng = np.random.default_rng(17)
         n = 4 << 20
         exp = [W.param("p%d" % i, "Float32", (n // 4,), rng.bytes(n))
-               for i in range(10)]
+               for i in range(17 if cfg.key else 10)]
         src = os.path.join(d, NAME)
         ckref.write(src, exp, crc=cfg.crc)
-        fm = FaultMount(self, src, *cfg.opts)
+        opts = cfg.opts + (cfg.encrypt(self, src, fast_dir(self, "key_"))
+                           if cfg.key else [])
+        fm = FaultMount(self, src, *opts)
         for k, (rule, err, ok) in enumerate((("", "-", True),) +
                                             self.TRIALS):
             name, off = "p%d" % (k % 10), 4096 * (k + 1)
@@ -1621,13 +1639,23 @@ class TestDirectOutput(FaultBase):
             fm.disarm()
             label = "%s commit with %r" % (cfg.name, rule or "no fault")
             probs = []
-            if not rule:
+            if st.direct[1]:
+                probs.append("%d misaligned direct writes" % st.direct[1])
+            if not rule and cfg.key:
+                # the blocks' middles direct (68 MiB in 8 MiB windows),
+                # no copy in the kernel
+                if st.direct[0] < 8 or st.counts.get("copy_file_range"):
+                    probs.append("expected at least 8 direct writes and "
+                                 "no copy_file_range, counted %s, direct "
+                                 "%s" % (st.counts, st.direct))
+            elif not rule:
                 # the direct path is taken: 2 direct writes + the tail,
                 # no copy in the kernel
-                if st.counts.get("pwrite") != 3 or \
+                if st.counts.get("pwrite") != 3 or st.direct[0] != 2 or \
                         st.counts.get("copy_file_range"):
-                    probs.append("expected 3 pwrites and no "
-                                 "copy_file_range, counted %s" % st.counts)
+                    probs.append("expected 3 pwrites, 2 of them direct, "
+                                 "and no copy_file_range, counted %s, "
+                                 "direct %s" % (st.counts, st.direct))
             elif not st.fired:
                 probs.append("the fault never fired (counted %s)"
                              % st.counts)
@@ -1663,6 +1691,9 @@ class TestDirectOutput(FaultBase):
 
     def test_crc(self):
         self.sweep(Config("crc", ["-o", "crc"], crc=True))
+
+    def test_encrypted(self):
+        self.sweep(Config("AES-GCM", key="AES-GCM"))
 
 
 # --------------------------------------------------------------------------

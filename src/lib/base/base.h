@@ -53,6 +53,17 @@ ssize_t ckpt_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* pwrite of all n bytes, retrying on EINTR and short writes; 0 or -1. */
 int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 
+/* Turns O_DIRECT on or off on fd; 0, or -1 with errno (EINVAL where the
+ * file system has no direct I/O). */
+int ckpt_set_direct(int fd, bool on);
+
+/* ckpt_pwrite_full for a descriptor that may be O_DIRECT: where the file
+ * system refuses the direct write (EINVAL: stricter alignment than the
+ * caller's; EOPNOTSUPP), O_DIRECT is turned off on fd for good and the
+ * write made again through the page cache.  Safe from several threads
+ * writing disjoint ranges of one descriptor.  0 or -1. */
+int ckpt_pwrite_direct(int fd, const void *buf, size_t n, uint64_t off);
+
 /* One copy in the kernel of up to len bytes (at most 1 GiB) from in_fd at
  * in_off to out_fd at out_off: copy_file_range, or sendfile where the two
  * files are on different filesystems.  Returns the bytes copied, 0 when

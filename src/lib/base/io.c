@@ -55,6 +55,30 @@ int ckpt_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+int ckpt_set_direct(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	if (!(fl & O_DIRECT) == !on)
+		return 0;
+	return fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT);
+}
+
+int ckpt_pwrite_direct(int fd, const void *buf, size_t n, uint64_t off)
+{
+	if (ckpt_pwrite_full(fd, buf, n, off) == 0)
+		return 0;
+	if (errno != EINVAL && errno != EOPNOTSUPP)
+		return -1;
+	/* refused: maybe by a direct write that another thread has turned
+	 * into a buffered one since; the page cache takes any alignment */
+	if (ckpt_set_direct(fd, false) < 0)
+		return -1;
+	return ckpt_pwrite_full(fd, buf, n, off);
+}
+
 /* errno values with which copy_file_range says "not for these files" */
 static bool copy_unsupported(int e)
 {

@@ -6,7 +6,7 @@
  * (sink_file.c: copies in the kernel, starts writeback as it goes; or
  * over a clone of the old file, writing only what is not already in
  * place), with O_DIRECT from a writer thread (sink_dio.c), or encrypted
- * in blocks on all cores (sink_enc.c).  The commit chooses one per file written and
+ * in blocks on all cores, also with O_DIRECT (sink_enc.c).  The commit chooses one per file written and
  * never looks at which it has.  sink.c holds what they share: progress,
  * messages, and walking an entry's pieces.
  *
@@ -76,7 +76,8 @@ ckpt_err ckpt_sink_clone_new(const struct ckpt_sink_conf *c, int base,
 struct ckpt_sink *ckpt_sink_dio_new(const struct ckpt_sink_conf *c);
 
 /* sink_enc.c: encrypted with key, in blocks written by ckpt_encw_run when
- * the sink finishes, then read back (their headers) as a check.  Emitted
+ * the sink finishes (with O_DIRECT where the file system allows it), then
+ * read back (their headers) as a check.  Emitted
  * bytes cannot be watched: the blocks are filled out of order. */
 ckpt_err ckpt_sink_enc_new(const struct ckpt_sink_conf *c,
 			   const struct ckpt_key *key, struct ckpt_sink **out);

@@ -50,39 +50,21 @@ struct ckpt_dio {
 	/* under mu: */
 	bool pending; /* buf[!cur] waits for the writer or is written */
 	bool stop;
-	bool direct;	 /* the fd is still O_DIRECT */
 	int err;	 /* errno of the first failure, 0 if none */
 	uint64_t err_at; /* offset of the chunk that failed */
 };
-
-/* Clears O_DIRECT on the fd; 0 or -1 (errno set). */
-static int set_buffered(struct ckpt_dio *d)
-{
-	int fl = fcntl(d->fd, F_GETFL);
-
-	if (fl < 0 || fcntl(d->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return -1;
-	d->direct = false;
-	return 0;
-}
 
 /* Writes len bytes of p at off; falls back to the page cache for good
  * when a direct write is refused.  0 or an errno. */
 static int write_chunk(struct ckpt_dio *d, const uint8_t *p, size_t len,
 		       uint64_t off)
 {
-	int rc = ckpt_pwrite_full(d->fd, p, len, off);
-
-	if (rc < 0 && d->direct && (errno == EINVAL || errno == EOPNOTSUPP)) {
-		if (set_buffered(d) < 0)
-			return errno;
-		rc = ckpt_pwrite_full(d->fd, p, len, off);
-	}
-	if (rc < 0)
+	if (ckpt_pwrite_direct(d->fd, p, len, off) < 0)
 		return errno;
-	if (!d->direct) /* start the writeback now, as sink_file.c does */
-		(void)sync_file_range(d->fd, (off64_t)off, (off64_t)len,
-				      SYNC_FILE_RANGE_WRITE);
+	/* what went through the page cache (after a refusal): start the
+	 * writeback now, as sink_file.c does; a no-op after a direct write */
+	(void)sync_file_range(d->fd, (off64_t)off, (off64_t)len,
+			      SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 
@@ -133,18 +115,16 @@ static int wait_idle(struct ckpt_dio *d, uint64_t *at)
 static struct ckpt_dio *dio_start(int fd)
 {
 	struct ckpt_dio *d = calloc(1, sizeof(*d));
-	int fl = fcntl(fd, F_GETFL);
 
-	if (!d || fl < 0)
+	if (!d)
 		goto fail;
 	d->fd = fd;
 	d->buf[0] = aligned_alloc(ALIGN, CHUNK);
 	d->buf[1] = aligned_alloc(ALIGN, CHUNK);
 	if (!d->buf[0] || !d->buf[1])
 		goto fail;
-	if (fcntl(fd, F_SETFL, fl | O_DIRECT) < 0)
+	if (ckpt_set_direct(fd, true) < 0)
 		goto fail;
-	d->direct = true;
 	if (pthread_mutex_init(&d->mu, NULL))
 		goto fail_fl;
 	if (pthread_cond_init(&d->cv, NULL))
@@ -157,7 +137,7 @@ fail_cv:
 fail_mu:
 	pthread_mutex_destroy(&d->mu);
 fail_fl:
-	(void)fcntl(fd, F_SETFL, fl);
+	(void)ckpt_set_direct(fd, false);
 fail:
 	if (d) {
 		free(d->buf[0]);
@@ -211,7 +191,7 @@ static int dio_finish(struct ckpt_dio *d, uint64_t *at)
 
 	if (!e && d->len) {
 		*at = d->off;
-		if (d->direct && set_buffered(d) < 0)
+		if (ckpt_set_direct(d->fd, false) < 0)
 			return -1;
 		e = write_chunk(d, d->buf[d->cur], d->len, d->off);
 		if (!e) {
@@ -315,12 +295,10 @@ static ckpt_err sink_finish(struct ckpt_sink *s)
 /* Also leaves the fd without O_DIRECT: it is read normally from now on. */
 static void sink_free(struct ckpt_sink *s)
 {
-	int fd = s->c.fd, flags;
+	int fd = s->c.fd;
 
 	dio_free((struct ckpt_dio *)s); /* its thread may still write */
-	flags = fcntl(fd, F_GETFL);
-	if (flags >= 0 && (flags & O_DIRECT))
-		fcntl(fd, F_SETFL, flags & ~O_DIRECT);
+	(void)ckpt_set_direct(fd, false);
 }
 
 static const struct ckpt_sink_ops dio_ops = {

@@ -4,7 +4,10 @@
  * entries remembered: crypt/encwriter.c), then encrypted into blocks on
  * all cores when the sink finishes, and the blocks' headers are read back
  * as a check that every block is where the next reader will look for it.
- * Encrypted output keeps the page cache: its blocks are read back.
+ * The blocks go past the page cache (O_DIRECT) where the file system
+ * allows it, as a plain commit's bytes do (sink_dio.c); encwriter.c says
+ * how.  An encrypted file never shares blocks with the old one (every
+ * block has a new IV), so there is no clone to start from.
  *
  * The ckpt_encw_* API is crypt/'s; this file only adapts it to a sink.
  * The sources must stay unchanged until the sink finishes (the tree is

@@ -95,10 +95,14 @@ unsigned ckpt_crypto_threads(void);
 /* Bytes a worker handles at a time: small enough to stay in the cache. */
 #define CKPT_CRYPT_CHUNK (256u << 10)
 
+/* The alignment of a worker's chunk: enough for O_DIRECT writes from it. */
+#define CKPT_CRYPT_ALIGN 4096u
+
 /* What each worker thread owns; the chunk is wiped when the thread ends. */
 struct ckpt_crypt_scratch {
 	EVP_CIPHER_CTX *ctx;
-	uint8_t *chunk; /* chunk_size bytes of ckpt_crypt_parallel */
+	uint8_t *chunk; /* chunk_size bytes of ckpt_crypt_parallel, aligned
+			 * to CKPT_CRYPT_ALIGN */
 };
 
 typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
@@ -107,8 +111,8 @@ typedef ckpt_err (*ckpt_crypt_job)(void *arg, uint64_t i,
 
 /* Runs job(arg, i, ...) for every i < n on up to nthreads threads (this
  * one included), taking i in increasing order; after a failure no higher
- * i is started.  Each thread's chunk has chunk_size bytes (at most
- * CKPT_CRYPT_CHUNK is ever used).  after (may be NULL) is called after
+ * i is started.  Each thread's chunk has chunk_size bytes, rounded up to
+ * a multiple of CKPT_CRYPT_ALIGN.  after (may be NULL) is called after
  * each i, under a lock.  Returns the error of the lowest failed i, as a
  * single thread going in order would. */
 ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads, size_t chunk_size,
@@ -155,10 +159,13 @@ uint64_t ckpt_encw_total(const struct ckpt_encw *w);
 
 /* Encrypts the stream into blocks written to fd from offset off, on
  * ckpt_crypto_threads() threads; the sources must not change meanwhile.
+ * Writes with O_DIRECT where fd's file system allows it (else through the
+ * page cache; see the top of encwriter.c) and leaves fd without it.
  * progress (may be NULL) is called after each block, from whichever
  * thread finished it, one call at a time.  *end is the offset
  * after the last block, *blocks how many there are.  On failure the error
- * of the first bad block is returned and fd holds garbage. */
+ * of the first bad block is returned and fd holds garbage.  Nothing is
+ * synced. */
 ckpt_err
 ckpt_encw_run(struct ckpt_encw *w, int fd, uint64_t off, const char *path,
 	      void (*progress)(void *ctx, uint64_t done, uint64_t total),

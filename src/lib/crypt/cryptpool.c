@@ -3,8 +3,8 @@
  *
  * decrypt.c and encwriter.c both cut their work into independent blocks.
  * Threads take block numbers in increasing order under a mutex; each owns
- * an OpenSSL context and a cache-sized buffer, which is wiped at the end
- * (it held plaintext).  After a failure no higher block is started, and
+ * an OpenSSL context and a buffer (aligned for direct I/O), which is
+ * wiped at the end (it held plaintext).  After a failure no higher block is started, and
  * the error returned is that of the lowest failed block: the one a single
  * thread going through the file in order would have reported.
  */
@@ -50,7 +50,8 @@ static void *worker(void *arg)
 {
 	struct pool *p = arg;
 	struct ckpt_crypt_scratch s = {EVP_CIPHER_CTX_new(),
-				       malloc(p->chunk_size)};
+				       aligned_alloc(CKPT_CRYPT_ALIGN,
+						     p->chunk_size)};
 	struct ckpt_error err;
 
 	for (;;) {
@@ -94,7 +95,9 @@ ckpt_err ckpt_crypt_parallel(uint64_t n, unsigned nthreads, size_t chunk_size,
 			 .after = after,
 			 .arg = arg,
 			 .bad = n,
-			 .chunk_size = chunk_size ? chunk_size : 1};
+			 .chunk_size = (chunk_size + !chunk_size +
+					CKPT_CRYPT_ALIGN - 1) /
+				       CKPT_CRYPT_ALIGN * CKPT_CRYPT_ALIGN};
 	pthread_t tids[MAX_THREADS];
 	unsigned started = 0;
 
