@@ -1,5 +1,5 @@
 #!/bin/bash
-#   scripts/test.sh          the test command (README.md): about 8 minutes
+#   scripts/test.sh          the test command (README.md): about 7 minutes
 #                            on a 2-core development machine (the CI
 #                            machine is slower)
 #   scripts/test.sh --long   the same with the long counts (docs/testing.md):
