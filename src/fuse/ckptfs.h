@@ -5,8 +5,10 @@
  *   session.c  the FUSE session: signals, the loop, unmounting
  *   inode.c    inode numbers, attributes, lookup and forget
  *   dir.c      readdir and readdirplus
- *   ops.c      the requests on files (open, read, write, create, unlink,
- *              rename, setattr, statfs) and the table of operations
+ *   ops.c      the requests on files (open, read, write, create, setattr,
+ *              statfs) and the table of operations
+ *   nameops.c  the requests on names (mknod, unlink, rename, the refused
+ *              mkdir, link and symlink outside -o tree)
  *   treefs.c   -o tree: the prefixes of dotted names as directories;
  *              with treefs_ino.c (the view, directory inodes) and
  *              treefs_edit.c (changes of names), sharing treefs.h
@@ -200,6 +202,20 @@ int tv_unlink(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 int tv_rmdir(struct ckptfs *fs, fuse_ino_t parent, const char *name);
 int tv_rename(struct ckptfs *fs, fuse_ino_t parent, const char *name,
 	      fuse_ino_t newparent, const char *newname, bool noreplace);
+
+/* ---- requests on names (nameops.c) ------------------------------------- */
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+	     const char *newname);
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
 
 /* ---- extended attributes (xattr.c) ------------------------------------- */
 
