@@ -339,8 +339,9 @@ for line in sys.stdin:
             tmp = path + ".tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             write_all(fd, data)
-            os.close(fd)
-            os.rename(tmp, path)
+            ino = os.fstat(fd).st_ino   # its own file, not what the path
+            os.close(fd)                # names a moment later: a commit
+            os.rename(tmp, path)        # may be exchanging it just then
         elif cmd[0] == "inplace":       # inplace KIND SRC
             kind = cmd[1]
             if kind == "truncated":
@@ -354,9 +355,10 @@ for line in sys.stdin:
                 write_all(fd, data)
                 os.fsync(fd)
                 os.close(fd)
+            ino = os.lstat(path).st_ino
         else:
             raise ValueError("unknown command %r" % cmd[0])
-        sys.stdout.write("ok %d\n" % os.lstat(path).st_ino)
+        sys.stdout.write("ok %d\n" % ino)
     except Exception as e:
         sys.stdout.write("err %s\n" % str(e).replace("\n", " "))
     sys.stdout.flush()

@@ -348,10 +348,13 @@ class TestReplaceStress(StressBase):
             self.check_recovery(i, before, want)
             self.check_strays(i)
             st = os.lstat(self.src)
-            if st.st_ino != ino or W.read_bytes(self.src) != rbytes:
+            same = W.read_bytes(self.src) == rbytes
+            if st.st_ino != ino or not same:
                 self.lost.append("trial %d (%s at step %d): the path does not "
-                                 "hold the replacer's checkpoint (marker %d)"
-                                 % (i, where, j, 100000 + i))
+                                 "hold the replacer's checkpoint (marker %d): "
+                                 "inode %d, the replacer's %d; bytes %s"
+                                 % (i, where, j, 100000 + i, st.st_ino, ino,
+                                    "equal" if same else "differ"))
         except Hang as e:
             self.hangs.append("trial %d: %s" % (i, e))
             self.finish_mount(m)

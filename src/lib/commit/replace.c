@@ -8,8 +8,10 @@
  * as ".BASE.ckptfs-tmp-XXXXXXXX" and exchanged with BASE in one
  * renameat2(RENAME_EXCHANGE).  What came out of BASE must be the pinned
  * file; if it is not (someone put another file there), the exchange is
- * undone and the commit fails with nothing lost.  Then the old file is
- * unlinked and the directory fsynced.
+ * undone and the commit fails with nothing lost; between the exchange and
+ * its undo the path names our file for a moment, which no primitive of
+ * the kernel avoids (there is no "rename if the target is inode X").
+ * Then the old file is unlinked and the directory fsynced.
  *
  * A recovery file is written once, unnamed, and linked under
  * "BASE.recovery-STAMP-XXXXXXXX.ckpt" (.safetensors for such a file):
