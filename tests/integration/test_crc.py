@@ -13,14 +13,19 @@ never doubles an existing one; 'ckpt convert' keeps, adds (--crc) and drops
 a key, convert --crc to or from an encrypted file) and never written (a
 CRC file converted to an encrypted one drops the trailer); a CRC trailer
 inside the encrypted plaintext is checked; MindSpore's broken "trailer
-after the ciphertext" file is refused.
+after the ciphertext" file is refused; a file truncated and rewritten in
+place over and over while 'ckpt verify' checks it (the CRC is computed
+over a mapping) never kills ckpt: every run exits 0, 1 or 2.
 
 Run:  /usr/bin/python3 -m unittest -v test_crc   (in tests/integration)
 """
 
 import errno
 import os
+import random
 import sys
+import threading
+import time
 import unittest
 import zlib
 
@@ -435,6 +440,52 @@ class TestCrcAndEncryption(CrcBase):
         self.assertIsNone(m)
         self.assertFalse(M.is_mounted(res.mnt))
         self.assertTrue(res.errtext.strip())
+
+
+class TestShrinkUnderneath(CrcBase):
+    """The trailer check maps the file: a truncation underneath is a SIGBUS
+    that must become an error message, never a crash."""
+
+    def test_verify_never_killed(self):
+        big = [param("w", "Float32", (16 << 20,),
+                     np.arange(16 << 20, dtype="<f4"))]
+        body = ckref.dumps(big)
+        data = body + trailer(body)
+        src = write_bytes(self.path("big.ckpt"), data)
+        stop = threading.Event()
+        rng = random.Random(7)
+
+        def rewrite():   # in place: same inode, shorter for a moment
+            fd = os.open(src, os.O_WRONLY)
+            try:
+                while not stop.is_set():
+                    os.ftruncate(fd, 4096)
+                    os.pwrite(fd, data, 0)
+                    # whole for a while: verify's scan passes, and the
+                    # next truncation may land in its CRC pass
+                    stop.wait(rng.uniform(0, 0.01))
+            finally:
+                os.close(fd)
+
+        t = threading.Thread(target=rewrite, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 10)
+        self.addCleanup(stop.set)
+        runs, in_check, end = 0, 0, time.monotonic() + 8
+        while time.monotonic() < end and (runs < 20 or in_check < 3):
+            r = M.ckpt("verify", src)
+            runs += 1
+            common.assert_not_signal(self, r, "ckpt verify (run %d)" % runs)
+            self.assertIn(r.rc, (0, 1, 2), r.describe())
+            if r.rc != 0:
+                self.assertTrue(r.errtext.strip(), "an error says why")
+            if "while checking the CRC" in r.errtext:
+                in_check += 1
+        stop.set()
+        print("\nverify while rewritten in place: %d runs, %d failed in "
+              "the CRC pass" % (runs, in_check), file=sys.stderr)
+        self.assertGreater(in_check, 0, "no run was caught by the rewrite "
+                           "during its CRC pass: the test did not test")
 
 
 def setUpModule():

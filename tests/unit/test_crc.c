@@ -5,6 +5,12 @@
  * across every split point, a few MiB, and no read outside the buffer.
  * Run in both builds: with ISA-L (ckpt_crc32 is crc32_gzip_refl) and with
  * -DCKPT_ISAL=OFF (ckpt_crc32 is the portable code).
+ *
+ * ckpt_crc32_fd (over a mapping of a file): the same CRCs for ranges at
+ * any offset and across its 64 MiB windows, a range past the end of the
+ * file is an error at the right offset (its SIGBUS caught), a SIGBUS
+ * outside its windows is not swallowed (it kills), and an unmappable
+ * file is read.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +18,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -283,6 +296,154 @@ static void test_no_read_outside(void **state)
 	free(p);
 }
 
+/* A temporary file holding the n bytes of p; its descriptor. */
+static int file_of(const uint8_t *p, size_t n)
+{
+	FILE *f = tmpfile();
+	int fd;
+
+	assert_non_null(f);
+	fd = dup(fileno(f));
+	fclose(f);
+	assert_true(fd >= 0);
+	assert_int_equal(ckpt_pwrite_full(fd, p, n, 0), 0);
+	return fd;
+}
+
+static void test_fd_ranges(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t size = (64u << 20) + 3 * page + 77; /* two windows and more */
+	uint8_t *p = pattern(size);
+	int fd = file_of(p, size);
+	const uint64_t offs[] = {0, 1, page - 1, page, page + 5, 1u << 20};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		const uint64_t lens[] = {0, 1, page, 3 * page + 1,
+					 size - offs[i]};
+		for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
+			uint32_t crc = 0x1234, want;
+			uint64_t bad = 99;
+
+			want = zlib_crc32(0x1234, p + offs[i], lens[j]);
+			assert_int_equal(ckpt_crc32_fd(fd, offs[i], lens[j],
+						       &crc, &bad),
+					 0);
+			assert_int_equal(crc, want);
+		}
+	}
+	close(fd);
+	free(p);
+}
+
+/* The file is shorter than the range (as if truncated underneath): the
+ * SIGBUS of the first page past its end is an EIO there, and the guard
+ * stays usable. */
+static void test_fd_past_end(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 5 * page + 100;
+	uint8_t *p = pattern(size);
+	int fd = file_of(p, size);
+	(void)state;
+
+	for (int round = 0; round < 3; round++) {
+		uint32_t crc = 0;
+		uint64_t bad = 0;
+
+		errno = 0;
+		assert_int_equal(ckpt_crc32_fd(fd, 0, 9 * page, &crc, &bad),
+				 -1);
+		assert_int_equal(errno, EIO);
+		assert_true(bad >= size && bad <= 6 * page);
+		bad = 0;
+		assert_int_equal(
+			ckpt_crc32_fd(fd, page + 1, 20 * page, &crc, &bad), -1);
+		assert_true(bad >= size && bad <= 6 * page);
+		crc = 0;
+		assert_int_equal(ckpt_crc32_fd(fd, 0, size, &crc, &bad), 0);
+		assert_int_equal(crc, zlib_crc32(0, p, size));
+	}
+	close(fd);
+	free(p);
+}
+
+struct looper {
+	int fd;
+	size_t len;
+	volatile int started;
+};
+
+/* Sums the file over and over: the guard is installed nearly always. */
+static void *crc_forever(void *arg)
+{
+	struct looper *l = arg;
+
+	for (;;) {
+		uint32_t crc = 0;
+		uint64_t bad;
+
+		ckpt_crc32_fd(l->fd, 0, l->len, &crc, &bad);
+		l->started = 1;
+	}
+	return NULL;
+}
+
+/* While another thread is inside the guard, a SIGBUS outside its window
+ * still has the default action: it kills (in a child, which would die of
+ * SIGALRM instead if the fault were swallowed and retried forever). */
+static void test_fd_other_sigbus_kills(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 8u << 20;
+	uint8_t *p = pattern(size);
+	int fd = file_of(p, size), status;
+	pid_t pid;
+	(void)state;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct looper l = {.fd = fd, .len = size};
+		volatile uint8_t *m;
+		pthread_t t;
+
+		signal(SIGBUS, SIG_DFL); /* not cmocka's handler */
+		alarm(10);
+		if (pthread_create(&t, NULL, crc_forever, &l) != 0)
+			_exit(3);
+		while (!l.started)
+			sched_yield();
+		m = mmap(NULL, size + 4 * page, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED)
+			_exit(4);
+		(void)m[size + 2 * page]; /* past the end of the file */
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+	close(fd);
+	free(p);
+}
+
+/* A file that cannot be mapped (a proc file) is read through a buffer. */
+static void test_fd_unmappable(void **state)
+{
+	uint8_t buf[4096];
+	int fd = open("/proc/self/cmdline", O_RDONLY);
+	ssize_t n;
+	uint32_t crc = 7;
+	uint64_t bad;
+	(void)state;
+
+	assert_true(fd >= 0);
+	n = ckpt_pread_full(fd, buf, sizeof(buf), 0);
+	assert_true(n > 0);
+	assert_int_equal(ckpt_crc32_fd(fd, 0, (uint64_t)n, &crc, &bad), 0);
+	assert_int_equal(crc, zlib_crc32(7, buf, (size_t)n));
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +457,10 @@ int main(void)
 		cmocka_unit_test(test_every_split),
 		cmocka_unit_test(test_few_mib_three_ways),
 		cmocka_unit_test(test_no_read_outside),
+		cmocka_unit_test(test_fd_ranges),
+		cmocka_unit_test(test_fd_past_end),
+		cmocka_unit_test(test_fd_other_sigbus_kills),
+		cmocka_unit_test(test_fd_unmappable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * base.h - what every part of libckpt builds on, and nothing that knows a
  * checkpoint: errors (error.c), full reads and writes, kernel copies and
- * unnamed files (io.c), the clock and hashing (util.c), CRC-32 (crc32.c),
- * and the files underneath a tree held by descriptor (place.c).
+ * unnamed files (io.c), the clock and hashing (util.c), CRC-32 of memory
+ * (crc32.c) and of files (crcfile.c), and the files underneath a tree held
+ * by descriptor (place.c).
  *
  * Not installed: the front ends see only include/.
  */
@@ -42,6 +43,15 @@ int ckpt_name_cmp(const char *a, size_t alen, const char *b, size_t blen);
 /* ckpt_crc32 (ckpt.h) by the portable slice-by-8 code: what ckpt_crc32 is
  * when built without ISA-L, and the unit tests' reference for it. */
 uint32_t ckpt_crc32_portable(uint32_t crc, const void *buf, size_t len);
+
+/* crcfile.c: continues *crc over len bytes of fd from off, over a mapping
+ * (no copy; a SIGBUS from a file shrinking underneath or a disk error is
+ * caught), or through a buffer where fd cannot be mapped.  0, or -1 with
+ * errno (EIO where the bytes could not be read: the file is shorter than
+ * off + len, or the disk failed) and *bad the offset that failed; *crc is
+ * then undefined.  Safe from several threads. */
+int ckpt_crc32_fd(int fd, uint64_t off, uint64_t len, uint32_t *crc,
+		  uint64_t *bad);
 
 /* ---- I/O (io.c) ---------------------------------------------------------
  * These mirror the system calls they wrap: -1 with errno on failure. */

@@ -46,12 +46,8 @@ ckpt_err ckpt_trailer_find(struct ckpt_file *f, struct ckpt_error *err)
 
 ckpt_err ckpt_trailer_verify(struct ckpt_file *f, struct ckpt_error *err)
 {
-	enum {
-		CHUNK = 1 << 20
-	};
-	uint64_t off = 0, end = f->stats.stream_size;
+	uint64_t end = f->stats.stream_size, bad;
 	uint32_t crc = 0;
-	uint8_t *buf;
 
 	if (!f->stats.has_crc)
 		return CKPT_OK;
@@ -61,22 +57,17 @@ ckpt_err ckpt_trailer_verify(struct ckpt_file *f, struct ckpt_error *err)
 				 "number wider than 32 bits, which is not a "
 				 "CRC-32; the file is damaged",
 				 f->path, (unsigned long long)end);
-	buf = malloc(CHUNK);
-	if (!buf)
-		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
-	while (off < end) {
-		size_t n = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
-		if (ckpt_pread_full(f->fd, buf, n, off) != (ssize_t)n) {
-			free(buf);
-			return ckpt_fail(err, CKPT_ERR_IO, off,
-					 "%s: read at offset %llu failed while "
-					 "checking the CRC",
-					 f->path, (unsigned long long)off);
-		}
-		crc = ckpt_crc32(crc, buf, n);
-		off += n;
-	}
-	free(buf);
+	if (ckpt_crc32_fd(f->fd, 0, end, &crc, &bad) != 0)
+		return errno == ENOMEM
+			       ? ckpt_fail(err, CKPT_ERR_NOMEM, 0,
+					   "out of memory")
+			       : ckpt_fail(err, CKPT_ERR_IO, bad,
+					   "%s: read at offset %llu failed "
+					   "while checking the CRC (%s): the "
+					   "file may have been rewritten "
+					   "underneath",
+					   f->path, (unsigned long long)bad,
+					   strerror(errno));
 	f->stats.crc_checked = true;
 	f->stats.crc_computed = crc;
 	if (crc != f->stats.crc_stored)

@@ -176,6 +176,33 @@ static ckpt_err read_file_tensor(void *ctx, uint64_t off, void *buf, size_t n,
 			 got < 0 ? strerror(errno) : "the file is shorter now");
 }
 
+/* The tensor of p (in f) added to *crc: over a mapping of the file
+ * (ckpt_crc32_fd), a 0-d integer as st_crc_tensor says. */
+static ckpt_err crc_file_param(const struct ckpt_file *f,
+			       const struct ckpt_param *p, uint32_t *crc,
+			       struct ckpt_error *err)
+{
+	struct file_tensor ft = {.f = f, .t = &p->tensor};
+	uint64_t bad;
+
+	if (p->tensor.ndims == 0 && is_integer(p->tensor.dtype))
+		return st_crc_tensor(crc, p->name, p->name_len, p->tensor.dtype,
+				     p->tensor.ndims, p->tensor.size,
+				     read_file_tensor, &ft, err);
+	*crc = ckpt_crc32(*crc, p->name, p->name_len);
+	if (ckpt_crc32_fd(f->fd, p->tensor.extents[0].src, p->tensor.size, crc,
+			  &bad) == 0)
+		return CKPT_OK;
+	if (errno == ENOMEM)
+		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");
+	return ckpt_fail(err, CKPT_ERR_IO, bad,
+			 "%s: reading at offset %llu failed while checking "
+			 "crc_num (%s): the file may have been rewritten "
+			 "underneath",
+			 ckpt_path(f), (unsigned long long)bad,
+			 strerror(errno));
+}
+
 ckpt_err st_crc_of_file(struct ckpt_file *f, uint32_t *crc,
 			struct ckpt_error *err)
 {
@@ -190,10 +217,7 @@ ckpt_err st_crc_of_file(struct ckpt_file *f, uint32_t *crc,
 	*crc = 0;
 	for (size_t i = 0; i < f->nparams && !r; i++) {
 		const struct ckpt_param *p = &f->params[order[i]];
-		struct file_tensor ft = {.f = f, .t = &p->tensor};
-		r = st_crc_tensor(crc, p->name, p->name_len, p->tensor.dtype,
-				  p->tensor.ndims, p->tensor.size,
-				  read_file_tensor, &ft, err);
+		r = crc_file_param(f, p, crc, err);
 	}
 	free(order);
 	return r;
