@@ -3,10 +3,13 @@
  * does: the baseline of bench/run's group readbase (docs/performance.md).
  *
  *   minfuse [FUSE options: -f -s -d -o clone_fd,max_threads=N,...]
- *           FILE MOUNTPOINT
+ *           [-o offset=N,size=N] FILE MOUNTPOINT
  *
  * The mount shows one read-only regular file, MOUNTPOINT/data, with FILE's
- * size and bytes.  Everything ckptfs does between the kernel and the
+ * size and bytes, or the size bytes of FILE from offset (bench/run serves
+ * a parameter from the checkpoint itself, at the file offsets ckptfs
+ * reads it from: an offset that is not a multiple of the page size
+ * changes what splice can do).  Everything ckptfs does between the kernel and the
  * bytes is absent here: no index, no tree, no lock, no staging, no
  * extended attributes.  What it shares with ckptfs is everything that
  * decides how the kernel reads: the same libfuse (low-level API, the same
@@ -40,7 +43,8 @@
 #define TIMEOUT 1.0 /* ckptfs's ATTR_TIMEOUT and ENTRY_TIMEOUT */
 
 static int src_fd = -1;
-static off_t src_size;
+static off_t src_off, src_size; /* what is served: src_size bytes at src_off */
+static long long opt_off = 0, opt_size = -1; /* -o offset=, -o size= */
 static unsigned max_read; /* -o max_read=N, as ckptfs: 0 if not given */
 
 /* As ckptfs's op_init: -o max_read, splice the replies. */
@@ -128,7 +132,7 @@ static void mf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		(struct fuse_buf){.size = size,
 				  .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
 				  .fd = src_fd,
-				  .pos = off};
+				  .pos = src_off + off};
 	bv.count = size ? 1 : 0;
 	if (size == 0)
 		fuse_reply_buf(req, NULL, 0);
@@ -153,8 +157,12 @@ static int opt_proc(void *data, const char *arg, int key,
 
 	(void)data;
 	(void)outargs;
-	if (key == FUSE_OPT_KEY_OPT)
+	if (key == FUSE_OPT_KEY_OPT) {
+		if (sscanf(arg, "offset=%lld", &opt_off) == 1 ||
+		    sscanf(arg, "size=%lld", &opt_size) == 1)
+			return 0; /* ours, not libfuse's */
 		sscanf(arg, "max_read=%u", &max_read);
+	}
 	if (key != FUSE_OPT_KEY_NONOPT || src_fd >= 0)
 		return 1;
 	src_fd = open(arg, O_RDONLY);
@@ -208,10 +216,19 @@ int main(int argc, char *argv[])
 	    fuse_parse_cmdline(&args, &opts) != 0)
 		goto out;
 	if (src_fd < 0 || !opts.mountpoint) {
-		fprintf(stderr, "usage: %s [FUSE options] FILE MOUNTPOINT\n",
+		fprintf(stderr,
+			"usage: %s [FUSE options] [-o offset=N,size=N] "
+			"FILE MOUNTPOINT\n",
 			argv[0]);
 		goto out;
 	}
+	if (opt_off < 0 || opt_off > src_size ||
+	    (opt_size >= 0 && opt_size > src_size - opt_off)) {
+		fprintf(stderr, "minfuse: offset and size lie outside FILE\n");
+		goto out;
+	}
+	src_off = opt_off;
+	src_size = opt_size >= 0 ? opt_size : src_size - opt_off;
 	r = serve(&args, &opts);
 out:
 	free(opts.mountpoint);
