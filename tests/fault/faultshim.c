@@ -14,6 +14,8 @@
  *   open, open64, __open_2, __open64_2          open    } only with O_CREAT
  *   openat, openat64, __openat_2, __openat64_2  openat  } or O_TMPFILE
  *   memfd_create               memfd_create
+ *   ioctl(FICLONE)             ficlone           (the output descriptor;
+ *                                                 other ioctls pass)
  *
  * A call on a descriptor is counted (and can fail) only when the descriptor
  * is a regular file or a directory above 2: FUSE device traffic
@@ -79,6 +81,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -108,14 +112,16 @@ enum kind {
 	K_OPEN,
 	K_OPENAT,
 	K_MEMFD_CREATE,
+	K_FICLONE,
 	K_COUNT,
 	K_ANY = K_COUNT
 };
 
 static const char *const kind_names[K_COUNT + 1] = {
-	"write",     "pwrite", "copy_file_range", "fsync",	  "fdatasync",
-	"ftruncate", "fchmod", "rename",	  "renameat",	  "renameat2",
-	"linkat",    "open",   "openat",	  "memfd_create", "any"};
+	"write",     "pwrite",	     "copy_file_range", "fsync",
+	"fdatasync", "ftruncate",    "fchmod",		"rename",
+	"renameat",  "renameat2",    "linkat",		"open",
+	"openat",    "memfd_create", "ficlone",		"any"};
 
 #define ERR_SHORT (-1)
 #define MAX_RULES 64
@@ -178,6 +184,7 @@ static int (*r_openat64)(int, const char *, int, ...);
 static int (*r___openat_2)(int, const char *, int);
 static int (*r___openat64_2)(int, const char *, int);
 static int (*r_memfd_create)(const char *, unsigned int);
+static int (*r_ioctl)(int, unsigned long, ...);
 
 #define RESOLVE(name) (r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name))
 
@@ -206,6 +213,7 @@ static void resolve_all(void)
 	RESOLVE(__openat_2);
 	RESOLVE(__openat64_2);
 	RESOLVE(memfd_create);
+	RESOLVE(ioctl);
 	ctl_path = getenv("CKPT_FAULT_FILE");
 	stats_path = getenv("CKPT_FAULT_STATS");
 	tracing = getenv("CKPT_FAULT_TRACE") && *getenv("CKPT_FAULT_TRACE") &&
@@ -745,4 +753,23 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 		return -1;
 	}
 	return r___openat64_2(dirfd, path, flags);
+}
+
+/* ioctl: only FICLONE is counted (and can fail); every other request
+ * passes with its one argument. */
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	int e;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	init();
+	if (req == FICLONE && (e = decide(K_FICLONE, fd, NULL)) > 0) {
+		errno = e;
+		return -1;
+	}
+	return r_ioctl(fd, req, arg);
 }

@@ -5,7 +5,9 @@ The daemon runs in the foreground (`ckptfs -f`, started here with Popen) with
 LD_PRELOAD=tests/fault/faultshim.c, an interposition library that makes the
 N-th call of a kind (pwrite, copy_file_range, fsync, fchmod, linkat,
 renameat2, openat/open with O_TMPFILE or O_CREAT, ftruncate, memfd_create,
-...) fail with a chosen errno; the test rewrites its control file before
+ioctl FICLONE, ...) fail with a chosen errno (on XFS, where test_reflink
+runs the commit faults, a failed FICLONE must fall back to the plain
+writer and the commit succeed); the test rewrites its control file before
 every trial and reads back which fault fired and how many calls of each kind
 an operation made (see the comment at the top of faultshim.c).  Calls on
 /dev/fuse, pipes, sockets and the standard streams are never counted or
