@@ -1432,6 +1432,19 @@ class TestUnmountFaults(FaultBase):
         status = M.take_status(fm.pid)
         if not st.fired:
             probs.append("no fault fired")
+        # a refused clone (FICLONE) is no failure: the commit falls back
+        # to the plain writer and must succeed, complete, nothing left
+        if st.fired and all(f[0] == "ficlone" for f in st.fired):
+            probs += self.check(src, pending, "after the clone was refused")
+            others = sorted(set(os.listdir(d)) - {self.NAME})
+            if others or os.listdir(fm.tmpdir):
+                probs.append("files left: %s, $TMPDIR: %s" % (
+                    others, os.listdir(fm.tmpdir)))
+            if code != 0:
+                probs.append("the daemon exited with %s" % code)
+            if probs:
+                self.trial_failed("unmount with %s" % rule, probs)
+            return
         # documented (docs/editing.md): when only the directory fsync
         # fails, the new checkpoint is in place and the status says so
         if status and "directory could not be synced" in status:
