@@ -18,7 +18,9 @@ there, in $TMPDIR: no clones, the direct or the page-cache writer), and
   * a 4 KiB write through a mount + fsync shares all but the edited
     parameter's blocks, and the old file, kept by a hard link and a
     descriptor held open, is byte for byte what it was (a clone must
-    never write into the blocks it shares);
+    never write into the blocks it shares); in a checkpoint of one 64 MiB
+    parameter, the edited parameter's untouched blocks are shared too
+    (its staging file starts as shared blocks, and so does the commit);
   * test_crash (kill -9 during commits, 4 trials, 2 of safetensors), test_random_ops (2,000
     operations per format) and the commit fault tests of test_faults
     (plain, crc) pass with their checkpoints on the image
@@ -52,6 +54,7 @@ import stref  # noqa: E402
 NPARAMS = 64
 SHAPE = (1024, 1024)   # 4 MiB of Float32
 MID = (512, 512)       # 1 MiB: the 32 parameters of the edit cases
+ONE = (4096, 4096)     # 64 MiB: the one parameter of one.ckpt
 IMAGE_SIZE = 1 << 30
 
 
@@ -166,6 +169,7 @@ def setUpModule():
     S.params = make_params(NPARAMS, 1)
     master("big.ckpt", lambda p: ckref.write(p, S.params))
     master("mid.ckpt", lambda p: ckref.write(p, make_params(32, 5, MID)))
+    master("one.ckpt", lambda p: ckref.write(p, make_params(1, 7, ONE)))
     master("crc.ckpt", lambda p: ckref.write(
         p, make_params(8, 2, (512, 512)), crc=True))
     master("model.safetensors", lambda p: stref.write(
@@ -356,6 +360,28 @@ class TestMountEdit(ReflinkBase):
         self.assertEqual(got["layer20.weight"].data, bytes(data))
         frac = shared_fraction(x)
         self.assertGreater(frac, (NPARAMS - 1.5) / NPARAMS)
+
+    def test_4k_edit_of_a_big_parameter_shares_its_other_blocks(self):
+        x, d = self.copies("one.ckpt", "m4k1")
+        for p in (x, d):
+            m = M.mount(self, p)
+            fd = os.open(m.p("layer00.weight"), os.O_WRONLY)
+            try:
+                self.assertEqual(os.pwrite(fd, b"\x7f" * 4096, 5 << 20),
+                                 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            r = m.ckpt_umount()
+            self.assertEqual(r.rc, 0, r.describe())
+        self.check_same(x, d)
+        data = bytearray(make_params(1, 7, ONE)[0]["data"])
+        data[5 << 20:(5 << 20) + 4096] = b"\x7f" * 4096
+        self.assertEqual(ckref.load_dict(x)["layer00.weight"].data,
+                         bytes(data))
+        frac = shared_fraction(x)
+        self.assertGreater(frac, 0.99, "a 4 KiB edit of a 64 MiB parameter "
+                           "copied its untouched blocks")
 
     def test_mount_option_no_reflink(self):
         x, d = self.copies("big.ckpt", "m4kn")

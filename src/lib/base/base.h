@@ -82,9 +82,15 @@ int ckpt_pwrite_direct(int fd, const void *buf, size_t n, uint64_t off);
 ssize_t ckpt_kernel_copy(int in_fd, uint64_t in_off, int out_fd,
 			 uint64_t out_off, uint64_t len);
 
+/* The block size of fd's file system as st_blksize says: 4 KiB where it
+ * says nothing useful (or more than 64 KiB). */
+uint64_t ckpt_block_size(int fd);
+
 /* Copies len bytes from in_fd at in_off to out_fd at out_off: in the
- * kernel where it can, else through a buffer.  0, or -1 with errno (EIO
- * for a source shorter than len). */
+ * kernel where it can (the whole blocks apart from the ends where the two
+ * offsets are alike modulo the block size, so that XFS or Btrfs share
+ * them), else through a buffer.  0, or -1 with errno (EIO for a source
+ * shorter than len). */
 int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 		    uint64_t len);
 

@@ -13,8 +13,10 @@
  * copied on write by the file system, so the old file never changes.  A
  * range of the old file at another offset is copied in the kernel, which
  * shares the blocks when both offsets are as aligned to the block size
- * (its head and tail, up to the block boundaries, are copied apart).  At
- * the end the file is cut to what was emitted.
+ * (its head and tail, up to the block boundaries, are copied apart); so
+ * is a staged parameter, whose staging file shares the blocks it did not
+ * change with the old file (stage.c).  At the end the file is cut to what
+ * was emitted.
  *
  * While the emitter is watched (a checksum) nothing is copied in the
  * kernel: the bytes are read through a buffer so the watcher sees them
@@ -121,7 +123,9 @@ static ckpt_err keep_range(struct file_sink *f, uint64_t pos, uint64_t len)
 
 /* The range emitter of a clone: skips what is already in place, copies
  * the rest with the whole blocks of a run that moved by whole blocks
- * apart from its ends, so that the kernel can share them. */
+ * apart from its ends, so that the kernel can share them: runs of the old
+ * file, and of a staging file on the same file system, whose entry
+ * starts at its old offset modulo the block (stage.c). */
 static ckpt_err clone_range(struct ckpt_emitter *em, int fd, uint64_t pos,
 			    uint64_t len)
 {
@@ -131,7 +135,7 @@ static ckpt_err clone_range(struct ckpt_emitter *em, int fd, uint64_t pos,
 
 	if (fd == f->base && pos == f->s.off && pos + len <= f->base_len)
 		return keep_range(f, pos, len);
-	if (fd != f->base || pos % f->blk != f->s.off % f->blk || em->watch)
+	if (pos % f->blk != f->s.off % f->blk || em->watch)
 		return file_range(em, fd, pos, len);
 	head = (f->blk - pos % f->blk) % f->blk;
 	head = head < len ? head : len;

@@ -86,6 +86,7 @@ static void unstage_fresh(struct entry *e, bool fresh)
 	if (fresh && e->stage_fd >= 0) {
 		close(e->stage_fd);
 		e->stage_fd = -1;
+		e->stage_off = 0;
 	}
 }
 
@@ -103,7 +104,7 @@ ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 	r = ckpt_stage(t, e, !(off == 0 && size >= e->size), err);
 	if (r)
 		goto out;
-	if (ckpt_pwrite_full(e->stage_fd, buf, size, off) < 0) {
+	if (ckpt_pwrite_full(e->stage_fd, buf, size, e->stage_off + off) < 0) {
 		r = ckpt_fail(err, CKPT_ERR_IO, off,
 			      "writing '%s' to its staging file: %s", e->fname,
 			      strerror(errno));
@@ -111,8 +112,9 @@ ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 			unstage_fresh(e, fresh);
 		} else { /* some bytes may have landed: it changed */
 			struct stat st;
-			if (fstat(e->stage_fd, &st) == 0)
-				e->size = (uint64_t)st.st_size;
+			if (fstat(e->stage_fd, &st) == 0 &&
+			    (uint64_t)st.st_size >= e->stage_off)
+				e->size = (uint64_t)st.st_size - e->stage_off;
 			data_changed(t, e);
 		}
 		goto out;

@@ -75,8 +75,9 @@ ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		pc = malloc(sizeof(*pc));
 		if (!pc)
 			return no_memory(err);
-		*pc = (struct ckpt_piece){
-			.fd = e->stage_fd, .pos = off, .len = size};
+		*pc = (struct ckpt_piece){.fd = e->stage_fd,
+					  .pos = e->stage_off + off,
+					  .len = size};
 		*pieces = pc;
 		*count = 1;
 		return CKPT_OK;

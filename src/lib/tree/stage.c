@@ -4,7 +4,13 @@
  * A staging file is an unnamed O_TMPFILE in the staging directory (beside
  * the checkpoint by default), so nothing is left behind after a crash and
  * a big tensor never has to fit in memory.  Untouched bytes are copied in
- * with copy_file_range, which may share blocks on filesystems that can.
+ * with copy_file_range, which shares blocks on filesystems that can (XFS,
+ * Btrfs) where the two offsets are alike modulo the block size: so the
+ * entry's bytes start at e->stage_off in its staging file, the source
+ * offset of its first byte modulo the block size.  Staging a 1 GiB
+ * parameter to change 4 KiB of it then copies a few blocks, and a commit
+ * that puts it back at its old offset (a clone, sink_file.c) shares them
+ * again.
  *
  * A staging file is never truncated to 0 bytes: ext4 (auto_da_alloc)
  * marks a file truncated to 0 and writes all its dirty data to the disk
@@ -48,22 +54,38 @@ static int staging_fd(struct ckpt_tree *t, struct ckpt_error *err)
 	return fd;
 }
 
-/* ckpt_piece_fn: copies a piece into the staging file *ctx at its offset;
- * errno tells the caller why it failed. */
+/* The staging file being filled, for stage_piece. */
+struct stage_ctx {
+	int fd;
+	uint64_t blk; /* the staging file's block size */
+	uint32_t off; /* where the entry's bytes start in it */
+	bool placed;  /* off is chosen (at the first piece) */
+};
+
+/* ckpt_piece_fn: copies a piece into the staging file at its offset (the
+ * first piece decides where the entry starts); errno tells the caller
+ * why it failed. */
 static ckpt_err stage_piece(void *ctx, const struct ckpt_piece *p, uint64_t at,
 			    struct ckpt_error *err)
 {
-	int fd = *(int *)ctx;
-	int r = p->fd >= 0 ? ckpt_copy_range(p->fd, p->pos, fd, at, p->len)
-			   : ckpt_pwrite_full(fd, p->mem, p->len, at);
+	struct stage_ctx *c = ctx;
+	int r;
 
+	if (!c->placed) {
+		c->off = p->fd >= 0 && at == 0 ? (uint32_t)(p->pos % c->blk)
+					       : 0;
+		c->placed = true;
+	}
+	r = p->fd >= 0
+		    ? ckpt_copy_range(p->fd, p->pos, c->fd, c->off + at, p->len)
+		    : ckpt_pwrite_full(c->fd, p->mem, p->len, c->off + at);
 	return r < 0 ? ckpt_fail(err, CKPT_ERR_IO, at, "staging") : CKPT_OK;
 }
 
 ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 		    struct ckpt_error *err)
 {
-	int fd;
+	struct stage_ctx c = {.fd = -1};
 
 	if (e->stage_fd >= 0)
 		return CKPT_OK;
@@ -72,20 +94,22 @@ ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 				 "cannot edit '%s': %s was modified underneath "
 				 "the mount, so its old bytes are gone",
 				 e->fname, ckpt_path(e->src));
-	fd = staging_fd(t, err);
-	if (fd < 0)
+	c.fd = staging_fd(t, err);
+	if (c.fd < 0)
 		return CKPT_ERR_IO;
+	c.blk = ckpt_block_size(c.fd);
 	if (copy && e->orig && e->size &&
-	    ckpt_entry_walk(e, 0, e->size, stage_piece, &fd, err))
+	    ckpt_entry_walk(e, 0, e->size, stage_piece, &c, err))
 		goto fail;
-	if (e->size && ftruncate(fd, (off_t)e->size) < 0)
+	if (e->size && ftruncate(c.fd, (off_t)(c.off + e->size)) < 0)
 		goto fail;
-	e->stage_fd = fd;
+	e->stage_fd = c.fd;
+	e->stage_off = c.off;
 	return CKPT_OK;
 fail:
 	ckpt_fail(err, CKPT_ERR_IO, 0, "cannot stage '%s' in %s: %s", e->fname,
 		  t->staging_dir, strerror(errno));
-	close(fd);
+	close(c.fd);
 	return CKPT_ERR_IO;
 }
 
@@ -103,12 +127,13 @@ ckpt_err ckpt_stage_resize(struct ckpt_tree *t, struct entry *e, uint64_t size,
 		if (!fresh)
 			close(e->stage_fd); /* unlinked: its pages go, unwritten */
 		e->stage_fd = fd;
+		e->stage_off = 0;
 		return CKPT_OK;
 	}
 	r = ckpt_stage(t, e, true, err);
 	if (r)
 		return r;
-	if (ftruncate(e->stage_fd, (off_t)size) == 0)
+	if (ftruncate(e->stage_fd, (off_t)(e->stage_off + size)) == 0)
 		return CKPT_OK;
 	ckpt_fail(err, CKPT_ERR_IO, 0, "truncating '%s': %s", e->fname,
 		  strerror(errno));

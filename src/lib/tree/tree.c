@@ -198,6 +198,7 @@ void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 	if (e->stage_fd >= 0)
 		close(e->stage_fd);
 	e->stage_fd = -1;
+	e->stage_off = 0;
 	e->shape_explicit = e->dtype_set = true;
 	e->inherited = e->scratch = false;
 	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
@@ -245,6 +246,7 @@ struct entry *ckpt_entry_new(struct ckpt_tree *t, struct entry *mem,
 	}
 	e->in_block = mem != NULL;
 	e->stage_fd = -1;
+	e->stage_off = 0;
 	slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
 	t->slots[slot] = e;
 	e->slot = (uint32_t)slot;
@@ -289,6 +291,7 @@ static void entry_release(struct ckpt_tree *t, struct entry *e)
 			if (e->stage_fd >= 0)
 				close(e->stage_fd);
 			e->stage_fd = -1;
+			e->stage_off = 0;
 			ckpt_tree_release_retired(t);
 			return;
 		}

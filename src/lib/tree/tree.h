@@ -39,10 +39,14 @@ struct entry {
 			      * lock; see ckpt_entry_count_lookup) */
 	uint32_t slot;	  /* the id is (slot + 1) * CKPT_TREE_ID_STEP */
 	uint32_t name_len;
-	int stage_fd;	  /* -1: the bytes are orig's */
-	uint8_t dtype;	  /* ckpt_dtype */
-	uint8_t ndims;	  /* <= CKPT_MAX_DIMS */
-	uint8_t kind : 1; /* enum ckpt_entry_kind */
+	int stage_fd;	    /* -1: the bytes are orig's */
+	uint32_t stage_off; /* where its bytes start in the staging file:
+			     * the source's offset modulo the block size,
+			     * so that a reflinking file system shares the
+			     * copied blocks (stage.c) */
+	uint8_t dtype;	    /* ckpt_dtype */
+	uint8_t ndims;	    /* <= CKPT_MAX_DIMS */
+	uint8_t kind : 1;   /* enum ckpt_entry_kind */
 	bool live : 1;
 	bool data_changed : 1, meta_changed : 1, renamed : 1;
 	bool shape_explicit : 1; /* else 1-D: size / element size */
@@ -76,9 +80,11 @@ struct ckpt_tree {
 	pthread_rwlock_t lock;
 	struct ckpt_place src_pl, tgt_pl; /* the checkpoint's, commits' */
 	int stage_dirfd;		  /* staging files go here */
-	int tmp_dirfd; /* $TMPDIR: staging and recovery fallback; or -1 */
-	int pin_fd;    /* the file at the target, locked when writable;
+	int tmp_dirfd;	    /* $TMPDIR: staging and recovery fallback; or -1 */
+	int pin_fd;	    /* the file at the target, locked when writable;
 			   * -1 while there is none */
+	pthread_t unpin;    /* closes the file a commit replaced ... */
+	bool unpin_running; /* ... (replace.c): joined before the next */
 	struct ckpt_ident pin; /* ... its identity when opened or written */
 	mode_t pin_mode;       /* ... and its mode and owner */
 	uid_t pin_uid;
@@ -149,6 +155,10 @@ ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len);
 /* tree.c: appends e to the order and the hash of live entries. */
 ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
 			 struct ckpt_error *err);
+
+/* replace.c: waits until the file the last commit replaced is closed
+ * (ckpt_repin closes it in the background). */
+void ckpt_unpin_wait(struct ckpt_tree *t);
 
 /* tree.c: frees e and what it owns (NULL is a no-op). */
 void ckpt_entry_free(struct entry *e);

@@ -369,6 +369,7 @@ void ckpt_tree_close(struct ckpt_tree *t)
 		close(t->stage_dirfd);
 	if (t->tmp_dirfd >= 0)
 		close(t->tmp_dirfd);
+	ckpt_unpin_wait(t);
 	if (t->pin_fd >= 0)
 		close(t->pin_fd);
 	free(t->staging_dir);
