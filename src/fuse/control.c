@@ -187,6 +187,7 @@ static void commit(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (run_commit(fs, &err) == CKPT_OK) {
 		note_commit(fs, NULL);
 		fuse_reply_err(req, 0);
+		ckpt_tree_drop_replaced(fs->tree); /* after the answer */
 	} else {
 		note_commit(fs, &err);
 		reply_fail(req, &err);

@@ -20,8 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,32 +251,16 @@ fail:
 	return r;
 }
 
-static void *close_fd(void *arg)
+void ckpt_tree_drop_replaced(struct ckpt_tree *t)
 {
-	close((int)(intptr_t)arg);
-	return NULL;
-}
+	int fd;
 
-void ckpt_unpin_wait(struct ckpt_tree *t)
-{
-	if (t->unpin_running)
-		pthread_join(t->unpin, NULL);
-	t->unpin_running = false;
-}
-
-/* Closes the replaced file fd on a thread of its own: it is the last
- * reference to an unlinked file, and that close frees its page cache
- * and its blocks (for a 4 GiB checkpoint read once, 0.3-0.5 s), which
- * the fsync that committed need not wait for. */
-static void unpin(struct ckpt_tree *t, int fd)
-{
-	ckpt_unpin_wait(t);
-	if (fd < 0)
-		return;
-	if (pthread_create(&t->unpin, NULL, close_fd, (void *)(intptr_t)fd))
+	pthread_rwlock_wrlock(&t->lock);
+	fd = t->replaced_fd;
+	t->replaced_fd = -1;
+	pthread_rwlock_unlock(&t->lock);
+	if (fd >= 0)
 		close(fd);
-	else
-		t->unpin_running = true;
 }
 
 void ckpt_repin(struct ckpt_tree *t, int fd)
@@ -289,7 +271,9 @@ void ckpt_repin(struct ckpt_tree *t, int fd)
 		close(fd);
 		return;
 	}
-	unpin(t, t->pin_fd);
+	if (t->replaced_fd >= 0) /* the one before: nobody dropped it */
+		close(t->replaced_fd);
+	t->replaced_fd = t->pin_fd; /* see ckpt_tree_drop_replaced */
 	t->pin_fd = fd;
 	ckpt_ident_of(&st, &t->pin);
 	t->pin_mode = st.st_mode;

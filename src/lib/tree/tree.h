@@ -80,11 +80,11 @@ struct ckpt_tree {
 	pthread_rwlock_t lock;
 	struct ckpt_place src_pl, tgt_pl; /* the checkpoint's, commits' */
 	int stage_dirfd;		  /* staging files go here */
-	int tmp_dirfd;	    /* $TMPDIR: staging and recovery fallback; or -1 */
-	int pin_fd;	    /* the file at the target, locked when writable;
+	int tmp_dirfd;	 /* $TMPDIR: staging and recovery fallback; or -1 */
+	int pin_fd;	 /* the file at the target, locked when writable;
 			   * -1 while there is none */
-	pthread_t unpin;    /* closes the file a commit replaced ... */
-	bool unpin_running; /* ... (replace.c): joined before the next */
+	int replaced_fd; /* the file the last commit replaced, closed by
+			  * ckpt_tree_drop_replaced (replace.c); or -1 */
 	struct ckpt_ident pin; /* ... its identity when opened or written */
 	mode_t pin_mode;       /* ... and its mode and owner */
 	uid_t pin_uid;
@@ -155,10 +155,6 @@ ckpt_err ckpt_entry_set_name(struct entry *e, const char *name, size_t len);
 /* tree.c: appends e to the order and the hash of live entries. */
 ckpt_err ckpt_entry_link(struct ckpt_tree *t, struct entry *e,
 			 struct ckpt_error *err);
-
-/* replace.c: waits until the file the last commit replaced is closed
- * (ckpt_repin closes it in the background). */
-void ckpt_unpin_wait(struct ckpt_tree *t);
 
 /* tree.c: frees e and what it owns (NULL is a no-op). */
 void ckpt_entry_free(struct entry *e);

@@ -248,7 +248,7 @@ static void init(struct ckpt_tree *t, const struct ckpt_tree_opts *opts)
 {
 	pthread_rwlock_init(&t->lock, NULL);
 	t->src_pl.dirfd = t->tgt_pl.dirfd = -1;
-	t->stage_dirfd = t->tmp_dirfd = t->pin_fd = -1;
+	t->stage_dirfd = t->tmp_dirfd = t->pin_fd = t->replaced_fd = -1;
 	t->open_opts = opts->open;
 	t->crc = opts->crc;
 	t->progress = opts->progress;
@@ -369,7 +369,7 @@ void ckpt_tree_close(struct ckpt_tree *t)
 		close(t->stage_dirfd);
 	if (t->tmp_dirfd >= 0)
 		close(t->tmp_dirfd);
-	ckpt_unpin_wait(t);
+	ckpt_tree_drop_replaced(t);
 	if (t->pin_fd >= 0)
 		close(t->pin_fd);
 	free(t->staging_dir);
