@@ -46,7 +46,8 @@ uint32_t ckpt_crc32_portable(uint32_t crc, const void *buf, size_t len);
 
 /* crcfile.c: continues *crc over len bytes of fd from off, over a mapping
  * (no copy; a SIGBUS from a file shrinking underneath or a disk error is
- * caught), or through a buffer where fd cannot be mapped.  0, or -1 with
+ * caught), or through a buffer where fd cannot be mapped or the range is
+ * under 1 MiB.  0, or -1 with
  * errno (EIO where the bytes could not be read: the file is shorter than
  * off + len, or the disk failed) and *bad the offset that failed; *crc is
  * then undefined.  Safe from several threads. */

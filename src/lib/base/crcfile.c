@@ -15,8 +15,8 @@
  * or gets the default action.  The CRC code holds no lock and allocates
  * nothing, so leaving it by siglongjmp is safe.
  *
- * Where a file cannot be mapped (ENODEV: some FUSE and proc files), the
- * range is read through a buffer instead.
+ * Where a file cannot be mapped (ENODEV: some FUSE and proc files), and
+ * for ranges under 1 MiB, the range is read through a buffer instead.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +31,10 @@
 
 #define WINDOW (64u << 20) /* bytes mapped at a time */
 #define CHUNK (1u << 20)   /* buffer of the fallback */
+/* Ranges shorter than this are read through a buffer: for a small tensor
+ * (safetensors' crc_num sums every tensor apart) mmap, munmap and the
+ * signal handler cost more than the copy. */
+#define MAP_MIN CHUNK
 
 struct guard {
 	sigjmp_buf jump;
@@ -115,19 +119,20 @@ static int sum_window(const char *map, size_t len, uint32_t *crc, size_t *at)
 static int crc_by_pread(int fd, uint64_t off, uint64_t len, uint32_t *crc,
 			uint64_t *bad)
 {
-	uint8_t *buf = malloc(CHUNK);
+	size_t size = len < CHUNK ? (size_t)len : CHUNK;
+	uint8_t *buf = malloc(size ? size : 1);
 	uint64_t end = off + len;
 
 	if (!buf)
 		return -1; /* ENOMEM */
 	while (off < end) {
-		size_t n = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
+		size_t n = end - off < size ? (size_t)(end - off) : size;
 		ssize_t got = ckpt_pread_full(fd, buf, n, off);
 
 		if (got != (ssize_t)n) {
 			if (got >= 0)
 				errno = EIO;
-			*bad = off;
+			*bad = off + (got > 0 ? (uint64_t)got : 0);
 			free(buf);
 			return -1;
 		}
@@ -182,7 +187,7 @@ int ckpt_crc32_fd(int fd, uint64_t off, uint64_t len, uint32_t *crc,
 	*bad = off;
 	if (len == 0)
 		return 0;
-	if (guard_enter() != 0)
+	if (len < MAP_MIN || guard_enter() != 0)
 		return crc_by_pread(fd, off, len, crc, bad);
 	r = crc_by_mmap(fd, off, len, crc, bad);
 	guard_leave();

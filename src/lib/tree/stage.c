@@ -59,7 +59,6 @@ struct stage_ctx {
 	int fd;
 	uint64_t blk; /* the staging file's block size */
 	uint32_t off; /* where the entry's bytes start in it */
-	bool placed;  /* off is chosen (at the first piece) */
 };
 
 /* ckpt_piece_fn: copies a piece into the staging file at its offset (the
@@ -71,11 +70,8 @@ static ckpt_err stage_piece(void *ctx, const struct ckpt_piece *p, uint64_t at,
 	struct stage_ctx *c = ctx;
 	int r;
 
-	if (!c->placed) {
-		c->off = p->fd >= 0 && at == 0 ? (uint32_t)(p->pos % c->blk)
-					       : 0;
-		c->placed = true;
-	}
+	if (at == 0) /* the first piece */
+		c->off = p->fd >= 0 ? (uint32_t)(p->pos % c->blk) : 0;
 	r = p->fd >= 0
 		    ? ckpt_copy_range(p->fd, p->pos, c->fd, c->off + at, p->len)
 		    : ckpt_pwrite_full(c->fd, p->mem, p->len, c->off + at);
