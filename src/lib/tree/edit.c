@@ -83,11 +83,27 @@ static void data_changed(struct ckpt_tree *t, struct entry *e)
  * entry reads as before the operation. */
 static void unstage_fresh(struct entry *e, bool fresh)
 {
-	if (fresh && e->stage_fd >= 0) {
-		close(e->stage_fd);
-		e->stage_fd = -1;
-		e->stage_off = 0;
+	if (fresh)
+		ckpt_unstage(e);
+}
+
+/* Writes buf to bytes [off, off+size) of staged e, slice by slice. */
+static int staged_pwrite(const struct entry *e, const void *buf, size_t size,
+			 uint64_t off)
+{
+	const uint8_t *b = buf;
+	uint64_t run;
+
+	while (size) {
+		uint64_t pos = ckpt_stage_pos(e, off, &run);
+		size_t n = run < size ? (size_t)run : size;
+		if (ckpt_pwrite_full(e->stage_fd, b, n, pos) < 0)
+			return -1;
+		b += n;
+		off += n;
+		size -= n;
 	}
+	return 0;
 }
 
 ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
@@ -104,7 +120,7 @@ ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 	r = ckpt_stage(t, e, !(off == 0 && size >= e->size), err);
 	if (r)
 		goto out;
-	if (ckpt_pwrite_full(e->stage_fd, buf, size, e->stage_off + off) < 0) {
+	if (staged_pwrite(e, buf, size, off) < 0) {
 		r = ckpt_fail(err, CKPT_ERR_IO, off,
 			      "writing '%s' to its staging file: %s", e->fname,
 			      strerror(errno));
@@ -112,9 +128,11 @@ ckpt_err ckpt_tree_write(struct ckpt_tree *t, uint64_t id, const void *buf,
 			unstage_fresh(e, fresh);
 		} else { /* some bytes may have landed: it changed */
 			struct stat st;
+			uint64_t landed;
 			if (fstat(e->stage_fd, &st) == 0 &&
-			    (uint64_t)st.st_size >= e->stage_off)
-				e->size = (uint64_t)st.st_size - e->stage_off;
+			    (landed = ckpt_stage_size_at(
+				     e, (uint64_t)st.st_size)) > e->size)
+				e->size = landed;
 			data_changed(t, e);
 		}
 		goto out;

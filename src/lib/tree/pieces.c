@@ -55,6 +55,39 @@ static ckpt_err converted_piece(const struct ckpt_file *src,
 	return CKPT_OK;
 }
 
+/* The pieces of [off, off+size) of staged entry e: one per stored slice
+ * it crosses (ckpt_stage_pos). */
+static ckpt_err staged_pieces(const struct entry *e, uint64_t off, size_t size,
+			      struct ckpt_piece **pieces, uint32_t *count,
+			      struct ckpt_error *err)
+{
+	struct ckpt_piece *pc;
+	uint32_t n = 1;
+	uint64_t run, left = size;
+
+	for (uint64_t at = off;; n++) {
+		ckpt_stage_pos(e, at, &run);
+		if (run >= left)
+			break;
+		at += run;
+		left -= run;
+	}
+	pc = calloc(n, sizeof(*pc));
+	if (!pc)
+		return no_memory(err);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t pos = ckpt_stage_pos(e, off, &run);
+		size_t len = run < size ? (size_t)run : size;
+		pc[i] = (struct ckpt_piece){
+			.fd = e->stage_fd, .pos = pos, .len = len};
+		off += len;
+		size -= len;
+	}
+	*pieces = pc;
+	*count = n;
+	return CKPT_OK;
+}
+
 ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 			   const struct ckpt_tensor *mt, uint64_t off,
 			   size_t size, struct ckpt_piece **pieces,
@@ -71,17 +104,8 @@ ckpt_err ckpt_entry_pieces(const struct entry *e, const struct ckpt_file *src,
 		return CKPT_OK;
 	if (size > total - off)
 		size = (size_t)(total - off);
-	if (e && e->stage_fd >= 0) {
-		pc = malloc(sizeof(*pc));
-		if (!pc)
-			return no_memory(err);
-		*pc = (struct ckpt_piece){.fd = e->stage_fd,
-					  .pos = e->stage_off + off,
-					  .len = size};
-		*pieces = pc;
-		*count = 1;
-		return CKPT_OK;
-	}
+	if (e && e->stage_fd >= 0)
+		return staged_pieces(e, off, size, pieces, count, err);
 	if (!mt || !src)
 		return CKPT_OK; /* a new, never written entry */
 	if (mt->bf16_from_f32) {

@@ -195,10 +195,7 @@ void ckpt_entry_bind(struct entry *e, const struct ckpt_param *p,
 	e->src = src;
 	e->kind = p->kind == CKPT_PARAM_MAP ? CKPT_ENTRY_DIR : CKPT_ENTRY_FILE;
 	e->data_changed = e->meta_changed = e->renamed = false;
-	if (e->stage_fd >= 0)
-		close(e->stage_fd);
-	e->stage_fd = -1;
-	e->stage_off = 0;
+	ckpt_unstage(e);
 	e->shape_explicit = e->dtype_set = true;
 	e->inherited = e->scratch = false;
 	e->size = e->kind == CKPT_ENTRY_FILE ? pt->size : 0;
@@ -247,6 +244,7 @@ struct entry *ckpt_entry_new(struct ckpt_tree *t, struct entry *mem,
 	e->in_block = mem != NULL;
 	e->stage_fd = -1;
 	e->stage_off = 0;
+	e->stage_shift = 0;
 	slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
 	t->slots[slot] = e;
 	e->slot = (uint32_t)slot;
@@ -288,10 +286,7 @@ static void entry_release(struct ckpt_tree *t, struct entry *e)
 		if (!nf) { /* keep the slot: only its id is lost */
 			e->orig = NULL;
 			e->src = NULL;
-			if (e->stage_fd >= 0)
-				close(e->stage_fd);
-			e->stage_fd = -1;
-			e->stage_off = 0;
+			ckpt_unstage(e);
 			ckpt_tree_release_retired(t);
 			return;
 		}

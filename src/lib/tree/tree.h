@@ -23,7 +23,7 @@
 #include "format/format.h"
 
 /* One parameter (or scratch file) of the tree.  Kept small: a tree of a
- * million parameters holds a million of these (88 bytes on LP64; see the
+ * million parameters holds a million of these (96 bytes on LP64; see the
  * assertion below). */
 struct entry {
 	struct entry *hnext; /* hash chain of live root entries */
@@ -46,7 +46,10 @@ struct entry {
 			     * copied blocks (stage.c) */
 	uint8_t dtype;	    /* ckpt_dtype */
 	uint8_t ndims;	    /* <= CKPT_MAX_DIMS */
-	uint8_t kind : 1;   /* enum ckpt_entry_kind */
+	/* 0: its staged bytes are contiguous; else each stored slice
+	 * keeps its offset modulo 1 << stage_shift (ckpt_stage_pos) */
+	uint8_t stage_shift;
+	uint8_t kind : 1; /* enum ckpt_entry_kind */
 	bool live : 1;
 	bool data_changed : 1, meta_changed : 1, renamed : 1;
 	bool shape_explicit : 1; /* else 1-D: size / element size */
@@ -238,6 +241,23 @@ void ckpt_tombs_clear(struct ckpt_tree *t);
  * bytes are copied in first; the file is then sized to e->size. */
 ckpt_err ckpt_stage(struct ckpt_tree *t, struct entry *e, bool copy,
 		    struct ckpt_error *err);
+
+/* stage.c: where byte off of staged entry e is in its staging file, and
+ * in *run how many bytes from there are contiguous in it (UINT64_MAX: all
+ * the rest).  Each stored slice of a parameter over 512 MiB starts at its
+ * own source offset modulo the block size (see the top of stage.c); bytes
+ * past the stored size continue the last slice. */
+uint64_t ckpt_stage_pos(const struct entry *e, uint64_t off, uint64_t *run);
+
+/* stage.c: the size of staged entry e whose staging file is end bytes
+ * long (the inverse of ckpt_stage_pos at the end). */
+uint64_t ckpt_stage_size_at(const struct entry *e, uint64_t end);
+
+/* stage.c: the staging file's size for an entry of size bytes. */
+uint64_t ckpt_stage_end(const struct entry *e, uint64_t size);
+
+/* stage.c: e's bytes are no longer staged (its staging file is closed). */
+void ckpt_unstage(struct entry *e);
 
 /* stage.c: stages e (copying its bytes) and sizes its staging file to
  * size: truncated or zero-extended; 0 takes a new, empty file (see the top
