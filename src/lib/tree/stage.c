@@ -99,6 +99,7 @@ uint64_t ckpt_stage_end(const struct entry *e, uint64_t size)
 uint64_t ckpt_stage_size_at(const struct entry *e, uint64_t end)
 {
 	const struct ckpt_tensor *mt;
+	uint64_t start, n;
 	uint32_t k = 0;
 
 	if (!e->stage_shift)
@@ -106,14 +107,24 @@ uint64_t ckpt_stage_size_at(const struct entry *e, uint64_t end)
 	mt = &e->orig->tensor;
 	while (k + 1 < mt->nextents && slice_start(e, k + 1) < end)
 		k++;
-	if (end <= slice_start(e, k)) /* in the gap before it */
-		return mt->extents[k].pos;
-	return mt->extents[k].pos + (end - slice_start(e, k));
+	start = slice_start(e, k);
+	if (end <= start) /* before the first byte */
+		return 0;
+	n = end - start;
+	if (k + 1 < mt->nextents && n > mt->extents[k].len)
+		n = mt->extents[k].len; /* in the gap after slice k */
+	return mt->extents[k].pos + n;
 }
+
+/* Slices that get a gap each: a 32 GiB tensor in MindSpore's 512 MiB
+ * slices.  Finding a slice's place walks the slices before it, so a
+ * tensor stored in more (an odd file: thousands of tiny slices) stays
+ * contiguous, its first slice aligned. */
+#define SLICED_MAX 64
 
 /* Sets e's layout for a staging file of block size blk: its first byte at
  * its source offset modulo blk, and each later stored slice too where blk
- * is a power of two. */
+ * is a power of two and there are at most SLICED_MAX slices. */
 static void choose_layout(struct entry *e, uint64_t blk)
 {
 	const struct ckpt_tensor *mt = e->orig ? &e->orig->tensor : NULL;
@@ -123,7 +134,8 @@ static void choose_layout(struct entry *e, uint64_t blk)
 	if (!mt || !mt->nextents || mt->bf16_from_f32) /* converted: no copy */
 		return;
 	e->stage_off = (uint32_t)(mt->extents[0].src % blk);
-	if (mt->nextents > 1 && (blk & (blk - 1)) == 0)
+	if (mt->nextents > 1 && mt->nextents <= SLICED_MAX &&
+	    (blk & (blk - 1)) == 0)
 		e->stage_shift = (uint8_t)__builtin_ctzll(blk);
 }
 
