@@ -333,16 +333,24 @@ class TestShiftedOffsets(ReflinkBase):
 class TestMountEdit(ReflinkBase):
     """The common surgery: 4 KiB written through a mount, fsync."""
 
-    def write_4k(self, path, *opts):
+    def write_4k(self, path, *opts, name="layer20.weight", off=1 << 20,
+                 probe=None):
+        """Mounts path, writes 4 KiB of 0x7f at off into name, fsyncs
+        (the commit) and unmounts; probe(mount), if given, runs between
+        the write and the fsync, and its result is returned."""
         m = M.mount(self, path, *opts)
-        fd = os.open(m.p("layer20.weight"), os.O_WRONLY)
+        got = None
+        fd = os.open(m.p(name), os.O_WRONLY)
         try:
-            self.assertEqual(os.pwrite(fd, b"\x7f" * 4096, 1 << 20), 4096)
+            self.assertEqual(os.pwrite(fd, b"\x7f" * 4096, off), 4096)
+            if probe:
+                got = probe(m)
             os.fsync(fd)
         finally:
             os.close(fd)
         r = m.ckpt_umount()
         self.assertEqual(r.rc, 0, r.describe())
+        return got
 
     def test_4k_edit_shares_and_keeps_the_old_file(self):
         x, d = self.copies("big.ckpt", "m4k")
@@ -368,21 +376,9 @@ class TestMountEdit(ReflinkBase):
     def test_4k_edit_of_a_big_parameter_shares_its_other_blocks(self):
         x, d = self.copies("one.ckpt", "m4k1")
         for p in (x, d):
-            m = M.mount(self, p)
-            fd = os.open(m.p("layer00.weight"), os.O_WRONLY)
-            try:
-                self.assertEqual(os.pwrite(fd, b"\x7f" * 4096, 5 << 20),
-                                 4096)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            r = m.ckpt_umount()
-            self.assertEqual(r.rc, 0, r.describe())
+            self.write_4k(p, name="layer00.weight", off=5 << 20)
         self.check_same(x, d)
-        data = bytearray(make_params(1, 7, ONE)[0]["data"])
-        data[5 << 20:(5 << 20) + 4096] = b"\x7f" * 4096
-        self.assertEqual(ckref.load_dict(x)["layer00.weight"].data,
-                         bytes(data))
+        self.assert_4k_written(x, make_params(1, 7, ONE)[0], 5 << 20)
         frac = shared_fraction(x)
         self.assertGreater(frac, 0.99, "a 4 KiB edit of a 64 MiB parameter "
                            "copied its untouched blocks")
@@ -397,24 +393,20 @@ class TestMountEdit(ReflinkBase):
         x, d = self.copies("sliced.ckpt", "slc")
         self.assertEqual(len(list(ckref.iter_records(
             make_params(1, 8, SLICED), SLICE))), 3, "records")
-        for p in (x, d):
-            m = M.mount(self, p)
-            fd = os.open(m.p("layer00.weight"), os.O_WRONLY)
-            try:
-                self.assertEqual(os.pwrite(fd, b"\x7f" * 4096, 9 << 20),
-                                 4096)
-                if p == x:
-                    frac = shared_fraction(self.staging_file(m))
-            finally:
-                os.close(fd)
-            r = m.ckpt_umount()
-            self.assertEqual(r.rc, 0, r.describe())
+        frac = self.write_4k(x, name="layer00.weight", off=9 << 20,
+                             probe=lambda m: shared_fraction(
+                                 self.staging_file(m)))
+        self.write_4k(d, name="layer00.weight", off=9 << 20)
         self.assertGreater(frac, 0.99, "the staging copy of a sliced "
                            "parameter copied blocks of its later slices")
         self.check_same(x, d)
-        data = bytearray(make_params(1, 8, SLICED)[0]["data"])
-        data[9 << 20:(9 << 20) + 4096] = b"\x7f" * 4096
-        self.assertEqual(ckref.load_dict(x)["layer00.weight"].data,
+        self.assert_4k_written(x, make_params(1, 8, SLICED)[0], 9 << 20)
+
+    def assert_4k_written(self, path, param, off):
+        """ckref reads param from path with write_4k's bytes at off."""
+        data = bytearray(param["data"])
+        data[off:off + 4096] = b"\x7f" * 4096
+        self.assertEqual(ckref.load_dict(path)[param["name"]].data,
                          bytes(data))
 
     def staging_file(self, m):

@@ -87,6 +87,15 @@ ssize_t ckpt_kernel_copy(int in_fd, uint64_t in_off, int out_fd,
  * says nothing useful (or more than 64 KiB). */
 uint64_t ckpt_block_size(int fd);
 
+/* How a copy of len bytes from in_off to out_off splits so that its
+ * whole blocks of blk bytes go apart from its ends (a reflinking file
+ * system shares those, and copies a range that starts or ends inside a
+ * block in full): *head bytes up to the first block boundary, then *mid
+ * bytes of whole blocks, then the rest.  False, with nothing set, where
+ * the offsets differ modulo blk or len is under a block. */
+bool ckpt_block_split(uint64_t in_off, uint64_t out_off, uint64_t len,
+		      uint64_t blk, uint64_t *head, uint64_t *mid);
+
 /* Copies len bytes from in_fd at in_off to out_fd at out_off: in the
  * kernel where it can (the whole blocks apart from the ends where the two
  * offsets are alike modulo the block size, so that XFS or Btrfs share

@@ -157,18 +157,24 @@ uint64_t ckpt_block_size(int fd)
 	return (uint64_t)st.st_blksize;
 }
 
+bool ckpt_block_split(uint64_t in_off, uint64_t out_off, uint64_t len,
+		      uint64_t blk, uint64_t *head, uint64_t *mid)
+{
+	if (in_off % blk != out_off % blk || len < blk)
+		return false;
+	*head = (blk - in_off % blk) % blk;
+	*mid = (len - *head) / blk * blk;
+	return true;
+}
+
 int ckpt_copy_range(int in_fd, uint64_t in_off, int out_fd, uint64_t out_off,
 		    uint64_t len)
 {
-	uint64_t blk = ckpt_block_size(out_fd), head, mid;
+	uint64_t head, mid;
 
-	/* offsets alike modulo the block: the whole blocks in the middle
-	 * are copied apart, which a reflinking file system shares (it
-	 * copies a range that starts or ends inside a block in full) */
-	if (in_off % blk != out_off % blk || len < blk)
+	if (!ckpt_block_split(in_off, out_off, len, ckpt_block_size(out_fd),
+			      &head, &mid))
 		return copy_run(in_fd, in_off, out_fd, out_off, len);
-	head = (blk - in_off % blk) % blk;
-	mid = (len - head) / blk * blk;
 	if (copy_run(in_fd, in_off, out_fd, out_off, head) != 0 ||
 	    copy_run(in_fd, in_off + head, out_fd, out_off + head, mid) != 0)
 		return -1;

@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "commit/sink.h"
@@ -135,11 +134,9 @@ static ckpt_err clone_range(struct ckpt_emitter *em, int fd, uint64_t pos,
 
 	if (fd == f->base && pos == f->s.off && pos + len <= f->base_len)
 		return keep_range(f, pos, len);
-	if (pos % f->blk != f->s.off % f->blk || em->watch)
+	if (em->watch ||
+	    !ckpt_block_split(pos, f->s.off, len, f->blk, &head, &mid))
 		return file_range(em, fd, pos, len);
-	head = (f->blk - pos % f->blk) % f->blk;
-	head = head < len ? head : len;
-	mid = (len - head) / f->blk * f->blk;
 	r = file_range(em, fd, pos, head);
 	if (!r && mid)
 		r = file_range(em, fd, pos + head, mid);
@@ -224,17 +221,15 @@ ckpt_err ckpt_sink_clone_new(const struct ckpt_sink_conf *c, int base,
 			     struct ckpt_sink **out)
 {
 	struct stat st;
-	struct statfs fs;
 	ckpt_err r;
 
 	*out = NULL;
-	if (fstat(base, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    fstatfs(c->fd, &fs) < 0 || fs.f_bsize <= 0)
+	if (fstat(base, &st) < 0 || !S_ISREG(st.st_mode))
 		return CKPT_OK;
 	if (ckpt_clone_file(base, c->fd) < 0)
 		return unclone(c);
 	r = new_sink(c, &clone_ops, base, (uint64_t)st.st_size,
-		     (uint64_t)fs.f_bsize, out);
+		     ckpt_block_size(c->fd), out);
 	if (r && unclone(c))
 		r = CKPT_ERR_IO;
 	return r;

@@ -56,29 +56,20 @@ static ckpt_err converted_piece(const struct ckpt_file *src,
 }
 
 /* The pieces of [off, off+size) of staged entry e: one per stored slice
- * it crosses (ckpt_stage_pos). */
+ * it crosses (ckpt_stage_pos), at most one per slice. */
 static ckpt_err staged_pieces(const struct entry *e, uint64_t off, size_t size,
 			      struct ckpt_piece **pieces, uint32_t *count,
 			      struct ckpt_error *err)
 {
-	struct ckpt_piece *pc;
-	uint32_t n = 1;
-	uint64_t run, left = size;
+	uint32_t most = e->stage_shift ? e->orig->tensor.nextents : 1, n = 0;
+	struct ckpt_piece *pc = calloc(most, sizeof(*pc));
 
-	for (uint64_t at = off;; n++) {
-		ckpt_stage_pos(e, at, &run);
-		if (run >= left)
-			break;
-		at += run;
-		left -= run;
-	}
-	pc = calloc(n, sizeof(*pc));
 	if (!pc)
 		return no_memory(err);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t pos = ckpt_stage_pos(e, off, &run);
+	while (size) {
+		uint64_t run, pos = ckpt_stage_pos(e, off, &run);
 		size_t len = run < size ? (size_t)run : size;
-		pc[i] = (struct ckpt_piece){
+		pc[n++] = (struct ckpt_piece){
 			.fd = e->stage_fd, .pos = pos, .len = len};
 		off += len;
 		size -= len;
