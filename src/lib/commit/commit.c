@@ -180,10 +180,12 @@ static ckpt_err sync_dir_again(struct ckpt_tree *t, struct ckpt_error *err)
 			 t->tgt_pl.path, strerror(errno));
 }
 
-/* Writes, checks and puts in place the new checkpoint of dirty tree t. */
+/* Writes, checks and puts in place the new checkpoint of dirty tree t;
+ * the tree continues on it with the index its encode built, if it could
+ * (no scan of what was just written). */
 static ckpt_err commit_dirty(struct ckpt_tree *t, struct ckpt_error *err)
 {
-	const struct ckpt_write_opts all = {0};
+	struct ckpt_write_opts all = {0};
 	char tmp[300];
 	bool in_place = false;
 	int fd, lfd = -1;
@@ -193,19 +195,24 @@ static ckpt_err commit_dirty(struct ckpt_tree *t, struct ckpt_error *err)
 		r = check_entries(t, err);
 	if (r)
 		return r;
+	all.index = ckpt_tree_rebinds(t) ? ckpt_index_new() : NULL;
 	fd = ckpt_out_create(t->tgt_pl.dirfd, t->tgt_pl.base, tmp, sizeof(tmp));
-	if (fd < 0)
+	if (fd < 0) {
+		ckpt_close(all.index);
 		return ckpt_write_failed(err, t->tgt_pl.path,
 					 "creating a file in its directory",
 					 NULL);
+	}
 	r = ckpt_commit_write(t, fd, &all, err);
 	if (!r)
 		r = ckpt_replace_target(t, fd, tmp, &in_place, &lfd, err);
 	else if (*tmp)
 		unlinkat(t->tgt_pl.dirfd, tmp, 0);
 	if (!r || in_place) {
-		ckpt_tree_rebase(t, lfd);
+		ckpt_tree_rebase(t, lfd, all.index);
 		ckpt_repin(t, lfd); /* takes lfd */
+	} else {
+		ckpt_close(all.index);
 	}
 	t->dir_unsynced = in_place && r;
 	close(fd);

@@ -30,6 +30,9 @@ struct ckpt_write_opts {
 	bool recovery;
 	bool (*keep)(void *ctx, const struct entry *e);
 	void *keep_ctx;
+	/* if set, the index of the new file is built here (struct
+	 * ckpt_snapshot's index) */
+	struct ckpt_file *index;
 };
 
 /* What snapshot.c describes to a format: tree t, locked for writing,

@@ -107,6 +107,7 @@ void ckpt_snapshot_of(const struct ckpt_tree_view *v, struct ckpt_snapshot *s)
 		.skip_unrepresentable = t->skip_unrepresentable,
 		.warn = t->warn,
 		.warn_ctx = t->warn_ctx,
+		.index = v->o->index,
 		.ctx = v,
 	};
 }

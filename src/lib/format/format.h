@@ -128,6 +128,15 @@ struct ckpt_snapshot {
 	 * name MindSpore cannot load); msg is a sentence without newline. */
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	/* If set, and the format's encode indexes what it writes (struct
+	 * ckpt_format), the encode also builds the index of the new file
+	 * here, as its scan would find it (apart from fd, path and ident,
+	 * which are the caller's), so that nobody needs to read the file
+	 * back; index->format is set once the index is complete.  A file
+	 * the encode could not index is no failure of the encode: the
+	 * format stays NULL and the caller scans the file.  Starts as a
+	 * zeroed struct ckpt_file. */
+	struct ckpt_file *index;
 	const void *ctx;
 };
 
@@ -161,6 +170,8 @@ struct ckpt_format {
 	/* Checks the format's checksum of a scanned file (ckpt_verify_crc):
 	 * CKPT_OK if it has none or it matches. */
 	ckpt_err (*verify_crc)(struct ckpt_file *f, struct ckpt_error *err);
+	/* The encode fills a snapshot's index (see struct ckpt_snapshot). */
+	bool encode_indexes;
 	/* Emits the file that holds snapshot s into em, front to back; NULL
 	 * for a format that cannot be written.  On failure the emitted
 	 * bytes are garbage. */

@@ -148,6 +148,15 @@ static size_t array_bytes(size_t cap)
 	return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
 }
 
+struct ckpt_file *ckpt_index_new(void)
+{
+	struct ckpt_file *f = calloc(1, sizeof(*f));
+
+	if (f)
+		f->fd = -1;
+	return f;
+}
+
 ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
 			struct ckpt_error *err)
 {

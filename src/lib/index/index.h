@@ -2,6 +2,7 @@
  * index.h - the index of an open checkpoint, whatever its format: the
  * parameters in file order, a hash by shown name, and the blocks their
  * names, dims and extents live in, and what an open file tells (index.c);
+ * parameters copied from another index, and indexes compared (copy.c);
  * reading a tensor's bytes (read.c).  Filled by a format's scan
  * (format/); knows no format itself.
  */
@@ -31,6 +32,10 @@ struct ckpt_file {
 	bool has_meta;
 };
 
+/* A new, empty index (fd -1) for ckpt_index_put and friends, or NULL if
+ * memory is short; ckpt_close frees it. */
+struct ckpt_file *ckpt_index_new(void);
+
 /* Appends a parameter in file order.  Its pointers must be into memory
  * from ckpt_index_alloc(f, ...).  Used by the scanner. */
 ckpt_err ckpt_index_put(struct ckpt_file *f, const struct ckpt_param *p,
@@ -45,6 +50,19 @@ void *ckpt_index_alloc(struct ckpt_file *f, size_t n);
  * dict), sets stats.duplicates and data_bytes, and gives back unused
  * room.  ckpt_find works from here on. */
 ckpt_err ckpt_index_build(struct ckpt_file *f, struct ckpt_error *err);
+
+/* copy.c: appends parameter p of another index with its records moved
+ * by delta bytes (its extents and rec_off; delta may wrap below zero):
+ * everything it points to is copied into f's blocks. */
+ckpt_err ckpt_index_put_moved(struct ckpt_file *f, const struct ckpt_param *p,
+			      uint64_t delta, struct ckpt_error *err);
+
+/* copy.c: true if built indexes a and b hold the same parameters in the
+ * same order (names, kinds, records, dtypes, dims, sizes, extents) and
+ * the same figures of their files (sizes, records, the trailer, the
+ * format); else false and why (n bytes) says the first difference. */
+bool ckpt_index_same(const struct ckpt_file *a, const struct ckpt_file *b,
+		     char *why, size_t n);
 
 /* Frees the parameters, the hash and every ckpt_index_alloc block. */
 void ckpt_index_free(struct ckpt_file *f);

@@ -2,15 +2,19 @@
  * rebase.c - the tree after a commit: it continues on what was written.
  *
  * A plain tree is rebound to the new file: its entries read their bytes
- * from it and their edits are forgotten.  An encrypted (or one-shot) tree
+ * from it and their edits are forgotten.  The new file's index is the one
+ * the commit's encode built, where the format can (format/ckpt/
+ * reindex.c), else a scan of the file.  An encrypted (or one-shot) tree
  * stays on its decrypted copy and staged edits, which are exactly what was
  * committed.  Called by the commit with the tree locked for writing.  It
  * must never fail half way: if the new file cannot be scanned, the tree
  * stays on the old one, which is still open, and stays dirty.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tree/tree.h"
@@ -100,21 +104,89 @@ static void reorder(struct ckpt_tree *t, struct entry **written,
 	free(written);
 }
 
-/* The tree continues on the new file fd (a descriptor of its own is
- * taken).  If it cannot be scanned, the tree stays as it was. */
-static void rebind(struct ckpt_tree *t, int fd)
+/* The index of the new file nfd (taken), as a scan finds it; NULL if it
+ * cannot be scanned. */
+static struct ckpt_file *scan(const struct ckpt_tree *t, int nfd)
 {
 	struct ckpt_open_opts oo = t->open_opts;
 	struct ckpt_file *nf = NULL;
-	struct entry **written = NULL;
-	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
 	oo.skip_crc = true; /* we just computed it */
 	oo.key = NULL;
 	oo.format = t->format->name;
-	if (nfd < 0 ||
-	    ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL) != CKPT_OK ||
-	    ckpt_count(nf) != count_written(t) || !(written = match(t, nf))) {
+	ckpt_open_fd(nfd, t->tgt_pl.path, &oo, &nf, NULL);
+	return nf;
+}
+
+/* Makes the index the commit built (complete) that of nfd, unless fd
+ * and it disagree on the size; false (nfd still the caller's) if not. */
+static bool adopt(const struct ckpt_tree *t, struct ckpt_file *built, int nfd)
+{
+	struct stat st;
+
+	if (fstat(nfd, &st) < 0 ||
+	    (uint64_t)st.st_size != built->stats.file_size ||
+	    !(built->path = strdup(t->tgt_pl.path)))
+		return false;
+	built->fd = nfd;
+	ckpt_ident_of(&st, &built->ident);
+	return true;
+}
+
+#ifndef NDEBUG
+/* The debug build checks the built index against a scan of the file:
+ * a difference is a bug of reindex.c, and stops the program. */
+static void check_built(const struct ckpt_tree *t, const struct ckpt_file *b)
+{
+	int nfd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
+	struct ckpt_file *nf = nfd < 0 ? NULL : scan(t, nfd);
+	char why[200];
+
+	if (nf && !ckpt_index_same(b, nf, why, sizeof(why))) {
+		fprintf(stderr,
+			"ckptfs: internal error: the index built by "
+			"the commit of %s differs from its scan: %s\n",
+			t->tgt_pl.path, why);
+		abort();
+	}
+	ckpt_close(nf);
+}
+#else
+static void check_built(const struct ckpt_tree *t, const struct ckpt_file *b)
+{
+	(void)t;
+	(void)b;
+}
+#endif
+
+/* The index of the new file nfd (taken): built, when the commit could
+ * (taken too), else scanned; NULL if neither works. */
+static struct ckpt_file *new_index(const struct ckpt_tree *t, int nfd,
+				   struct ckpt_file *built)
+{
+	if (built && built->format && adopt(t, built, nfd)) {
+		check_built(t, built);
+		return built;
+	}
+	ckpt_close(built);
+	return scan(t, nfd);
+}
+
+/* The tree continues on the new file fd (a descriptor of its own is
+ * taken), indexed by built if that is complete (taken).  If it cannot be
+ * indexed, the tree stays as it was. */
+static void rebind(struct ckpt_tree *t, int fd, struct ckpt_file *built)
+{
+	struct ckpt_file *nf = NULL;
+	struct entry **written = NULL;
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (nfd < 0)
+		ckpt_close(built);
+	else
+		nf = new_index(t, nfd, built);
+	if (!nf || ckpt_count(nf) != count_written(t) ||
+	    !(written = match(t, nf))) {
 		ckpt_close(nf);
 		return;
 	}
@@ -139,18 +211,24 @@ static void rebind(struct ckpt_tree *t, int fd)
 	t->dirty = false;
 }
 
-void ckpt_tree_rebase(struct ckpt_tree *t, int fd)
+bool ckpt_tree_rebinds(const struct ckpt_tree *t)
+{
+	return !t->one_shot && !t->out_key;
+}
+
+void ckpt_tree_rebase(struct ckpt_tree *t, int fd, struct ckpt_file *built)
 {
 	/* An encrypted tree stays on its decrypted copy and its staged
 	 * edits: reopening would decrypt the whole file again, next to the
 	 * copy already held. */
-	if (t->one_shot || t->out_key) {
+	if (!ckpt_tree_rebinds(t)) {
 		for (size_t i = 0; i < t->norder; i++)
 			if (!t->order[i]->scratch)
 				ckpt_entry_pin_shape(t->order[i]);
 		t->dirty = false;
+		ckpt_close(built);
 	} else {
-		rebind(t, fd); /* the target is the new checkpoint */
+		rebind(t, fd, built); /* the target is the new checkpoint */
 	}
 	ckpt_tombs_clear(t);
 }

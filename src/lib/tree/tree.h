@@ -336,9 +336,15 @@ ckpt_err ckpt_select_taken(const struct entry *e, struct ckpt_error *err);
 
 /* The tree now matches what fd (the committed file; still the caller's)
  * holds: it continues on it (see the top of rebase.c), its tombs are
- * forgotten.  Cannot fail: when the new file cannot be read back, the
- * tree stays on the old one and stays dirty.  Call with the tree locked
- * for writing. */
-void ckpt_tree_rebase(struct ckpt_tree *t, int fd);
+ * forgotten.  built (taken; may be NULL) is fd's index as the commit's
+ * encode built it (struct ckpt_snapshot), used instead of a scan of fd
+ * when it is complete.  Cannot fail: when the new file cannot be read
+ * back, the tree stays on the old one and stays dirty.  Call with the
+ * tree locked for writing. */
+void ckpt_tree_rebase(struct ckpt_tree *t, int fd, struct ckpt_file *built);
+
+/* True if a commit of t continues on the file it writes (a plain tree):
+ * then the commit's encode may build that file's index for it. */
+bool ckpt_tree_rebinds(const struct ckpt_tree *t);
 
 #endif /* CKPT_TREE_INTERNAL_H */

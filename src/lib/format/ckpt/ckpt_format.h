@@ -241,6 +241,49 @@ ckpt_err ckpt_params_finish(struct ckpt_scan *s);
 /* Frees the buffers of the assembly (not what was stored). */
 void ckpt_params_free(struct ckpt_scan *s);
 
+/* scan.c: copies name (len bytes, a NUL after them) into s->vname, the
+ * name of the record being parsed, which ckpt_params_take expects. */
+ckpt_err ckpt_scan_name(struct ckpt_scan *s, const char *name, size_t len);
+
+/* ---- the index of a file being written (reindex.c) ----------------------
+ *
+ * encode.c tells every record it emits; the records are assembled as the
+ * scan of the written file would assemble them (params.c), without
+ * reading a byte of it.  Whatever goes wrong (memory, a parameter the
+ * scan would refuse) stops the building, not the encode: the file is
+ * scanned after all. */
+struct ckpt_out_param; /* format.h */
+
+struct ckpt_reindex {
+	struct ckpt_file *f; /* being built; NULL: nothing (any more) */
+	struct ckpt_scan s;
+	struct ckpt_error err; /* why the building stopped */
+};
+
+/* Starts building f (a zeroed struct ckpt_file), or nothing if f is
+ * NULL. */
+void ckpt_reindex_start(struct ckpt_reindex *x, struct ckpt_file *f);
+
+/* A record of plain tensor p was emitted at offset off: hlen bytes of
+ * header written with tensor_type type and p's dims, then clen bytes of
+ * content. */
+void ckpt_reindex_slice(struct ckpt_reindex *x, const struct ckpt_out_param *p,
+			const char *type, uint64_t off, uint64_t hlen,
+			uint64_t clen);
+
+/* The records of parameter orig (contiguous in its file) were emitted as
+ * they are, from offset off on. */
+void ckpt_reindex_copied(struct ckpt_reindex *x, const struct ckpt_param *orig,
+			 uint64_t off);
+
+/* The stream ended at stream_size, followed by a crc_num trailer holding
+ * crc if has_crc: the index is built (and its format set), or freed. */
+void ckpt_reindex_end(struct ckpt_reindex *x, uint64_t stream_size,
+		      bool has_crc, uint32_t crc);
+
+/* The encode failed: what was built is freed. */
+void ckpt_reindex_drop(struct ckpt_reindex *x);
+
 /* ---- the scan (scan.c) ------------------------------------------------- */
 
 /* Scans f->fd (stream of f->stats.stream_size bytes) into f's index. */

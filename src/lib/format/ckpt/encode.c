@@ -13,6 +13,10 @@
  * [6] wraps the whole stream and is done by the commit's encrypted sink;
  * an encrypted checkpoint carries no trailer.
  *
+ * When the snapshot asks for it, every record emitted is also told to
+ * reindex.c, which builds the new file's index without reading it; the
+ * encode counts the bytes it emits for that (at).
+ *
  * Knows the tree only as the commit describes it (struct ckpt_snapshot);
  * takes no lock (the commit holds the tree's).  It must never write a
  * file itself: everything goes through the emitter, in file order.
@@ -22,6 +26,13 @@
 
 #include "format/ckpt/ckpt_format.h"
 #include "format/format.h"
+
+/* One encode: where it emits, how far it is, the index it builds. */
+struct enc {
+	struct ckpt_emitter *em;
+	uint64_t at; /* bytes emitted so far */
+	struct ckpt_reindex x;
+};
 
 /* The one-byte key of field f with wire type wt (every field we write). */
 #define KEY(f, wt) ((uint8_t)((f) << 3 | (wt)))
@@ -57,9 +68,9 @@ static size_t put_field(uint8_t *p, uint8_t key, uint64_t v)
 
 /* Emits the header of one record of a tensor slice: everything up to the
  * content bytes, which the caller emits (clen of them). */
-static ckpt_err put_header(struct ckpt_emitter *em,
-			   const struct ckpt_out_param *p, const char *type,
-			   uint64_t clen, struct ckpt_error *err)
+static ckpt_err put_header(struct enc *c, const struct ckpt_out_param *p,
+			   const char *type, uint64_t clen,
+			   struct ckpt_error *err)
 {
 	size_t tlen = strlen(type), dlen = 0, n = 0;
 	uint64_t tensor_len, value_len;
@@ -92,8 +103,11 @@ static ckpt_err put_header(struct ckpt_emitter *em,
 	n += tlen;
 	n += put_field(h + n, KEY(CKPT_FIELD_TENSOR_CONTENT, CKPT_WT_LEN),
 		       clen);
-	r = em->ops->bytes(em, h, n);
+	r = c->em->ops->bytes(c->em, h, n);
 	free(h);
+	if (!r)
+		ckpt_reindex_slice(&c->x, p, type, c->at, n, clen);
+	c->at += n;
 	return r;
 }
 
@@ -104,15 +118,19 @@ static bool copyable(const struct ckpt_out_param *p)
 }
 
 /* Emits the records of parameter p. */
-static ckpt_err put_param(struct ckpt_emitter *em, struct ckpt_out_param *p,
+static ckpt_err put_param(struct enc *c, struct ckpt_out_param *p,
 			  struct ckpt_error *err)
 {
+	struct ckpt_emitter *em = c->em;
 	uint64_t off = 0;
 	ckpt_err r;
 
-	if (copyable(p))
+	if (copyable(p)) {
+		ckpt_reindex_copied(&c->x, p->orig, c->at);
+		c->at += p->orig->rec_len;
 		return em->ops->range(em, p->orig_fd, p->orig->rec_off,
 				      p->orig->rec_len);
+	}
 	if (p->is_map)
 		return ckpt_fail(err, CKPT_ERR_UNSUPPORTED, 0,
 				 "map parameter '%s' is stored in separated "
@@ -132,11 +150,12 @@ static ckpt_err put_param(struct ckpt_emitter *em, struct ckpt_out_param *p,
 	do { /* slices of CKPT_SLICE_SIZE bytes; one (maybe empty) at least */
 		uint64_t n = p->size - off < CKPT_SLICE_SIZE ? p->size - off
 							     : CKPT_SLICE_SIZE;
-		r = put_header(em, p, ckpt_dtype_name(p->dtype), n, err);
+		r = put_header(c, p, ckpt_dtype_name(p->dtype), n, err);
 		if (!r)
 			r = em->ops->entry(em, p->entry, off, n);
 		if (r)
 			return r;
+		c->at += n;
 		off += n;
 	} while (off < p->size);
 	return CKPT_OK;
@@ -163,10 +182,12 @@ static ckpt_err put_trailer(struct ckpt_emitter *em, uint32_t crc)
 ckpt_err ckpt_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 		     struct ckpt_error *err)
 {
+	struct enc c = {.em = em};
 	struct ckpt_out_param p;
 	uint32_t crc = 0;
 	ckpt_err r = CKPT_OK;
 
+	ckpt_reindex_start(&c.x, s->index);
 	if (s->checksum) {
 		em->watch = crc_watch;
 		em->watch_ctx = &crc;
@@ -174,11 +195,15 @@ ckpt_err ckpt_encode(const struct ckpt_snapshot *s, struct ckpt_emitter *em,
 	for (size_t i = 0; i < s->count && !r; i++) {
 		r = s->param(s, i, &p, err);
 		if (!r && !p.skip)
-			r = put_param(em, &p, err);
+			r = put_param(&c, &p, err);
 	}
 	em->watch = NULL; /* the trailer is not part of its own CRC */
 	em->watch_ctx = NULL;
 	if (!r && s->checksum)
 		r = put_trailer(em, crc);
+	if (r)
+		ckpt_reindex_drop(&c.x);
+	else
+		ckpt_reindex_end(&c.x, c.at, s->checksum, crc);
 	return r;
 }

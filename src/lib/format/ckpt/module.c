@@ -48,5 +48,6 @@ const struct ckpt_format ckpt_format_ckpt = {
 	.holds = holds,
 	.verify_crc = ckpt_trailer_verify,
 	.scan = scan,
+	.encode_indexes = true,
 	.encode = ckpt_encode,
 };

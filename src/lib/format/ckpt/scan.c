@@ -255,6 +255,17 @@ static ckpt_err parse_map(struct ckpt_scan *s, uint64_t pos, uint64_t end,
 	return CKPT_OK;
 }
 
+ckpt_err ckpt_scan_name(struct ckpt_scan *s, const char *name, size_t len)
+{
+	ckpt_err e = strbuf_room(s, &s->vname, len + 1);
+
+	if (e)
+		return e;
+	memcpy(s->vname.p, name, len);
+	s->vname.p[len] = '\0';
+	return CKPT_OK;
+}
+
 /* Reads the tag (the parameter name) at *pos into s->vname. */
 static ckpt_err value_tag(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
 			  struct ckpt_rec_value *v)
@@ -265,11 +276,9 @@ static ckpt_err value_tag(struct ckpt_scan *s, uint64_t *pos, uint64_t end,
 
 	e = read_string(s, pos, end, CKPT_NAME_MAX, "tag", &str, &n);
 	if (!e)
-		e = strbuf_room(s, &s->vname, n + 1);
+		e = ckpt_scan_name(s, (const char *)str, n);
 	if (e)
 		return e;
-	memcpy(s->vname.p, str, n);
-	s->vname.p[n] = '\0';
 	v->name = s->vname.p;
 	v->name_len = n;
 	return CKPT_OK;
