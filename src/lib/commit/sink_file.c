@@ -10,7 +10,10 @@
  * checkpoint (FICLONE), sharing all its blocks; a range of the old file
  * emitted at its own offset is then already there and is skipped, and
  * everything else is written as above.  A write into a shared block is
- * copied on write by the file system, so the old file never changes.  A
+ * copied on write by the file system, so the old file never changes; the
+ * whole blocks a write covers are punched out of the clone first
+ * (unshare_blocks), since filling fresh blocks is about three times faster on
+ * XFS than copying shared ones on write.  A
  * range of the old file at another offset is copied in the kernel, which
  * shares the blocks when both offsets are as aligned to the block size
  * (its head and tail, up to the block boundaries, are copied apart); so
@@ -25,6 +28,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,6 +124,31 @@ static ckpt_err keep_range(struct file_sink *f, uint64_t pos, uint64_t len)
 	return CKPT_OK;
 }
 
+/* Before len bytes are written over the clone at the output's offset:
+ * the whole blocks they cover are punched out, so that the writes fill
+ * fresh blocks instead of copying shared ones on write (deleting the
+ * first parameter of a 4 GiB checkpoint on XFS: 7.9 s instead of 22 s,
+ * docs/performance.md).  The blocks at the ends, which also hold bytes
+ * kept or written before, stay.  A failure costs only the speed. */
+static void unshare_blocks(struct file_sink *f, uint64_t len)
+{
+	uint64_t off = f->s.off;
+	uint64_t start = (off + f->blk - 1) / f->blk * f->blk;
+	uint64_t end = (off + len) / f->blk * f->blk;
+
+	if (off < f->base_len && end > start)
+		(void)fallocate(f->s.c.fd,
+				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)start, (off_t)(end - start));
+}
+
+/* The bytes emitter of a clone: over unshared blocks. */
+static ckpt_err clone_bytes(struct ckpt_emitter *em, const void *buf, size_t n)
+{
+	unshare_blocks((struct file_sink *)ckpt_sink_of(em), n);
+	return file_bytes(em, buf, n);
+}
+
 /* The range emitter of a clone: skips what is already in place, copies
  * the rest with the whole blocks of a run that moved by whole blocks
  * apart from its ends, so that the kernel can share them: runs of the old
@@ -134,6 +163,7 @@ static ckpt_err clone_range(struct ckpt_emitter *em, int fd, uint64_t pos,
 
 	if (fd == f->base && pos == f->s.off && pos + len <= f->base_len)
 		return keep_range(f, pos, len);
+	unshare_blocks(f, len);
 	if (em->watch ||
 	    !ckpt_block_split(pos, f->s.off, len, f->blk, &head, &mid))
 		return file_range(em, fd, pos, len);
@@ -170,7 +200,7 @@ static const struct ckpt_sink_ops file_ops = {
 };
 
 static const struct ckpt_sink_ops clone_ops = {
-	.emit = {.bytes = file_bytes,
+	.emit = {.bytes = clone_bytes,
 		 .range = clone_range,
 		 .entry = ckpt_sink_walk},
 	.finish = file_finish,
