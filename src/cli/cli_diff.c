@@ -33,6 +33,7 @@ struct tensor_diff {
 	uint64_t count;	     /* elements (or bytes, when not numeric) */
 	uint64_t differ;     /* of them beyond the tolerances */
 	uint64_t nan_differ; /* of those, where exactly one side is NaN */
+	uint64_t nan_both;   /* ... where both are (without --equal-nan) */
 	long double max_abs, max_rel;
 	bool numeric;
 };
@@ -186,6 +187,8 @@ static void compare_element(const struct diff_run *r, struct tensor_diff *d,
 		d->differ++;
 		if (a_nan != b_nan)
 			d->nan_differ++;
+		else
+			d->nan_both++;
 		return;
 	}
 	if (ar == br && ai == bi) /* also equal infinities */
@@ -350,6 +353,9 @@ static void report_values(struct diff_run *r, const char *name,
 			json_object_set_new(
 				o, "nan_differ",
 				json_integer((json_int_t)d->nan_differ));
+			json_object_set_new(
+				o, "nan_both",
+				json_integer((json_int_t)d->nan_both));
 			json_object_set_new(o, "max_abs", json_num(d->max_abs));
 			json_object_set_new(o, "max_rel", json_num(d->max_rel));
 		}
@@ -361,12 +367,15 @@ static void report_values(struct diff_run *r, const char *name,
 	printf("values: %s: %llu of %llu %s differ", name,
 	       (unsigned long long)d->differ, (unsigned long long)d->count,
 	       d->numeric ? "elements" : "bytes");
-	if (d->numeric && d->differ > d->nan_differ)
+	if (d->numeric && d->differ > d->nan_differ + d->nan_both)
 		printf(", max abs %.9Lg, max rel %.9Lg", d->max_abs,
 		       d->max_rel);
 	if (d->nan_differ)
 		printf(", %llu where only one is NaN",
 		       (unsigned long long)d->nan_differ);
+	if (d->nan_both)
+		printf(", %llu where both are NaN (equal with --equal-nan)",
+		       (unsigned long long)d->nan_both);
 	printf(" (%s)\n", dt);
 }
 

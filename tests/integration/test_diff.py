@@ -165,6 +165,10 @@ class Diff(unittest.TestCase):
                                             [1, np.nan, -np.inf, np.inf, 0])])
         doc = self.diff_json(a, same)
         self.assertEqual(doc["differ"][0]["differ"], 1)  # NaN != NaN
+        self.assertEqual(doc["differ"][0]["nan_both"], 1)
+        out = self.diff(a, same, rc=1).outtext
+        self.assertIn("1 where both are NaN (equal with --equal-nan)", out)
+        self.assertNotIn("max abs", out)
         self.diff("--equal-nan", a, same, rc=0)  # and -0.0 == 0.0
         doc = self.diff_json("--equal-nan", "--atol", "1e30", a, other)
         d = doc["differ"][0]
