@@ -7,13 +7,18 @@ the differences computed again with numpy.isclose on the same arrays.
                values that differ (count, max abs, max rel)
   tolerances   --atol/--rtol as numpy.isclose(a, b, rtol, atol); NaN;
                --equal-nan; infinities
-  formats      a .ckpt and its safetensors conversion are the same
+  formats      a .ckpt and its safetensors conversion are the same; two
+               safetensors files (written by stref) differ as the same
+               tensors in .ckpt files do; encrypted A and B (cryptref),
+               each with its own key
   output       text lines, --json (the documented fields), --quiet,
                --param; exit 0 same, 1 different, 2 trouble
+  memory       the peak RSS comparing two 64 MiB files stays small
 """
 
 import json
 import os
+import subprocess
 import shutil
 import sys
 import tempfile
@@ -26,8 +31,11 @@ import common  # noqa: E402
 import mounting as M  # noqa: E402
 from wire import raw_record as record  # noqa: E402
 import ckref  # noqa: E402
+import cryptref  # noqa: E402
 import stref  # noqa: E402
 
+ST = {"Float32": "F32", "Float64": "F64", "Float16": "F16", "Int64": "I64",
+      "Int32": "I32", "UInt8": "U8", "Bool": "BOOL"}
 NP = {"Float32": "<f4", "Float64": "<f8", "Float16": "<f2", "Int64": "<i8",
       "Int32": "<i4", "UInt8": "u1", "Bool": "?", "Complex64": "<c8"}
 
@@ -183,6 +191,107 @@ class Diff(unittest.TestCase):
         self.assertTrue(stref.is_valid(st))
         self.diff(a, st, rc=0)
         self.diff(st, a, rc=0)
+
+    def without_names(self, doc):
+        """doc without the paths, its lists in name order (a safetensors
+        file holds its tensors in an order of its own)."""
+        out = {k: v for k, v in doc.items() if k not in ("a", "b")}
+        for k in ("only_in_a", "only_in_b"):
+            out[k] = sorted(out[k])
+        for k in ("changed", "differ"):
+            out[k] = sorted(out[k], key=lambda d: d["name"])
+        return out
+
+    def test_safetensors_pair(self):
+        """Two safetensors files differ as the same tensors in .ckpt
+        files do, and a .ckpt compares with a safetensors file."""
+        keep = [p for p in self.a if p["dtype"] in ST]
+        b_params = [p for p in self.edited() if p["dtype"] in ST]
+
+        def st(name, params):
+            p = self.path(name)
+            stref.write(p, [dict(q, dtype=ST[q["dtype"]]) for q in params])
+            self.assertTrue(stref.is_valid(p))
+            return p
+        sa, sb = st("a.safetensors", keep), st("b.safetensors", b_params)
+        ca, cb = self.write("a.ckpt", keep), self.write("b.ckpt", b_params)
+        want = self.without_names(self.diff_json(ca, cb))
+        self.assertFalse(want["same"])
+        self.assertEqual(self.without_names(self.diff_json(sa, sb)), want)
+        self.assertEqual(self.without_names(self.diff_json(ca, sb)), want)
+        self.diff(sa, ca, rc=0)
+
+    def test_quiet_when_different(self):
+        a = self.write("a.ckpt", self.a)
+        b = self.write("b.ckpt", self.edited())
+        res = self.diff("-q", a, b, rc=1)
+        self.assertEqual((res.out, res.err), (b"", b""))
+
+    def test_encrypted_sides(self):
+        """A and B encrypted with keys of their own compare as their
+        plaintexts do; a wrong key is trouble (2)."""
+        a = self.write("a.ckpt", self.a)
+        b = self.write("b.ckpt", self.edited())
+        want = self.without_names(self.diff_json(a, b))
+        opts = []
+        for side, path, mode, prefix in (("a", a, "AES-GCM", "--"),
+                                         ("b", b, "SM4-CBC", "--out-")):
+            key = os.urandom(16)
+            kf = self.path("key_" + side)
+            with open(kf, "wb") as f:
+                f.write(key)
+            with open(path, "rb") as f:
+                enc = cryptref.encrypt(f.read(), key, mode)
+            with open(self.path("enc_" + side + ".ckpt"), "wb") as f:
+                f.write(enc)
+            opts += [prefix + "enc-mode", mode, prefix + "keyfile", kf]
+        ea, eb = self.path("enc_a.ckpt"), self.path("enc_b.ckpt")
+        self.assertEqual(self.without_names(self.diff_json(*opts, ea, eb)),
+                         want)
+        res = self.diff(*opts[:4], ea, eb, rc=2)  # B with A's key
+        self.assertIn("enc_b.ckpt", res.errtext)
+
+    def peak_kib(self, a, b):
+        """The peak RSS (KiB) of ckpt diff a b, which must say 1.  A small
+        Python without numpy starts it and waits for it (the peak counts
+        the pages the child had before exec: those of that Python, not
+        of this process)."""
+        waiter = ("import os, sys\n"
+                  "pid = os.fork()\n"
+                  "if pid == 0:\n"
+                  "    fd = os.open(os.devnull, os.O_WRONLY)\n"
+                  "    os.dup2(fd, 1)\n"
+                  "    os.execv(sys.argv[1], sys.argv[1:])\n"
+                  "_, st, ru = os.wait4(pid, 0)\n"
+                  "print(os.waitstatus_to_exitcode(st), ru.ru_maxrss)\n")
+        out = subprocess.run([sys.executable, "-S", "-c", waiter,
+                              common.CKPT_BIN, "diff", a, b], check=True,
+                             capture_output=True, text=True).stdout
+        rc, kib = (int(x) for x in out.split())
+        self.assertEqual(rc, 1)
+        return kib
+
+    def test_constant_memory(self):
+        """Two 64 MiB checkpoints are compared in under 24 MiB, no more
+        than two of 8 KiB take (within 8 MiB)."""
+        def pair(name, n):
+            rng = np.random.default_rng(3)
+            a = self.write(name + "_a.ckpt",
+                           [param("p%d" % i, "Float32",
+                                  rng.normal(size=n).astype(np.float32))
+                            for i in range(16)])
+            b = self.path(name + "_b.ckpt")
+            shutil.copy(a, b)
+            with open(b, "r+b") as f:
+                f.seek(-4, os.SEEK_END)
+                f.write(b"\0\0\0\0")
+            return a, b
+        small, big = pair("small", 128), pair("big", 1 << 20)
+        base, peak = self.peak_kib(*small), self.peak_kib(*big)
+        self.assertLess(peak, 24 * 1024)
+        self.assertLess(peak - base, 8 * 1024,
+                        "ckpt diff of 2 x 64 MiB peaked at %d KiB, of "
+                        "2 x 8 KiB at %d KiB" % (peak, base))
 
     def test_param_and_usage(self):
         a = self.write("a.ckpt", self.a)

@@ -13,6 +13,10 @@
   refusals  Fortran order, objects (allow_pickle), '>f4', datetime64,
             plain data: EINVAL, the parameter unchanged after the commit,
             a new name not left behind; names without .npy refused
+  stand-ins np.load then np.save back of every dtype (Int4, Float8,
+            HiFloat8, str, ...; some headers written in pieces) keeps the
+            MindSpore dtype, shape and bytes; a refusal's reason is in the
+            daemon's log
   metadata  setfattr user.shape changes what np.load shows at once, also
             when the header grows (no stale size or page)
   rename    a.npy -> b.npy renames the parameter
@@ -200,6 +204,40 @@ class NpyMount(unittest.TestCase):
         self.assertNotIn("fresh", got)
         self.assertNotIn("a", got)
         self.assertEqual(got["b"].data, b"\x01\x02")
+
+    def test_stand_ins_saved_back(self):
+        """np.save of what np.load gives keeps the MindSpore dtype of
+        every stand-in (Int4, the Float8 types, HiFloat8, str, ...) and of
+        every other dtype, also with the header written in pieces; a
+        refusal is logged with its reason."""
+        path = os.path.join(self.tmp, "every.ckpt")
+        TN.every_dtype_ckpt(path)
+        m = M.mount(self, path, "-o", "npy", foreground=True)
+        files = [n for n in m.names()
+                 if n.endswith(".1.npy") or n.startswith("str%2F")]
+        self.assertGreater(len(files), 20)
+        for i, f in enumerate(files):
+            data = saved(np.load(os.path.join(m.mnt, f)))
+            fd = os.open(os.path.join(m.mnt, "copy_" + f),
+                         os.O_WRONLY | os.O_CREAT, 0o644)
+            try:  # every third in three writes: 10 bytes, the header, data
+                cuts = [0, 10, 64, len(data)] if i % 3 == 0 else \
+                    [0, len(data)]
+                for lo, hi in zip(cuts, cuts[1:]):
+                    os.write(fd, data[lo:hi])
+            finally:
+                os.close(fd)
+        self.refused(os.path.join(m.mnt, "fortran.npy"),
+                     saved(np.asfortranarray(np.ones((2, 3), "<f4"))))
+        r = m.ckpt_umount()
+        self.assertEqual(r.rc, 0, r.describe())
+        self.assertRegex(m.log_text(), "refused: .*[Ff]ortran")
+        got = ckref.load_dict(path)
+        for f in files:
+            name = f[:-len(".npy")].replace("%2F", "/")
+            a, b = got[name], got["copy_" + name]
+            self.assertEqual((b.dtype, b.shape, b.data),
+                             (a.dtype, a.shape, a.data), f)
 
     def test_setxattr_shape(self):
         path = self.make()
