@@ -195,7 +195,9 @@ static ckpt_err commit_dirty(struct ckpt_tree *t, struct ckpt_error *err)
 		r = check_entries(t, err);
 	if (r)
 		return r;
-	all.index = ckpt_tree_rebinds(t) ? ckpt_index_new() : NULL;
+	all.index = ckpt_tree_rebinds(t) && t->format->encode_indexes
+			    ? ckpt_index_new()
+			    : NULL;
 	fd = ckpt_out_create(t->tgt_pl.dirfd, t->tgt_pl.base, tmp, sizeof(tmp));
 	if (fd < 0) {
 		ckpt_close(all.index);

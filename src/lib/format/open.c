@@ -118,7 +118,7 @@ static ckpt_err open_scan(int fd, const char *label,
 	ckpt_err e;
 
 	*out = NULL;
-	f = calloc(1, sizeof(*f));
+	f = ckpt_index_new();
 	if (!f) {
 		close(fd);
 		return ckpt_fail(err, CKPT_ERR_NOMEM, 0, "out of memory");

@@ -238,7 +238,8 @@ ckpt_err ckpt_params_take(struct ckpt_scan *s, const struct ckpt_rec_value *v);
  * index with one ckpt_index_alloc block. */
 ckpt_err ckpt_params_finish(struct ckpt_scan *s);
 
-/* Frees the buffers of the assembly (not what was stored). */
+/* Frees the buffers of the assembly, s->vname included (not what was
+ * stored). */
 void ckpt_params_free(struct ckpt_scan *s);
 
 /* scan.c: copies name (len bytes, a NUL after them) into s->vname, the

@@ -219,6 +219,8 @@ void ckpt_params_free(struct ckpt_scan *s)
 	for (int i = 0; i < CKPT_MAP_NTENSORS; i++)
 		free(g->ext[i]);
 	free(g->name.p);
+	free(s->vname.p); /* the two swap their buffers (ckpt_params_take) */
+	s->vname.p = NULL;
 }
 
 /* A type string as stored: the static name when it is the canonical

@@ -37,8 +37,6 @@ void ckpt_reindex_start(struct ckpt_reindex *x, struct ckpt_file *f)
 static void finish(struct ckpt_reindex *x, bool failed)
 {
 	ckpt_params_free(&x->s);
-	free(x->s.vname.p);
-	x->s.vname.p = NULL;
 	if (failed) {
 		ckpt_index_free(x->f);
 		x->f = NULL;

@@ -430,7 +430,6 @@ ckpt_err ckpt_scan(struct ckpt_file *f, struct ckpt_error *err)
 	if (!e)
 		e = ckpt_params_finish(&s);
 	ckpt_params_free(&s);
-	free(s.vname.p);
 	free(s.r.buf);
 	if (!e)
 		e = ckpt_index_build(f, err);
